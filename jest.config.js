@@ -1,0 +1,34 @@
+// Three tiers by file name (unit: pure; int: real Postgres and NATS; e2e: several real processes).
+// Workspace packages resolve to their sources so the fast tier needs no build.
+const swc = [
+  '@swc/jest',
+  {
+    jsc: {
+      parser: { syntax: 'typescript', decorators: true },
+      transform: { legacyDecorator: true, decoratorMetadata: true },
+      target: 'es2022',
+      keepClassNames: true,
+    },
+    module: { type: 'es6' },
+  },
+];
+
+const base = {
+  rootDir: '.',
+  testEnvironment: 'node',
+  extensionsToTreatAsEsm: ['.ts'],
+  transform: { '^.+\\.ts$': swc },
+  moduleNameMapper: {
+    '^@changeover/([a-z-]+)$': '<rootDir>/libs/$1/src/index.ts',
+    '^(\\.{1,2}/.*)\\.js$': '$1',
+  },
+  testPathIgnorePatterns: ['/node_modules/', '/dist/'],
+};
+
+export default {
+  projects: [
+    { ...base, displayName: 'unit', testMatch: ['<rootDir>/**/src/**/*.unit.spec.ts'] },
+    { ...base, displayName: 'int', testMatch: ['<rootDir>/**/src/**/*.int.spec.ts'], testTimeout: 60_000 },
+    { ...base, displayName: 'e2e', testMatch: ['<rootDir>/**/src/**/*.e2e.spec.ts'], testTimeout: 180_000 },
+  ],
+};

@@ -1,0 +1,118 @@
+import { z } from 'zod';
+import { ClassId, GroupId, NodeId, RolloutId } from './ids.js';
+import { Characteristics, Digest, MAX, Name, PackageRef, ProcessorType, SelectedPackage, SemVer, SoftwareUpdate, Text, VersionRange } from './domain.js';
+import { Inventory, ProgressPhase, Verdict } from './node-protocol.js';
+import { RolloutPolicy } from './rollout-api.js';
+
+const Actor = z.string().min(1).max(MAX.name);
+
+export const Veto = z.strictObject({
+  nodeId: NodeId,
+  processId: z.string().max(MAX.name),
+  module: Name.optional(),
+  reason: z.string().max(MAX.name),
+  message: Text,
+  retryAfterMs: z.number().int().nonnegative().optional(),
+});
+export type Veto = z.infer<typeof Veto>;
+
+/** One group of nodes that receive the same selection (one message; a class broadcast when `classId`). */
+export const Assignment = z.strictObject({
+  selectionId: z.string().max(MAX.name),
+  packages: z.array(SelectedPackage).max(256),
+  nodes: z.array(NodeId).max(MAX.nodesPerMessage),
+  classId: ClassId.optional(),
+});
+export type Assignment = z.infer<typeof Assignment>;
+
+export const Discrepancy = z.strictObject({
+  kind: z.enum(['PACKAGE_REQUIREMENT', 'MODULE_DEPENDENCY', 'API_UNPROVIDED']),
+  nodeId: NodeId,
+  package: z.string().max(MAX.name),
+  /** The missing package range, module or API. */
+  missing: z.string().max(MAX.name),
+  message: Text,
+});
+export type Discrepancy = z.infer<typeof Discrepancy>;
+
+/** Every domain event: type → data schema. The type's prefix is its aggregate. */
+export const EVENT_SCHEMAS = {
+  // rollout aggregate (stream rollout-<id>)
+  'rollout.created': z.strictObject({
+    rolloutId: RolloutId,
+    update: SoftwareUpdate,
+    policy: RolloutPolicy,
+    assignments: z.array(Assignment).max(100_000),
+    unsupported: z.array(z.strictObject({ nodeId: NodeId, package: z.string().max(MAX.name), processorType: ProcessorType })).default([]),
+    createdBy: Actor,
+    at: z.string(),
+  }),
+  'rollout.proposed': z.strictObject({ rolloutId: RolloutId, attempt: z.number().int().nonnegative(), nodes: z.number().int().nonnegative(), dryRun: z.boolean().default(false), at: z.string() }),
+  'rollout.vote-recorded': z.strictObject({ rolloutId: RolloutId, attempt: z.number().int().nonnegative(), nodeId: NodeId, decision: z.enum(['accept', 'veto']), verdicts: z.array(Verdict).max(MAX.list), at: z.string() }),
+  'rollout.node-unreachable': z.strictObject({ rolloutId: RolloutId, attempt: z.number().int().nonnegative(), nodeIds: z.array(NodeId), treatedAs: z.enum(['veto', 'defer', 'exclude']), at: z.string() }),
+  'rollout.blocked': z.strictObject({ rolloutId: RolloutId, attempt: z.number().int().nonnegative(), vetoes: z.array(Veto).max(MAX.list * 10), at: z.string() }),
+  'rollout.forced': z.strictObject({ rolloutId: RolloutId, by: Actor, reason: Text, nodes: z.array(NodeId).optional(), at: z.string() }),
+  'rollout.revote-requested': z.strictObject({ rolloutId: RolloutId, by: Actor, reason: Text, attempt: z.number().int().nonnegative(), at: z.string() }),
+  'rollout.accepted': z.strictObject({ rolloutId: RolloutId, attempt: z.number().int().nonnegative(), nodes: z.number().int().nonnegative(), excluded: z.array(NodeId).default([]), at: z.string() }),
+  'rollout.wave-started': z.strictObject({ rolloutId: RolloutId, wave: z.number().int().nonnegative(), nodes: z.array(NodeId), at: z.string() }),
+  'rollout.node-progressed': z.strictObject({ rolloutId: RolloutId, nodeId: NodeId, phase: ProgressPhase, bytesFetched: z.number().int().nonnegative().optional(), at: z.string() }),
+  'rollout.node-completed': z.strictObject({ rolloutId: RolloutId, nodeId: NodeId, inventory: Inventory, bytesFetched: z.number().int().nonnegative().default(0), at: z.string() }),
+  'rollout.node-failed': z.strictObject({ rolloutId: RolloutId, nodeId: NodeId, code: z.string().max(MAX.name), message: Text, at: z.string() }),
+  'rollout.paused': z.strictObject({ rolloutId: RolloutId, reason: Text, failed: z.number().int().nonnegative(), committed: z.number().int().nonnegative(), at: z.string() }),
+  'rollout.resumed': z.strictObject({ rolloutId: RolloutId, by: Actor, at: z.string() }),
+  'rollout.aborted': z.strictObject({ rolloutId: RolloutId, reason: Text, at: z.string() }),
+  'rollout.cancelled': z.strictObject({ rolloutId: RolloutId, by: Actor, reason: Text, at: z.string() }),
+  'rollout.regress-requested': z.strictObject({ rolloutId: RolloutId, by: Actor, nodes: z.array(NodeId), to: z.string().max(MAX.name), reason: Text, at: z.string() }),
+  'rollout.node-regressed': z.strictObject({ rolloutId: RolloutId, nodeId: NodeId, at: z.string() }),
+  'rollout.dependency-discrepancy': z.strictObject({ rolloutId: RolloutId, discrepancy: Discrepancy, at: z.string() }),
+  'rollout.verified': z.strictObject({ rolloutId: RolloutId, nodes: z.number().int().nonnegative(), discrepancies: z.number().int().nonnegative(), at: z.string() }),
+  'rollout.completed': z.strictObject({ rolloutId: RolloutId, nodes: z.number().int().nonnegative(), failed: z.number().int().nonnegative(), at: z.string() }),
+  'rollout.failed': z.strictObject({ rolloutId: RolloutId, reason: Text, at: z.string() }),
+
+  // registry aggregates
+  'package.published': z.strictObject({ package: PackageRef, digests: z.array(Digest), signedBy: z.string().max(MAX.name).nullable(), signatureVerdict: z.enum(['valid', 'unsigned', 'not-checked']), at: z.string() }),
+  'package.pruned': z.strictObject({ package: PackageRef, at: z.string() }),
+  'node.enrolled': z.strictObject({ nodeId: NodeId, classId: ClassId, processorType: ProcessorType, characteristics: Characteristics, at: z.string() }),
+  'node.went-stale': z.strictObject({ nodeId: NodeId, lastHeartbeatAt: z.string(), at: z.string() }),
+  'node.became-active': z.strictObject({ nodeId: NodeId, at: z.string() }),
+  'node.inventory-changed': z.strictObject({ nodeId: NodeId, inventoryDigest: Digest, packages: z.array(z.string().max(MAX.name)), at: z.string() }),
+  'node.decommissioned': z.strictObject({ nodeId: NodeId, by: Actor, at: z.string() }),
+  'class.configuration-changed': z.strictObject({ classId: ClassId, packages: z.array(PackageRef), by: Actor, at: z.string() }),
+
+  // cluster aggregate (stream cluster)
+  'cluster-version.adjust-requested': z.strictObject({ adjustmentId: z.string().max(MAX.name), version: z.number().int().positive(), by: Actor, groups: z.array(GroupId), at: z.string() }),
+  'cluster-version.adjust-refused': z.strictObject({
+    version: z.number().int().positive(),
+    by: Actor,
+    blockers: z.array(z.strictObject({ code: z.enum(['NODE_NOT_ACTIVE', 'GROUP_PARTITIONED', 'NODE_INCAPABLE']), nodeId: NodeId.optional(), groupId: GroupId.optional(), range: VersionRange.optional(), members: z.array(z.string()).optional(), message: Text })),
+    at: z.string(),
+  }),
+  'cluster-version.member-acknowledged': z.strictObject({ adjustmentId: z.string().max(MAX.name), groupId: GroupId, memberId: z.string().max(MAX.name), at: z.string() }),
+  'cluster-version.adjusted': z.strictObject({ adjustmentId: z.string().max(MAX.name), version: z.number().int().positive(), groups: z.number().int().nonnegative(), at: z.string() }),
+  'agent.upgraded': z.strictObject({ nodeId: NodeId, from: SemVer, to: SemVer, at: z.string() }),
+} as const;
+
+export type EventType = keyof typeof EVENT_SCHEMAS;
+export type EventData<T extends EventType> = z.infer<(typeof EVENT_SCHEMAS)[T]>;
+export type DomainEvent = { [T in EventType]: { type: T; data: EventData<T> } }[EventType];
+export const EVENT_TYPES = Object.keys(EVENT_SCHEMAS) as EventType[];
+
+export function isEventType(type: string): type is EventType {
+  return Object.hasOwn(EVENT_SCHEMAS, type);
+}
+
+/** `rollout.vote-recorded` → `rollout`. */
+export const eventAggregate = (type: string) => type.slice(0, type.indexOf('.'));
+
+/** Severity used by notification filters. */
+export const EVENT_SEVERITY: Partial<Record<EventType, 'info' | 'warning' | 'critical'>> = {
+  'rollout.blocked': 'warning',
+  'rollout.dependency-discrepancy': 'warning',
+  'rollout.paused': 'warning',
+  'rollout.node-failed': 'warning',
+  'rollout.failed': 'critical',
+  'rollout.aborted': 'critical',
+  'cluster-version.adjust-refused': 'warning',
+  'node.went-stale': 'warning',
+};
+export const severityOf = (type: string) => (isEventType(type) ? (EVENT_SEVERITY[type] ?? 'info') : 'info');

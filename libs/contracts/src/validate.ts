@@ -1,0 +1,35 @@
+import { z } from 'zod';
+import { ChangeoverError } from './errors.js';
+
+function describe(issues: readonly z.core.$ZodIssue[]): string {
+  return issues
+    .slice(0, 5)
+    .map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`)
+    .join('; ');
+}
+
+/** Parses `data` with `schema` or throws a VALIDATION_FAILED error whose message names each bad field. */
+export function parse<S extends z.ZodType>(schema: S, data: unknown, what = 'message'): z.infer<S> {
+  const result = schema.safeParse(data);
+  if (result.success) return result.data;
+  throw new ChangeoverError('VALIDATION_FAILED', `invalid ${what}: ${describe(result.error.issues)}`, {
+    issues: result.error.issues.slice(0, 20).map((i) => ({ path: i.path.map(String), message: i.message, code: i.code })),
+  });
+}
+
+/** Decodes a JSON wire payload (bytes or text) and validates it. */
+export function decode<S extends z.ZodType>(schema: S, payload: Uint8Array | string, what = 'message'): z.infer<S> {
+  let json: unknown;
+  try {
+    json = JSON.parse(typeof payload === 'string' ? payload : new TextDecoder().decode(payload));
+  } catch {
+    throw new ChangeoverError('VALIDATION_FAILED', `invalid ${what}: not JSON`);
+  }
+  return parse(schema, json, what);
+}
+
+const encoder = new TextEncoder();
+/** Encodes a value as a JSON wire payload. */
+export function encode(value: unknown): Uint8Array {
+  return encoder.encode(JSON.stringify(value));
+}
