@@ -8,3 +8,4 @@ export * from './groups.js';
 export * from './rollout-api.js';
 export * from './events.js';
 export * from './cloudevents.js';
+export * from './registry-api.js';
