@@ -9,3 +9,4 @@ export * from './rollout-api.js';
 export * from './events.js';
 export * from './cloudevents.js';
 export * from './registry-api.js';
+export * from './notifications.js';
