@@ -10,3 +10,4 @@ export * from './events.js';
 export * from './cloudevents.js';
 export * from './registry-api.js';
 export * from './notifications.js';
+export * from './signing.js';

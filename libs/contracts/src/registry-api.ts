@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Characteristics, MAX, Name, PackageRef, ProcessorType, SelectedPackage, SignedPackage, SoftwareUpdate, VersionRange } from './domain.js';
+import { Characteristics, Digest, MAX, Name, PackageRef, ProcessorType, SelectedPackage, SemVer, SignedPackage, SoftwareUpdate, VersionRange } from './domain.js';
 import { ClassId, NodeId } from './ids.js';
 import { Inventory } from './node-protocol.js';
 
@@ -68,6 +68,57 @@ export const ClassConfiguration = z.strictObject({ classId: ClassId, packages: z
 export type ClassConfiguration = z.infer<typeof ClassConfiguration>;
 
 export const PackageName = Name;
+
+/** How the registry judged a package's signature when it was published. */
+export const SignatureVerdict = z.enum(['valid', 'unsigned', 'not-checked']);
+export type SignatureVerdict = z.infer<typeof SignatureVerdict>;
+
+/**
+ * changeover.registry.publish-package (and REST POST /packages) — a signed manifest plus the blobs
+ * not yet uploaded (digest → base64). Blobs already stored (REST PUT /blobs/:digest) may be omitted.
+ */
+export const PublishPackageRequest = z.strictObject({
+  package: SignedPackage,
+  blobs: z.record(Digest, z.base64()).default({}),
+});
+export type PublishPackageRequest = z.infer<typeof PublishPackageRequest>;
+
+export const PublishPackageReply = z.strictObject({
+  package: PackageRef,
+  /** false when the same name@version with the same content was already stored (a no-op). */
+  created: z.boolean(),
+  contentHash: Digest,
+  signatureVerdict: SignatureVerdict,
+  signedBy: z.string().max(MAX.name).nullable(),
+});
+export type PublishPackageReply = z.infer<typeof PublishPackageReply>;
+
+/** One stored package version as listed. */
+export const PackageSummary = z.strictObject({
+  name: Name,
+  version: SemVer,
+  description: z.string().max(MAX.text),
+  contentHash: Digest,
+  signatureVerdict: SignatureVerdict,
+  signedBy: z.string().max(MAX.name).nullable(),
+  modules: z.number().int().nonnegative(),
+  createdAt: z.string(),
+});
+export type PackageSummary = z.infer<typeof PackageSummary>;
+
+/** changeover.registry.list-packages — every stored version, newest first per name. */
+export const ListPackagesRequest = z.strictObject({ name: Name.optional(), limit: z.number().int().positive().max(10_000).default(1000) });
+export const ListPackagesReply = z.strictObject({ packages: z.array(PackageSummary) });
+
+/** changeover.registry.import-image over NATS: the .tar.gz as base64. */
+export const ImportImageRequest = z.strictObject({ imageBase64: z.base64().min(1) });
+
+export const GetClassRequest = z.strictObject({ classId: ClassId });
+/** changeover.registry.set-class — replaces a class's desired packages. */
+export const SetClassRequest = ClassConfiguration.extend({ by: z.string().min(1).max(MAX.name).default('system') });
+export type SetClassRequest = z.infer<typeof SetClassRequest>;
+export const ClassRecord = ClassConfiguration.extend({ nodes: z.number().int().nonnegative(), updatedAt: z.string() });
+export type ClassRecord = z.infer<typeof ClassRecord>;
 
 /** The reply envelope of every request/reply subject. */
 export const rpcReply = <S extends z.ZodType>(result: S) =>
