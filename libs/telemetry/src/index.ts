@@ -1,1 +1,9 @@
-export {};
+export * from './tracing/trace-context.js';
+export * from './tracing/nats-propagation.js';
+export * from './logging/logger.js';
+export * from './metrics/registry.js';
+export * from './metrics/changeover-metrics.js';
+export * from './metrics/metrics-server.js';
+export * from './sdk/telemetry-config.js';
+export * from './sdk/start-telemetry.js';
+export * from './testing/test-tracing.js';

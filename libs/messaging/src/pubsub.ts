@@ -1,0 +1,135 @@
+import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { z } from 'zod';
+import { ChangeoverError, decode, encode, parse } from '@changeover/contracts';
+import { createLogger, extractTraceContext, injectTraceHeaders, SpanKind, withSpan, type Logger } from '@changeover/telemetry';
+import { assertConnection, assertSchema, assertSubject, InFlight } from './guards.js';
+import { fromNatsError } from './nats-errors.js';
+import { RejectionCounter } from './rejections.js';
+
+export interface PublishOptions {
+  headers?: MsgHdrs;
+  /** Validates the body before it is sent (wire types only). */
+  schema?: z.ZodType;
+}
+
+/** Publishes a JSON message with the active trace context in its headers (fire-and-forget). */
+export function publish(nc: NatsConnection, subject: string, body: unknown, opts: PublishOptions = {}): void {
+  assertConnection(nc);
+  assertSubject(subject);
+  if (opts.schema !== undefined) {
+    assertSchema(opts.schema, 'schema');
+    parse(opts.schema, body, `message for ${subject}`);
+  }
+  try {
+    nc.publish(subject, encode(body), { headers: injectTraceHeaders(opts.headers) });
+  } catch (err) {
+    throw fromNatsError(err, subject);
+  }
+}
+
+export interface MessageContext {
+  subject: string;
+  headers?: MsgHdrs;
+  /** Set when the sender asked for an answer. */
+  reply?: string;
+}
+
+export interface SubscribeValidatedOptions {
+  /** Called for each rejected message (after it is counted); its errors are ignored. */
+  onInvalid?: (error: ChangeoverError, ctx: MessageContext & { data: Uint8Array }) => void;
+  /** Queue group (default: none, every subscriber gets every message). */
+  queue?: string;
+  logger?: Logger;
+}
+
+export interface ValidatedSubscription {
+  subject: string;
+  subscription: Subscription;
+  rejections: RejectionCounter;
+  /** Handler failures (thrown or rejected) so far. */
+  readonly failures: number;
+  /** Stops taking messages and waits for the ones in flight. */
+  stop(): Promise<void>;
+}
+
+let defaultLogger: Logger | undefined;
+const messagingLogger = () => (defaultLogger ??= createLogger('messaging'));
+
+/**
+ * Subscribes to a fire-and-forget subject (agent reports, node commands): every message is validated
+ * with `schema`; invalid ones are counted and passed to `onInvalid`; the handler runs inside a
+ * consumer span continuing the sender's trace, and its errors are logged, never thrown out.
+ */
+export function subscribeValidated<S extends z.ZodType>(
+  nc: NatsConnection,
+  subject: string,
+  schema: S,
+  handler: (msg: z.infer<S>, ctx: MessageContext) => void | Promise<void>,
+  opts: SubscribeValidatedOptions = {},
+): ValidatedSubscription {
+  assertConnection(nc);
+  assertSubject(subject, { wildcards: true });
+  assertSchema(schema, 'schema');
+  if (typeof handler !== 'function') throw new ChangeoverError('VALIDATION_FAILED', 'subscribeValidated needs a handler function');
+  if (opts.onInvalid !== undefined && typeof opts.onInvalid !== 'function') throw new ChangeoverError('VALIDATION_FAILED', 'onInvalid must be a function');
+  if (opts.queue !== undefined) assertSubject(opts.queue, { what: 'queue group' });
+  const log = opts.logger ?? messagingLogger();
+  const rejections = new RejectionCounter();
+  const inFlight = new InFlight();
+  let failures = 0;
+
+  const handle = async (msg: Msg): Promise<void> => {
+    const ctx: MessageContext = { subject: msg.subject, headers: msg.headers, ...(msg.reply ? { reply: msg.reply } : {}) };
+    let value: z.infer<S>;
+    try {
+      value = decode(schema, msg.data, `message on ${msg.subject}`);
+    } catch (err) {
+      const e = err instanceof ChangeoverError ? err : new ChangeoverError('VALIDATION_FAILED', `invalid message on ${msg.subject}`);
+      rejections.count(msg.subject, e.code);
+      log.warn({ subject: msg.subject, code: e.code, reason: e.message }, 'message rejected');
+      try {
+        opts.onInvalid?.(e, { ...ctx, data: msg.data });
+      } catch (cbErr) {
+        log.error({ err: cbErr, subject: msg.subject }, 'onInvalid callback failed');
+      }
+      return;
+    }
+    let parent;
+    try {
+      parent = extractTraceContext(msg.headers);
+    } catch {
+      parent = undefined;
+    }
+    try {
+      await withSpan(`receive ${msg.subject}`, () => handler(value, ctx), {
+        parent,
+        kind: SpanKind.CONSUMER,
+        attributes: { 'messaging.system': 'nats', 'messaging.destination.name': msg.subject, 'messaging.operation.type': 'process' },
+      });
+    } catch (err) {
+      failures += 1;
+      log.error({ err, subject: msg.subject }, 'message handler failed');
+    }
+  };
+
+  const subscription = nc.subscribe(subject, {
+    ...(opts.queue ? { queue: opts.queue } : {}),
+    callback: (err, msg) => {
+      if (err) return void log.error({ err, subject }, 'subscription error');
+      inFlight.track(handle(msg));
+    },
+  });
+
+  return {
+    subject,
+    subscription,
+    rejections,
+    get failures() {
+      return failures;
+    },
+    async stop() {
+      if (!subscription.isClosed()) await subscription.drain().catch(() => undefined);
+      await inFlight.settled();
+    },
+  };
+}

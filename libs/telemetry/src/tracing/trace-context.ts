@@ -1,0 +1,67 @@
+import { context, ROOT_CONTEXT, createContextKey, trace, SpanKind, SpanStatusCode, isSpanContextValid, type Attributes, type Context, type Span, type SpanContext, type Tracer } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { ChangeoverError } from '@changeover/contracts';
+
+export { SpanKind };
+export type { Attributes, Context, Span, SpanContext };
+
+const PROBE = createContextKey('changeover.context-probe');
+
+/**
+ * Makes sure an async-local context manager is registered, so active spans follow awaits even when
+ * no SDK exports traces (trace ids still reach the logs and the next hop). Safe to call many times.
+ */
+export function ensureContextManager(): void {
+  const works = context.with(ROOT_CONTEXT.setValue(PROBE, true), () => context.active().getValue(PROBE) === true);
+  if (works) return;
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+}
+
+/** The tracer every Changeover part uses (one instrumentation scope per part). */
+export function tracer(name = 'changeover'): Tracer {
+  if (typeof name !== 'string' || name.length === 0 || name.length > 128) throw new ChangeoverError('VALIDATION_FAILED', 'tracer name must be a non-empty string of at most 128 characters');
+  return trace.getTracer(name);
+}
+
+export interface WithSpanOptions {
+  /** Parent: a context (e.g. extracted from message headers) or a span context; defaults to the active context. */
+  parent?: Context | SpanContext;
+  attributes?: Attributes;
+  kind?: SpanKind;
+  tracerName?: string;
+}
+
+function isSpanContext(v: Context | SpanContext): v is SpanContext {
+  return typeof (v as SpanContext).traceId === 'string' && typeof (v as SpanContext).spanId === 'string';
+}
+
+/** Runs `fn` inside a new active span; records the error (and its ChangeoverError code) and ends the span either way. */
+export async function withSpan<T>(name: string, fn: (span: Span) => T | Promise<T>, opts: WithSpanOptions = {}): Promise<T> {
+  if (typeof name !== 'string' || name.length === 0 || name.length > 256) throw new ChangeoverError('VALIDATION_FAILED', 'span name must be a non-empty string of at most 256 characters');
+  if (typeof fn !== 'function') throw new ChangeoverError('VALIDATION_FAILED', 'withSpan needs a function to run');
+  ensureContextManager();
+  const parent = opts.parent === undefined ? context.active() : isSpanContext(opts.parent) ? trace.setSpanContext(context.active(), opts.parent) : opts.parent;
+  const span = tracer(opts.tracerName).startSpan(name, { kind: opts.kind ?? SpanKind.INTERNAL, attributes: opts.attributes }, parent);
+  try {
+    return await context.with(trace.setSpan(parent, span), () => fn(span));
+  } catch (err) {
+    recordError(span, err);
+    throw err;
+  } finally {
+    span.end();
+  }
+}
+
+/** Marks a span failed with the error; ChangeoverErrors also carry their code. */
+export function recordError(span: Span, err: unknown): void {
+  if (err instanceof ChangeoverError) span.setAttribute('changeover.error.code', err.code);
+  if (err instanceof Error) span.recordException(err);
+  span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message.slice(0, 512) : String(err).slice(0, 512) });
+}
+
+/** The active trace and span ids, if a valid span is active. */
+export function currentTraceIds(ctx: Context = context.active()): { traceId: string; spanId: string } | undefined {
+  const sc = trace.getSpanContext(ctx);
+  if (!sc || !isSpanContextValid(sc)) return undefined;
+  return { traceId: sc.traceId, spanId: sc.spanId };
+}
