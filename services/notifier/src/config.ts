@@ -1,0 +1,49 @@
+import { z } from 'zod';
+import { ChangeoverError, CreateSubscriptionRequest, parse } from '@changeover/contracts';
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/** Optional JSON for subscriptions that exist from start-up (one object or an array), e.g. a Slack channel. */
+const DefaultSubscriptions = z
+  .string()
+  .optional()
+  .transform((text, ctx) => {
+    if (!text || !text.trim()) return [];
+    try {
+      const json: unknown = JSON.parse(text);
+      return Array.isArray(json) ? json : [json];
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'must be JSON' });
+      return z.NEVER;
+    }
+  })
+  .pipe(z.array(CreateSubscriptionRequest).max(32));
+
+/** Every environment variable the notifier reads, each with its default (see README). */
+export const NotifierConfig = z.object({
+  DATABASE_URL: z.string().min(1),
+  NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222'),
+  NOTIFIER_HTTP_PORT: int(0, 65535).default(7103),
+  NOTIFIER_CONSUMER_NAME: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).default('notifier'),
+  NOTIFIER_MAX_ATTEMPTS: int(1, 100).default(8),
+  NOTIFIER_BACKOFF_BASE_MS: int(1, 3_600_000).default(1000),
+  NOTIFIER_BACKOFF_MAX_MS: int(1, 86_400_000).default(300_000),
+  NOTIFIER_HTTP_TIMEOUT_MS: int(10, 600_000).default(10_000),
+  NOTIFIER_CONCURRENCY: int(1, 256).default(16),
+  NOTIFIER_POLL_INTERVAL_MS: int(5, 60_000).default(500),
+  SMTP_URL: z.string().regex(/^smtps?:\/\//, 'must be smtp:// or smtps://').optional(),
+  SMTP_FROM: z.string().min(3).default('changeover@localhost'),
+  NOTIFIER_DEFAULT_SUBSCRIPTIONS: DefaultSubscriptions,
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+});
+export type NotifierConfig = z.infer<typeof NotifierConfig>;
+export type NotifierConfigInput = z.input<typeof NotifierConfig>;
+
+/** Validates the environment once; a bad value stops start-up with a message naming the variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): NotifierConfig {
+  const config = parse(NotifierConfig, env, 'notifier configuration');
+  if (config.NOTIFIER_BACKOFF_MAX_MS < config.NOTIFIER_BACKOFF_BASE_MS) {
+    throw new ChangeoverError('VALIDATION_FAILED', 'invalid notifier configuration: NOTIFIER_BACKOFF_MAX_MS must be >= NOTIFIER_BACKOFF_BASE_MS');
+  }
+  return config;
+}
