@@ -1,0 +1,285 @@
+import { ChangeoverError, type Assignment, type ProgressReport, type RolloutPolicy, type SoftwareUpdate, type VoteReport } from '@changeover/contracts';
+import { checkDependencies } from '../dependency-check/dependency-check.js';
+import { tally } from '../voting/vote-tally.js';
+import { nextWave, waveSucceeded } from '../waves/wave-plan.js';
+import { ev, type RolloutEvent } from './rollout.events.js';
+import { isDrained, isTerminal, vetoesOf, type ActiveState, type NodePhase, type RolloutState } from './rollout.state.js';
+
+export type RegressTarget = { kind: 'previous' } | { kind: 'version'; package: string; version: string };
+
+/** Everything that can be asked of a rollout. Time is an input. */
+export type RolloutCommand =
+  | {
+      type: 'Create';
+      now: Date;
+      rolloutId: string;
+      update: SoftwareUpdate;
+      policy: RolloutPolicy;
+      assignments: Assignment[];
+      unsupported: { nodeId: string; package: string; processorType: 'x86_64' | 'arm64' | 'any' }[];
+      createdBy: string;
+    }
+  | { type: 'RecordVote'; now: Date; report: VoteReport }
+  | { type: 'VoteTimeout'; now: Date; attempt: number }
+  | { type: 'Force'; now: Date; by: string; reason: string; nodes?: string[] }
+  | { type: 'Revote'; now: Date; by: string; reason: string }
+  | { type: 'Cancel'; now: Date; by: string; reason: string }
+  | { type: 'RecordProgress'; now: Date; report: ProgressReport }
+  | { type: 'WaveTimeout'; now: Date; wave: number }
+  | { type: 'Resume'; now: Date; by: string }
+  | { type: 'Verify'; now: Date }
+  | { type: 'Regress'; now: Date; by: string; nodes?: string[]; to: RegressTarget; reason: string };
+
+export type Decision = RolloutEvent[] | ChangeoverError;
+
+const iso = (d: Date) => d.toISOString();
+const invalidState = (s: RolloutState, what: string) => new ChangeoverError('INVALID_STATE', `cannot ${what}: the rollout is ${s.status}`, { status: s.status });
+
+/** decide(command, state) → the events that happen, or a typed error. Pure; never reads the clock. */
+export function decide(command: RolloutCommand, state: RolloutState): Decision {
+  if (command.type === 'Create') return create(command, state);
+  if (state.status === 'initial') return new ChangeoverError('NOT_FOUND', 'no such rollout');
+  switch (command.type) {
+    case 'RecordVote':
+      return recordVote(command, state);
+    case 'VoteTimeout':
+      return voteTimeout(command, state);
+    case 'Force':
+      return force(command, state);
+    case 'Revote': {
+      if (state.status !== 'blocked') return invalidState(state, 'ask for a re-vote');
+      const attempt = state.attempt + 1;
+      const at = iso(command.now);
+      return [
+        ev('rollout.revote-requested', { rolloutId: state.rolloutId, by: command.by, reason: command.reason, attempt, at }),
+        ev('rollout.proposed', { rolloutId: state.rolloutId, attempt, nodes: state.nodes.size, dryRun: false, at }),
+      ];
+    }
+    case 'Cancel':
+      if (isTerminal(state)) return invalidState(state, 'cancel');
+      return [ev('rollout.cancelled', { rolloutId: state.rolloutId, by: command.by, reason: command.reason, at: iso(command.now) })];
+    case 'RecordProgress':
+      return recordProgress(command, state);
+    case 'WaveTimeout':
+      return waveTimeout(command, state);
+    case 'Resume': {
+      if (state.status !== 'paused') return invalidState(state, 'resume');
+      const resumed = ev('rollout.resumed', { rolloutId: state.rolloutId, by: command.by, at: iso(command.now) });
+      const nodes = state.counts.committing === 0 ? nextWave({ ...state }) : [];
+      return nodes.length ? [resumed, ev('rollout.wave-started', { rolloutId: state.rolloutId, wave: state.waves.length, nodes, at: iso(command.now) })] : [resumed];
+    }
+    case 'Verify':
+      return verify(command, state);
+    case 'Regress':
+      return regress(command, state);
+    default: {
+      const never: never = command;
+      return never;
+    }
+  }
+}
+
+function create(c: Extract<RolloutCommand, { type: 'Create' }>, state: RolloutState): Decision {
+  if (state.status !== 'initial') {
+    // A client retrying a create with its own id gets the same rollout, not a second one.
+    return state.createdBy === c.createdBy && JSON.stringify(state.update) === JSON.stringify(c.update) ? [] : new ChangeoverError('CONFLICT', `rollout ${c.rolloutId} already exists`);
+  }
+  const nodes = c.assignments.reduce((n, a) => n + a.nodes.length, 0);
+  if (nodes === 0) return new ChangeoverError('VALIDATION_FAILED', 'the update targets no node');
+  const at = iso(c.now);
+  return [
+    ev('rollout.created', { rolloutId: c.rolloutId, update: c.update, policy: c.policy, assignments: c.assignments, unsupported: c.unsupported, createdBy: c.createdBy, at }),
+    ev('rollout.proposed', { rolloutId: c.rolloutId, attempt: 0, nodes, dryRun: false, at }),
+  ];
+}
+
+/** Checks a report is about this rollout and one of its nodes. */
+function checkReport(state: ActiveState, report: { rolloutId: string; nodeId: string }): ChangeoverError | null {
+  if (report.rolloutId !== state.rolloutId) return new ChangeoverError('VALIDATION_FAILED', `report is for rollout ${report.rolloutId}, not ${state.rolloutId}`);
+  if (!state.nodes.has(report.nodeId)) return new ChangeoverError('NOT_IN_ROLLOUT', `node ${report.nodeId} is not in rollout ${state.rolloutId}`, { nodeId: report.nodeId });
+  return null;
+}
+
+function recordVote(c: Extract<RolloutCommand, { type: 'RecordVote' }>, state: ActiveState): Decision {
+  const bad = checkReport(state, c.report);
+  if (bad) return bad;
+  const r = c.report;
+  if (r.dryRun || r.attempt !== state.attempt) return [];
+  const phase = state.nodes.get(r.nodeId)!.phase;
+  const at = iso(c.now);
+  const recorded = ev('rollout.vote-recorded', { rolloutId: state.rolloutId, attempt: r.attempt, nodeId: r.nodeId, decision: r.decision, verdicts: r.verdicts, at });
+  if (state.status === 'voting') {
+    if (phase !== 'voting') return []; // duplicate
+    const overlay = new Map<string, NodePhase>([[r.nodeId, r.decision === 'accept' ? 'accepted' : 'vetoed']]);
+    if (state.counts.voting > 1) return [recorded];
+    const vetoes = r.decision === 'veto' ? [...state.vetoes, ...vetoesOf(r.nodeId, r.verdicts)] : state.vetoes;
+    return [recorded, ...conclude(state, overlay, vetoes, at)];
+  }
+  // A deferred node answering after the rollout went ahead: it gets a wave of its own.
+  if (phase === 'deferred' && (state.status === 'applying' || state.status === 'verifying' || state.status === 'completed')) {
+    if (r.decision === 'veto') return [recorded];
+    return [recorded, ev('rollout.wave-started', { rolloutId: state.rolloutId, wave: state.waves.length, nodes: [r.nodeId], at })];
+  }
+  return []; // late vote
+}
+
+function voteTimeout(c: Extract<RolloutCommand, { type: 'VoteTimeout' }>, state: ActiveState): Decision {
+  if (state.status !== 'voting' || c.attempt !== state.attempt || c.now.getTime() < Date.parse(state.voteDeadline)) return [];
+  const silent = [...state.nodes].filter(([, n]) => n.phase === 'voting').map(([id]) => id);
+  const at = iso(c.now);
+  const treatedAs = state.policy.unreachable;
+  const phase: NodePhase = treatedAs === 'veto' ? 'unreachable' : treatedAs === 'defer' ? 'deferred' : 'excluded';
+  const overlay = new Map<string, NodePhase>(silent.map((n) => [n, phase]));
+  const vetoes = treatedAs === 'veto' ? [...state.vetoes, ...silent.map((nodeId) => ({ nodeId, processId: 'agent', reason: 'NO_ANSWER', message: 'no vote before the deadline' }))] : state.vetoes;
+  const unreachable = silent.length ? [ev('rollout.node-unreachable', { rolloutId: state.rolloutId, attempt: state.attempt, nodeIds: silent, treatedAs, at })] : [];
+  return [...unreachable, ...conclude(state, overlay, vetoes, at)];
+}
+
+/** End of a vote: block, or accept and start the first wave. */
+function conclude(state: ActiveState, overlay: Map<string, NodePhase>, vetoes: import('@changeover/contracts').Veto[], at: string): RolloutEvent[] {
+  const t = tally({ policy: state.policy, nodes: state.nodes, overlay, vetoes, unsupported: state.unsupported });
+  if (t.outcome === 'blocked') return [ev('rollout.blocked', { rolloutId: state.rolloutId, attempt: state.attempt, vetoes: t.vetoes, at })];
+  for (const n of t.excluded) overlay.set(n, 'excluded');
+  const accepted = ev('rollout.accepted', { rolloutId: state.rolloutId, attempt: state.attempt, nodes: t.accepted, excluded: t.excluded, at });
+  const nodes = nextWave({ policy: state.policy, assignments: state.assignments, nodes: state.nodes, overlay, waves: state.waves });
+  if (nodes.length === 0) return [accepted]; // nothing to commit: evolve/verify finish it
+  return [accepted, ev('rollout.wave-started', { rolloutId: state.rolloutId, wave: state.waves.length, nodes, at })];
+}
+
+function force(c: Extract<RolloutCommand, { type: 'Force' }>, state: ActiveState): Decision {
+  if (state.status !== 'blocked') return invalidState(state, 'force');
+  for (const n of c.nodes ?? []) {
+    if (!state.nodes.has(n)) return new ChangeoverError('NOT_IN_ROLLOUT', `node ${n} is not in rollout ${state.rolloutId}`, { nodeId: n });
+  }
+  const at = iso(c.now);
+  const chosen = c.nodes ? new Set(c.nodes) : null;
+  const overlay = new Map<string, NodePhase>();
+  const forcedUnsupported = new Set<string>();
+  for (const [id, n] of state.nodes) {
+    if (chosen && !chosen.has(id)) continue;
+    if (n.phase === 'vetoed' || n.phase === 'unreachable') overlay.set(id, 'accepted');
+    if (state.unsupported.has(id)) forcedUnsupported.add(id);
+  }
+  // Forced nodes accept (claim 19): the tally sees them as accepted and not unsupported.
+  const unsupported = new Map([...state.unsupported].filter(([id]) => !forcedUnsupported.has(id)));
+  const vetoes = state.vetoes.filter((v) => !(chosen ? chosen.has(v.nodeId) : true));
+  const forced = ev('rollout.forced', { rolloutId: state.rolloutId, by: c.by, reason: c.reason, ...(c.nodes ? { nodes: c.nodes } : {}), at });
+  const t = tally({ policy: state.policy, nodes: state.nodes, overlay, vetoes, unsupported });
+  if (t.outcome === 'blocked') return [forced, ev('rollout.blocked', { rolloutId: state.rolloutId, attempt: state.attempt, vetoes: t.vetoes, at })];
+  for (const n of t.excluded) overlay.set(n, 'excluded');
+  const accepted = ev('rollout.accepted', { rolloutId: state.rolloutId, attempt: state.attempt, nodes: t.accepted, excluded: t.excluded, at });
+  const nodes = nextWave({ policy: state.policy, assignments: state.assignments, nodes: state.nodes, overlay, waves: state.waves });
+  return nodes.length ? [forced, accepted, ev('rollout.wave-started', { rolloutId: state.rolloutId, wave: state.waves.length, nodes, at })] : [forced, accepted];
+}
+
+function recordProgress(c: Extract<RolloutCommand, { type: 'RecordProgress' }>, state: ActiveState): Decision {
+  const bad = checkReport(state, c.report);
+  if (bad) return bad;
+  const r = c.report;
+  const entry = state.nodes.get(r.nodeId)!;
+  const at = iso(c.now);
+  const base = { rolloutId: state.rolloutId, nodeId: r.nodeId, at };
+  switch (r.phase) {
+    case 'completed': {
+      if (entry.phase !== 'committing' || r.attempt !== state.attempt) return []; // duplicate or late
+      if (!r.inventory) return new ChangeoverError('VALIDATION_FAILED', 'a completed report must carry the inventory');
+      return [ev('rollout.node-completed', { ...base, inventory: r.inventory, bytesFetched: r.bytesFetched ?? 0 }), ...afterOutcome(state, r.nodeId, 'completed', at)];
+    }
+    case 'failed':
+    case 'regressed': {
+      if (entry.phase === 'regressing' && r.phase === 'regressed') return [ev('rollout.node-regressed', base)];
+      if (entry.phase !== 'committing' || r.attempt !== state.attempt) return [];
+      const code = r.error?.code ?? (r.phase === 'regressed' ? 'REGRESSED' : 'FAILED');
+      const message = r.error?.message ?? (r.phase === 'regressed' ? 'the node regressed to its previous modules' : 'the changeover failed');
+      return [ev('rollout.node-failed', { ...base, code, message }), ...afterOutcome(state, r.nodeId, 'failed', at)];
+    }
+    case 'fetching':
+    case 'preparing':
+    case 'starting':
+    case 'switching':
+    case 'aborted':
+      return []; // live progress is not an event: 10,000 nodes × phases would flood the stream
+    default: {
+      const never: never = r.phase;
+      return never;
+    }
+  }
+}
+
+function waveTimeout(c: Extract<RolloutCommand, { type: 'WaveTimeout' }>, state: ActiveState): Decision {
+  const wave = state.waves[c.wave];
+  if (!wave || isTerminal(state) || c.now.getTime() < Date.parse(wave.startedAt) + state.policy.changeoverTimeoutMs) return [];
+  const late = wave.nodes.filter((n) => state.nodes.get(n)?.phase === 'committing');
+  if (late.length === 0) return [];
+  const at = iso(c.now);
+  const failed = late.map((nodeId) => ev('rollout.node-failed', { rolloutId: state.rolloutId, nodeId, code: 'TIMEOUT', message: `no completion within ${state.policy.changeoverTimeoutMs} ms`, at }));
+  return [...failed, ...afterOutcome(state, late, 'failed', at)];
+}
+
+/**
+ * After nodes completed or failed: cross the error threshold (pause or abort and regress), or
+ * start the next wave once the current one met its success threshold.
+ */
+function afterOutcome(state: ActiveState, nodeIds: string | string[], outcome: 'completed' | 'failed', at: string): RolloutEvent[] {
+  if (state.status !== 'applying') return [];
+  const ids = typeof nodeIds === 'string' ? [nodeIds] : nodeIds;
+  const overlay = new Map<string, NodePhase>(ids.map((n) => [n, outcome]));
+  const failed = state.counts.failed + (outcome === 'failed' ? ids.length : 0);
+  const committed = state.counts.committing + state.counts.completed + state.counts.failed;
+  const committing = state.counts.committing - ids.length;
+  const { policy } = state;
+  if (failed > 0 && failed / committed > policy.errorThreshold) {
+    const reason = `${failed} of ${committed} committed nodes failed (error threshold ${policy.errorThreshold})`;
+    if (policy.onErrorThreshold === 'pause') return [ev('rollout.paused', { rolloutId: state.rolloutId, reason, failed, committed, at })];
+    const changed = [...state.nodes].filter(([id, n]) => (overlay.get(id) ?? n.phase) === 'completed' || (overlay.get(id) ?? n.phase) === 'committing').map(([id]) => id);
+    return [
+      ev('rollout.aborted', { rolloutId: state.rolloutId, reason, at }),
+      ...(changed.length ? [ev('rollout.regress-requested', { rolloutId: state.rolloutId, by: 'system', nodes: changed, to: 'previous', reason, at })] : []),
+    ];
+  }
+  if (state.counts.accepted === 0) return []; // evolve turns a drained rollout into verifying
+  const current = state.waves[state.waves.length - 1];
+  if (!current) return [];
+  const completedNow = current.completed + ids.filter((n) => outcome === 'completed' && state.nodes.get(n)?.wave === state.waves.length - 1).length;
+  const failedNow = current.failed + ids.filter((n) => outcome === 'failed' && state.nodes.get(n)?.wave === state.waves.length - 1).length;
+  if (waveSucceeded(policy, { nodes: current.nodes, completed: completedNow })) {
+    const nodes = nextWave({ policy, assignments: state.assignments, nodes: state.nodes, overlay, waves: state.waves });
+    if (nodes.length) return [ev('rollout.wave-started', { rolloutId: state.rolloutId, wave: state.waves.length, nodes, at })];
+  } else if (completedNow + failedNow === current.nodes.length && committing === 0) {
+    const reason = `wave ${state.waves.length - 1} finished with ${completedNow} of ${current.nodes.length} nodes completed, below the success threshold ${policy.waves.successThreshold}`;
+    return [ev('rollout.paused', { rolloutId: state.rolloutId, reason, failed, committed, at })];
+  }
+  return [];
+}
+
+function verify(c: Extract<RolloutCommand, { type: 'Verify' }>, state: ActiveState): Decision {
+  if (state.status !== 'verifying' && !(state.status === 'applying' && isDrained(state))) return [];
+  const at = iso(c.now);
+  const checked = [...state.inventories].map(([nodeId, inventory]) => ({ nodeId, inventory, selected: state.assignments[state.nodes.get(nodeId)!.selection]!.packages }));
+  const discrepancies = checkDependencies(checked);
+  return [
+    ...discrepancies.map((discrepancy) => ev('rollout.dependency-discrepancy', { rolloutId: state.rolloutId, discrepancy, at })),
+    ev('rollout.verified', { rolloutId: state.rolloutId, nodes: checked.length, discrepancies: discrepancies.length, at }),
+    ev('rollout.completed', { rolloutId: state.rolloutId, nodes: state.counts.completed, failed: state.counts.failed, at }),
+  ];
+}
+
+function regress(c: Extract<RolloutCommand, { type: 'Regress' }>, state: ActiveState): Decision {
+  if (state.status === 'created' || state.status === 'voting' || state.status === 'blocked') return invalidState(state, 'regress before any node changed over');
+  const changed = (p: NodePhase) => p === 'completed' || p === 'failed' || p === 'regressed';
+  let nodes: string[];
+  if (c.nodes?.length) {
+    for (const n of c.nodes) {
+      const entry = state.nodes.get(n);
+      if (!entry) return new ChangeoverError('NOT_IN_ROLLOUT', `node ${n} is not in rollout ${state.rolloutId}`, { nodeId: n });
+      if (!changed(entry.phase)) return new ChangeoverError('INVALID_STATE', `node ${n} is ${entry.phase}: only a node that changed over can regress`, { nodeId: n, phase: entry.phase });
+    }
+    nodes = [...new Set(c.nodes)];
+  } else {
+    nodes = [...state.nodes].filter(([, n]) => changed(n.phase) && n.phase !== 'regressed').map(([id]) => id);
+    if (c.to.kind === 'version') nodes.push(...[...state.nodes].filter(([, n]) => n.phase === 'regressed').map(([id]) => id));
+  }
+  if (nodes.length === 0) return new ChangeoverError('INVALID_STATE', 'no node of this rollout has changed over: nothing to regress');
+  const to = c.to.kind === 'previous' ? 'previous' : `${c.to.package}@${c.to.version}`;
+  return [ev('rollout.regress-requested', { rolloutId: state.rolloutId, by: c.by, nodes: nodes.sort(), to, reason: c.reason, at: iso(c.now) })];
+}

@@ -1,0 +1,194 @@
+import type { RolloutEvent } from '../rollout/rollout.events.js';
+import type { RegressTarget, RolloutCommand } from '../rollout/rollout.decider.js';
+import { isTerminal, type ActiveState, type NodePhase, type RolloutState } from '../rollout/rollout.state.js';
+
+/** Who a command goes to: one message to a whole class, or one per node (same payload). */
+export type Recipients = { kind: 'class'; classId: string } | { kind: 'nodes'; nodeIds: string[] };
+
+export type IgnoreReason =
+  | 'duplicate-vote'
+  | 'late-vote'
+  | 'stale-attempt'
+  | 'dry-run-vote'
+  | 'duplicate-completion'
+  | 'unexpected-progress'
+  | 'live-progress'
+  | 'regress-not-requested'
+  | 'timer-not-due'
+  | 'not-verifying'
+  | 'nothing-pending';
+
+/** What the orchestrator does next; one thin runner carries these out. */
+export type Action =
+  | { kind: 'propose'; selection: number; to: Recipients; attempt: number }
+  | { kind: 'commit'; selection: number; to: Recipients; attempt: number; forced: boolean }
+  | { kind: 'abort'; to: Recipients; attempt: number; reason: string }
+  | { kind: 'regress'; to: Recipients; attempt: number; target: RegressTarget; reason: string }
+  | { kind: 'schedule'; timer: { name: 'vote'; attempt: number } | { name: 'wave'; wave: number }; at: string }
+  | { kind: 'decide'; command: 'Verify' }
+  | { kind: 'ignore'; reason: IgnoreReason }
+  | { kind: 'complete' };
+
+/** Groups nodes by selection; a selection wholly addressed to a class becomes one class broadcast. */
+export function recipients(state: ActiveState, nodeIds: Iterable<string>): { selection: number; to: Recipients }[] {
+  const bySelection = new Map<number, string[]>();
+  for (const id of nodeIds) {
+    const entry = state.nodes.get(id);
+    if (!entry) continue;
+    if (!bySelection.has(entry.selection)) bySelection.set(entry.selection, []);
+    bySelection.get(entry.selection)!.push(id);
+  }
+  return [...bySelection].map(([selection, nodes]) => {
+    const a = state.assignments[selection]!;
+    const whole = a.classId !== undefined && nodes.length === a.nodes.length;
+    return { selection, to: whole ? { kind: 'class', classId: a.classId! } : { kind: 'nodes', nodeIds: nodes.sort() } };
+  });
+}
+
+const nodesIn = (state: ActiveState, ...phases: NodePhase[]) => [...state.nodes].filter(([, n]) => phases.includes(n.phase)).map(([id]) => id);
+
+export const parseRegressTarget = (to: string): RegressTarget => {
+  if (to === 'previous') return { kind: 'previous' };
+  const at = to.lastIndexOf('@');
+  return { kind: 'version', package: to.slice(0, at), version: to.slice(at + 1) };
+};
+
+const waveDeadline = (state: ActiveState, wave: number) => new Date(Date.parse(state.waves[wave]!.startedAt) + state.policy.changeoverTimeoutMs).toISOString();
+
+/** react(state after the event, event) → what to do about it. */
+export function react(state: RolloutState, event: RolloutEvent): Action[] {
+  if (state.status === 'initial') return [];
+  const out: Action[] = [];
+  switch (event.type) {
+    case 'rollout.proposed':
+      if (event.data.dryRun || state.status !== 'voting') break;
+      for (const r of recipients(state, nodesIn(state, 'voting'))) out.push({ kind: 'propose', ...r, attempt: state.attempt });
+      out.push({ kind: 'schedule', timer: { name: 'vote', attempt: state.attempt }, at: state.voteDeadline });
+      break;
+    case 'rollout.wave-started':
+      for (const r of recipients(state, event.data.nodes)) out.push({ kind: 'commit', ...r, attempt: state.attempt, forced: state.forced !== null });
+      out.push({ kind: 'schedule', timer: { name: 'wave', wave: event.data.wave }, at: waveDeadline(state, event.data.wave) });
+      break;
+    case 'rollout.cancelled': {
+      const inFlight = nodesIn(state, 'voting', 'accepted', 'committing', 'deferred');
+      for (const r of recipients(state, inFlight)) out.push({ kind: 'abort', to: r.to, attempt: state.attempt, reason: `cancelled by ${event.data.by}: ${event.data.reason}` });
+      break;
+    }
+    case 'rollout.regress-requested':
+      for (const r of recipients(state, event.data.nodes)) out.push({ kind: 'regress', to: r.to, attempt: state.attempt, target: parseRegressTarget(event.data.to), reason: event.data.reason });
+      break;
+    case 'rollout.created':
+    case 'rollout.vote-recorded':
+    case 'rollout.node-unreachable':
+    case 'rollout.blocked':
+    case 'rollout.forced':
+    case 'rollout.revote-requested':
+    case 'rollout.accepted':
+    case 'rollout.node-progressed':
+    case 'rollout.node-completed':
+    case 'rollout.node-failed':
+    case 'rollout.paused':
+    case 'rollout.resumed':
+    case 'rollout.aborted':
+    case 'rollout.node-regressed':
+    case 'rollout.dependency-discrepancy':
+    case 'rollout.verified':
+    case 'rollout.completed':
+    case 'rollout.failed':
+      break;
+    default: {
+      const never: never = event;
+      return never;
+    }
+  }
+  if (state.status === 'verifying' && event.type !== 'rollout.verified' && event.type !== 'rollout.dependency-discrepancy') out.push({ kind: 'decide', command: 'Verify' });
+  if (!needsOwner(state)) out.push({ kind: 'complete' });
+  return out;
+}
+
+/** Whether anything is still to be done for the rollout (else its lease can go). */
+export function needsOwner(state: RolloutState): boolean {
+  if (state.status === 'initial') return false;
+  if (!isTerminal(state)) return true;
+  return state.counts.regressing > 0 || (state.status === 'completed' && state.counts.deferred > 0);
+}
+
+/** On load (start-up, lease takeover): re-send what may have been lost and re-arm timers from the state. */
+export function resume(state: RolloutState): Action[] {
+  if (state.status === 'initial') return [];
+  const out: Action[] = [];
+  if (state.status === 'voting') {
+    for (const r of recipients(state, nodesIn(state, 'voting'))) out.push({ kind: 'propose', ...r, attempt: state.attempt });
+    out.push({ kind: 'schedule', timer: { name: 'vote', attempt: state.attempt }, at: state.voteDeadline });
+  }
+  if (!isTerminal(state)) {
+    for (const r of recipients(state, nodesIn(state, 'committing'))) out.push({ kind: 'commit', ...r, attempt: state.attempt, forced: state.forced !== null });
+    state.waves.forEach((w, i) => {
+      if (w.nodes.some((n) => state.nodes.get(n)?.phase === 'committing')) out.push({ kind: 'schedule', timer: { name: 'wave', wave: i }, at: waveDeadline(state, i) });
+    });
+  }
+  if (state.regressTo !== null) {
+    for (const r of recipients(state, nodesIn(state, 'regressing'))) out.push({ kind: 'regress', to: r.to, attempt: state.attempt, target: parseRegressTarget(state.regressTo), reason: 'resumed' });
+  }
+  if (state.status === 'verifying') out.push({ kind: 'decide', command: 'Verify' });
+  if (!needsOwner(state)) out.push({ kind: 'complete' });
+  return out;
+}
+
+/** A node said hello: it gets whatever it is still owed (reconcile), since nothing is durable per node. */
+export function onHello(state: RolloutState, nodeId: string): Action[] {
+  if (state.status === 'initial') return [];
+  const entry = state.nodes.get(nodeId);
+  if (!entry) return [];
+  const to: Recipients = { kind: 'nodes', nodeIds: [nodeId] };
+  const { selection } = entry;
+  switch (entry.phase) {
+    case 'voting':
+      return state.status === 'voting' ? [{ kind: 'propose', selection, to, attempt: state.attempt }] : [{ kind: 'ignore', reason: 'nothing-pending' }];
+    case 'deferred':
+      return isTerminal(state) && state.status !== 'completed' ? [{ kind: 'ignore', reason: 'nothing-pending' }] : [{ kind: 'propose', selection, to, attempt: state.attempt }];
+    case 'committing':
+      return isTerminal(state) ? [{ kind: 'ignore', reason: 'nothing-pending' }] : [{ kind: 'commit', selection, to, attempt: state.attempt, forced: state.forced !== null }];
+    case 'regressing':
+      return [{ kind: 'regress', to, attempt: state.attempt, target: parseRegressTarget(state.regressTo ?? 'previous'), reason: 'resent on hello' }];
+    case 'accepted':
+    case 'vetoed':
+    case 'unreachable':
+    case 'excluded':
+    case 'completed':
+    case 'failed':
+    case 'regressed':
+      return [{ kind: 'ignore', reason: 'nothing-pending' }];
+    default: {
+      const never: never = entry.phase;
+      return never;
+    }
+  }
+}
+
+/** Names why a command produced no event, so late and duplicate reports are explicit, not silent. */
+export function whyIgnored(command: RolloutCommand, state: RolloutState): IgnoreReason {
+  if (state.status === 'initial') return 'nothing-pending';
+  switch (command.type) {
+    case 'RecordVote': {
+      const r = command.report;
+      if (r.dryRun) return 'dry-run-vote';
+      if (r.attempt !== state.attempt) return 'stale-attempt';
+      return state.status === 'voting' ? 'duplicate-vote' : 'late-vote';
+    }
+    case 'RecordProgress': {
+      const r = command.report;
+      const phase = state.nodes.get(r.nodeId)?.phase;
+      if (r.phase === 'completed') return phase === 'completed' ? 'duplicate-completion' : r.attempt !== state.attempt ? 'stale-attempt' : 'unexpected-progress';
+      if (r.phase === 'failed' || r.phase === 'regressed') return r.attempt !== state.attempt ? 'stale-attempt' : phase === 'regressed' ? 'regress-not-requested' : 'unexpected-progress';
+      return 'live-progress';
+    }
+    case 'VoteTimeout':
+    case 'WaveTimeout':
+      return 'timer-not-due';
+    case 'Verify':
+      return 'not-verifying';
+    default:
+      return 'nothing-pending';
+  }
+}
