@@ -42,3 +42,54 @@ export interface AppendResult {
   nextExpectedVersion: number;
   globalPositions: bigint[];
 }
+
+/** Group commit: concurrent appends are coalesced into one transaction of at most `maxBatch` appends. */
+export interface GroupCommitOptions {
+  /** Most appends in one transaction (default 1000). */
+  maxBatch: number;
+  /** How long an append may wait for company when the store is idle (default 2 ms). */
+  maxWaitMs: number;
+}
+
+export interface ConnectOptions {
+  /** postgres://… connection string. */
+  url: string;
+  groupCommit?: Partial<GroupCommitOptions>;
+  /** Connections in the pool (default 4): many services share one Postgres. */
+  poolSize?: number;
+  /** Run the event-store migrations before returning (default false). */
+  migrate?: boolean;
+}
+
+export interface ReadStreamOptions {
+  /** Return events with streamPosition > after (default 0: from the start). */
+  after?: number;
+  /** At most this many events (default: all). */
+  limit?: number;
+}
+
+/** Handles one batch of events in global order; the checkpoint advances only after it resolves. */
+export type SubscriptionHandler = (events: StoredEvent[]) => Promise<void> | void;
+
+export interface SubscribeOptions {
+  /** Events per readAll and per handler call (default 500). */
+  batchSize?: number;
+  /** Fallback poll when no notification arrives (default 1000 ms). */
+  pollMs?: number;
+  /** Called when the handler or a read fails; the batch is retried after `retryMs` (default: logs to stderr). */
+  onError?: (error: unknown) => void;
+  /** Wait before retrying a failed batch (default 500 ms). */
+  retryMs?: number;
+}
+
+export interface Subscription {
+  readonly name: string;
+  /** Last processed global position (0n before the first batch). */
+  position(): bigint;
+  /** Last appended global position known to this reader minus its checkpoint. */
+  lag(): number;
+  /** Resolves once the reader has processed everything up to `position`. */
+  caughtUpTo(position: bigint, timeoutMs?: number): Promise<void>;
+  /** Stops after the batch in progress; its checkpoint is stored. */
+  stop(): Promise<void>;
+}

@@ -1,0 +1,54 @@
+import { ChangeoverError } from '@changeover/contracts';
+import { DataSource, type DataSourceOptions } from 'typeorm';
+import { eventStoreMigrations } from './event-store.migration.js';
+
+export const EVENT_STORE_MIGRATIONS_TABLE = 'event_store_migrations';
+/** Serialises concurrent migrate() calls of several processes on one database. */
+const LOCK_SQL = `SELECT pg_advisory_lock(hashtext('changeover:event-store:migrations'))`;
+const UNLOCK_SQL = `SELECT pg_advisory_unlock(hashtext('changeover:event-store:migrations'))`;
+
+/** Connection settings of a Postgres DataSource, without its entities and migrations. */
+function connectionOptions(target: string | DataSource): DataSourceOptions {
+  if (typeof target === 'string') {
+    if (!/^postgres(ql)?:\/\//.test(target)) throw new ChangeoverError('VALIDATION_FAILED', 'url: must be a postgres:// connection string', { field: 'url' });
+    return { type: 'postgres', url: target };
+  }
+  if (!(target instanceof DataSource) || target.options.type !== 'postgres') {
+    throw new ChangeoverError('VALIDATION_FAILED', 'migrate() needs a postgres:// url or a Postgres DataSource', { field: 'target' });
+  }
+  const o = target.options;
+  return { type: 'postgres', url: o.url, host: o.host, port: o.port, username: o.username, password: o.password, database: o.database, ssl: o.ssl, extra: o.extra };
+}
+
+/**
+ * Runs the event-store migrations (idempotent; safe when several processes start at once).
+ * Returns the names of the migrations it applied.
+ */
+export async function migrate(target: string | DataSource): Promise<string[]> {
+  const ds = new DataSource({
+    ...connectionOptions(target),
+    entities: [],
+    migrations: eventStoreMigrations,
+    migrationsTableName: EVENT_STORE_MIGRATIONS_TABLE,
+    migrationsTransactionMode: 'all',
+    synchronize: false,
+    migrationsRun: false,
+    logging: false,
+    poolSize: 2,
+  } as DataSourceOptions);
+  await ds.initialize();
+  const lock = ds.createQueryRunner();
+  try {
+    await lock.connect();
+    await lock.query(LOCK_SQL);
+    try {
+      const applied = await ds.runMigrations({ transaction: 'all' });
+      return applied.map((m) => m.name);
+    } finally {
+      await lock.query(UNLOCK_SQL);
+    }
+  } finally {
+    await lock.release();
+    await ds.destroy();
+  }
+}
