@@ -1,9 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { createTestDatabase, waitFor, type TestDatabase } from '@changeover/test-kit';
 import pg from 'pg';
 import { EventStore } from '../event-store.js';
 import type { StoredEvent } from '../types.js';
 
+
+// Real engines on a shared 2-core machine: generous deadlines, never sleeps.
+jest.setTimeout(60_000);
 let db: TestDatabase;
 let store: EventStore;
 

@@ -1,0 +1,20 @@
+import { z } from 'zod';
+
+/** Every variable the stand-alone relay reads; a bad value stops start-up with a clear message. */
+export const RelayConfig = z.object({
+  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\/\S+$/, 'must be a postgres:// connection string'),
+  NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222'),
+  RELAY_NAME: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/).default('outbox-relay'),
+  RELAY_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(1000),
+  RELAY_SOURCE: z.string().min(1).max(256).default('changeover'),
+  EVENTS_STREAM: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).default('CHANGEOVER_EVENTS'),
+  PG_POOL_SIZE: z.coerce.number().int().min(2).max(100).default(2),
+});
+export type RelayConfig = z.infer<typeof RelayConfig>;
+
+export function loadRelayConfig(env: NodeJS.ProcessEnv): RelayConfig {
+  const parsed = RelayConfig.safeParse(env);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+  throw new Error(`invalid relay configuration: ${problems}`);
+}
