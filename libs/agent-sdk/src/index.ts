@@ -1,1 +1,2 @@
-export {};
+export * from './local-api.js';
+export * from './client.js';

@@ -1,0 +1,115 @@
+import { arch, hostname } from 'node:os';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { ClassId, NodeId, SemVer } from '@changeover/contracts';
+
+// Every variable the agent reads, validated once at start-up. CLI flags override the environment.
+
+const defaultArch = arch() === 'arm64' ? 'arm64' : 'x86_64';
+const rate = z.coerce.number().min(0).max(1);
+
+const Labels = z
+  .string()
+  .default('')
+  .transform((s, ctx) => {
+    const out: Record<string, string> = {};
+    for (const pair of s.split(',').map((x) => x.trim()).filter(Boolean)) {
+      const [k, v, ...rest] = pair.split('=');
+      if (!k || v === undefined || rest.length) {
+        ctx.addIssue({ code: 'custom', message: `label ${JSON.stringify(pair)} is not key=value` });
+        return z.NEVER;
+      }
+      out[k] = v;
+    }
+    return out;
+  });
+
+const VersionRangeText = z
+  .string()
+  .default('1-1')
+  .transform((s, ctx) => {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(s.trim());
+    const min = m ? Number(m[1]) : NaN;
+    const max = m ? Number(m[2] ?? m[1]) : NaN;
+    if (!m || min < 1 || max < min) {
+      ctx.addIssue({ code: 'custom', message: 'must be "min-max" with 1 ≤ min ≤ max, e.g. "1-2"' });
+      return z.NEVER;
+    }
+    return { min, max };
+  });
+
+export const FAULT_POINTS = ['after-fetch', 'after-prepare', 'mid-switch', 'before-confirm'] as const;
+
+export const AgentConfig = z.object({
+  NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222'),
+  NODE_ID: NodeId.default(hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 64) || 'node'),
+  NODE_CLASS: ClassId.default('default'),
+  NODE_PROCESSOR_TYPE: z.enum(['x86_64', 'arm64']).default(defaultArch),
+  NODE_LABELS: Labels,
+  AGENT_STATE_DIR: z.string().min(1).default('/var/lib/changeover-agent'),
+  /** Default: agent.sock in the state directory. */
+  AGENT_SOCKET: z.string().optional(),
+  AGENT_VERSION: SemVer.default('0.1.0'),
+  AGENT_CLUSTER_VERSIONS: VersionRangeText,
+  AGENT_HEARTBEAT_MS: z.coerce.number().int().min(100).max(3_600_000).default(10_000),
+  AGENT_TRUST_ROOTS: z.string().default(''),
+  AGENT_MIN_FREE_DISK_MB: z.coerce.number().int().min(0).default(100),
+  AGENT_HEALTH_PORT: z.coerce.number().int().min(0).max(65535).default(0),
+  AGENT_REGISTRY_TIMEOUT_MS: z.coerce.number().int().positive().max(600_000).default(5000),
+  /** Test only: stop dead (SIGKILL) at this changeover step. */
+  AGENT_FAULT_AT: z.enum(FAULT_POINTS).optional(),
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  // Simulated fleet (`--simulate N`).
+  SIMULATE: z.coerce.number().int().min(0).max(200_000).default(0),
+  SIM_NODE_PREFIX: z.string().regex(/^[A-Za-z0-9_-]{1,40}$/).default('sim'),
+  SIM_VETO_RATE: rate.default(0),
+  SIM_SLOW_RATE: rate.default(0),
+  SIM_FAIL_RATE: rate.default(0),
+  SIM_ARM_RATIO: rate.default(0),
+});
+export type AgentConfig = z.infer<typeof AgentConfig> & { AGENT_SOCKET: string };
+
+/** CLI flags and the variable each sets. */
+const FLAGS: Record<string, string> = {
+  simulate: 'SIMULATE',
+  class: 'NODE_CLASS',
+  'node-prefix': 'SIM_NODE_PREFIX',
+  'veto-rate': 'SIM_VETO_RATE',
+  'slow-rate': 'SIM_SLOW_RATE',
+  'fail-rate': 'SIM_FAIL_RATE',
+  'arm-ratio': 'SIM_ARM_RATIO',
+  'nats-url': 'NATS_URL',
+  'node-id': 'NODE_ID',
+  'state-dir': 'AGENT_STATE_DIR',
+  socket: 'AGENT_SOCKET',
+  'heartbeat-ms': 'AGENT_HEARTBEAT_MS',
+  'health-port': 'AGENT_HEALTH_PORT',
+  'trust-roots': 'AGENT_TRUST_ROOTS',
+  'log-level': 'LOG_LEVEL',
+};
+
+export function parseFlags(argv: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('--')) throw new Error(`unexpected argument ${arg}`);
+    const [name, inline] = arg.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
+    const variable = FLAGS[name];
+    if (!variable) throw new Error(`unknown flag --${name} (known: ${Object.keys(FLAGS).map((f) => `--${f}`).join(', ')})`);
+    const value = inline ?? argv[++i];
+    if (value === undefined) throw new Error(`flag --${name} needs a value`);
+    out[variable] = value;
+  }
+  return out;
+}
+
+/** Validates env + flags; throws an Error whose message names every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] = []): AgentConfig {
+  const merged = { ...env, ...parseFlags(argv) };
+  const picked = Object.fromEntries(Object.keys(AgentConfig.shape).map((k) => [k, merged[k] === '' && k !== 'AGENT_TRUST_ROOTS' && k !== 'NODE_LABELS' ? undefined : merged[k]]));
+  const result = AgentConfig.safeParse(picked);
+  if (!result.success) {
+    throw new Error(`invalid node-agent configuration: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  }
+  return { ...result.data, AGENT_SOCKET: result.data.AGENT_SOCKET ?? join(result.data.AGENT_STATE_DIR, 'agent.sock') };
+}

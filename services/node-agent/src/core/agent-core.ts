@@ -1,0 +1,341 @@
+import {
+  ChangeoverError,
+  isChangeoverError,
+  type AbortCommand,
+  type CommitCommand,
+  type HelloReport,
+  type HeartbeatReport,
+  type NodeCommand,
+  type ProgressPhase,
+  type ProgressReport,
+  type ProposeCommand,
+  type RegressCommand,
+  type Verdict,
+  type VersionRange,
+  type VoteReport,
+} from '@changeover/contracts';
+import { analyzeProposal } from '../affected/affected-processes.js';
+import { toView, withResidents } from './views.js';
+import { emptyState, inventoryOf, mergeSet, upsertRecord, type NodeState, type RolloutRecord, type StoredPackage } from '../model/state.js';
+import { ownVerdicts } from '../voting/own-verdicts.js';
+import { runChangeover, type ChangeoverOutcome } from './changeover.js';
+import { localDeadline, withDeadline } from './deadline.js';
+import { selectModules } from './select-modules.js';
+import type { CoreOptions, EvaluateVerdict } from './ports.js';
+
+export type NodePhase = HeartbeatReport['phase'];
+
+/** What a node says about itself besides its inventory. */
+export interface AgentInfo {
+  agentVersion: string;
+  clusterVersions: VersionRange;
+  characteristics: HelloReport['characteristics'];
+}
+
+export type AnyCommand =
+  | { kind: 'propose'; body: ProposeCommand }
+  | { kind: 'commit'; body: CommitCommand }
+  | { kind: 'abort'; body: AbortCommand }
+  | { kind: 'regress'; body: RegressCommand };
+
+
+/**
+ * The node agent's protocol logic, shared line for line by the real and the simulated runtime:
+ * vote, fetch, change over, regress, answer repeats from the record, recover after a crash.
+ */
+export class AgentCore {
+  state: NodeState = emptyState();
+  phase: NodePhase = 'idle';
+  private queue: Promise<void> = Promise.resolve();
+  private readonly startedAt = new Date().toISOString();
+  /** Rollouts whose abort arrived while their changeover runs. */
+  readonly abortRequested = new Set<string>();
+
+  constructor(
+    readonly opts: CoreOptions,
+    readonly info: AgentInfo,
+  ) {}
+
+  get nodeId(): string {
+    return this.opts.identity.nodeId;
+  }
+
+  /** Loads the store; an interrupted changeover is regressed to the last good set and reported. */
+  async start(): Promise<void> {
+    this.state = await this.opts.store.load();
+    const journal = this.state.journal;
+    if (journal) {
+      this.state = { ...this.state, active: journal.from.active, previous: journal.from.previous, journal: null };
+      const rec = this.record(journal.rolloutId) ?? { rolloutId: journal.rolloutId };
+      const final = this.progress(journal.rolloutId, journal.attempt, 'regressed', {
+        error: { code: 'INTERRUPTED', message: `the node restarted during a ${journal.kind} (step ${journal.step}); regressed to the last good set` },
+      });
+      this.state.records = upsertRecord(this.state.records, journal.kind === 'commit' ? { ...rec, commitAttempt: journal.attempt, final } : { ...rec, regressAttempt: journal.attempt, regressFinal: final });
+      await this.opts.store.save(this.state);
+      this.opts.counters.inc('agent_recovered_changeovers_total');
+      this.opts.log.warn('regressed an interrupted changeover', { rolloutId: journal.rolloutId, step: journal.step });
+      this.pendingReports.push(final);
+    }
+    await this.opts.runtime.apply(this.state.active);
+  }
+
+  private pendingReports: ProgressReport[] = [];
+
+  /** Says hello (on start and after every reconnect) and re-sends reports made while offline. */
+  sayHello(): void {
+    const hello: HelloReport = {
+      nodeId: this.nodeId,
+      classId: this.opts.identity.classId,
+      processorType: this.opts.identity.processorType,
+      characteristics: this.info.characteristics,
+      agentVersion: this.info.agentVersion,
+      clusterVersions: this.info.clusterVersions,
+      inventory: inventoryOf(this.state),
+      startedAt: this.startedAt,
+    };
+    this.opts.sink.publish(this.nodeId, 'hello', hello);
+    for (const r of this.pendingReports.splice(0)) this.opts.sink.publish(this.nodeId, 'progress', r);
+  }
+
+  heartbeat(now = new Date()): void {
+    const hb: HeartbeatReport = {
+      nodeId: this.nodeId,
+      classId: this.opts.identity.classId,
+      at: now.toISOString(),
+      agentVersion: this.info.agentVersion,
+      clusterVersions: this.info.clusterVersions,
+      inventoryDigest: inventoryOf(this.state).digest,
+      phase: this.phase,
+    };
+    this.opts.sink.publish(this.nodeId, 'heartbeat', hb);
+  }
+
+  /** Checks the addressing (throws at once), then runs the command after any earlier one; the promise rejects with a typed, counted error. */
+  handle(cmd: AnyCommand, via: { nodeId?: string; classId?: string }): Promise<void> {
+    const body = cmd.body;
+    if ((via.nodeId && via.nodeId !== this.nodeId) || (body.nodeId && body.nodeId !== this.nodeId)) {
+      throw this.rejected(new ChangeoverError('VALIDATION_FAILED', `command addressed to node ${body.nodeId ?? via.nodeId}, this is ${this.nodeId}`), cmd.kind);
+    }
+    const cls = this.opts.identity.classId;
+    if ((via.classId && via.classId !== cls) || (body.classId && body.classId !== cls)) {
+      throw this.rejected(new ChangeoverError('VALIDATION_FAILED', `command addressed to class ${body.classId ?? via.classId}, this node is of class ${cls}`), cmd.kind);
+    }
+    if (cmd.kind === 'abort') this.abortRequested.add(cmd.body.rolloutId);
+    const run = this.queue.then(() => this.dispatch(cmd));
+    this.queue = run.catch(() => undefined);
+    return run.catch((e: unknown) => {
+      throw this.rejected(e, cmd.kind);
+    });
+  }
+
+  private rejected(e: unknown, kind: NodeCommand): ChangeoverError {
+    const err = isChangeoverError(e) ? e : new ChangeoverError('INTERNAL', e instanceof Error ? e.message : String(e));
+    this.opts.counters.inc('agent_commands_rejected_total', { command: kind, code: err.code });
+    if (err.code === 'INTERNAL') this.opts.log.error('command failed', { command: kind, error: err.message });
+    return err;
+  }
+
+  private async dispatch(cmd: AnyCommand): Promise<void> {
+    this.opts.counters.inc('agent_commands_total', { command: cmd.kind });
+    switch (cmd.kind) {
+      case 'propose':
+        return this.propose(cmd.body);
+      case 'commit':
+        return this.commit(cmd.body);
+      case 'abort':
+        return this.abort(cmd.body);
+      case 'regress':
+        return this.regress(cmd.body);
+      default: {
+        const never: never = cmd;
+        throw new ChangeoverError('VALIDATION_FAILED', `unknown command ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  record(rolloutId: string): RolloutRecord | undefined {
+    return this.state.records.find((r) => r.rolloutId === rolloutId);
+  }
+
+  private async saveRecord(record: RolloutRecord): Promise<void> {
+    this.state = { ...this.state, records: upsertRecord(this.state.records, record) };
+    await this.opts.store.save(this.state);
+  }
+
+  // ── Propose → one vote (claims 1, 5, 6) ──
+
+  private async propose(cmd: ProposeCommand): Promise<void> {
+    const rec = this.record(cmd.rolloutId);
+    if (rec?.vote && rec.voteAttempt === cmd.attempt) {
+      this.opts.counters.inc('agent_repeats_answered_total', { command: 'propose' });
+      this.opts.sink.publish(this.nodeId, 'vote', rec.vote);
+      return;
+    }
+    if (rec?.voteAttempt !== undefined && cmd.attempt < rec.voteAttempt) {
+      throw new ChangeoverError('CONFLICT', `proposal attempt ${cmd.attempt} of ${cmd.rolloutId} is older than attempt ${rec.voteAttempt} already answered`);
+    }
+    this.phase = 'voting';
+    try {
+      const vote = await this.vote(cmd);
+      if (!cmd.dryRun) await this.saveRecord({ ...(rec ?? { rolloutId: cmd.rolloutId }), voteAttempt: cmd.attempt, vote, proposed: cmd.packages.map((p) => `${p.name}@${p.version}`), aborted: false });
+      this.opts.sink.publish(this.nodeId, 'vote', vote);
+    } finally {
+      this.phase = 'idle';
+    }
+  }
+
+  private async vote(cmd: ProposeCommand): Promise<VoteReport> {
+    const running = this.opts.runtime.running();
+    const analysis = withResidents(analyzeProposal(this.state.active.map(toView), cmd.packages.map(toView), running), this.opts.runtime);
+    let bytesNeeded = 0;
+    for (const m of analysis.changedModules) if (!(await this.opts.store.hasBlob(m.digest))) bytesNeeded += m.size ?? 0;
+    const own = ownVerdicts({
+      processorType: this.opts.identity.processorType,
+      packages: cmd.packages,
+      analysis,
+      bytesNeeded,
+      bytesFree: bytesNeeded > 0 || this.opts.minFreeBytes > 0 ? await this.opts.store.freeBytes() : Number.MAX_SAFE_INTEGER,
+      minFreeBytes: this.opts.minFreeBytes,
+    });
+    const deadline = localDeadline(cmd.voteTimeoutMs);
+    const processVerdicts = await Promise.all(
+      analysis.affected.map(async (a): Promise<Verdict> => {
+        const v = await withDeadline<EvaluateVerdict>(
+          this.opts.runtime.evaluate(a.processId, { kind: 'evaluate', rolloutId: cmd.rolloutId, attempt: cmd.attempt, changes: analysis.changes, replacedModules: analysis.replacedModules, why: a.why, deadlineMs: deadline }),
+          deadline,
+          () => ({ decision: 'veto', reason: 'NO_ANSWER', message: `no answer within ${deadline} ms` }),
+          (e) => ({ decision: 'veto', reason: 'NO_ANSWER', message: `evaluate failed: ${e instanceof Error ? e.message : String(e)}`.slice(0, 4000) }),
+        );
+        return { processId: a.processId, module: a.module, ...v };
+      }),
+    );
+    const verdicts = [...own, ...processVerdicts];
+    const vetoed = verdicts.some((v) => v.decision === 'veto');
+    this.opts.counters.inc('agent_votes_total', { decision: vetoed && !cmd.forced ? 'veto' : 'accept' });
+    return {
+      nodeId: this.nodeId,
+      rolloutId: cmd.rolloutId,
+      attempt: cmd.attempt,
+      decision: vetoed && !cmd.forced ? 'veto' : 'accept',
+      verdicts,
+      affectedProcesses: analysis.affected.map((a) => a.processId),
+      dryRun: cmd.dryRun,
+    };
+  }
+
+  // ── Commit → fetch, change over, report (claims 7, 8, 12–14) ──
+
+  private async commit(cmd: CommitCommand): Promise<void> {
+    const rec = this.record(cmd.rolloutId);
+    if (rec?.commitAttempt !== undefined && cmd.attempt <= rec.commitAttempt) {
+      if (rec.final && cmd.attempt === rec.commitAttempt) {
+        this.opts.counters.inc('agent_repeats_answered_total', { command: 'commit' });
+        this.opts.sink.publish(this.nodeId, 'progress', rec.final);
+        return;
+      }
+      throw new ChangeoverError('CONFLICT', `commit attempt ${cmd.attempt} of ${cmd.rolloutId} is not newer than attempt ${rec.commitAttempt} already carried out`);
+    }
+    const fail = (code: string, message: string) => this.finish(cmd.rolloutId, cmd.attempt, 'commit', { ok: false, code, message });
+    if (rec?.aborted) return fail('INVALID_STATE', `rollout ${cmd.rolloutId} was aborted on this node`);
+    if (!cmd.forced && rec?.vote?.decision !== 'accept') {
+      return fail('NOT_IN_ROLLOUT', rec?.vote ? `this node vetoed ${cmd.rolloutId}; only a forced commit installs it` : `no accepted proposal of ${cmd.rolloutId} on this node`);
+    }
+    const proposed = rec?.vote ? new Set(this.proposedKeys(rec)) : null;
+    const incoming: StoredPackage[] = [];
+    for (const p of cmd.packages) {
+      const key = `${p.manifest.name}@${p.manifest.version}`;
+      if (proposed && proposed.size && !proposed.has(key)) return fail('VALIDATION_FAILED', `package ${key} was not in the proposal`);
+      try {
+        this.opts.verifySignature(p.manifest, p.signature);
+      } catch (e) {
+        this.opts.counters.inc('agent_signature_failures_total');
+        return fail(isChangeoverError(e) ? e.code : 'SIGNATURE_INVALID', e instanceof Error ? e.message : String(e));
+      }
+      const modules = selectModules(p.manifest, this.opts.identity.processorType);
+      if (!modules.length) return fail('PROCESSOR_UNSUPPORTED', `package ${key} has no module for ${this.opts.identity.processorType}`);
+      incoming.push({ manifest: p.manifest, signature: p.signature, modules });
+    }
+    const outcome = await runChangeover(this, { rolloutId: cmd.rolloutId, attempt: cmd.attempt, kind: 'commit', target: mergeSet(this.state.active, incoming), timeoutMs: cmd.changeoverTimeoutMs });
+    return this.finish(cmd.rolloutId, cmd.attempt, 'commit', outcome);
+  }
+
+  private proposedKeys(rec: RolloutRecord): string[] {
+    return rec.proposed ?? [];
+  }
+
+  /** Publishes and records the terminal report of a commit or regress. */
+  private async finish(rolloutId: string, attempt: number, kind: 'commit' | 'regress', outcome: ChangeoverOutcome): Promise<void> {
+    const phase: ProgressPhase = outcome.ok ? (kind === 'commit' ? 'completed' : 'regressed') : outcome.code === 'ABORTED' ? 'aborted' : 'failed';
+    const final = this.progress(rolloutId, attempt, phase, outcome.ok ? { bytesFetched: outcome.bytesFetched, modulesFetched: outcome.modulesFetched, modulesUnchanged: outcome.modulesUnchanged } : { error: { code: outcome.code, message: outcome.message.slice(0, 4000) }, ...(outcome.bytesFetched !== undefined ? { bytesFetched: outcome.bytesFetched } : {}) });
+    const rec = this.record(rolloutId) ?? { rolloutId };
+    await this.saveRecord(kind === 'commit' ? { ...rec, commitAttempt: attempt, final } : { ...rec, regressAttempt: attempt, regressFinal: final });
+    this.opts.counters.inc('agent_changeovers_total', { kind, phase });
+    if (!outcome.ok) this.opts.log.warn(`${kind} did not complete`, { rolloutId, code: outcome.code, message: outcome.message.slice(0, 500) });
+    this.opts.sink.publish(this.nodeId, 'progress', final);
+  }
+
+  progress(rolloutId: string, attempt: number, phase: ProgressPhase, extra: Partial<ProgressReport> = {}): ProgressReport {
+    const terminal = phase === 'completed' || phase === 'failed' || phase === 'regressed' || phase === 'aborted';
+    return { nodeId: this.nodeId, rolloutId, attempt, phase, ...extra, ...(terminal ? { inventory: inventoryOf(this.state) } : {}) };
+  }
+
+  reportPhase(rolloutId: string, attempt: number, phase: ProgressPhase, extra: Partial<ProgressReport> = {}): void {
+    this.opts.sink.publish(this.nodeId, 'progress', this.progress(rolloutId, attempt, phase, extra));
+  }
+
+  // ── Abort ──
+
+  private async abort(cmd: AbortCommand): Promise<void> {
+    this.abortRequested.delete(cmd.rolloutId);
+    const rec = this.record(cmd.rolloutId);
+    if (rec?.final?.phase === 'completed') {
+      // Already changed over: undoing it is a regress, which the orchestrator sends.
+      this.opts.sink.publish(this.nodeId, 'progress', rec.final);
+      return;
+    }
+    const final = this.progress(cmd.rolloutId, cmd.attempt, 'aborted', { error: { code: 'ABORTED', message: cmd.reason } });
+    await this.saveRecord({ ...(rec ?? { rolloutId: cmd.rolloutId }), aborted: true, final });
+    this.opts.sink.publish(this.nodeId, 'progress', final);
+  }
+
+  // ── Regress (claim 11) ──
+
+  private async regress(cmd: RegressCommand): Promise<void> {
+    const rec = this.record(cmd.rolloutId);
+    if (rec?.regressAttempt !== undefined && cmd.attempt <= rec.regressAttempt) {
+      if (rec.regressFinal && cmd.attempt === rec.regressAttempt) {
+        this.opts.counters.inc('agent_repeats_answered_total', { command: 'regress' });
+        this.opts.sink.publish(this.nodeId, 'progress', rec.regressFinal);
+        return;
+      }
+      throw new ChangeoverError('CONFLICT', `regress attempt ${cmd.attempt} of ${cmd.rolloutId} is not newer than attempt ${rec.regressAttempt}`);
+    }
+    const fail = (code: string, message: string) => this.finish(cmd.rolloutId, cmd.attempt, 'regress', { ok: false, code, message });
+    let target: StoredPackage[];
+    if (cmd.to.kind === 'previous') {
+      if (!this.state.previous.length) return fail('NOT_FOUND', 'no previous set is kept on this node');
+      target = this.state.previous;
+    } else {
+      const found = await this.findVersion(cmd.to.package, cmd.to.version);
+      if (!found.ok) return fail(found.code, found.message);
+      target = mergeSet(this.state.active, [found.pkg]);
+    }
+    const outcome = await runChangeover(this, { rolloutId: cmd.rolloutId, attempt: cmd.attempt, kind: 'regress', target, timeoutMs: 300_000 });
+    return this.finish(cmd.rolloutId, cmd.attempt, 'regress', outcome);
+  }
+
+  private async findVersion(name: string, version: string): Promise<{ ok: true; pkg: StoredPackage } | { ok: false; code: string; message: string }> {
+    const local = [...this.state.active, ...this.state.previous, ...this.state.kept].find((p) => p.manifest.name === name && p.manifest.version === version);
+    if (local) return { ok: true, pkg: local };
+    const remote = this.opts.manifests ? await this.opts.manifests.get({ name, version }).catch(() => null) : null;
+    if (!remote) return { ok: false, code: 'NOT_FOUND', message: `${name}@${version} is neither kept on this node nor in the registry` };
+    try {
+      this.opts.verifySignature(remote.manifest, remote.signature);
+    } catch (e) {
+      return { ok: false, code: isChangeoverError(e) ? e.code : 'SIGNATURE_INVALID', message: e instanceof Error ? e.message : String(e) };
+    }
+    const modules = selectModules(remote.manifest, this.opts.identity.processorType);
+    if (!modules.length) return { ok: false, code: 'PROCESSOR_UNSUPPORTED', message: `${name}@${version} has no module for ${this.opts.identity.processorType}` };
+    return { ok: true, pkg: { manifest: remote.manifest, signature: remote.signature, modules } };
+  }
+}

@@ -1,0 +1,148 @@
+import { isChangeoverError, type Module } from '@changeover/contracts';
+import { analyzeChange, type AffectedProcess } from '../affected/affected-processes.js';
+import { keepVersions, type Journal, type StoredPackage } from '../model/state.js';
+import type { AgentCore } from './agent-core.js';
+import { toView, withResidents } from './views.js';
+import { localDeadline, withDeadline } from './deadline.js';
+import type { PrepareResult } from './ports.js';
+
+export type ChangeoverOutcome =
+  | { ok: true; bytesFetched: number; modulesFetched: number; modulesUnchanged: number }
+  | { ok: false; code: string; message: string; bytesFetched?: number };
+
+export interface ChangeoverRequest {
+  rolloutId: string;
+  attempt: number;
+  kind: 'commit' | 'regress';
+  target: StoredPackage[];
+  timeoutMs: number;
+}
+
+/**
+ * The changeover on one node (claims 8, 13, 14): fetch only the modules the store lacks, barrier,
+ * start the new beside the old, health checks, switch, tell the affected processes. The journal is
+ * saved before each step, so a crash anywhere is regressed at start-up to the set in `from`.
+ */
+export async function runChangeover(core: AgentCore, req: ChangeoverRequest): Promise<ChangeoverOutcome> {
+  const { store, fetcher, runtime } = core.opts;
+  const fault = (p: Parameters<NonNullable<typeof core.opts.onFault>>[0]) => core.opts.onFault?.(p);
+  const report = (phase: 'fetching' | 'preparing' | 'starting' | 'switching', extra = {}) => core.reportPhase(req.rolloutId, req.attempt, phase, extra);
+  const from = { active: core.state.active, previous: core.state.previous };
+  const aborted = () => core.abortRequested.has(req.rolloutId);
+  const deadline = localDeadline(req.timeoutMs);
+  let journal: Journal | null = null;
+
+  const rollback = async (code: string, message: string, bytesFetched?: number): Promise<ChangeoverOutcome> => {
+    if (journal) {
+      core.state = { ...core.state, active: from.active, previous: from.previous, journal: null };
+      await store.save(core.state);
+    }
+    core.phase = 'idle';
+    return { ok: false, code, message, ...(bytesFetched !== undefined ? { bytesFetched } : {}) };
+  };
+
+  // 1. Fetch: modules are content-addressed, so a digest already in the store is never fetched (claim 13).
+  core.phase = 'fetching';
+  report('fetching');
+  const wanted = new Map<string, Module>();
+  for (const p of req.target) for (const m of p.modules) wanted.set(m.digest, m);
+  let bytesFetched = 0;
+  let modulesFetched = 0;
+  let modulesUnchanged = 0;
+  for (const m of wanted.values()) {
+    if (await store.hasBlob(m.digest)) {
+      modulesUnchanged++;
+      continue;
+    }
+    try {
+      bytesFetched += await fetcher.fetch(m);
+      modulesFetched++;
+    } catch (e) {
+      core.opts.counters.inc('agent_fetch_failures_total', { code: isChangeoverError(e) ? e.code : 'INTERNAL' });
+      return rollback(isChangeoverError(e) ? e.code : 'UNAVAILABLE', `fetching ${m.name} ${m.digest}: ${e instanceof Error ? e.message : String(e)}`, bytesFetched);
+    }
+  }
+  core.opts.counters.inc('agent_bytes_fetched_total', {}, bytesFetched);
+  journal = { rolloutId: req.rolloutId, attempt: req.attempt, kind: req.kind, step: 'fetched', from, to: req.target };
+  core.state = { ...core.state, journal };
+  await store.save(core.state);
+  fault('after-fetch');
+  if (aborted()) return rollback('ABORTED', 'aborted before the barrier', bytesFetched);
+
+  // 2. Barrier: the replaced and the affected processes get ready, all of them, by the deadline.
+  const analysis = withResidents(analyzeChange(from.active.map(toView), req.target.map(toView), runtime.running()), runtime);
+  const base = { rolloutId: req.rolloutId, attempt: req.attempt, changes: analysis.changes, replacedModules: analysis.replacedModules };
+  core.phase = 'preparing';
+  report('preparing', { bytesFetched, modulesFetched, modulesUnchanged });
+  const answers = await Promise.all(
+    analysis.affected.map(async (a) => ({
+      a,
+      r: await withDeadline<PrepareResult>(runtime.prepare(a.processId, { ...base, kind: 'prepare', why: a.why, deadlineMs: deadline }), deadline, () => ({ ready: false, message: `not ready within ${deadline} ms` })),
+    })),
+  );
+  const notReady = answers.filter((x) => !x.r.ready);
+  if (notReady.length) {
+    return rollback('NOT_READY', notReady.map((x) => `${x.a.processId}: ${x.r.ready ? '' : x.r.message}`).join('; '), bytesFetched);
+  }
+  journal = { ...journal, step: 'prepared' };
+  core.state = { ...core.state, journal };
+  await store.save(core.state);
+  fault('after-prepare');
+  if (aborted()) return rollback('ABORTED', 'aborted at the barrier', bytesFetched);
+
+  // 3. New beside old; a failed health check leaves the old set running untouched.
+  core.phase = 'starting';
+  report('starting');
+  const started = await runtime.startCandidates(req.target, deadline);
+  if (!started.ok) {
+    await runtime.discardCandidates();
+    core.opts.counters.inc('agent_health_check_failures_total');
+    return rollback('HEALTH_CHECK_FAILED', started.output, bytesFetched);
+  }
+  if (aborted()) {
+    await runtime.discardCandidates();
+    return rollback('ABORTED', 'aborted before the switch', bytesFetched);
+  }
+
+  // 4. Switch: one atomic save makes the target active; the old processes then stop gracefully.
+  core.phase = 'switching';
+  report('switching');
+  journal = { ...journal, step: 'switched' };
+  core.state = {
+    ...core.state,
+    active: req.target,
+    previous: from.active,
+    kept: keepVersions(core.state.kept, [...from.previous, ...from.active], [...req.target, ...from.active]),
+    journal,
+  };
+  await store.save(core.state);
+  fault('mid-switch');
+  await runtime.switchOver(req.target);
+  await notifyChanged(core, req.target, analysis.affected, base);
+  fault('before-confirm');
+
+  // 5. Confirm.
+  core.state = { ...core.state, journal: null };
+  await store.save(core.state);
+  core.phase = 'idle';
+  return { ok: true, bytesFetched, modulesFetched, modulesUnchanged };
+}
+
+/** Tells the affected processes that still run that the changeover happened; restarts those that ask for it. */
+async function notifyChanged(core: AgentCore, target: StoredPackage[], affected: AffectedProcess[], base: { rolloutId: string; attempt: number; changes: { name: string; fromVersion: string | null; toVersion: string | null }[]; replacedModules: string[] }): Promise<void> {
+  const { runtime } = core.opts;
+  const live = new Set(runtime.running().map((p) => p.processId));
+  const modules = new Map<string, Module>();
+  for (const p of target) for (const m of p.modules) modules.set(m.name, m);
+  const restart: string[] = [];
+  await Promise.all(
+    affected
+      .filter((a) => live.has(a.processId))
+      .map(async (a) => {
+        const mustRestart = modules.get(a.module)?.run?.restartOnChange ?? false;
+        if (mustRestart) restart.push(a.processId);
+        await withDeadline(runtime.notifyChanged(a.processId, { ...base, kind: 'changed', why: a.why, restart: mustRestart }), 10_000, () => undefined);
+      }),
+  );
+  if (restart.length) await runtime.restart(restart);
+}

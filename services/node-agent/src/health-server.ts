@@ -1,0 +1,17 @@
+import { createServer, type Server } from 'node:http';
+import type { CounterRegistry } from './metrics.js';
+
+/** /live, /ready and /metrics for Kubernetes probes and Prometheus. */
+export async function startHealthServer(port: number, ready: () => boolean, counters: CounterRegistry, gauges: () => Record<string, number>): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.url === '/live') return void res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
+    if (req.url === '/ready') return void res.writeHead(ready() ? 200 : 503, { 'content-type': 'text/plain' }).end(ready() ? 'ready' : 'starting');
+    if (req.url === '/metrics') {
+      const g = Object.entries(gauges()).map(([k, v]) => `# TYPE ${k} gauge\n${k} ${v}`).join('\n');
+      return void res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(`${counters.render()}${g}\n`);
+    }
+    res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ code: 'NOT_FOUND', message: `no route ${req.url}` }));
+  });
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, '0.0.0.0', () => resolve()));
+  return server;
+}

@@ -1,0 +1,71 @@
+#!/usr/bin/env node
+import { connect } from '@nats-io/transport-node';
+import { loadConfig, type AgentConfig } from './config.js';
+import { startHealthServer } from './health-server.js';
+import { createLog } from './log.js';
+import { CounterRegistry } from './metrics.js';
+import { startSimFleet } from './simulate/sim-fleet.js';
+
+async function main(): Promise<void> {
+  let config: AgentConfig;
+  try {
+    config = loadConfig(process.env, process.argv.slice(2));
+  } catch (e) {
+    process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(2);
+  }
+  const log = createLog(config.LOG_LEVEL, { service: 'node-agent', ...(config.SIMULATE ? { simulated: config.SIMULATE } : { nodeId: config.NODE_ID }) });
+  const counters = new CounterRegistry();
+  let ready = false;
+  const stops: (() => Promise<void>)[] = [];
+
+  if (config.SIMULATE > 0) {
+    // One shared connection for the whole simulated fleet.
+    const nc = await connect({ servers: config.NATS_URL, name: `node-agent-sim-${config.SIM_NODE_PREFIX}`, maxReconnectAttempts: -1 });
+    const fleet = await startSimFleet(nc, {
+      count: config.SIMULATE,
+      classId: config.NODE_CLASS,
+      prefix: config.SIM_NODE_PREFIX,
+      armRatio: config.SIM_ARM_RATIO,
+      vetoRate: config.SIM_VETO_RATE,
+      slowRate: config.SIM_SLOW_RATE,
+      failRate: config.SIM_FAIL_RATE,
+      agentVersion: config.AGENT_VERSION,
+      clusterVersions: config.AGENT_CLUSTER_VERSIONS,
+      heartbeatMs: config.AGENT_HEARTBEAT_MS,
+      counters,
+      log,
+    });
+    stops.push(async () => {
+      await fleet.stop();
+      await nc.drain();
+    });
+    log.info('simulated fleet up', { nodes: config.SIMULATE, classId: config.NODE_CLASS, rssMb: Math.round(process.memoryUsage().rss / 1048576) });
+  } else {
+    process.stderr.write('this build runs simulated fleets only: pass --simulate N\n');
+    process.exit(2);
+  }
+  ready = true;
+  if (config.AGENT_HEALTH_PORT) {
+    const server = await startHealthServer(config.AGENT_HEALTH_PORT, () => ready, counters, () => ({ agent_rss_bytes: process.memoryUsage().rss }));
+    stops.push(() => new Promise((r) => server.close(() => r())));
+  }
+  // Print one line when up: scripts and tests wait for it.
+  process.stdout.write(`${JSON.stringify({ ready: true, pid: process.pid, rssMb: Math.round(process.memoryUsage().rss / 1048576) })}\n`);
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info('stopping', { signal });
+    for (const stop of stops.reverse()) await stop().catch((e: unknown) => log.error('stop failed', { error: String(e) }));
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`node-agent failed to start: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exit(1);
+});

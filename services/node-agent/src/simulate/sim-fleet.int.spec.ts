@@ -1,0 +1,137 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { decode, encode, ProgressReport, subjects, VoteReport, type HelloReport } from '@changeover/contracts';
+import { startNats, waitFor, type TestNats } from '@changeover/test-kit';
+import { createLog } from '../log.js';
+import { CounterRegistry } from '../metrics.js';
+import { manifestOf, moduleOf, selectedOf } from '../testing/packages.js';
+import type { NatsFleet } from '../transport/nats-fleet.js';
+import { startSimFleet } from './sim-fleet.js';
+
+describe('simulated fleet over NATS', () => {
+  let nats: TestNats;
+  let nc: NatsConnection;
+  const fleets: NatsFleet[] = [];
+  const counters = new CounterRegistry();
+  const votes = new Map<string, VoteReport[]>();
+  const progress = new Map<string, ProgressReport[]>();
+  const hellos = new Set<string>();
+
+  const web = manifestOf('web', '1.0.0', [moduleOf('web-bin', '1.0.0', 'web v1'), moduleOf('web-conf', '1.0.0', 'conf')]);
+  const web2 = manifestOf('web', '2.0.0', [moduleOf('web-bin', '2.0.0', 'web v2'), moduleOf('web-conf', '1.0.0', 'conf')]);
+  const armOnly = manifestOf('armtool', '1.0.0', [moduleOf('armtool', '1.0.0', 'arm', { processorType: 'arm64' })]);
+
+  const fleet = (classId: string, count: number, rates: { vetoRate?: number; slowRate?: number; armRatio?: number } = {}) =>
+    startSimFleet(nc, {
+      count,
+      classId,
+      prefix: classId,
+      vetoRate: rates.vetoRate ?? 0,
+      slowRate: rates.slowRate ?? 0,
+      failRate: 0,
+      armRatio: rates.armRatio ?? 0,
+      agentVersion: '1.0.0',
+      clusterVersions: { min: 1, max: 2 },
+      heartbeatMs: 60_000,
+      counters,
+      log: createLog('silent'),
+    }).then((f) => (fleets.push(f), f));
+
+  const votesOf = (rolloutId: string) => votes.get(rolloutId) ?? [];
+  const progressOf = (rolloutId: string, phase: string) => (progress.get(rolloutId) ?? []).filter((p) => p.phase === phase);
+
+  beforeAll(async () => {
+    nats = await startNats();
+    nc = await connect({ servers: nats.url });
+    nc.subscribe('changeover.agent.*.vote', { callback: (_e, m) => { const v = decode(VoteReport, m.data); votes.set(v.rolloutId, [...votesOf(v.rolloutId), v]); } });
+    nc.subscribe('changeover.agent.*.progress', { callback: (_e, m) => { const p = decode(ProgressReport, m.data); progress.set(p.rolloutId, [...(progress.get(p.rolloutId) ?? []), p]); } });
+    nc.subscribe('changeover.agent.*.hello', { callback: (_e, m) => { hellos.add((JSON.parse(new TextDecoder().decode(m.data)) as HelloReport).nodeId); } });
+    await nc.flush();
+  });
+
+  afterAll(async () => {
+    for (const f of fleets) await f.stop();
+    await nc.close();
+    await nats.stop();
+  });
+
+  it('says hello from every node, votes on a class proposal, answers a repeat from its record, and installs on commit', async () => {
+    await fleet('web', 200);
+    await waitFor('200 hellos', () => [...hellos].filter((h) => h.startsWith('web-')).length === 200);
+
+    nc.publish(subjects.class('web', 'propose'), encode({ rolloutId: 'r1', attempt: 0, classId: 'web', packages: [selectedOf(web)], voteTimeoutMs: 5000 }));
+    await waitFor('200 votes', () => votesOf('r1').length === 200);
+    expect(votesOf('r1').every((v) => v.decision === 'accept')).toBe(true);
+    expect(votesOf('r1')[0]!.affectedProcesses).toEqual(['sim-app']);
+
+    const first = votesOf('r1').find((v) => v.nodeId === 'web-7');
+    nc.publish(subjects.node('web-7', 'propose'), encode({ rolloutId: 'r1', attempt: 0, nodeId: 'web-7', packages: [selectedOf(web)], voteTimeoutMs: 5000 }));
+    await waitFor('the repeated vote', () => votesOf('r1').length === 201);
+    expect(votesOf('r1')[200]).toEqual(first);
+
+    nc.publish(subjects.class('web', 'commit'), encode({ rolloutId: 'r1', attempt: 0, classId: 'web', packages: [{ manifest: web }], changeoverTimeoutMs: 10_000 }));
+    await waitFor('200 completions', () => progressOf('r1', 'completed').length === 200);
+    const done = progressOf('r1', 'completed')[0]!;
+    expect(done.inventory?.active.map((p) => `${p.name}@${p.version}`)).toEqual(['web@1.0.0']);
+    expect(done.modulesFetched).toBe(2);
+  });
+
+  it('fetches only the changed module on an update and answers a duplicate commit from its record', async () => {
+    nc.publish(subjects.class('web', 'propose'), encode({ rolloutId: 'r2', attempt: 0, classId: 'web', packages: [selectedOf(web2)], voteTimeoutMs: 5000 }));
+    await waitFor('200 votes', () => votesOf('r2').length === 200);
+    const v = votesOf('r2')[0]!;
+    expect(v.affectedProcesses).toEqual(['web-bin@1.0.0', 'sim-app']);
+    nc.publish(subjects.class('web', 'commit'), encode({ rolloutId: 'r2', attempt: 0, classId: 'web', packages: [{ manifest: web2 }], changeoverTimeoutMs: 10_000 }));
+    await waitFor('200 completions', () => progressOf('r2', 'completed').length === 200);
+    const done = progressOf('r2', 'completed')[0]!;
+    expect(done).toMatchObject({ modulesFetched: 1, modulesUnchanged: 1, bytesFetched: Buffer.byteLength('web v2') });
+    expect(done.inventory?.previous.map((p) => p.version)).toEqual(['1.0.0']);
+
+    const before = counters.get('agent_repeats_answered_total', { command: 'commit' });
+    nc.publish(subjects.node('web-3', 'commit'), encode({ rolloutId: 'r2', attempt: 0, nodeId: 'web-3', packages: [{ manifest: web2 }], changeoverTimeoutMs: 10_000 }));
+    await waitFor('the repeated completion', () => progressOf('r2', 'completed').length === 201);
+    expect(counters.get('agent_repeats_answered_total', { command: 'commit' })).toBe(before + 1);
+    // Not changed over twice: no new fetching phase for web-3.
+    expect(progressOf('r2', 'fetching').filter((p) => p.nodeId === 'web-3')).toHaveLength(1);
+  });
+
+  it('rejects malformed, misaddressed and out-of-order commands, counts them, and keeps running', async () => {
+    const rejected = () => counters.get('agent_commands_rejected_total');
+    const start = rejected();
+    nc.publish(subjects.class('web', 'propose'), encode({ rolloutId: 'bad id!', attempt: 0 }));
+    nc.publish(subjects.class('web', 'propose'), new TextEncoder().encode('not json'));
+    nc.publish(subjects.node('web-1', 'commit'), encode({ rolloutId: 'r9', attempt: 0, nodeId: 'web-2', packages: [{ manifest: web2 }], changeoverTimeoutMs: 1000 }));
+    nc.publish(subjects.class('web', 'propose'), encode({ rolloutId: 'r9', attempt: 0, classId: 'db', packages: [selectedOf(web2)], voteTimeoutMs: 1000 }));
+    await waitFor('four rejections', () => rejected() >= start + 2 + 1 + 200);
+    // An older attempt after a newer one was answered is refused, not re-run.
+    nc.publish(subjects.node('web-1', 'propose'), encode({ rolloutId: 'r3', attempt: 2, nodeId: 'web-1', packages: [selectedOf(web)], voteTimeoutMs: 1000 }));
+    await waitFor('vote r3', () => votesOf('r3').length === 1);
+    nc.publish(subjects.node('web-1', 'propose'), encode({ rolloutId: 'r3', attempt: 1, nodeId: 'web-1', packages: [selectedOf(web)], voteTimeoutMs: 1000 }));
+    await waitFor('out-of-order rejection', () => counters.get('agent_commands_rejected_total', { command: 'propose', code: 'CONFLICT' }) === 1);
+    // A commit the node never accepted installs nothing.
+    nc.publish(subjects.node('web-1', 'commit'), encode({ rolloutId: 'r8', attempt: 0, nodeId: 'web-1', packages: [{ manifest: web }], changeoverTimeoutMs: 1000 }));
+    await waitFor('failed r8', () => progressOf('r8', 'failed').length === 1);
+    expect(progressOf('r8', 'failed')[0]).toMatchObject({ error: { code: 'NOT_IN_ROLLOUT' }, inventory: { active: [{ name: 'web', version: '2.0.0' }] } });
+    // Still serving.
+    nc.publish(subjects.node('web-1', 'propose'), encode({ rolloutId: 'r4', attempt: 0, nodeId: 'web-1', packages: [selectedOf(web)], voteTimeoutMs: 1000 }));
+    await waitFor('vote r4', () => votesOf('r4').length === 1);
+  });
+
+  it('vetoes with the configured rates and processor types: busy, no answer, unsupported', async () => {
+    await fleet('busy', 20, { vetoRate: 1 });
+    await fleet('slow', 5, { slowRate: 1 });
+    await fleet('arm', 20, { armRatio: 0.5 });
+    await waitFor('hellos', () => [...hellos].filter((h) => /^(busy|slow|arm)-/.test(h)).length === 45);
+    nc.publish(subjects.class('busy', 'propose'), encode({ rolloutId: 'b1', attempt: 0, packages: [selectedOf(web)], voteTimeoutMs: 5000 }));
+    nc.publish(subjects.class('slow', 'propose'), encode({ rolloutId: 's1', attempt: 0, packages: [selectedOf(web)], voteTimeoutMs: 300 }));
+    nc.publish(subjects.class('arm', 'propose'), encode({ rolloutId: 'a1', attempt: 0, packages: [selectedOf(armOnly)], voteTimeoutMs: 5000 }));
+    await waitFor('votes', () => votesOf('b1').length === 20 && votesOf('s1').length === 5 && votesOf('a1').length === 20);
+    expect(votesOf('b1').every((v) => v.decision === 'veto' && v.verdicts.some((x) => x.decision === 'veto' && x.reason === 'PROCESS_BUSY' && x.retryAfterMs === 5000))).toBe(true);
+    expect(votesOf('s1').every((v) => v.verdicts.some((x) => x.decision === 'veto' && x.reason === 'NO_ANSWER'))).toBe(true);
+    const armVotes = votesOf('a1');
+    const vetoes = armVotes.filter((v) => v.decision === 'veto');
+    expect(vetoes.length).toBeGreaterThan(0);
+    expect(vetoes.length).toBeLessThan(20);
+    expect(vetoes.every((v) => v.verdicts.some((x) => x.decision === 'veto' && x.reason === 'PROCESSOR_UNSUPPORTED'))).toBe(true);
+  });
+});

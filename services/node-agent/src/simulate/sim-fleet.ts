@@ -1,0 +1,64 @@
+import type { NatsConnection } from '@nats-io/transport-node';
+import { AgentCore, type AgentInfo } from '../core/agent-core.js';
+import type { Counters, Log, ReportSink } from '../core/ports.js';
+import type { NodeState } from '../model/state.js';
+import { NatsFleet, natsSink } from '../transport/nats-fleet.js';
+import { draw, SimRuntime, SimStore, simFetcher, type SimRates } from './sim-runtime.js';
+
+export interface SimFleetOptions extends SimRates {
+  count: number;
+  classId: string;
+  prefix: string;
+  /** Share of nodes that are arm64; the rest are x86_64. */
+  armRatio: number;
+  agentVersion: string;
+  clusterVersions: { min: number; max: number };
+  heartbeatMs: number;
+  counters: Counters;
+  log: Log;
+  sink?: ReportSink;
+}
+
+export const simNodeId = (prefix: string, i: number) => `${prefix}-${i}`;
+
+/** Simulated cores: the real protocol logic over in-memory ports (no NATS). */
+export function createSimCores(opts: SimFleetOptions, sink: ReportSink): AgentCore[] {
+  const cores: AgentCore[] = [];
+  const verify = () => undefined;
+  const infos: Record<'x86_64' | 'arm64', AgentInfo> = {
+    x86_64: { agentVersion: opts.agentVersion, clusterVersions: opts.clusterVersions, characteristics: { arch: 'x86_64', os: 'linux', memoryMb: 2048, labels: { simulated: 'true' } } },
+    arm64: { agentVersion: opts.agentVersion, clusterVersions: opts.clusterVersions, characteristics: { arch: 'arm64', os: 'linux', memoryMb: 2048, labels: { simulated: 'true' } } },
+  };
+  for (let i = 1; i <= opts.count; i++) {
+    const nodeId = simNodeId(opts.prefix, i);
+    const processorType = draw(nodeId, 'arch') < opts.armRatio ? 'arm64' : 'x86_64';
+    const holder: { core?: AgentCore } = {};
+    const state = (): NodeState => holder.core!.state;
+    const core = new AgentCore(
+      {
+        identity: { nodeId, classId: opts.classId, processorType },
+        store: new SimStore(state),
+        fetcher: simFetcher,
+        runtime: new SimRuntime(nodeId, opts, state),
+        sink,
+        verifySignature: verify,
+        minFreeBytes: 0,
+        counters: opts.counters,
+        log: opts.log,
+      },
+      infos[processorType],
+    );
+    holder.core = core;
+    cores.push(core);
+  }
+  return cores;
+}
+
+/** `node-agent --simulate N`: N simulated nodes on one shared NATS connection. */
+export async function startSimFleet(nc: NatsConnection, opts: SimFleetOptions): Promise<NatsFleet> {
+  const cores = createSimCores(opts, opts.sink ?? natsSink(nc, opts.log));
+  for (const c of cores) await c.start();
+  const fleet = new NatsFleet(nc, cores, { nodeSubjects: 'wildcard', heartbeatMs: opts.heartbeatMs, counters: opts.counters, log: opts.log });
+  fleet.start();
+  return fleet;
+}

@@ -1,0 +1,161 @@
+import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
+import { COMMAND_SCHEMAS, ChangeoverError, decode, encode, isChangeoverError, parseSubject, subjects, type AgentReport, type NodeCommand } from '@changeover/contracts';
+import { publish } from '@changeover/messaging';
+import type { AgentCore, AnyCommand } from '../core/agent-core.js';
+import type { Counters, Log, ReportSink } from '../core/ports.js';
+
+export interface FleetOptions {
+  /** `own`: one node subscribes to its own subjects; `wildcard`: one subscription to changeover.node.*.> filtered to local nodes. */
+  nodeSubjects: 'own' | 'wildcard';
+  heartbeatMs: number;
+  counters: Counters;
+  log: Log;
+}
+
+/** Reports of every local node go out on the one shared connection, with the trace context in headers. */
+export function natsSink(nc: NatsConnection, log: Log): ReportSink {
+  return {
+    publish(nodeId: string, report: AgentReport, body: unknown) {
+      try {
+        publish(nc, subjects.agent(nodeId, report), body);
+      } catch (e) {
+        // A closed or draining connection: the report is re-derived on the next hello/heartbeat.
+        log.warn('report not sent', { nodeId, report, error: e instanceof Error ? e.message : String(e) });
+      }
+    },
+  };
+}
+
+/**
+ * One NATS connection for one or many agent cores: subscribes once per class and dispatches to
+ * every local node of it, says hello on start and after every reconnect, sends heartbeats.
+ */
+export class NatsFleet {
+  private readonly byNode = new Map<string, AgentCore>();
+  private readonly byClass = new Map<string, AgentCore[]>();
+  private readonly subs: Subscription[] = [];
+  private heartbeatTimer?: NodeJS.Timeout;
+  private stopped = false;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    cores: AgentCore[],
+    private readonly opts: FleetOptions,
+  ) {
+    for (const c of cores) {
+      this.byNode.set(c.nodeId, c);
+      const list = this.byClass.get(c.opts.identity.classId) ?? [];
+      list.push(c);
+      this.byClass.set(c.opts.identity.classId, list);
+    }
+  }
+
+  get cores(): AgentCore[] {
+    return [...this.byNode.values()];
+  }
+
+  start(): void {
+    const listen = (subject: string) => {
+      const sub = this.nc.subscribe(subject, { callback: (err, msg) => (err ? this.opts.log.error('subscription failed', { subject, error: err.message }) : this.onMessage(msg)) });
+      this.subs.push(sub);
+    };
+    if (this.opts.nodeSubjects === 'wildcard') listen('changeover.node.*.>');
+    else for (const id of this.byNode.keys()) listen(subjects.nodeAll(id));
+    for (const cls of this.byClass.keys()) listen(subjects.classAll(cls));
+    void this.nc.flush().then(() => this.helloAll());
+    void this.watchStatus();
+    this.heartbeatTimer = setInterval(() => this.heartbeatAll(), this.opts.heartbeatMs);
+    this.heartbeatTimer.unref();
+  }
+
+  private async watchStatus(): Promise<void> {
+    for await (const s of this.nc.status()) {
+      if (this.stopped) return;
+      if (s.type === 'reconnect') {
+        this.opts.log.info('reconnected; saying hello again');
+        this.helloAll();
+      }
+    }
+  }
+
+  /** Hello from every local node, in slices so a large fleet does not stall the event loop. */
+  helloAll(): void {
+    void this.inSlices((c) => c.sayHello());
+  }
+
+  heartbeatAll(): void {
+    void this.inSlices((c) => c.heartbeat());
+  }
+
+  private async inSlices(fn: (c: AgentCore) => void): Promise<void> {
+    let i = 0;
+    for (const c of this.byNode.values()) {
+      if (this.stopped) return;
+      fn(c);
+      if (++i % 1000 === 0) await new Promise((r) => setImmediate(r));
+    }
+  }
+
+  private onMessage(msg: Msg): void {
+    let command: NodeCommand;
+    let targets: AgentCore[];
+    let via: { nodeId?: string; classId?: string };
+    try {
+      const parsed = parseSubject(msg.subject);
+      if (parsed.kind === 'node') {
+        const core = this.byNode.get(parsed.nodeId);
+        if (!core) {
+          // With the wildcard subscription every other node's traffic passes by: not ours, not an error.
+          if (this.opts.nodeSubjects === 'wildcard') return;
+          throw new ChangeoverError('VALIDATION_FAILED', `command for node ${parsed.nodeId} reached another node`);
+        }
+        targets = [core];
+        via = { nodeId: parsed.nodeId };
+        command = parsed.command;
+      } else if (parsed.kind === 'class') {
+        targets = this.byClass.get(parsed.classId) ?? [];
+        if (!targets.length) throw new ChangeoverError('VALIDATION_FAILED', `command for class ${parsed.classId} reached no node of it`);
+        via = { classId: parsed.classId };
+        command = parsed.command;
+      } else {
+        throw new ChangeoverError('VALIDATION_FAILED', `unexpected subject ${msg.subject}`);
+      }
+    } catch (e) {
+      return this.reject(msg, 'unknown', e);
+    }
+    if (command === 'validate') {
+      return this.reject(msg, command, new ChangeoverError('FEATURE_NOT_ACTIVE', 'group validate rounds are not served by this agent version'));
+    }
+    let cmd: AnyCommand;
+    try {
+      // Decoded once and shared by every local node of a class: the payload objects are read-only.
+      cmd = { kind: command, body: decode(COMMAND_SCHEMAS[command], msg.data, `${command} command`) } as AnyCommand;
+    } catch (e) {
+      return this.reject(msg, command, e);
+    }
+    for (const core of targets) {
+      try {
+        const done = core.handle(cmd, via);
+        if (msg.reply) msg.respond(encode({ ok: true, result: { nodeId: core.nodeId, received: command } }));
+        done.catch((e: unknown) => {
+          this.opts.log.warn('command rejected', { nodeId: core.nodeId, command, error: e instanceof Error ? e.message : String(e) });
+        });
+      } catch (e) {
+        if (msg.reply) msg.respond(encode({ ok: false, error: isChangeoverError(e) ? e.toBody() : { code: 'INTERNAL', message: String(e) } }));
+      }
+    }
+  }
+
+  private reject(msg: Msg, command: string, e: unknown): void {
+    const err = isChangeoverError(e) ? e : new ChangeoverError('INTERNAL', e instanceof Error ? e.message : String(e));
+    this.opts.counters.inc('agent_commands_rejected_total', { command, code: err.code });
+    this.opts.log.warn('command rejected', { subject: msg.subject, code: err.code, error: err.message });
+    if (msg.reply) msg.respond(encode({ ok: false, error: err.toBody() }));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    for (const s of this.subs) s.unsubscribe();
+  }
+}
