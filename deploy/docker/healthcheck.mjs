@@ -1,15 +1,18 @@
-// Container HEALTHCHECK: GET /health/live on the port this process listens on; exit 0 when it answers 2xx.
+// Container health probe: GET a URL and exit 0 on a 2xx answer. With no argument it probes
+// /health/live on this process's own port (REGISTRY_/ROLLOUT_/NOTIFIER_HTTP_PORT or AGENT_HEALTH_PORT).
 import { readFileSync } from 'node:fs';
 
-const ports = JSON.parse(readFileSync(new URL('./service-ports.json', import.meta.url), 'utf8'));
-const entry = ports[process.env.CHANGEOVER_SERVICE ?? ''];
-if (!entry) {
-  console.error(`healthcheck: unknown CHANGEOVER_SERVICE ${process.env.CHANGEOVER_SERVICE}`);
-  process.exit(1);
+function defaultUrl() {
+  const ports = JSON.parse(readFileSync(new URL('./service-ports.json', import.meta.url), 'utf8'));
+  const entry = ports[process.env.CHANGEOVER_SERVICE ?? ''];
+  if (!entry) throw new Error(`unknown CHANGEOVER_SERVICE ${process.env.CHANGEOVER_SERVICE}`);
+  return `http://127.0.0.1:${Number(process.env[entry.variable] || entry.port)}/health/live`;
 }
-const port = Number(process.env[entry.variable] || entry.port);
+
 try {
-  const res = await fetch(`http://127.0.0.1:${port}/health/live`, { signal: AbortSignal.timeout(2500) });
+  const url = process.argv[2] ?? defaultUrl();
+  const res = await fetch(url, { signal: AbortSignal.timeout(2500) });
+  if (!res.ok) console.error(`healthcheck: ${url} answered ${res.status}`);
   process.exit(res.ok ? 0 : 1);
 } catch (e) {
   console.error(`healthcheck: ${e instanceof Error ? e.message : String(e)}`);
