@@ -1,0 +1,41 @@
+import pg from 'pg';
+
+/** Plain SQL for the hot paths (TypeORM runs the migrations): rows back, whatever the command. */
+export interface Sql {
+  query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
+}
+
+export class SqlPool implements Sql {
+  private constructor(private readonly pool: pg.Pool) {}
+
+  static open(url: string, max = 10): SqlPool {
+    const pool = new pg.Pool({ connectionString: url, max });
+    // A connection dropped by a Postgres restart must not crash the process; the next query reconnects.
+    pool.on('error', () => undefined);
+    return new SqlPool(pool);
+  }
+
+  async query<T = Record<string, unknown>>(text: string, params: unknown[] = []): Promise<T[]> {
+    return (await this.pool.query(text, params)).rows as T[];
+  }
+
+  /** Runs `work` in one transaction on one connection; rolls back if it throws. */
+  async transaction<T>(work: (tx: Sql) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const result = await work({ query: async <R>(text: string, params: unknown[] = []) => (await client.query(text, params)).rows as R[] });
+      await client.query('COMMIT');
+      return result;
+    } catch (e) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw e;
+    } finally {
+      client.release();
+    }
+  }
+
+  close(): Promise<void> {
+    return this.pool.end();
+  }
+}

@@ -1,0 +1,2 @@
+/** Injection token of the wired RegistryDomain. */
+export const DOMAIN = 'REGISTRY_DOMAIN';

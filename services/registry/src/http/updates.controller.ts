@@ -1,0 +1,26 @@
+import type { IncomingMessage } from 'node:http';
+import { Body, Controller, HttpCode, Inject, Post, Req } from '@nestjs/common';
+import { SelectModulesRequest, type SelectModulesReply } from '@changeover/contracts';
+import type { RegistryDomain } from '../registry.domain.js';
+import type { ImportResult } from '../images/image.service.js';
+import { DOMAIN } from './http.tokens.js';
+import { readBody, ZodPipe } from './http.support.js';
+
+/** Update images (claims 20–23) and module selection (claim 3). */
+@Controller()
+export class UpdatesController {
+  constructor(@Inject(DOMAIN) private readonly d: RegistryDomain) {}
+
+  /** Body: the .tar.gz itself (application/gzip or application/octet-stream). */
+  @Post('images')
+  @HttpCode(201)
+  async importImage(@Req() req: IncomingMessage): Promise<ImportResult> {
+    return this.d.images.import(await readBody(req, this.d.maxImageBytes));
+  }
+
+  @Post('select-modules')
+  @HttpCode(200)
+  select(@Body(new ZodPipe(SelectModulesRequest)) body: SelectModulesRequest): Promise<SelectModulesReply> {
+    return this.d.selection.select(body);
+  }
+}

@@ -1,0 +1,28 @@
+import { createLogger } from '@changeover/telemetry';
+import { loadConfig } from './config.js';
+import { startRegistry } from './registry.app.js';
+
+// Entry point: `npm run start -w services/registry` (after `npm run build`).
+const log = createLogger('registry');
+try {
+  const config = loadConfig(process.env);
+  const registry = await startRegistry(config, { logger: log });
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'registry stopping');
+    registry.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'registry stopped with an error');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+} catch (err) {
+  log.fatal({ err }, 'registry failed to start');
+  process.exit(1);
+}

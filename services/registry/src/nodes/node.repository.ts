@@ -1,0 +1,156 @@
+import type { Sql, SqlPool } from '../db/sql.js';
+import type { Characteristics, EnrollNodeRequest, Inventory, NodeRecord, NodeStatus, VersionRange } from '@changeover/contracts';
+import { nodeStatus } from './node.status.js';
+
+export interface NodeRowData {
+  node_id: string;
+  class_id: string;
+  processor_type: 'x86_64' | 'arm64';
+  characteristics: Characteristics;
+  enrolled_at: Date;
+  last_heartbeat_at: Date | null;
+  stale: boolean;
+  agent_version: string | null;
+  cluster_versions: VersionRange | null;
+  inventory: Inventory | null;
+  inventory_digest: string | null;
+  phase: string | null;
+  decommissioned_at: Date | null;
+}
+
+export interface HeartbeatUpdate {
+  nodeId: string;
+  at: Date;
+  agentVersion: string;
+  clusterVersions: VersionRange;
+  phase: string;
+}
+
+export interface NodeFilter {
+  classId?: string;
+  status?: NodeStatus;
+  label?: string;
+  nodeIds?: string[];
+  limit: number;
+  after?: string;
+}
+
+const statusSql = (threshold: string) => `CASE WHEN decommissioned_at IS NOT NULL THEN 'decommissioned' WHEN last_heartbeat_at > ${threshold}::timestamptz THEN 'active' ELSE 'stale' END`;
+
+/** Plain SQL over registry_nodes: heartbeats arrive by the thousand, so updates are batched. */
+export class NodeRepository {
+  constructor(private readonly db: SqlPool) {}
+
+  transaction<T>(work: (m: Sql) => Promise<T>): Promise<T> {
+    return this.db.transaction(work);
+  }
+
+  async lock(m: Sql, nodeId: string): Promise<NodeRowData | null> {
+    const [row] = await m.query<NodeRowData>('SELECT * FROM registry_nodes WHERE node_id = $1 FOR UPDATE', [nodeId]);
+    return row ?? null;
+  }
+
+  async insert(m: Sql, n: EnrollNodeRequest, now: Date): Promise<void> {
+    await m.query(
+      `INSERT INTO registry_nodes (node_id, class_id, processor_type, characteristics, enrolled_at, stale) VALUES ($1, $2, $3, $4, $5, true)`,
+      [n.nodeId, n.classId, n.processorType, JSON.stringify(n.characteristics), now],
+    );
+    await m.query(`INSERT INTO registry_classes (class_id, updated_at) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [n.classId, now]);
+  }
+
+  async updateIdentity(m: Sql, n: EnrollNodeRequest, now: Date): Promise<void> {
+    await m.query(`UPDATE registry_nodes SET class_id = $2, processor_type = $3, characteristics = $4, decommissioned_at = NULL WHERE node_id = $1`, [
+      n.nodeId,
+      n.classId,
+      n.processorType,
+      JSON.stringify(n.characteristics),
+    ]);
+    await m.query(`INSERT INTO registry_classes (class_id, updated_at) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [n.classId, now]);
+  }
+
+  async recordHello(m: Sql, nodeId: string, h: { at: Date; agentVersion: string; clusterVersions: VersionRange; inventory: Inventory }): Promise<void> {
+    await m.query(
+      `UPDATE registry_nodes SET last_heartbeat_at = $2, stale = false, agent_version = $3, cluster_versions = $4, inventory = $5, inventory_digest = $6, phase = 'idle' WHERE node_id = $1`,
+      [nodeId, h.at, h.agentVersion, JSON.stringify(h.clusterVersions), JSON.stringify(h.inventory), h.inventory.digest],
+    );
+  }
+
+  /** Stores an inventory report; returns the digest it replaced (undefined when the node is unknown). */
+  async recordInventory(nodeId: string, inventory: Inventory): Promise<string | null | undefined> {
+    const rows = await this.db.query<{ old: string | null }>(
+      `UPDATE registry_nodes n SET inventory = $2, inventory_digest = $3 FROM (SELECT node_id, inventory_digest AS old FROM registry_nodes WHERE node_id = $1 FOR UPDATE) o
+       WHERE n.node_id = o.node_id RETURNING o.old`,
+      [nodeId, JSON.stringify(inventory), inventory.digest],
+    );
+    return rows.length === 0 ? undefined : rows[0]!.old;
+  }
+
+  /** One UPDATE for a batch of heartbeats; returns the ids updated and whether each was stale before. */
+  async applyHeartbeats(batch: readonly HeartbeatUpdate[]): Promise<{ nodeId: string; wasStale: boolean }[]> {
+    if (batch.length === 0) return [];
+    const sorted = [...batch].sort((a, b) => (a.nodeId < b.nodeId ? -1 : 1));
+    const rows = await this.db.query<{ node_id: string; was_stale: boolean }>(
+      `WITH v AS (SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::jsonb[], $5::text[]) AS v(node_id, at, agent_version, cluster_versions, phase)),
+            o AS (SELECT n.node_id, n.stale FROM registry_nodes n WHERE n.node_id = ANY($1::text[]) ORDER BY n.node_id FOR UPDATE)
+       UPDATE registry_nodes n SET last_heartbeat_at = GREATEST(v.at, n.last_heartbeat_at), agent_version = v.agent_version, cluster_versions = v.cluster_versions, phase = v.phase, stale = false
+       FROM v JOIN o USING (node_id) WHERE n.node_id = v.node_id RETURNING n.node_id, o.stale AS was_stale`,
+      [sorted.map((h) => h.nodeId), sorted.map((h) => h.at), sorted.map((h) => h.agentVersion), sorted.map((h) => JSON.stringify(h.clusterVersions)), sorted.map((h) => h.phase)],
+    );
+    return rows.map((r) => ({ nodeId: r.node_id, wasStale: r.was_stale }));
+  }
+
+  /** Marks nodes whose heartbeat is older than `before` stale; returns those that changed. */
+  async markStale(before: Date): Promise<{ nodeId: string; lastHeartbeatAt: Date | null }[]> {
+    const rows = await this.db.query<{ node_id: string; last_heartbeat_at: Date | null }>(
+      `UPDATE registry_nodes SET stale = true WHERE NOT stale AND decommissioned_at IS NULL AND (last_heartbeat_at IS NULL OR last_heartbeat_at <= $1)
+       RETURNING node_id, last_heartbeat_at`,
+      [before],
+    );
+    return rows.map((r) => ({ nodeId: r.node_id, lastHeartbeatAt: r.last_heartbeat_at }));
+  }
+
+  async byIds(ids: readonly string[]): Promise<NodeRowData[]> {
+    if (ids.length === 0) return [];
+    return this.db.query('SELECT * FROM registry_nodes WHERE node_id = ANY($1::text[]) AND decommissioned_at IS NULL ORDER BY node_id', [ids]);
+  }
+
+  async byClasses(classIds: readonly string[]): Promise<NodeRowData[]> {
+    if (classIds.length === 0) return [];
+    return this.db.query('SELECT * FROM registry_nodes WHERE class_id = ANY($1::text[]) AND decommissioned_at IS NULL ORDER BY node_id', [classIds]);
+  }
+
+  async list(f: NodeFilter, now: Date, staleAfterMs: number): Promise<NodeRowData[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const p = (v: unknown) => `$${params.push(v)}`;
+    if (f.classId) where.push(`class_id = ${p(f.classId)}`);
+    if (f.status) where.push(`${statusSql(p(new Date(now.getTime() - staleAfterMs)))} = ${p(f.status)}`);
+    if (f.label) {
+      const [key, value] = f.label.split('=') as [string, string];
+      where.push(`characteristics->'labels' @> ${p(JSON.stringify({ [key]: value }))}::jsonb`);
+    }
+    if (f.nodeIds) where.push(`node_id = ANY(${p(f.nodeIds)}::text[])`);
+    if (f.after) where.push(`node_id > ${p(f.after)}`);
+    const sql = `SELECT * FROM registry_nodes ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY node_id LIMIT ${p(f.limit + 1)}`;
+    return this.db.query(sql, params);
+  }
+
+  async countByClass(classId: string): Promise<number> {
+    const [r] = await this.db.query<{ n: string }>('SELECT count(*) AS n FROM registry_nodes WHERE class_id = $1 AND decommissioned_at IS NULL', [classId]);
+    return Number(r?.n ?? 0);
+  }
+}
+
+export function toNodeRecord(r: NodeRowData, now: Date, staleAfterMs: number): NodeRecord {
+  return {
+    nodeId: r.node_id,
+    classId: r.class_id,
+    processorType: r.processor_type,
+    characteristics: r.characteristics,
+    status: nodeStatus(r.last_heartbeat_at, r.decommissioned_at, now, staleAfterMs),
+    lastHeartbeatAt: r.last_heartbeat_at ? new Date(r.last_heartbeat_at).toISOString() : null,
+    agentVersion: r.agent_version,
+    clusterVersions: r.cluster_versions,
+    inventory: r.inventory,
+  };
+}

@@ -1,0 +1,142 @@
+import { ChangeoverError, type EnrollNodeRequest, type HeartbeatReport, type HelloReport, type InventoryReport, type ListNodesReply, type ListNodesRequest, type NodeRecord } from '@changeover/contracts';
+import type { z } from 'zod';
+import { RegistryEvents, streams, type RegistryEvent } from '../events/registry.events.js';
+import type { Counters, Logger } from '../observability.js';
+import { inventoryPackageIds } from './node.status.js';
+import { toNodeRecord, type HeartbeatUpdate, type NodeRepository } from './node.repository.js';
+
+export interface NodePolicy {
+  staleAfterMs: number;
+  requireEnrollment: boolean;
+}
+
+type ListNodes = z.infer<typeof ListNodesRequest>;
+
+/** Nodes, their enrollment and the reports their agents send (claims 3, 24). */
+export class NodeService {
+  private pending = new Map<string, HeartbeatUpdate>();
+  private flushing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly repo: NodeRepository,
+    private readonly events: RegistryEvents,
+    private readonly policy: NodePolicy,
+    private readonly counters: Counters,
+    private readonly log: Logger,
+  ) {}
+
+  /** Enrols a node or updates its identity (idempotent); node.enrolled on first enrolment. */
+  async enroll(req: EnrollNodeRequest, now = new Date()): Promise<NodeRecord> {
+    const created = await this.repo.transaction(async (m) => {
+      const existing = await this.repo.lock(m, req.nodeId);
+      if (existing) await this.repo.updateIdentity(m, req, now);
+      else await this.repo.insert(m, req, now);
+      return !existing;
+    });
+    if (created) await this.events.emit([this.enrolledEvent(req, now)]);
+    return this.get(req.nodeId, now);
+  }
+
+  /**
+   * An agent said hello: unknown nodes are enrolled (unless enrollment is required), the record
+   * takes the node's identity, inventory and versions, and counts as a heartbeat.
+   */
+  async hello(subjectNodeId: string, h: HelloReport, now = new Date()): Promise<void> {
+    this.sameNode(subjectNodeId, h.nodeId, 'hello');
+    const events: RegistryEvent[] = [];
+    await this.repo.transaction(async (m) => {
+      const existing = await this.repo.lock(m, h.nodeId);
+      if (!existing) {
+        if (this.policy.requireEnrollment) throw this.reject('hello', new ChangeoverError('NOT_FOUND', `node ${h.nodeId} is not enrolled`, { nodeId: h.nodeId }));
+        await this.repo.insert(m, h, now);
+        events.push(this.enrolledEvent(h, now));
+      } else {
+        if (this.policy.requireEnrollment && existing.class_id !== h.classId) {
+          throw this.reject('hello', new ChangeoverError('FORBIDDEN', `node ${h.nodeId} is enrolled in class ${existing.class_id}, not ${h.classId}`, { nodeId: h.nodeId }));
+        }
+        await this.repo.updateIdentity(m, h, now);
+        if (existing.stale && existing.last_heartbeat_at) events.push(RegistryEvents.event(streams.node(h.nodeId), 'node.became-active', { nodeId: h.nodeId, at: now.toISOString() }));
+      }
+      await this.repo.recordHello(m, h.nodeId, { at: now, agentVersion: h.agentVersion, clusterVersions: h.clusterVersions, inventory: h.inventory });
+      if (existing?.inventory_digest !== h.inventory.digest) events.push(this.inventoryEvent(h.nodeId, h.inventory, now));
+    });
+    this.counters.inc('registry_agent_reports_total', 1, { report: 'hello' });
+    await this.events.emit(events);
+  }
+
+  /** Heartbeats are buffered and written in one UPDATE per flush (no event per heartbeat). */
+  heartbeat(subjectNodeId: string, h: HeartbeatReport, now = new Date()): void {
+    this.sameNode(subjectNodeId, h.nodeId, 'heartbeat');
+    this.pending.set(h.nodeId, { nodeId: h.nodeId, at: now, agentVersion: h.agentVersion, clusterVersions: h.clusterVersions, phase: h.phase });
+    this.counters.inc('registry_agent_reports_total', 1, { report: 'heartbeat' });
+  }
+
+  /** Writes buffered heartbeats; node.became-active for nodes that were stale; unknown senders are counted. */
+  flushHeartbeats(now = new Date()): Promise<void> {
+    const run = async () => {
+      const batch = [...this.pending.values()];
+      this.pending = new Map();
+      if (batch.length === 0) return;
+      const updated = await this.repo.applyHeartbeats(batch);
+      const unknown = batch.length - updated.length;
+      if (unknown > 0) this.counters.inc('registry_agent_reports_rejected_total', unknown, { report: 'heartbeat', code: 'NOT_FOUND' });
+      const revived = updated.filter((u) => u.wasStale);
+      await this.events.emit(revived.map((u) => RegistryEvents.event(streams.node(u.nodeId), 'node.became-active', { nodeId: u.nodeId, at: now.toISOString() })));
+    };
+    this.flushing = this.flushing.then(run, run);
+    return this.flushing;
+  }
+
+  /** node.inventory-changed when the digest differs from the one on record. */
+  async inventory(subjectNodeId: string, r: InventoryReport, now = new Date()): Promise<void> {
+    this.sameNode(subjectNodeId, r.nodeId, 'inventory');
+    const previous = await this.repo.recordInventory(r.nodeId, r.inventory);
+    if (previous === undefined) throw this.reject('inventory', new ChangeoverError('NOT_FOUND', `node ${r.nodeId} is not enrolled`, { nodeId: r.nodeId }));
+    this.counters.inc('registry_agent_reports_total', 1, { report: 'inventory' });
+    if (previous !== r.inventory.digest) await this.events.emit([this.inventoryEvent(r.nodeId, r.inventory, now)]);
+  }
+
+  /** Marks nodes without a recent heartbeat stale; one node.went-stale per transition. */
+  async sweep(now = new Date()): Promise<string[]> {
+    await this.flushHeartbeats(now);
+    const stale = await this.repo.markStale(new Date(now.getTime() - this.policy.staleAfterMs));
+    await this.events.emit(
+      stale
+        .filter((s) => s.lastHeartbeatAt !== null)
+        .map((s) => RegistryEvents.event(streams.node(s.nodeId), 'node.went-stale', { nodeId: s.nodeId, lastHeartbeatAt: new Date(s.lastHeartbeatAt!).toISOString(), at: now.toISOString() })),
+    );
+    return stale.map((s) => s.nodeId);
+  }
+
+  async get(nodeId: string, now = new Date()): Promise<NodeRecord> {
+    const [row] = await this.repo.list({ nodeIds: [nodeId], limit: 1 }, now, this.policy.staleAfterMs);
+    if (!row) throw new ChangeoverError('NOT_FOUND', `unknown node ${nodeId}`, { nodeId });
+    return toNodeRecord(row, now, this.policy.staleAfterMs);
+  }
+
+  async list(req: ListNodes, now = new Date()): Promise<z.infer<typeof ListNodesReply>> {
+    const rows = await this.repo.list(req, now, this.policy.staleAfterMs);
+    const more = rows.length > req.limit;
+    const page = more ? rows.slice(0, req.limit) : rows;
+    return { nodes: page.map((r) => toNodeRecord(r, now, this.policy.staleAfterMs)), next: more ? page[page.length - 1]!.node_id : null };
+  }
+
+  private sameNode(subjectNodeId: string, bodyNodeId: string, report: string): void {
+    // The subject is what NATS permissions vouch for; a body claiming another node is refused.
+    if (subjectNodeId !== bodyNodeId) throw this.reject(report, new ChangeoverError('FORBIDDEN', `${report} on the subject of node ${subjectNodeId} names node ${bodyNodeId}`, { nodeId: subjectNodeId }));
+  }
+
+  private reject(report: string, e: ChangeoverError): ChangeoverError {
+    this.counters.inc('registry_agent_reports_rejected_total', 1, { report, code: e.code });
+    this.log.warn({ report, code: e.code, reason: e.message }, 'agent report rejected');
+    return e;
+  }
+
+  private enrolledEvent(n: EnrollNodeRequest, now: Date): RegistryEvent {
+    return RegistryEvents.event(streams.node(n.nodeId), 'node.enrolled', { nodeId: n.nodeId, classId: n.classId, processorType: n.processorType, characteristics: n.characteristics, at: now.toISOString() });
+  }
+
+  private inventoryEvent(nodeId: string, inventory: HelloReport['inventory'], now: Date): RegistryEvent {
+    return RegistryEvents.event(streams.node(nodeId), 'node.inventory-changed', { nodeId, inventoryDigest: inventory.digest, packages: inventoryPackageIds(inventory.active), at: now.toISOString() });
+  }
+}

@@ -1,0 +1,43 @@
+import { metrics, type Logger } from '@changeover/telemetry';
+
+export type { Logger };
+
+// The registry's counters: each also feeds the shared Prometheus registry served on /metrics.
+const SPECS = {
+  registry_events_appended_total: { help: 'Registry events appended to the event store', labels: [] },
+  registry_event_append_failures_total: { help: 'Registry events whose append failed after the row was stored', labels: [] },
+  registry_publish_rejected_total: { help: 'Package publishes refused, by error code', labels: ['code'] },
+  registry_packages_published_total: { help: 'Package versions stored', labels: [] },
+  registry_packages_pruned_total: { help: 'Package versions pruned by retention', labels: [] },
+  registry_blob_uploads_rejected_total: { help: 'Blob uploads refused, by error code', labels: ['code'] },
+  registry_images_imported_total: { help: 'Update images imported', labels: [] },
+  registry_images_rejected_total: { help: 'Update images refused, by error code', labels: ['code'] },
+  registry_agent_reports_total: { help: 'Agent reports processed, by kind', labels: ['report'] },
+  registry_agent_reports_rejected_total: { help: 'Agent reports rejected, by kind and error code', labels: ['report', 'code'] },
+  registry_requests_rejected_total: { help: 'REST requests answered with an error, by code', labels: ['code'] },
+} as const;
+export type CounterName = keyof typeof SPECS;
+
+/** Counters readable in-process (tests, health) and exported to Prometheus. */
+export class Counters {
+  private readonly values = new Map<string, number>();
+
+  inc(name: CounterName, by = 1, labels: Record<string, string> = {}): void {
+    if (by <= 0) return;
+    const key = `${name}${JSON.stringify(Object.entries(labels).sort())}`;
+    this.values.set(key, (this.values.get(key) ?? 0) + by);
+    const spec = SPECS[name];
+    metrics.counter({ name: `changeover_${name}`, help: spec.help, labelNames: spec.labels }).inc(labels, by);
+  }
+
+  /** The sum over every label set of one counter, or of those whose labels include `match`. */
+  get(name: CounterName, match: Record<string, string> = {}): number {
+    let sum = 0;
+    for (const [key, v] of this.values) {
+      if (!key.startsWith(`${name}[`)) continue;
+      const labels = Object.fromEntries(JSON.parse(key.slice(name.length)) as [string, string][]);
+      if (Object.entries(match).every(([k, x]) => labels[k] === x)) sum += v;
+    }
+    return sum;
+  }
+}

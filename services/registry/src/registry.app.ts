@@ -1,0 +1,99 @@
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { EventStore } from '@changeover/event-store';
+import { createLogger, type Logger } from '@changeover/telemetry';
+import { ClassService } from './classes/class.service.js';
+import type { RegistryConfig } from './config.js';
+import { openDatabase } from './db/data-source.js';
+import { SqlPool } from './db/sql.js';
+import { RegistryEvents } from './events/registry.events.js';
+import { ImageService } from './images/image.service.js';
+import { serveRegistryNats } from './nats/registry.nats.js';
+import { NodeRepository } from './nodes/node.repository.js';
+import { NodeService } from './nodes/node.service.js';
+import { Counters } from './observability.js';
+import { BlobStore } from './packages/blob.store.js';
+import { PackageRepository } from './packages/package.repository.js';
+import { PackageService } from './packages/package.service.js';
+import type { RegistryDomain } from './registry.domain.js';
+import { startRolloutRefs } from './packages/rollout-refs.js';
+import { SelectionService } from './selection/selection.service.js';
+import { startHttp, type HttpServer } from './http/http.app.js';
+
+export interface RunningRegistry {
+  domain: RegistryDomain;
+  /** Plain SQL on the registry database. */
+  db: SqlPool;
+  nc: NatsConnection;
+  events: EventStore;
+  /** The port the REST API listens on (useful when configured as 0). */
+  httpPort: number;
+  /** Writes buffered heartbeats and marks stale nodes now (tests; otherwise periodic). */
+  tick(now?: Date): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Starts the registry: database (migrated), NATS, object store, REST and NATS APIs, the periodic sweep. */
+export async function startRegistry(config: RegistryConfig, opts: { logger?: Logger } = {}): Promise<RunningRegistry> {
+  const log = opts.logger ?? createLogger('registry', { level: config.logLevel });
+  const cleanups: (() => Promise<unknown>)[] = [];
+  let closing: Promise<void> | undefined;
+  const closeAll = () =>
+    (closing ??= (async () => {
+      for (const c of [...cleanups].reverse()) await c().catch((err: unknown) => log.error({ err }, 'shutdown step failed'));
+    })());
+  try {
+    const nc = await connect({ servers: config.natsUrl, name: 'changeover-registry', maxReconnectAttempts: -1 });
+    cleanups.push(() => nc.drain());
+    // TypeORM migrates the schema and is closed again; the service itself speaks plain SQL.
+    await (await openDatabase(config.databaseUrl)).destroy();
+    const db = SqlPool.open(config.databaseUrl);
+    cleanups.push(() => db.close());
+    const store = await EventStore.connect({ url: config.databaseUrl, migrate: true });
+    cleanups.push(() => store.close());
+
+    const counters = new Counters();
+    const events = new RegistryEvents(store, log, counters);
+    const blobs = await BlobStore.open(nc);
+    const packages = new PackageService(new PackageRepository(db), blobs, events, { ...config }, counters, log);
+    const nodeRepo = new NodeRepository(db);
+    const nodes = new NodeService(nodeRepo, events, config, counters, log);
+    const domain: RegistryDomain = {
+      packages,
+      blobs,
+      nodes,
+      classes: new ClassService(db, packages, events),
+      selection: new SelectionService(packages, nodeRepo),
+      images: new ImageService(packages, config, counters),
+      counters,
+      maxModuleBytes: config.maxModuleBytes,
+      maxImageBytes: config.maxImageBytes,
+    };
+
+    const refs = await startRolloutRefs(nc, db, log);
+    cleanups.push(() => refs.stop());
+    const nats = serveRegistryNats(nc, domain, { queue: config.queueGroup, maxImageBytes: config.maxImageBytes, logger: log });
+    cleanups.push(() => nats.stop());
+
+    const tick = async (now = new Date()) => {
+      await nodes.sweep(now);
+    };
+    const flushTimer = setInterval(() => void nodes.flushHeartbeats().catch((err: unknown) => log.error({ err }, 'heartbeat flush failed')), config.heartbeatFlushMs);
+    const sweepTimer = setInterval(() => void tick().catch((err: unknown) => log.error({ err }, 'stale sweep failed')), config.sweepIntervalMs);
+    cleanups.push(async () => {
+      clearInterval(flushTimer);
+      clearInterval(sweepTimer);
+      await nodes.flushHeartbeats();
+    });
+
+    const http: HttpServer = await startHttp(domain, { port: config.httpPort, host: config.httpHost, logger: log });
+    cleanups.push(() => http.close());
+    log.info({ httpPort: http.port, nats: config.natsUrl }, 'registry started');
+    return { domain, db, nc, events: store, httpPort: http.port, tick, close: closeAll };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
+/** Alias of startRegistry (the app factory name tests and the demo use). */
+export const createRegistryApp = startRegistry;
