@@ -54,3 +54,62 @@ export const AdjustClusterVersionRequest = z.strictObject({
   dryRun: z.boolean().default(false),
 });
 export type AdjustClusterVersionRequest = z.infer<typeof AdjustClusterVersionRequest>;
+
+// ── Rollout service answers (REST and CLI) ──
+
+export const ROLLOUT_STATUSES = ['created', 'voting', 'blocked', 'applying', 'paused', 'verifying', 'completed', 'cancelled', 'aborted', 'failed'] as const;
+export const RolloutStatus = z.enum(ROLLOUT_STATUSES);
+export type RolloutStatus = z.infer<typeof RolloutStatus>;
+
+export const ResumeRequest = z.strictObject({ reason: Text.default('') });
+
+const VetoView = z.strictObject({
+  nodeId: NodeId,
+  processId: z.string(),
+  module: z.string().optional(),
+  reason: z.string(),
+  message: z.string(),
+  retryAfterMs: z.number().int().nonnegative().optional(),
+});
+
+/** What `rollout show` prints: the state, counts by node phase, and why it is stuck. */
+export const RolloutSummary = z.strictObject({
+  rolloutId: RolloutId,
+  status: RolloutStatus,
+  description: z.string(),
+  attempt: z.number().int().nonnegative(),
+  version: z.number().int().nonnegative(),
+  createdBy: z.string(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  policy: RolloutPolicy,
+  nodes: z.number().int().nonnegative(),
+  /** Nodes by phase: voting, accepted, vetoed, committing, completed, failed, regressed… */
+  phases: z.record(z.string(), z.number().int().nonnegative()),
+  waves: z.array(z.strictObject({ wave: z.number().int().nonnegative(), nodes: z.number().int().nonnegative(), completed: z.number().int().nonnegative(), failed: z.number().int().nonnegative(), startedAt: z.string() })),
+  vetoes: z.array(VetoView),
+  forced: z.strictObject({ by: z.string(), reason: z.string(), at: z.string() }).nullable(),
+  discrepancies: z.array(z.strictObject({ kind: z.string(), nodeId: NodeId, package: z.string(), missing: z.string(), message: z.string() })),
+  /** Present when something waits on an operator: what blocks and the command that would unblock it. */
+  stuck: z.strictObject({ reason: z.string(), nodes: z.array(NodeId), processes: z.array(z.string()), hint: z.string() }).nullable(),
+  /** Per-node phase, when asked for (`?nodes=true`), at most 10,000. */
+  nodePhases: z.record(NodeId, z.string()).optional(),
+  failures: z.array(z.strictObject({ nodeId: NodeId, code: z.string(), message: z.string() })).optional(),
+});
+export type RolloutSummary = z.infer<typeof RolloutSummary>;
+
+export const RolloutListItem = z.strictObject({ rolloutId: RolloutId, status: RolloutStatus, description: z.string(), nodes: z.number().int().nonnegative(), phases: z.record(z.string(), z.number().int().nonnegative()), createdAt: z.string(), updatedAt: z.string() });
+export const RolloutList = z.strictObject({ rollouts: z.array(RolloutListItem) });
+
+/** A dry run: resolve targets and selections, collect would-be votes, commit nothing. */
+export const PlanRequest = z.strictObject({ update: SoftwareUpdate, voteTimeoutMs: z.number().int().positive().max(600_000).default(5_000) });
+export type PlanRequest = z.infer<typeof PlanRequest>;
+export const PlanResult = z.strictObject({
+  planId: RolloutId,
+  assignments: z.array(z.strictObject({ selectionId: z.string(), classId: z.string().optional(), nodes: z.array(NodeId), packages: z.array(z.strictObject({ name: z.string(), version: z.string(), modules: z.array(z.string()) })) })),
+  unsupported: z.array(z.strictObject({ nodeId: NodeId, package: z.string(), processorType: z.string() })),
+  votes: z.array(z.strictObject({ nodeId: NodeId, decision: z.enum(['accept', 'veto']), affectedProcesses: z.array(z.string()), vetoes: z.array(VetoView) })),
+  noAnswer: z.array(NodeId),
+  wouldBlock: z.boolean(),
+});
+export type PlanResult = z.infer<typeof PlanResult>;

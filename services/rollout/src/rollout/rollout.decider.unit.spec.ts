@@ -22,7 +22,6 @@ const types = (d: Decision) => (d instanceof ChangeoverError ? d.code : d.map((e
 const three = () => createCommand([assignment(['n1', 'n2', 'n3'])]);
 const v = (report: ReturnType<typeof vote>, ms = 10): RolloutCommand => ({ type: 'RecordVote', now: at(ms), report });
 const p = (report: ReturnType<typeof progress>, ms = 20): RolloutCommand => ({ type: 'RecordProgress', now: at(ms), report });
-const allAccept = [v(vote('n1')), v(vote('n2')), v(vote('n3'))];
 
 describe('rollout decider: create', () => {
   it('creates and proposes attempt 0 to every node', () => {

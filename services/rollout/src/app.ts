@@ -1,0 +1,109 @@
+import 'reflect-metadata';
+import { Module, type DynamicModule } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { INestApplication } from '@nestjs/common';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import * as eventStoreLib from '@changeover/event-store';
+import { EventStore } from '@changeover/event-store';
+import { encode } from '@changeover/contracts';
+import { createLogger, metricsHandler, type Logger } from '@changeover/telemetry';
+import type { RolloutConfig } from './config.js';
+import { migrateRollout } from './infra/rollout.migration.js';
+import { LeaseStore } from './leases/lease-store.js';
+import { LeaseKeeper } from './leases/lease-keeper.js';
+import { natsRegistry, type RegistryPort } from './nats/registry-client.js';
+import { CommandSender } from './nats/command-sender.js';
+import { APPENDED_SUBJECT, startAgentIntake } from './nats/agent-intake.js';
+import { RolloutRunner } from './workflow/rollout.runner.js';
+import { Planner } from './planning/planner.js';
+import { RolloutCommands } from './rollout/rollout.commands.js';
+import { RolloutsTable } from './queries/rollouts-table.js';
+import { RolloutController } from './http/rollout.controller.js';
+import { Authz } from './http/auth.js';
+import { ErrorFilter } from './http/error.filter.js';
+
+@Module({})
+class RolloutHttpModule {
+  static with(api: RolloutCommands, authz: Authz): DynamicModule {
+    return { module: RolloutHttpModule, controllers: [RolloutController], providers: [{ provide: RolloutCommands, useValue: api }, { provide: Authz, useValue: authz }] };
+  }
+}
+
+export interface RunningRollout {
+  httpPort: number;
+  instanceId: string;
+  runner: RolloutRunner;
+  close(): Promise<void>;
+}
+
+type Relay = { stop(): Promise<void> } | undefined;
+
+/** Starts the outbox relay if the event store provides it (events to JetStream CHANGEOVER_EVENTS). */
+async function startRelay(store: EventStore, nc: NatsConnection, log: Logger): Promise<Relay> {
+  const start = (eventStoreLib as Record<string, unknown>)['startOutboxRelay'];
+  if (typeof start !== 'function') {
+    log.warn('the event store has no outbox relay yet: events are not relayed to JetStream');
+    return undefined;
+  }
+  return (await (start as (o: { store: EventStore; nats: NatsConnection }) => Promise<Relay> | Relay)({ store, nats: nc })) ?? undefined;
+}
+
+/** Starts one rollout-service instance: migrations, NATS intake, lease keeping, REST. */
+export async function startRollout(config: RolloutConfig, opts: { registry?: RegistryPort; clock?: () => Date } = {}): Promise<RunningRollout> {
+  const log = createLogger('rollout', { level: config.logLevel });
+  const clock = opts.clock ?? (() => new Date());
+  await migrateRollout(config.databaseUrl);
+  const store = await EventStore.connect({ url: config.databaseUrl, poolSize: 6 });
+  const nc = await connect({ servers: config.natsUrl, name: `rollout-${config.instanceId}`, maxReconnectAttempts: -1 });
+  const registry = opts.registry ?? natsRegistry(nc, config.registryTimeoutMs);
+  const sender = new CommandSender(nc, (refs) => registry.getPackages(refs));
+  const leases = new LeaseStore(store.pool, config.instanceId, config.leaseMs);
+  const table = new RolloutsTable(store.pool, (e) => log.warn({ err: e }, 'projection update failed'));
+  const runner = new RolloutRunner({
+    store,
+    send: (state, action) => sender.send(state, action),
+    leases,
+    appended: (state, version, byOwner) => {
+      table.save(state, version);
+      if (!byOwner) nc.publish(APPENDED_SUBJECT, encode({ rolloutId: state.rolloutId }));
+    },
+    forget: (id) => sender.forget(id),
+    clock,
+    log,
+  });
+  const planner = new Planner(registry, (to, body) => sender.publish(to, 'propose', body));
+  const keeper = new LeaseKeeper(leases, runner, config.leaseMs, log);
+  const api = new RolloutCommands({ runner, store, registry, planner, acquire: (id) => keeper.acquire(id), list: (n) => table.list(n), clock });
+  const intake = startAgentIntake(nc, { runner, planner, log, clock });
+  await nc.flush();
+  const relay = config.relay ? await startRelay(store, nc, log) : undefined;
+  keeper.start();
+
+  const app: INestApplication = await NestFactory.create(RolloutHttpModule.with(api, new Authz(config.tokens)), { logger: false, bodyParser: true });
+  app.useGlobalFilters(new ErrorFilter());
+  app.getHttpAdapter().get('/metrics', (req: IncomingMessage, res: ServerResponse) => void metricsHandler(req, res));
+  await app.listen(config.httpPort, config.httpHost);
+  const address = app.getHttpServer().address() as { port: number };
+  log.info({ port: address.port, instance: config.instanceId }, 'rollout service listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    httpPort: address.port,
+    instanceId: config.instanceId,
+    runner,
+    close: () =>
+      (closing ??= (async () => {
+        await keeper.stop();
+        const owned = runner.ownedIds();
+        runner.close();
+        await leases.expireAll(owned).catch(() => undefined);
+        await Promise.all(intake.map((s) => s.stop()));
+        await app.close();
+        await relay?.stop();
+        await table.close();
+        await nc.drain().catch(() => undefined);
+        await store.close();
+      })()),
+  };
+}

@@ -1,0 +1,59 @@
+import { z } from 'zod';
+import { CancelRequest, CreateRolloutRequest, ErrorBody, ForceRequest, PlanRequest, PlanResult, RegressRequest, ResumeRequest, RevoteRequest, RolloutList, RolloutSummary } from '@changeover/contracts';
+
+type Role = 'viewer' | 'operator';
+interface Route {
+  method: 'get' | 'post';
+  path: string;
+  summary: string;
+  role: Role;
+  request?: z.ZodType;
+  /** A raw body instead of JSON. */
+  rawBody?: string;
+  response: z.ZodType;
+  status?: number;
+}
+
+/** The paths table: every route, its role, request and answer schemas (the controllers follow it). */
+export const ROUTES: Route[] = [
+  { method: 'post', path: '/rollouts', summary: 'Create a rollout from packages and targets', role: 'operator', request: CreateRolloutRequest, response: RolloutSummary, status: 201 },
+  { method: 'post', path: '/rollouts/from-image', summary: 'Create a rollout from an update image (.tar.gz); query: policy (JSON), rolloutId', role: 'operator', rawBody: 'application/gzip', response: RolloutSummary, status: 201 },
+  { method: 'get', path: '/rollouts', summary: 'List rollouts, newest first', role: 'viewer', response: RolloutList },
+  { method: 'get', path: '/rollouts/{id}', summary: 'Show a rollout and why it is stuck (query nodes=true for per-node phases)', role: 'viewer', response: RolloutSummary },
+  { method: 'post', path: '/rollouts/{id}/force', summary: 'Force a blocked rollout (claim 19)', role: 'operator', request: ForceRequest, response: RolloutSummary },
+  { method: 'post', path: '/rollouts/{id}/cancel', summary: 'Cancel a rollout', role: 'operator', request: CancelRequest, response: RolloutSummary },
+  { method: 'post', path: '/rollouts/{id}/revote', summary: 'Ask the nodes to vote again', role: 'operator', request: RevoteRequest, response: RolloutSummary },
+  { method: 'post', path: '/rollouts/{id}/resume', summary: 'Resume a paused rollout', role: 'operator', request: ResumeRequest, response: RolloutSummary },
+  { method: 'post', path: '/rollouts/{id}/regress', summary: 'Regress the rollout or some nodes to the previous or a named version (claim 11)', role: 'operator', request: RegressRequest, response: RolloutSummary },
+  { method: 'post', path: '/plans', summary: 'Dry run: selections and would-be votes, nothing committed', role: 'operator', request: PlanRequest, response: PlanResult },
+];
+
+const schema = (s: z.ZodType, io: 'input' | 'output') => z.toJSONSchema(s, { io, unrepresentable: 'any' });
+
+/** OpenAPI 3.1 document generated from the zod contracts and the paths table. */
+export function openApiDocument(): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const r of ROUTES) {
+    const params = r.path.includes('{id}') ? [{ name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } }] : [];
+    paths[r.path] ??= {};
+    paths[r.path]![r.method] = {
+      summary: r.summary,
+      'x-role': r.role,
+      parameters: params,
+      ...(r.request ? { requestBody: { required: true, content: { 'application/json': { schema: schema(r.request, 'input') } } } } : {}),
+      ...(r.rawBody ? { requestBody: { required: true, content: { [r.rawBody]: { schema: { type: 'string', format: 'binary' } } } } } : {}),
+      responses: {
+        [String(r.status ?? 200)]: { description: 'OK', content: { 'application/json': { schema: schema(r.response, 'output') } } },
+        '4XX': { description: 'Refused: a typed error', content: { 'application/json': { schema: schema(ErrorBody, 'output') } } },
+      },
+      security: [{ bearer: [] }],
+    };
+  }
+  return {
+    openapi: '3.1.0',
+    info: { title: 'Changeover rollout service', version: '0.1.0', description: 'Create, watch, force, cancel, re-vote, regress and plan rollouts.' },
+    servers: [{ url: 'http://127.0.0.1:7102' }],
+    components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    paths,
+  };
+}

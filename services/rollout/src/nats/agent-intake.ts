@@ -1,0 +1,47 @@
+import type { NatsConnection } from '@nats-io/transport-node';
+import { subscribeValidated, type ValidatedSubscription } from '@changeover/messaging';
+import { ChangeoverError, HelloReport, parseSubject, ProgressReport, subjects, VoteReport } from '@changeover/contracts';
+import { changeoverMetrics, type Logger } from '@changeover/telemetry';
+import { z } from 'zod';
+import type { RolloutRunner } from '../workflow/rollout.runner.js';
+import type { Planner } from '../planning/planner.js';
+
+export const APPENDED_SUBJECT = subjects.rollout('appended');
+export const AppendedNotice = z.strictObject({ rolloutId: z.string().min(1).max(64) });
+
+/** The node id in the subject is what NATS permissions vouch for: a report about another node is refused. */
+function sameNode(subject: string, nodeId: string, log: Logger): boolean {
+  const parsed = parseSubject(subject);
+  if (parsed.kind === 'agent' && parsed.nodeId === nodeId) return true;
+  changeoverMetrics.rejectedMessages.inc({ subject_kind: 'agent', code: 'FORBIDDEN' });
+  log.warn({ subject, nodeId }, 'agent report names another node than its subject: rejected');
+  return false;
+}
+
+/**
+ * Agent reports reach every instance (plain subscriptions, no queue group); only the owner of the
+ * rollout acts on them.
+ */
+export function startAgentIntake(nc: NatsConnection, deps: { runner: RolloutRunner; planner: Planner; log: Logger; clock: () => Date }): ValidatedSubscription[] {
+  const { runner, planner, log, clock } = deps;
+  const onInvalid = (e: ChangeoverError, ctx: { subject: string }) => log.warn({ code: e.code, subject: ctx.subject, err: e.message }, 'agent report rejected');
+  const refused = (e: unknown) => log.info({ err: e instanceof Error ? e.message : String(e) }, 'agent report refused');
+  return [
+    subscribeValidated(nc, subjects.agentAny('vote'), VoteReport, async (report, ctx) => {
+      if (!sameNode(ctx.subject, report.nodeId, log)) return;
+      if (report.dryRun) return planner.onVote(report);
+      if (runner.isOwned(report.rolloutId)) await runner.submit(report.rolloutId, { type: 'RecordVote', now: clock(), report }, `node:${report.nodeId}`).catch(refused);
+    }, { onInvalid, logger: log }),
+    subscribeValidated(nc, subjects.agentAny('progress'), ProgressReport, async (report, ctx) => {
+      if (!sameNode(ctx.subject, report.nodeId, log)) return;
+      if (runner.isOwned(report.rolloutId)) await runner.submit(report.rolloutId, { type: 'RecordProgress', now: clock(), report }, `node:${report.nodeId}`).catch(refused);
+    }, { onInvalid, logger: log }),
+    subscribeValidated(nc, subjects.agentAny('hello'), HelloReport, async (report, ctx) => {
+      if (!sameNode(ctx.subject, report.nodeId, log)) return;
+      await runner.hello(report.nodeId);
+    }, { onInvalid, logger: log }),
+    subscribeValidated(nc, APPENDED_SUBJECT, AppendedNotice, async ({ rolloutId }) => {
+      await runner.catchUp(rolloutId);
+    }, { onInvalid, logger: log }),
+  ];
+}

@@ -1,0 +1,19 @@
+import type { NatsConnection } from '@nats-io/transport-node';
+import { requestRpc } from '@changeover/messaging';
+import type { z } from 'zod';
+import { GetPackagesReply, ImportImageReply, SelectModulesReply, subjects, type PackageRef, type SignedPackage } from '@changeover/contracts';
+
+/** The registry as the rollout service uses it (request/reply over NATS). */
+export interface RegistryPort {
+  selectModules(req: { packages: PackageRef[]; nodes?: string[]; classes?: string[] }): Promise<z.infer<typeof SelectModulesReply>>;
+  getPackages(packages: PackageRef[]): Promise<SignedPackage[]>;
+  importImage(image: Uint8Array): Promise<z.infer<typeof ImportImageReply>>;
+}
+
+export function natsRegistry(nc: NatsConnection, timeoutMs: number): RegistryPort {
+  return {
+    selectModules: (req) => requestRpc(nc, subjects.registry('select-modules'), { packages: req.packages, nodes: req.nodes ?? [], classes: req.classes ?? [] }, SelectModulesReply, { timeoutMs }),
+    getPackages: async (packages) => (await requestRpc(nc, subjects.registry('get-packages'), { packages }, GetPackagesReply, { timeoutMs })).packages,
+    importImage: (image) => requestRpc(nc, subjects.registry('import-image'), { imageBase64: Buffer.from(image).toString('base64') }, ImportImageReply, { timeoutMs }),
+  };
+}

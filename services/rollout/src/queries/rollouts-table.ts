@@ -1,0 +1,54 @@
+import type pg from 'pg';
+import type { RolloutSummary } from '@changeover/contracts';
+import { summarize } from '../rollout/rollout.view.js';
+import type { ActiveState } from '../rollout/rollout.state.js';
+
+/**
+ * The `rollouts` projection for `rollout list`: upserted after appends (throttled), guarded by the
+ * stream version so a late writer never overwrites a newer row.
+ */
+export class RolloutsTable {
+  private readonly pending = new Map<string, { state: ActiveState; version: number }>();
+  private timer: NodeJS.Timeout | null = null;
+  private flushing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly onError: (e: unknown) => void,
+    private readonly delayMs = 100,
+  ) {}
+
+  save(state: ActiveState, version: number): void {
+    this.pending.set(state.rolloutId, { state, version });
+    this.timer ??= setTimeout(() => {
+      this.timer = null;
+      this.flushing = this.flushing.then(() => this.flush()).catch(this.onError);
+    }, this.delayMs);
+  }
+
+  async flush(): Promise<void> {
+    const batch = [...this.pending.values()];
+    this.pending.clear();
+    for (const { state, version } of batch) {
+      const s = summarize(state, version);
+      await this.pool.query(
+        `INSERT INTO rollouts (id, status, version, summary, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, version = EXCLUDED.version, summary = EXCLUDED.summary, updated_at = EXCLUDED.updated_at
+         WHERE rollouts.version < EXCLUDED.version`,
+        [s.rolloutId, s.status, version, JSON.stringify(s), s.createdAt, s.updatedAt],
+      );
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.flushing;
+    await this.flush().catch(this.onError);
+  }
+
+  async list(limit: number): Promise<RolloutSummary[]> {
+    const r = await this.pool.query<{ summary: RolloutSummary }>(`SELECT summary FROM rollouts ORDER BY created_at DESC, id LIMIT $1`, [limit]);
+    return r.rows.map((x) => x.summary);
+  }
+}

@@ -1,0 +1,155 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { EventStore } from '@changeover/event-store';
+import { createTestDatabase, startNats, waitFor, type TestDatabase, type TestNats } from '@changeover/test-kit';
+import type { RolloutSummary } from '@changeover/contracts';
+import { startRollout, type RunningRollout } from './app.js';
+import { loadConfig } from './config.js';
+import { fakeAgents, fakeRegistry, manifest, type FakeNode } from './testing/fake-fleet.js';
+
+const fleet: FakeNode[] = [
+  { id: 'web-1', classId: 'web', arch: 'x86_64' },
+  { id: 'web-2', classId: 'web', arch: 'arm64' },
+  { id: 'db-1', classId: 'db', arch: 'x86_64' },
+  { id: 'arm-1', classId: 'edge', arch: 'arm64' },
+  { id: 'busy-1', classId: 'busy', arch: 'x86_64' },
+];
+const packages = [manifest('app'), manifest('x86only', '1.0.0', { processorType: 'x86_64' })];
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- HTTP answers are checked field by field below
+type Json = any;
+let db: TestDatabase;
+let nats: TestNats;
+let nc: NatsConnection;
+let service: RunningRollout;
+let agents: ReturnType<typeof fakeAgents>;
+let base: string;
+
+async function http(method: string, path: string, body?: unknown, raw?: string): Promise<{ status: number; json: Json }> {
+  const res = await fetch(`${base}${path}`, { method, headers: { 'content-type': 'application/json' }, ...(raw !== undefined ? { body: raw } : body !== undefined ? { body: JSON.stringify(body) } : {}) });
+  return { status: res.status, json: await res.json() };
+}
+const show = async (id: string): Promise<RolloutSummary> => (await http('GET', `/rollouts/${id}`)).json;
+const fast = { voteTimeoutMs: 2000, changeoverTimeoutMs: 5000, waves: { canary: 1, size: '50%' } };
+
+beforeAll(async () => {
+  [db, nats] = await Promise.all([createTestDatabase('rollout_int'), startNats()]);
+  nc = await connect({ servers: nats.url });
+  fakeRegistry(nc, fleet, packages);
+  agents = fakeAgents(nc, fleet, { veto: new Map([['busy-1', 'db-compactor']]) });
+  service = await startRollout(loadConfig({ DATABASE_URL: db.url, NATS_URL: nats.url, ROLLOUT_HTTP_PORT: '0', ROLLOUT_INSTANCE_ID: 'int-a', ROLLOUT_LEASE_MS: '2000', LOG_LEVEL: 'warn' }));
+  base = `http://127.0.0.1:${service.httpPort}`;
+});
+
+afterAll(async () => {
+  await service?.close();
+  agents?.stop();
+  await nc?.close();
+  await nats?.stop();
+  await db?.drop();
+});
+
+describe('rollout service (real NATS and Postgres, agents played by the test)', () => {
+  it('carries a rollout from create to completed: class broadcast, canary then waves, every node changed over once', async () => {
+    const created = await http('POST', '/rollouts', { rolloutId: 'full', update: { description: 'app 1.0.0', targets: [{ classes: ['web'], packages: [{ name: 'app', version: '1.0.0' }] }, { nodes: ['db-1'], packages: [{ name: 'app', version: '1.0.0' }] }] }, policy: fast });
+    expect(created.status).toBe(201);
+    expect(created.json).toMatchObject({ rolloutId: 'full', nodes: 3, createdBy: 'anonymous' });
+    const done = await waitFor('rollout completed', async () => ((await show('full')).status === 'completed' ? show('full') : null));
+    expect(done.phases).toEqual({ completed: 3 });
+    expect(done.waves.map((w) => w.nodes)).toEqual([1, 2]);
+    for (const n of ['web-1', 'web-2', 'db-1']) expect(agents.commits.get(n)).toBe(1);
+    const store = await EventStore.connect({ url: db.url });
+    const stream = await store.readStream('rollout-full');
+    await store.close();
+    const types = stream.map((e) => e.type);
+    expect(types[0]).toBe('rollout.created');
+    expect(types.at(-1)).toBe('rollout.completed');
+    expect(types.filter((t) => t === 'rollout.vote-recorded')).toHaveLength(3);
+    expect(types.filter((t) => t === 'rollout.node-completed')).toHaveLength(3);
+    expect(stream.map((e) => e.streamPosition)).toEqual(stream.map((_e, i) => i + 1));
+    expect(stream.find((e) => e.type === 'rollout.created')!.metadata).toMatchObject({ actor: 'anonymous' });
+    await waitFor('projection', async () => (await http('GET', '/rollouts')).json.rollouts.find((r: RolloutSummary) => r.rolloutId === 'full' && r.status === 'completed'));
+  });
+
+  it('blocks on a veto naming node, process and reason; force is refused before and works when blocked', async () => {
+    const notBlocked = await http('POST', '/rollouts/full/force', { reason: 'x' });
+    expect(notBlocked.status).toBe(409);
+    expect(notBlocked.json.code).toBe('INVALID_STATE');
+    await http('POST', '/rollouts', { rolloutId: 'vetoed', update: { targets: [{ nodes: ['busy-1', 'db-1'], packages: [{ name: 'app', version: '1.0.0' }] }] }, policy: fast });
+    const blocked = await waitFor('blocked', async () => ((await show('vetoed')).status === 'blocked' ? show('vetoed') : null));
+    expect(blocked.vetoes).toEqual([{ nodeId: 'busy-1', processId: 'db-compactor', reason: 'PROCESS_BUSY', message: 'busy', retryAfterMs: 5000 }]);
+    expect(blocked.stuck).toMatchObject({ nodes: ['busy-1'], processes: ['busy-1/db-compactor'] });
+    expect(blocked.stuck!.hint).toContain('changeover rollout force vetoed');
+    expect(agents.commits.get('busy-1')).toBeUndefined();
+    const forced = await http('POST', '/rollouts/vetoed/force', { reason: 'window approved' });
+    expect(forced.status).toBe(200);
+    const done = await waitFor('forced rollout completed', async () => ((await show('vetoed')).status === 'completed' ? show('vetoed') : null));
+    expect(done.forced).toMatchObject({ by: 'anonymous', reason: 'window approved' });
+    expect(agents.commits.get('busy-1')).toBe(1);
+  });
+
+  it('regresses a node of a finished rollout', async () => {
+    const r = await http('POST', '/rollouts/full/regress', { nodes: ['db-1'], reason: 'bad build' });
+    expect(r.status).toBe(200);
+    await waitFor('node regressed', async () => (await show('full')).phases['regressed'] === 1);
+    expect(agents.regressions).toContain('db-1');
+  });
+
+  it('plans without committing: who would veto and why', async () => {
+    const commitsBefore = [...agents.commits.values()].reduce((a, b) => a + b, 0);
+    const r = await http('POST', '/plans', { update: { targets: [{ nodes: ['busy-1', 'db-1'], packages: [{ name: 'app', version: '1.0.0' }] }] }, voteTimeoutMs: 2000 });
+    expect(r.status).toBe(200);
+    expect(r.json.wouldBlock).toBe(true);
+    expect(r.json.votes).toEqual([
+      { nodeId: 'busy-1', decision: 'veto', affectedProcesses: ['web'], vetoes: [{ nodeId: 'busy-1', processId: 'db-compactor', reason: 'PROCESS_BUSY', message: 'busy', retryAfterMs: 5000 }] },
+      { nodeId: 'db-1', decision: 'accept', affectedProcesses: ['web'], vetoes: [] },
+    ]);
+    expect([...agents.commits.values()].reduce((a, b) => a + b, 0)).toBe(commitsBefore);
+  });
+
+  it('refuses bad input with a typed 4xx and writes nothing', async () => {
+    const cases: [unknown, number, string][] = [
+      [{ update: { targets: [{ nodes: ['ghost'], packages: [{ name: 'app', version: '1.0.0' }] }] } }, 404, 'NOT_FOUND'],
+      [{ update: { targets: [{ nodes: ['db-1'], packages: [{ name: 'nope', version: '9.9.9' }] }] } }, 404, 'NOT_FOUND'],
+      [{ update: { targets: [] } }, 400, 'VALIDATION_FAILED'],
+      [{ update: { targets: [{ classes: ['nobody'], packages: [{ name: 'app', version: '1.0.0' }] }] } }, 400, 'VALIDATION_FAILED'],
+      [{ update: { targets: [{ nodes: ['arm-1'], packages: [{ name: 'x86only', version: '1.0.0' }] }] } }, 422, 'PROCESSOR_UNSUPPORTED'],
+      [{ update: { targets: [{ nodes: ['db-1'], packages: [{ name: 'app', version: 'one' }] }] } }, 400, 'VALIDATION_FAILED'],
+      [{ surprise: true }, 400, 'VALIDATION_FAILED'],
+    ];
+    const before = (await http('GET', '/rollouts')).json.rollouts.length;
+    for (const [body, status, code] of cases) {
+      const r = await http('POST', '/rollouts', body);
+      expect([r.status, r.json.code]).toEqual([status, code]);
+      expect(typeof r.json.message).toBe('string');
+    }
+    const notJson = await http('POST', '/rollouts', undefined, '{not json');
+    expect([notJson.status, notJson.json.code]).toEqual([400, 'VALIDATION_FAILED']);
+    expect((await http('GET', '/rollouts/nope')).status).toBe(404);
+    expect((await http('POST', '/rollouts/nope/cancel', {})).json.code).toBe('NOT_FOUND');
+    expect((await http('POST', '/rollouts/full/force', { reason: '' })).json.code).toBe('VALIDATION_FAILED');
+    expect((await http('GET', '/rollouts')).json.rollouts.length).toBe(before);
+  });
+
+  it('ignores a vote from a node not in the rollout, a vote for another rollout and a duplicate completion', async () => {
+    await http('POST', '/rollouts', { rolloutId: 'strict', update: { targets: [{ nodes: ['db-1'], packages: [{ name: 'app', version: '1.0.0' }] }] }, policy: fast });
+    await waitFor('strict completed', async () => (await show('strict')).status === 'completed');
+    const version = (await show('strict')).version;
+    const inv = { active: [], previous: [], digest: `sha256:${'0'.repeat(64)}` };
+    nc.publish('changeover.agent.web-1.vote', JSON.stringify({ nodeId: 'web-1', rolloutId: 'strict', attempt: 0, decision: 'veto', verdicts: [], affectedProcesses: [] }));
+    nc.publish('changeover.agent.db-1.vote', JSON.stringify({ nodeId: 'web-1', rolloutId: 'strict', attempt: 0, decision: 'veto', verdicts: [], affectedProcesses: [] }));
+    nc.publish('changeover.agent.db-1.progress', JSON.stringify({ nodeId: 'db-1', rolloutId: 'strict', attempt: 0, phase: 'completed', inventory: inv }));
+    nc.publish('changeover.agent.db-1.progress', '{"garbage":');
+    await nc.flush();
+    // A later, valid command proves the reports above were processed without writing anything.
+    const cancel = await http('POST', '/rollouts/strict/cancel', {});
+    expect(cancel.json.code).toBe('INVALID_STATE');
+    expect((await show('strict')).version).toBe(version);
+  });
+
+  it('serves its OpenAPI document', async () => {
+    const r = await http('GET', '/openapi.json');
+    expect(r.json.openapi).toBe('3.1.0');
+    expect(Object.keys(r.json.paths)).toEqual(expect.arrayContaining(['/rollouts', '/rollouts/{id}/force', '/plans']));
+  });
+});

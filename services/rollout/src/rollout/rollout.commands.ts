@@ -1,0 +1,125 @@
+import { randomBytes } from 'node:crypto';
+import {
+  CancelRequest,
+  ChangeoverError,
+  CreateRolloutRequest,
+  ForceRequest,
+  parse,
+  PlanRequest,
+  RegressRequest,
+  ResumeRequest,
+  RevoteRequest,
+  RolloutId,
+  RolloutPolicy,
+  type PlanResult,
+  type RolloutSummary,
+} from '@changeover/contracts';
+import type { EventLog, RolloutRunner } from '../workflow/rollout.runner.js';
+import type { RegistryPort } from '../nats/registry-client.js';
+import type { Planner } from '../planning/planner.js';
+import { resolveTargets } from '../creation/resolve-targets.js';
+import { fold } from './rollout.state.js';
+import { rolloutStreamId, type RolloutEvent } from './rollout.events.js';
+import { summarize } from './rollout.view.js';
+import type { RolloutCommand } from './rollout.decider.js';
+
+/**
+ * What the REST API can ask: each request is validated with its contract schema, turned into a
+ * command, and applied with an expected-version append on whatever instance answers.
+ */
+export class RolloutCommands {
+  constructor(
+    private readonly deps: {
+      runner: RolloutRunner;
+      store: EventLog;
+      registry: RegistryPort;
+      planner: Planner;
+      acquire(rolloutId: string): Promise<void>;
+      list(limit: number): Promise<RolloutSummary[]>;
+      clock: () => Date;
+    },
+  ) {}
+
+  async create(body: unknown, actor: string): Promise<RolloutSummary> {
+    const req = parse(CreateRolloutRequest, body, 'create rollout request');
+    return this.createFrom(req, actor);
+  }
+
+  /** Claim 20: the update arrives as an image; the registry stores it and says what to install where. */
+  async createFromImage(image: Uint8Array, query: { policy?: string; rolloutId?: string }, actor: string): Promise<RolloutSummary> {
+    if (image.length === 0) throw new ChangeoverError('VALIDATION_FAILED', 'the request body must be an update image (.tar.gz)');
+    let policy: unknown = {};
+    if (query.policy) {
+      try {
+        policy = JSON.parse(query.policy);
+      } catch {
+        throw new ChangeoverError('VALIDATION_FAILED', 'policy: must be JSON');
+      }
+    }
+    const parsedPolicy = parse(RolloutPolicy, policy, 'policy');
+    const rolloutId = query.rolloutId === undefined ? undefined : parse(RolloutId, query.rolloutId, 'rolloutId');
+    const imported = await this.deps.registry.importImage(image);
+    return this.createFrom({ update: imported.update, policy: parsedPolicy, ...(rolloutId ? { rolloutId } : {}) }, actor);
+  }
+
+  private async createFrom(req: CreateRolloutRequest, actor: string): Promise<RolloutSummary> {
+    const rolloutId = req.rolloutId ?? `r-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+    const { assignments, unsupported } = await resolveTargets(this.deps.registry, req.update);
+    const applied = await this.deps.runner.apply(rolloutId, { type: 'Create', now: this.deps.clock(), rolloutId, update: req.update, policy: req.policy, assignments, unsupported, createdBy: actor }, actor);
+    await this.deps.acquire(rolloutId);
+    if (applied.state.status === 'initial') throw new ChangeoverError('INTERNAL', 'rollout was not created');
+    return summarize(applied.state, applied.version);
+  }
+
+  force(id: string, body: unknown, actor: string) {
+    const r = parse(ForceRequest, body, 'force request');
+    return this.command(id, { type: 'Force', now: this.deps.clock(), by: actor, reason: r.reason, ...(r.nodes ? { nodes: r.nodes } : {}) }, actor);
+  }
+
+  cancel(id: string, body: unknown, actor: string) {
+    const r = parse(CancelRequest, body ?? {}, 'cancel request');
+    return this.command(id, { type: 'Cancel', now: this.deps.clock(), by: actor, reason: r.reason }, actor);
+  }
+
+  revote(id: string, body: unknown, actor: string) {
+    const r = parse(RevoteRequest, body ?? {}, 'revote request');
+    return this.command(id, { type: 'Revote', now: this.deps.clock(), by: actor, reason: r.reason }, actor);
+  }
+
+  resume(id: string, body: unknown, actor: string) {
+    parse(ResumeRequest, body ?? {}, 'resume request');
+    return this.command(id, { type: 'Resume', now: this.deps.clock(), by: actor }, actor);
+  }
+
+  regress(id: string, body: unknown, actor: string) {
+    const r = parse(RegressRequest, body ?? {}, 'regress request');
+    return this.command(id, { type: 'Regress', now: this.deps.clock(), by: actor, ...(r.nodes ? { nodes: r.nodes } : {}), to: r.to, reason: r.reason }, actor);
+  }
+
+  plan(body: unknown): Promise<PlanResult> {
+    return this.deps.planner.plan(parse(PlanRequest, body, 'plan request'));
+  }
+
+  /** Rebuilt from the stream on each request, so any instance answers with the truth. */
+  async show(id: string, opts: { nodes?: boolean } = {}): Promise<RolloutSummary> {
+    const rolloutId = parse(RolloutId, id, 'rollout id');
+    const stored = await this.deps.store.readStream(rolloutStreamId(rolloutId));
+    const state = fold(stored.map((e) => ({ type: e.type, data: e.data }) as RolloutEvent));
+    if (state.status === 'initial') throw new ChangeoverError('NOT_FOUND', `no rollout ${rolloutId}`);
+    const summary = summarize(state, stored.at(-1)!.streamPosition, opts);
+    const failures = stored.filter((e) => e.type === 'rollout.node-failed').slice(-1000).map((e) => e.data as { nodeId: string; code: string; message: string });
+    return failures.length ? { ...summary, failures: failures.map(({ nodeId, code, message }) => ({ nodeId, code, message })) } : summary;
+  }
+
+  async list(limit = 100) {
+    const rows = await this.deps.list(Math.min(Math.max(1, limit), 1000));
+    return { rollouts: rows.map((s) => ({ rolloutId: s.rolloutId, status: s.status, description: s.description, nodes: s.nodes, phases: s.phases, createdAt: s.createdAt, updatedAt: s.updatedAt })) };
+  }
+
+  private async command(id: string, command: RolloutCommand, actor: string): Promise<RolloutSummary> {
+    const rolloutId = parse(RolloutId, id, 'rollout id');
+    const applied = await this.deps.runner.apply(rolloutId, command, actor);
+    if (applied.state.status === 'initial') throw new ChangeoverError('NOT_FOUND', `no rollout ${rolloutId}`);
+    return summarize(applied.state, applied.version);
+  }
+}

@@ -1,0 +1,52 @@
+import type { RolloutSummary } from '@changeover/contracts';
+import { NODE_PHASE_LIST, type ActiveState } from './rollout.state.js';
+
+/** The answer to `rollout show`: counts, waves, and for a stuck rollout who blocks it and how to go on. */
+export function summarize(state: ActiveState, version: number, opts: { nodes?: boolean } = {}): RolloutSummary {
+  const phases = Object.fromEntries(NODE_PHASE_LIST.filter((p) => state.counts[p] > 0).map((p) => [p, state.counts[p]]));
+  const out: RolloutSummary = {
+    rolloutId: state.rolloutId,
+    status: state.status,
+    description: state.update.description,
+    attempt: state.attempt,
+    version,
+    createdBy: state.createdBy,
+    createdAt: state.createdAt,
+    updatedAt: state.updatedAt,
+    policy: state.policy,
+    nodes: state.nodes.size,
+    phases,
+    waves: state.waves.map((w, wave) => ({ wave, nodes: w.nodes.length, completed: w.completed, failed: w.failed, startedAt: w.startedAt })),
+    vetoes: state.status === 'blocked' ? state.vetoes.slice(0, 1000) : [],
+    forced: state.forced,
+    discrepancies: state.discrepancies.slice(0, 1000),
+    stuck: stuck(state),
+  };
+  if (opts.nodes) out.nodePhases = Object.fromEntries([...state.nodes].slice(0, 10_000).map(([id, n]) => [id, n.phase]));
+  return out;
+}
+
+function stuck(state: ActiveState): RolloutSummary['stuck'] {
+  const id = state.rolloutId;
+  if (state.status === 'blocked') {
+    const nodes = [...new Set(state.vetoes.map((v) => v.nodeId))];
+    const processes = [...new Set(state.vetoes.map((v) => `${v.nodeId}/${v.processId}`))];
+    const reasons = [...new Set(state.vetoes.map((v) => v.reason))].join(', ');
+    const retry = Math.max(0, ...state.vetoes.map((v) => v.retryAfterMs ?? 0));
+    return {
+      reason: state.vetoes.length ? `vetoed by ${nodes.length} node(s): ${reasons}` : 'waiting for a re-vote',
+      nodes,
+      processes,
+      hint: `changeover rollout force ${id} --reason "<why>"   (or: changeover rollout revote ${id}${retry ? ` after ${Math.ceil(retry / 1000)} s` : ''}, changeover rollout cancel ${id})`,
+    };
+  }
+  if (state.status === 'paused') {
+    const failed = [...state.nodes].filter(([, n]) => n.phase === 'failed').map(([n]) => n);
+    return { reason: state.reason, nodes: failed.slice(0, 1000), processes: [], hint: `changeover rollout resume ${id}   (or: changeover rollout regress ${id}, changeover rollout cancel ${id})` };
+  }
+  if (state.status === 'voting') {
+    const waiting = [...state.nodes].filter(([, n]) => n.phase === 'voting').map(([n]) => n);
+    return { reason: `waiting for ${waiting.length} vote(s) until ${state.voteDeadline}`, nodes: waiting.slice(0, 1000), processes: [], hint: `changeover rollout watch ${id}` };
+  }
+  return null;
+}

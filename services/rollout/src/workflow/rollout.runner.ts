@@ -1,0 +1,322 @@
+import { ChangeoverError, isChangeoverError } from '@changeover/contracts';
+import type { NewEvent, StoredEvent } from '@changeover/event-store';
+import { currentTraceIds, metrics, type Logger } from '@changeover/telemetry';
+import { decide, type RolloutCommand } from '../rollout/rollout.decider.js';
+import { rolloutStreamId, type RolloutEvent } from '../rollout/rollout.events.js';
+import { evolve, fold, initialState, type ActiveState, type RolloutState } from '../rollout/rollout.state.js';
+import { needsOwner, onHello, react, resume, whyIgnored, type Action } from './rollout.workflow.js';
+
+/** What the runner needs of the event store. */
+export interface EventLog {
+  append(streamId: string, expectedVersion: number | 'no-stream', events: NewEvent[]): Promise<{ nextExpectedVersion: number }>;
+  readStream(streamId: string, options?: { after?: number }): Promise<StoredEvent[]>;
+}
+
+export interface RunnerDeps {
+  store: EventLog;
+  send(state: ActiveState, action: Extract<Action, { kind: 'propose' | 'commit' | 'abort' | 'regress' }>): Promise<void>;
+  leases: { release(id: string): Promise<void>; ensure(id: string): Promise<void> };
+  /** After every append: the projection, and a nudge to the owning instance. */
+  appended(state: ActiveState, version: number, byOwner: boolean): void;
+  forget(rolloutId: string): void;
+  clock: () => Date;
+  log: Logger;
+}
+
+export interface Applied {
+  state: RolloutState;
+  version: number;
+  events: RolloutEvent[];
+}
+
+type Job = { kind: 'command'; command: RolloutCommand; actor: string; resolve: (a: Applied) => void; reject: (e: unknown) => void } | { kind: 'catch-up'; resolve: () => void };
+
+interface Owned {
+  id: string;
+  state: RolloutState;
+  version: number;
+  queue: Job[];
+  draining: boolean;
+  timers: Map<string, NodeJS.Timeout>;
+  dropped: boolean;
+}
+
+const ignored = metrics.counter({ name: 'changeover_rollout_reports_ignored_total', help: 'Agent reports and timers that changed nothing, by reason', labelNames: ['reason'] as const });
+const refused = metrics.counter({ name: 'changeover_rollout_commands_refused_total', help: 'Rollout commands refused by the domain, by error code', labelNames: ['code'] as const });
+
+const toRolloutEvents = (stored: StoredEvent[]) => stored.map((e) => ({ type: e.type, data: e.data }) as RolloutEvent);
+const MAX_CONFLICT_RETRIES = 5;
+
+/**
+ * Carries out rollouts this instance owns: commands are queued per rollout, decided in batches and
+ * appended in one write (so thousands of votes cost a few appends), then the workflow's actions run.
+ */
+export class RolloutRunner {
+  private readonly owned = new Map<string, Owned>();
+  private closed = false;
+
+  constructor(private readonly deps: RunnerDeps) {}
+
+  ownedIds(): string[] {
+    return [...this.owned.keys()];
+  }
+
+  isOwned(id: string): boolean {
+    return this.owned.has(id);
+  }
+
+  stateOf(id: string): { state: RolloutState; version: number } | undefined {
+    const o = this.owned.get(id);
+    return o && { state: o.state, version: o.version };
+  }
+
+  /** Takes a rollout over: rebuild from its events, re-send what may be lost, re-arm its timers. */
+  async adopt(id: string): Promise<void> {
+    if (this.owned.has(id) || this.closed) return;
+    const o: Owned = { id, state: initialState(), version: 0, queue: [], draining: false, timers: new Map(), dropped: false };
+    this.owned.set(id, o);
+    const stored = await this.deps.store.readStream(rolloutStreamId(id));
+    o.state = fold(toRolloutEvents(stored));
+    o.version = stored.at(-1)?.streamPosition ?? 0;
+    this.deps.log.info({ rolloutId: id, status: o.state.status, version: o.version }, 'rollout adopted');
+    if (o.state.status === 'initial') {
+      await this.complete(o);
+      return;
+    }
+    await this.run(o, resume(o.state));
+  }
+
+  /** Stops carrying a rollout out (lease lost or shutting down). */
+  drop(id: string): void {
+    const o = this.owned.get(id);
+    if (!o) return;
+    o.dropped = true;
+    for (const t of o.timers.values()) clearTimeout(t);
+    this.owned.delete(id);
+    this.deps.forget(id);
+  }
+
+  /** Applies a command wherever the rollout is owned: locally through the queue, else with an expected-version append. */
+  async apply(id: string, command: RolloutCommand, actor: string): Promise<Applied> {
+    if (this.owned.has(id)) return this.submit(id, command, actor);
+    return this.applyRemote(id, command, actor);
+  }
+
+  submit(id: string, command: RolloutCommand, actor = 'system'): Promise<Applied> {
+    const o = this.owned.get(id);
+    if (!o) return Promise.reject(new ChangeoverError('UNAVAILABLE', `rollout ${id} is not owned here`));
+    return new Promise<Applied>((resolve, reject) => {
+      o.queue.push({ kind: 'command', command, actor, resolve, reject });
+      void this.drain(o);
+    });
+  }
+
+  /** Another instance appended to an owned rollout: fold its events in and react to them. */
+  catchUp(id: string): Promise<void> {
+    const o = this.owned.get(id);
+    if (!o) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      o.queue.push({ kind: 'catch-up', resolve });
+      void this.drain(o);
+    });
+  }
+
+  /** A node said hello: re-send whatever any owned rollout still owes it. */
+  async hello(nodeId: string): Promise<void> {
+    for (const o of this.owned.values()) {
+      if (o.state.status === 'initial') continue;
+      await this.run(o, onHello(o.state, nodeId));
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const id of [...this.owned.keys()]) this.drop(id);
+  }
+
+  private async applyRemote(id: string, command: RolloutCommand, actor: string): Promise<Applied> {
+    for (let attempt = 0; ; attempt++) {
+      const stored = await this.deps.store.readStream(rolloutStreamId(id));
+      let state = fold(toRolloutEvents(stored));
+      const version = stored.at(-1)?.streamPosition ?? 0;
+      const decision = decide(command, state);
+      if (decision instanceof ChangeoverError) {
+        refused.inc({ code: decision.code });
+        throw decision;
+      }
+      if (decision.length === 0) return { state, version, events: [] };
+      try {
+        const r = await this.deps.store.append(rolloutStreamId(id), version === 0 ? 'no-stream' : version, decision.map((e) => this.toNew(e, actor)));
+        for (const e of decision) state = evolve(state, e);
+        if (state.status !== 'initial') {
+          this.deps.appended(state, r.nextExpectedVersion, false);
+          if (needsOwner(state)) await this.deps.leases.ensure(id);
+        }
+        return { state, version: r.nextExpectedVersion, events: decision };
+      } catch (e) {
+        if (isChangeoverError(e, 'VERSION_CONFLICT') && attempt < MAX_CONFLICT_RETRIES) continue;
+        throw e;
+      }
+    }
+  }
+
+  private toNew(e: RolloutEvent, actor: string): NewEvent {
+    const ids = currentTraceIds();
+    return { type: e.type, data: e.data, metadata: { actor, ...(ids ? { traceparent: `00-${ids.traceId}-${ids.spanId}-01` } : {}) } };
+  }
+
+  private async drain(o: Owned): Promise<void> {
+    if (o.draining) return;
+    o.draining = true;
+    try {
+      while (o.queue.length && !o.dropped) await this.process(o, o.queue.splice(0, 5000));
+    } catch (e) {
+      this.deps.log.error({ err: e, rolloutId: o.id }, 'rollout queue failed');
+    } finally {
+      o.draining = false;
+    }
+  }
+
+  private async process(o: Owned, jobs: Job[]): Promise<void> {
+    const catchUps = jobs.filter((j): j is Extract<Job, { kind: 'catch-up' }> => j.kind === 'catch-up');
+    let commands = jobs.filter((j): j is Extract<Job, { kind: 'command' }> => j.kind === 'command');
+    if (catchUps.length) {
+      await this.catchUpNow(o);
+      catchUps.forEach((j) => j.resolve());
+    }
+    for (let attempt = 0; commands.length; attempt++) {
+      // Decide each command against the state its predecessors left; one append for all.
+      let state = o.state;
+      const events: NewEvent[] = [];
+      const decided: { job: (typeof commands)[number]; events: RolloutEvent[] }[] = [];
+      for (const job of commands) {
+        const d = decide(job.command, state);
+        if (d instanceof ChangeoverError) {
+          refused.inc({ code: d.code });
+          job.reject(d);
+          continue;
+        }
+        if (d.length === 0) ignored.inc({ reason: whyIgnored(job.command, state) });
+        for (const e of d) state = evolve(state, e);
+        events.push(...d.map((e) => this.toNew(e, job.actor)));
+        decided.push({ job, events: d });
+      }
+      if (events.length === 0) {
+        decided.forEach(({ job }) => job.resolve({ state, version: o.version, events: [] }));
+        return;
+      }
+      try {
+        const r = await this.deps.store.append(rolloutStreamId(o.id), o.version === 0 ? 'no-stream' : o.version, events);
+        o.state = state;
+        o.version = r.nextExpectedVersion;
+      } catch (e) {
+        // The state was folded in place: rebuild it from the stream before anything else.
+        await this.reload(o);
+        if (isChangeoverError(e, 'VERSION_CONFLICT') && attempt < MAX_CONFLICT_RETRIES) {
+          commands = decided.map((d) => d.job);
+          continue;
+        }
+        decided.forEach(({ job }) => job.reject(e));
+        return;
+      }
+      decided.forEach(({ job, events: evs }) => job.resolve({ state: o.state, version: o.version, events: evs }));
+      if (o.state.status !== 'initial') this.deps.appended(o.state, o.version, true);
+      const all = decided.flatMap((d) => d.events);
+      await this.run(o, all.flatMap((e) => react(o.state, e)));
+      return;
+    }
+  }
+
+  private async reload(o: Owned): Promise<void> {
+    const before = o.version;
+    const stored = await this.deps.store.readStream(rolloutStreamId(o.id));
+    o.state = fold(toRolloutEvents(stored));
+    o.version = stored.at(-1)?.streamPosition ?? 0;
+    const fresh = toRolloutEvents(stored.filter((e) => e.streamPosition > before));
+    await this.run(o, fresh.flatMap((e) => react(o.state, e)));
+  }
+
+  private async catchUpNow(o: Owned): Promise<void> {
+    const stored = await this.deps.store.readStream(rolloutStreamId(o.id), { after: o.version });
+    if (stored.length === 0) return;
+    const fresh = toRolloutEvents(stored);
+    for (const e of fresh) o.state = evolve(o.state, e);
+    o.version = stored.at(-1)!.streamPosition;
+    await this.run(o, fresh.flatMap((e) => react(o.state, e)));
+  }
+
+  /** The thin runner: carries out the workflow's actions. */
+  private async run(o: Owned, actions: Action[]): Promise<void> {
+    let verify = false;
+    let complete = false;
+    for (const a of actions) {
+      if (o.dropped) return;
+      const state = o.state;
+      if (state.status === 'initial') return;
+      switch (a.kind) {
+        case 'propose':
+        case 'commit':
+        case 'abort':
+        case 'regress':
+          await this.send(o, state, a);
+          break;
+        case 'schedule': {
+          const key = a.timer.name === 'vote' ? `vote:${a.timer.attempt}` : `wave:${a.timer.wave}`;
+          const command: RolloutCommand = a.timer.name === 'vote' ? { type: 'VoteTimeout', attempt: a.timer.attempt, now: new Date(0) } : { type: 'WaveTimeout', wave: a.timer.wave, now: new Date(0) };
+          this.schedule(o, key, Date.parse(a.at), command);
+          break;
+        }
+        case 'decide':
+          verify = true;
+          break;
+        case 'ignore':
+          ignored.inc({ reason: a.reason });
+          break;
+        case 'complete':
+          complete = true;
+          break;
+        default: {
+          const never: never = a;
+          return never;
+        }
+      }
+    }
+    if (verify) void this.submit(o.id, { type: 'Verify', now: this.deps.clock() }).catch(() => undefined);
+    else if (complete && !needsOwner(o.state)) await this.complete(o);
+  }
+
+  private async send(o: Owned, state: ActiveState, a: Extract<Action, { kind: 'propose' | 'commit' | 'abort' | 'regress' }>, tries = 0): Promise<void> {
+    try {
+      await this.deps.send(state, a);
+    } catch (e) {
+      // The registry or NATS may be down for a moment: try again later; agents answer repeats from their record.
+      this.deps.log.warn({ err: e, rolloutId: o.id, action: a.kind, tries }, 'sending a node command failed; retrying');
+      if (tries < 20) this.schedule(o, `retry:${a.kind}:${tries}:${Math.random()}`, Date.now() + 1000 * Math.min(2 ** tries, 30), null, () => this.send(o, o.state as ActiveState, a, tries + 1));
+    }
+  }
+
+  /** A timer is an event-derived deadline; re-armed from the state on every load. */
+  private schedule(o: Owned, key: string, at: number, command: RolloutCommand | null, fn?: () => Promise<void>): void {
+    if (o.timers.has(key) || o.dropped) return;
+    const delay = Math.max(0, Math.min(at - Date.now(), 2 ** 31 - 1));
+    const t = setTimeout(() => {
+      o.timers.delete(key);
+      if (o.dropped) return;
+      if (fn) void fn();
+      else if (command) {
+        void this.submit(o.id, { ...command, now: this.deps.clock() }).catch((e) => {
+          // A deadline must not be lost to a transient failure (Postgres restart): try again shortly.
+          this.deps.log.warn({ err: e, rolloutId: o.id, key }, 'timer command failed; retrying');
+          if (!isChangeoverError(e) || e.code === 'VERSION_CONFLICT' || e.code === 'UNAVAILABLE') this.schedule(o, key, Date.now() + 1000, command);
+        });
+      }
+    }, delay);
+    t.unref?.();
+    o.timers.set(key, t);
+  }
+
+  private async complete(o: Owned): Promise<void> {
+    this.drop(o.id);
+    await this.deps.leases.release(o.id).catch((e) => this.deps.log.warn({ err: e, rolloutId: o.id }, 'lease release failed'));
+  }
+}
