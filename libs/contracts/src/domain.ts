@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ChangeoverError } from './errors.js';
 import { ClassId, NodeId } from './ids.js';
 
 // Limits that keep any one message bounded.
@@ -11,11 +12,11 @@ export const MAX = {
 
 const SEMVER = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z-.]+)?(?:\+[0-9A-Za-z-.]+)?$/;
 
-export const Name = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,127}$/, 'must be lowercase [a-z0-9._-], 1-128 chars');
+export const Name = z.string().max(128).regex(/^[a-z0-9][a-z0-9._-]{0,127}$/, 'must be lowercase [a-z0-9._-], 1-128 chars');
 export const SemVer = z.string().max(MAX.name).regex(SEMVER, 'must be a semantic version like 1.2.3');
 /** A semver range such as ^1.2.0, >=2 <3 or 1.x (checked with `semver` by consumers). */
 export const SemVerRange = z.string().min(1).max(MAX.name).regex(/^[0-9A-Za-z.^~<>=| *xX+-]+$/, 'must be a semver range');
-export const Digest = z.string().regex(/^sha256:[a-f0-9]{64}$/, 'must be sha256:<64 hex>');
+export const Digest = z.string().max(71).regex(/^sha256:[a-f0-9]{64}$/, 'must be sha256:<64 hex>');
 export const Text = z.string().max(MAX.text);
 export const Timestamp = z.iso.datetime({ offset: true });
 
@@ -169,11 +170,26 @@ export const SelectedPackage = z.strictObject({
 export type SelectedPackage = z.infer<typeof SelectedPackage>;
 
 /** Canonical JSON: keys sorted, no whitespace. What signatures and selection hashes are computed over. */
-export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value);
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+export function canonicalJson(value: unknown, seen: Set<object> = new Set()): string {
+  if (value === null || typeof value !== 'object') {
+    // As JSON: undefined (top level or in an array) is null; what JSON cannot carry is a typed error, not a TypeError.
+    if (value === undefined) return 'null';
+    if (typeof value === 'bigint' || typeof value === 'function' || typeof value === 'symbol') throw new ChangeoverError('VALIDATION_FAILED', `canonical JSON cannot carry a ${typeof value}`);
+    return JSON.stringify(value);
+  }
+  if (seen.has(value)) throw new ChangeoverError('VALIDATION_FAILED', 'canonical JSON cannot carry a cycle');
+  seen.add(value);
+  try {
+    return canonicalObject(value, seen);
+  } finally {
+    seen.delete(value);
+  }
+}
+
+function canonicalObject(value: object, seen: Set<object>): string {
+  if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v, seen)).join(',')}]`;
   const entries = Object.entries(value as Record<string, unknown>)
     .filter(([, v]) => v !== undefined)
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v, seen)}`).join(',')}}`;
 }

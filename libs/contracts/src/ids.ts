@@ -4,10 +4,11 @@ import { ChangeoverError } from './errors.js';
 /** Node, class and group ids are interpolated into NATS subjects: only this alphabet is safe. */
 export const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
-export const NodeId = z.string().regex(ID_PATTERN, 'must match [A-Za-z0-9_-]{1,64}');
+// The max() is redundant with the pattern but tells JSON Schema readers the bound.
+export const NodeId = z.string().max(64).regex(ID_PATTERN, 'must match [A-Za-z0-9_-]{1,64}');
 export const ClassId = NodeId;
 export const GroupId = NodeId;
-export const RolloutId = z.string().regex(ID_PATTERN, 'must match [A-Za-z0-9_-]{1,64}');
+export const RolloutId = z.string().max(64).regex(ID_PATTERN, 'must match [A-Za-z0-9_-]{1,64}');
 
 export type IdKind = 'node' | 'class' | 'group' | 'rollout';
 

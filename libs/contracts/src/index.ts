@@ -11,3 +11,6 @@ export * from './cloudevents.js';
 export * from './registry-api.js';
 export * from './notifications.js';
 export * from './signing.js';
+export * from './notification-message.js';
+export * from './rollout-rpc.js';
+export * from './catalog/catalog.js';

@@ -29,7 +29,14 @@ export function decode<S extends z.ZodType>(schema: S, payload: Uint8Array | str
 }
 
 const encoder = new TextEncoder();
-/** Encodes a value as a JSON wire payload. */
-export function encode(value: unknown): Uint8Array {
-  return encoder.encode(JSON.stringify(value));
+/** Encodes a value as a JSON wire payload; a value JSON cannot carry (BigInt, a cycle, undefined) is VALIDATION_FAILED. */
+export function encode(value: unknown, what = 'message'): Uint8Array {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (e) {
+    throw new ChangeoverError('VALIDATION_FAILED', `cannot encode ${what} as JSON: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  if (text === undefined) throw new ChangeoverError('VALIDATION_FAILED', `cannot encode ${what} as JSON: ${typeof value}`);
+  return encoder.encode(text);
 }
