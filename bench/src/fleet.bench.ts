@@ -1,0 +1,137 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { openSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createHash } from 'node:crypto';
+import pg from 'pg';
+import { createTestDatabase, freePort, startNats, waitFor } from '@changeover/test-kit';
+import { measureFloor } from './fleet-floor.js';
+
+// `npm run bench:fleet -- --nodes N [--json]`: one full rollout over N simulated nodes (in a
+// separate process), propose → vote → commit → changeover → report → dependency check, and in
+// the same run the floor: the same NATS round trips and event inserts with none of our code.
+
+const args = process.argv.slice(2);
+const flag = (name: string) => args.includes(`--${name}`);
+const value = (name: string, fallback: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] ? args[i + 1]! : fallback;
+};
+const nodes = Number(value('nodes', '10000'));
+if (!Number.isInteger(nodes) || nodes < 1 || nodes > 200_000) throw new Error('--nodes must be an integer from 1 to 200000');
+const json = flag('json');
+const say = (msg: string) => {
+  if (!json) process.stderr.write(`${msg}\n`);
+};
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const children: ChildProcess[] = [];
+
+function start(name: string, pkg: string, argv: string[], env: Record<string, string>): ChildProcess {
+  const out = openSync(join(tmpdir(), `changeover-bench-${name}.log`), 'w');
+  const child = spawn(process.execPath, [join(root, pkg, 'dist/main.js'), ...argv], { env: { ...process.env, ...env }, stdio: ['ignore', out, out] });
+  children.push(child);
+  return child;
+}
+
+async function http<T>(method: string, url: string, body?: unknown): Promise<T> {
+  const res = await fetch(url, { method, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(120_000) });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${url} → ${res.status} ${text.slice(0, 300)}`);
+  return JSON.parse(text) as T;
+}
+
+async function peakRssMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return Math.round(kb / 1024);
+}
+
+async function main(): Promise<void> {
+  const db = await createTestDatabase('bench_fleet');
+  const nats = await startNats('max_payload: 8MB');
+  try {
+    const [registryPort, rolloutPort] = await Promise.all([freePort(), freePort()]);
+    const common = { DATABASE_URL: db.url, NATS_URL: nats.url, LOG_LEVEL: 'warn', OTEL_SDK_DISABLED: 'true' };
+    start('registry', 'services/registry', [], { ...common, REGISTRY_HTTP_PORT: String(registryPort), REGISTRY_STALE_AFTER_MS: '600000' });
+    const registry = `http://127.0.0.1:${registryPort}`;
+    await waitFor('the registry', () => fetch(`${registry}/health`).then((r) => r.ok), { timeoutMs: 60_000, intervalMs: 200 });
+    const rolloutProc = start('rollout', 'services/rollout', [], { ...common, ROLLOUT_HTTP_PORT: String(rolloutPort) });
+    const rollout = `http://127.0.0.1:${rolloutPort}`;
+    await waitFor('the rollout service', () => fetch(`${rollout}/health`).then((r) => r.ok), { timeoutMs: 60_000, intervalMs: 200 });
+
+    say(`starting ${nodes} simulated nodes`);
+    start('fleet', 'services/node-agent', ['--simulate', String(nodes), '--class', 'bench', '--node-prefix', 'b', '--heartbeat-ms', '600000'], { NATS_URL: nats.url, LOG_LEVEL: 'warn' });
+    const sql = new pg.Client({ connectionString: db.url });
+    await sql.connect();
+    await waitFor(`${nodes} nodes registered`, async () => Number((await sql.query(`SELECT count(*) AS n FROM nodes WHERE class_id = 'bench'`)).rows[0].n) >= nodes, { timeoutMs: 300_000, intervalMs: 500 });
+
+    const blob = Buffer.from('bench module v2\n');
+    const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
+    await http('POST', `${registry}/packages`, {
+      package: { manifest: { name: 'bench-app', version: '2.0.0', description: '', modules: [{ name: 'bench-app', version: '2.0.0', processorType: 'any', size: blob.length, digest, dependsOn: [], requires: {} }], requires: {}, provides: [], consumes: [] } },
+      blobs: { [digest]: blob.toString('base64') },
+    });
+
+    say('rollout started');
+    const t0 = performance.now();
+    const created = await http<{ rolloutId: string }>('POST', `${rollout}/rollouts`, {
+      update: { description: 'bench', targets: [{ classes: ['bench'], packages: [{ name: 'bench-app', version: '2.0.0' }] }] },
+      policy: { waves: { canary: 0, size: '100%', successThreshold: 1 }, voteTimeoutMs: 600_000, changeoverTimeoutMs: 600_000 },
+    });
+    let status = '';
+    await waitFor('the rollout to finish', async () => {
+      status = (await http<{ status: string }>('GET', `${rollout}/rollouts/${created.rolloutId}`)).status;
+      return ['completed', 'failed', 'aborted', 'cancelled', 'blocked', 'paused'].includes(status);
+    }, { timeoutMs: 1_800_000, intervalMs: 100 });
+    const wallMs = performance.now() - t0;
+    if (status !== 'completed') throw new Error(`rollout ended ${status}`);
+    const orchestratorRssMb = await peakRssMb(rolloutProc.pid!);
+
+    // Phases from the rollout's own events.
+    const rows = (await sql.query(`SELECT event_type, min(created_at) AS first, max(created_at) AS last, count(*) AS n FROM events WHERE stream_id = $1 GROUP BY event_type`, [`rollout-${created.rolloutId}`])).rows as { event_type: string; first: Date; last: Date; n: string }[];
+    const at = (type: string, which: 'first' | 'last' = 'first') => rows.find((r) => r.event_type === type)?.[which].getTime();
+    const createdAt = at('rollout.created') ?? 0;
+    const span = (from: number | undefined, to: number | undefined) => (from !== undefined && to !== undefined ? Math.round(to - from) : null);
+    const phasesMs = {
+      vote: span(at('rollout.proposed'), at('rollout.accepted')),
+      changeover: span(at('rollout.accepted'), at('rollout.node-completed', 'last')),
+      verify: span(at('rollout.node-completed', 'last'), at('rollout.verified') ?? at('rollout.completed')),
+      complete: span(createdAt, at('rollout.completed')),
+    };
+    const eventsAppended = rows.reduce((n, r) => n + Number(r.n), 0);
+    await sql.end();
+
+    for (const c of children.splice(0)) c.kill('SIGTERM');
+    say('measuring the floor');
+    const floor = await measureFloor({ natsUrl: nats.url, databaseUrl: db.url, nodes, roundTrips: 2 * nodes, events: eventsAppended });
+    const result = {
+      nodes,
+      wallMs: Math.round(wallMs),
+      floorMs: Math.round(floor.floorMs),
+      ratio: Number((wallMs / floor.floorMs).toFixed(2)),
+      phasesMs,
+      eventsAppended,
+      orchestratorRssMb,
+      floor: { roundTrips: floor.roundTrips, natsMs: Math.round(floor.natsMs), events: floor.events, insertMs: Math.round(floor.insertMs) },
+    };
+    if (json) console.log(JSON.stringify(result));
+    else {
+      console.log(`fleet rollout over ${nodes} simulated nodes: ${result.wallMs} ms (phases ${JSON.stringify(phasesMs)})`);
+      console.log(`floor: ${floor.roundTrips} NATS round trips ${result.floor.natsMs} ms + ${floor.events} event rows ${result.floor.insertMs} ms = ${result.floorMs} ms`);
+      console.log(`ratio ${result.ratio} (target ≤ 2 at 10,000 nodes); orchestrator peak RSS ${orchestratorRssMb} MB (target ≤ 512 MB at 10,000)`);
+    }
+  } finally {
+    for (const c of children) c.kill('SIGKILL');
+    await nats.stop();
+    await db.drop();
+  }
+}
+
+main().catch((e: unknown) => {
+  for (const c of children) c.kill('SIGKILL');
+  console.error(`bench:fleet failed: ${e instanceof Error ? e.message : String(e)}`);
+  process.exit(1);
+});
