@@ -4,6 +4,7 @@ import { loadConfig, type AgentConfig } from './config.js';
 import { startHealthServer } from './health-server.js';
 import { createLog } from './log.js';
 import { CounterRegistry } from './metrics.js';
+import { startRealAgent } from './real-agent.js';
 import { startSimFleet } from './simulate/sim-fleet.js';
 
 async function main(): Promise<void> {
@@ -42,8 +43,9 @@ async function main(): Promise<void> {
     });
     log.info('simulated fleet up', { nodes: config.SIMULATE, classId: config.NODE_CLASS, rssMb: Math.round(process.memoryUsage().rss / 1048576) });
   } else {
-    process.stderr.write('this build runs simulated fleets only: pass --simulate N\n');
-    process.exit(2);
+    const agent = await startRealAgent(config, log, counters);
+    stops.push(() => agent.stop());
+    log.info('agent up', { nodeId: config.NODE_ID, classId: config.NODE_CLASS, socket: config.AGENT_SOCKET });
   }
   ready = true;
   if (config.AGENT_HEALTH_PORT) {

@@ -1,0 +1,67 @@
+import { totalmem } from 'node:os';
+import { connect } from '@nats-io/transport-node';
+import type { AgentConfig } from './config.js';
+import { AgentCore } from './core/agent-core.js';
+import type { Log } from './core/ports.js';
+import { ObjectStoreFetcher } from './fetch/object-store-fetcher.js';
+import { LocalApiServer } from './local-api/local-api-server.js';
+import type { CounterRegistry } from './metrics.js';
+import { registryManifests } from './registry/manifest-source.js';
+import { ChildProcessRuntime } from './runtime/child-runtime.js';
+import { FsStore } from './store/fs-store.js';
+import { NatsFleet, natsSink } from './transport/nats-fleet.js';
+import { loadTrustRoots, signatureVerifier } from './trust/signatures.js';
+
+export interface RunningAgent {
+  core: AgentCore;
+  stop(): Promise<void>;
+}
+
+/** One real node: file-system store, child processes, the local API on a Unix socket, NATS. */
+export async function startRealAgent(config: AgentConfig, log: Log, counters: CounterRegistry): Promise<RunningAgent> {
+  const roots = loadTrustRoots(config.AGENT_TRUST_ROOTS);
+  if (!Object.keys(roots).length) log.warn('AGENT_TRUST_ROOTS is empty: package signatures are not checked');
+  const store = await FsStore.open(config.AGENT_STATE_DIR);
+  const api = new LocalApiServer(config.AGENT_SOCKET, counters, log);
+  await api.start();
+  const runtime = new ChildProcessRuntime({ store, api, log, counters });
+  const nc = await connect({ servers: config.NATS_URL, name: `node-agent-${config.NODE_ID}`, maxReconnectAttempts: -1, reconnectTimeWait: 500, waitOnFirstConnect: true });
+  const disk = await store.freeBytes();
+  const core = new AgentCore(
+    {
+      identity: { nodeId: config.NODE_ID, classId: config.NODE_CLASS, processorType: config.NODE_PROCESSOR_TYPE },
+      store,
+      fetcher: new ObjectStoreFetcher(nc, store),
+      runtime,
+      sink: natsSink(nc, log),
+      manifests: registryManifests(nc, config.AGENT_REGISTRY_TIMEOUT_MS),
+      verifySignature: signatureVerifier(roots),
+      minFreeBytes: config.AGENT_MIN_FREE_DISK_MB * 1024 * 1024,
+      counters,
+      log,
+      onFault: config.AGENT_FAULT_AT
+        ? (point) => {
+            if (point === config.AGENT_FAULT_AT) process.kill(process.pid, 'SIGKILL');
+          }
+        : undefined,
+    },
+    {
+      agentVersion: config.AGENT_VERSION,
+      clusterVersions: config.AGENT_CLUSTER_VERSIONS,
+      characteristics: { arch: config.NODE_PROCESSOR_TYPE, os: 'linux', memoryMb: Math.floor(totalmem() / 1048576), diskMb: Math.floor(disk / 1048576), labels: config.NODE_LABELS },
+    },
+  );
+  // Recovery (an interrupted changeover is regressed) and the active set running before the node says hello.
+  await core.start();
+  const fleet = new NatsFleet(nc, [core], { nodeSubjects: 'own', heartbeatMs: config.AGENT_HEARTBEAT_MS, counters, log });
+  fleet.start();
+  return {
+    core,
+    async stop() {
+      await fleet.stop();
+      await runtime.stopAll();
+      await api.stop();
+      await nc.drain().catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,324 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { AGENT_ENV } from '@changeover/agent-sdk';
+import type { Module, RunSpec } from '@changeover/contracts';
+import type { RunningProcess } from '../affected/affected-processes.js';
+import type { Counters, EvaluateVerdict, EventPayload, Log, PrepareResult, ProcessRuntime } from '../core/ports.js';
+import type { LocalApiServer } from '../local-api/local-api-server.js';
+import type { StoredPackage } from '../model/state.js';
+import type { FsStore } from '../store/fs-store.js';
+import { commandProbe, probe } from './health-check.js';
+import { bindSocket, SocketTable, type BoundSocket } from './listen-sockets.js';
+
+interface Runnable {
+  module: Module & { run: RunSpec };
+  packages: string[];
+}
+
+interface Proc extends Runnable {
+  processId: string;
+  child: ChildProcess;
+  exited: Promise<void>;
+  exitInfo?: string;
+  stopping: boolean;
+  health?: BoundSocket;
+  logPath: string;
+}
+
+export interface ChildRuntimeOptions {
+  store: FsStore;
+  api: LocalApiServer;
+  log: Log;
+  counters: Counters;
+}
+
+const STATE_MARKER = 'CHANGEOVER_STATE_DIR';
+
+/** Runnable modules of a set, one per module name (a module shared by two packages runs once). */
+export function runnables(set: StoredPackage[]): Map<string, Runnable> {
+  const out = new Map<string, Runnable>();
+  for (const p of set) {
+    for (const m of p.modules) {
+      if (!m.run) continue;
+      const seen = out.get(m.name);
+      if (seen) seen.packages.push(p.manifest.name);
+      else out.set(m.name, { module: m as Runnable['module'], packages: [p.manifest.name] });
+    }
+  }
+  return out;
+}
+
+/**
+ * The real process runtime: modules with a run spec are supervised child processes; TCP services
+ * get their listening socket from the agent (fd 3), so old and new versions serve side by side.
+ */
+export class ChildProcessRuntime implements ProcessRuntime {
+  private readonly live = new Map<string, Proc>();
+  private candidates: Proc[] = [];
+  private readonly sockets = new SocketTable();
+  private orphansChecked = false;
+  private stopped = false;
+
+  constructor(private readonly opts: ChildRuntimeOptions) {}
+
+  running(): RunningProcess[] {
+    return [...this.live.values()].map((p) => ({ processId: p.processId, module: p.module.name, packages: p.packages }));
+  }
+
+  private find(processId: string): Proc | undefined {
+    return [...this.live.values()].find((p) => p.processId === processId);
+  }
+
+  private hookEnv(p: Proc, event: EventPayload): NodeJS.ProcessEnv {
+    return { PATH: process.env['PATH'], HOME: process.env['HOME'], ...p.module.run.env, CHANGEOVER_EVENT: JSON.stringify(event), [AGENT_ENV.processId]: p.processId };
+  }
+
+  private argv(p: Runnable, argv: string[]): string[] {
+    const path = this.opts.store.blobPath(p.module.digest);
+    return argv.map((a) => a.replaceAll('{module}', path));
+  }
+
+  async evaluate(processId: string, event: Extract<EventPayload, { kind: 'evaluate' }>): Promise<EvaluateVerdict> {
+    const p = this.find(processId);
+    if (this.opts.api.handles(processId, 'evaluate')) {
+      const a = await this.opts.api.ask(processId, event);
+      if ('decision' in a) return a;
+      return { decision: 'veto', reason: 'CUSTOM', message: 'answered evaluate with something else than a verdict' };
+    }
+    const hook = p?.module.run.hooks?.evaluate;
+    if (p && hook) {
+      const r = await commandProbe(this.argv(p, hook), event.deadlineMs, this.hookEnv(p, event));
+      return r.ok ? { decision: 'accept' } : { decision: 'veto', reason: 'CUSTOM', message: r.output || 'evaluate hook failed' };
+    }
+    return { decision: 'accept' };
+  }
+
+  async prepare(processId: string, event: Extract<EventPayload, { kind: 'prepare' }>): Promise<PrepareResult> {
+    const p = this.find(processId);
+    if (this.opts.api.handles(processId, 'prepare')) {
+      const a = await this.opts.api.ask(processId, event);
+      if ('ready' in a) return a.ready ? { ready: true } : { ready: false, message: a.message || 'not ready' };
+      return { ready: false, message: 'answered prepare with something else than readiness' };
+    }
+    const hook = p?.module.run.hooks?.prepare;
+    if (p && hook) {
+      const r = await commandProbe(this.argv(p, hook), event.deadlineMs, this.hookEnv(p, event));
+      return r.ok ? { ready: true } : { ready: false, message: r.output || 'prepare hook failed' };
+    }
+    return { ready: true };
+  }
+
+  async notifyChanged(processId: string, event: Extract<EventPayload, { kind: 'changed' }>): Promise<void> {
+    const p = this.find(processId);
+    if (this.opts.api.handles(processId, 'changed')) {
+      await this.opts.api.ask(processId, event);
+      return;
+    }
+    const hook = p?.module.run.hooks?.changed;
+    if (p && hook) await commandProbe(this.argv(p, hook), 30_000, this.hookEnv(p, event));
+  }
+
+  async startCandidates(target: StoredPackage[], deadlineMs: number): Promise<{ ok: true } | { ok: false; output: string }> {
+    const deadlineAt = Date.now() + deadlineMs;
+    const toStart = [...runnables(target).values()].filter((r) => this.live.get(r.module.name)?.module.digest !== r.module.digest);
+    this.candidates = toStart.map((r) => this.spawn(r));
+    const results = await Promise.all(this.candidates.map(async (p) => ({ p, r: await this.waitHealthy(p, deadlineAt) })));
+    const failed = results.filter((x) => !x.r.ok);
+    if (!failed.length) return { ok: true };
+    return { ok: false, output: failed.map((x) => `${x.p.processId}: ${x.r.output}`).join('\n').slice(0, 4000) };
+  }
+
+  async switchOver(target: StoredPackage[]): Promise<void> {
+    const desired = runnables(target);
+    const stopping: Promise<void>[] = [];
+    for (const cand of this.candidates) {
+      const old = this.live.get(cand.module.name);
+      this.live.set(cand.module.name, cand);
+      if (old) stopping.push(this.stop(old));
+    }
+    this.candidates = [];
+    for (const [name, p] of this.live) {
+      if (!desired.has(name)) {
+        this.live.delete(name);
+        stopping.push(this.stop(p));
+      }
+    }
+    await Promise.all(stopping);
+  }
+
+  async discardCandidates(): Promise<void> {
+    const c = this.candidates;
+    this.candidates = [];
+    await Promise.all(c.map((p) => this.stop(p)));
+  }
+
+  async restart(processIds: string[]): Promise<void> {
+    for (const id of processIds) {
+      const p = this.find(id);
+      if (!p) continue;
+      await this.stop(p);
+      const next = this.spawn(p);
+      this.live.set(p.module.name, next);
+      const r = await this.waitHealthy(next, Date.now() + 30_000);
+      if (!r.ok) this.opts.log.warn('restarted process is not healthy', { processId: id, output: r.output });
+    }
+  }
+
+  async apply(set: StoredPackage[]): Promise<void> {
+    if (!this.orphansChecked) {
+      this.orphansChecked = true;
+      await this.killOrphans();
+    }
+    const desired = runnables(set);
+    for (const [name, p] of this.live) {
+      if (desired.get(name)?.module.digest !== p.module.digest) {
+        this.live.delete(name);
+        await this.stop(p);
+      }
+    }
+    const started: Proc[] = [];
+    for (const r of desired.values()) {
+      if (this.live.has(r.module.name)) continue;
+      const p = this.spawn(r);
+      this.live.set(r.module.name, p);
+      started.push(p);
+    }
+    for (const p of started) {
+      const r = await this.waitHealthy(p, Date.now() + 30_000);
+      if (!r.ok) this.opts.log.warn('process started but not healthy', { processId: p.processId, output: r.output });
+    }
+  }
+
+  async stopAll(): Promise<void> {
+    this.stopped = true;
+    await Promise.all([...this.live.values(), ...this.candidates].map((p) => this.stop(p)));
+    this.live.clear();
+    this.candidates = [];
+    this.sockets.closeAll();
+  }
+
+  // ── processes ──
+
+  private spawn(r: Runnable): Proc {
+    const run = r.module.run;
+    const processId = `${r.module.name}@${r.module.version}`;
+    const logPath = join(this.opts.store.dir, 'logs', `${r.module.name}.log`);
+    const out = openSync(logPath, 'a');
+    const fds: number[] = [];
+    const env: NodeJS.ProcessEnv = {
+      PATH: process.env['PATH'],
+      HOME: process.env['HOME'],
+      ...run.env,
+      [AGENT_ENV.socket]: this.opts.api.socketPath,
+      [AGENT_ENV.processId]: processId,
+      [STATE_MARKER]: this.opts.store.dir,
+    };
+    let health: BoundSocket | undefined;
+    if (run.listen) {
+      fds.push(this.sockets.get(run.listen.host, run.listen.port).fd);
+      // A private health socket (fd 4): a probe of the shared port could reach the old process.
+      if (run.healthCheck && run.healthCheck.type !== 'command' && run.healthCheck.port === undefined) {
+        health = bindSocket(run.listen.host, 0);
+        fds.push(health.fd);
+      }
+      env['LISTEN_FDS'] = String(fds.length);
+      env['LISTEN_FDNAMES'] = health ? 'service:health' : 'service';
+    }
+    const [command, ...args] = this.argv(r, [run.command, ...run.args]);
+    const child = spawn(command!, args, { stdio: ['ignore', out, out, ...fds], env, cwd: this.opts.store.dir });
+    closeSync(out);
+    const proc: Proc = { ...r, processId, child, stopping: false, health, logPath, exited: Promise.resolve() };
+    proc.exited = new Promise<void>((resolve) => {
+      child.once('exit', (code, signal) => {
+        proc.exitInfo = signal ? `killed by ${signal}` : `exited with code ${code}`;
+        this.exited(proc);
+        resolve();
+      });
+      child.once('error', (e) => {
+        proc.exitInfo = `could not start: ${e.message}`;
+        this.exited(proc);
+        resolve();
+      });
+    });
+    if (child.pid) writeFileSync(join(this.opts.store.dir, 'run', `${processId}.pid`), String(child.pid));
+    this.opts.counters.inc('agent_processes_started_total');
+    this.opts.log.info('process started', { processId, pid: child.pid });
+    return proc;
+  }
+
+  private exited(p: Proc): void {
+    p.health?.close();
+    rmSync(join(this.opts.store.dir, 'run', `${p.processId}.pid`), { force: true });
+    this.opts.api.forget(p.processId);
+    if (p.stopping || this.stopped) return;
+    // Supervision: a live process that dies is started again.
+    this.opts.counters.inc('agent_process_crashes_total');
+    this.opts.log.warn('process exited unexpectedly', { processId: p.processId, exit: p.exitInfo });
+    if (this.live.get(p.module.name) === p) {
+      setTimeout(() => {
+        if (this.stopped || this.live.get(p.module.name) !== p) return;
+        this.live.set(p.module.name, this.spawn(p));
+      }, 1000).unref();
+    }
+  }
+
+  private async stop(p: Proc): Promise<void> {
+    p.stopping = true;
+    if (p.exitInfo !== undefined) return;
+    p.child.kill('SIGTERM');
+    const timer = setTimeout(() => p.child.kill('SIGKILL'), p.module.run.stopTimeoutMs);
+    await p.exited;
+    clearTimeout(timer);
+  }
+
+  private async waitHealthy(p: Proc, deadlineAt: number): Promise<{ ok: boolean; output: string }> {
+    const check = p.module.run.healthCheck;
+    const host = p.module.run.listen?.host ?? '127.0.0.1';
+    let last = 'no probe yet';
+    for (;;) {
+      if (p.exitInfo !== undefined) return { ok: false, output: `${p.exitInfo}\n${this.logTail(p)}` };
+      if (!check) return { ok: true, output: '' };
+      if (check.type !== 'command' && check.port === undefined && !p.health) return { ok: false, output: `${check.type} health check names no port and the module listens on none` };
+      const r = await probe(check, host, p.health?.port, { PATH: process.env['PATH'], ...p.module.run.env });
+      if (r.ok) return r;
+      last = r.output;
+      if (Date.now() >= deadlineAt) return { ok: false, output: `health check failed: ${last}\n${this.logTail(p)}` };
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  }
+
+  private logTail(p: Proc): string {
+    try {
+      const text = readFileSync(p.logPath, 'utf8');
+      return text.slice(-1500);
+    } catch {
+      return '';
+    }
+  }
+
+  /** Processes a killed agent left behind hold the sockets: stop them before starting the set again. */
+  private async killOrphans(): Promise<void> {
+    const dir = join(this.opts.store.dir, 'run');
+    for (const f of readdirSync(dir)) {
+      const pid = Number(readFileSync(join(dir, f), 'utf8'));
+      rmSync(join(dir, f), { force: true });
+      if (!Number.isInteger(pid) || pid <= 1 || !existsSync(`/proc/${pid}`)) continue;
+      let environ = '';
+      try {
+        environ = readFileSync(`/proc/${pid}/environ`, 'utf8');
+      } catch {
+        continue;
+      }
+      if (!environ.split('\0').includes(`${STATE_MARKER}=${this.opts.store.dir}`)) continue;
+      this.opts.log.warn('stopping a process left by a previous agent run', { pid, file: f });
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        continue;
+      }
+      const until = Date.now() + 5000;
+      while (existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z') && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}
