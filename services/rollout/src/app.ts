@@ -35,6 +35,8 @@ export interface RunningRollout {
   instanceId: string;
   runner: RolloutRunner;
   close(): Promise<void>;
+  /** Stops at once without handing leases back, as a killed process would (for takeover tests). */
+  crash(): Promise<void>;
 }
 
 type Relay = { stop(): Promise<void> } | undefined;
@@ -88,22 +90,18 @@ export async function startRollout(config: RolloutConfig, opts: { registry?: Reg
   log.info({ port: address.port, instance: config.instanceId }, 'rollout service listening');
 
   let closing: Promise<void> | undefined;
-  return {
-    httpPort: address.port,
-    instanceId: config.instanceId,
-    runner,
-    close: () =>
-      (closing ??= (async () => {
-        await keeper.stop();
-        const owned = runner.ownedIds();
-        runner.close();
-        await leases.expireAll(owned).catch(() => undefined);
-        await Promise.all(intake.map((s) => s.stop()));
-        await app.close();
-        await relay?.stop();
-        await table.close();
-        await nc.drain().catch(() => undefined);
-        await store.close();
-      })()),
-  };
+  const shutdown = (handBack: boolean) =>
+    (closing ??= (async () => {
+      await keeper.stop();
+      const owned = runner.ownedIds();
+      runner.close();
+      if (handBack) await leases.expireAll(owned).catch(() => undefined);
+      await Promise.all(intake.map((s) => s.stop()));
+      await app.close();
+      await relay?.stop();
+      await table.close();
+      await nc.drain().catch(() => undefined);
+      await store.close();
+    })());
+  return { httpPort: address.port, instanceId: config.instanceId, runner, close: () => shutdown(true), crash: () => shutdown(false) };
 }
