@@ -119,6 +119,17 @@ describe('request/reply', () => {
     expect(isChangeoverError(none, 'UNAVAILABLE')).toBe(true);
   });
 
+  it('answers result null for a handler that returns nothing', async () => {
+    let seen = '';
+    const rpc = serveRpc(nc, 'changeover.registry.touch', Greet, (req) => void (seen = req.name));
+    try {
+      expect(await requestRpc(nc, 'changeover.registry.touch', { name: 'x' }, z.null(), { timeoutMs: 5_000 })).toBeNull();
+      expect(seen).toBe('x');
+    } finally {
+      await rpc.stop();
+    }
+  });
+
   it('shares a service subject across instances in a queue group', async () => {
     const seen: string[] = [];
     const a = serveRpc(nc, 'changeover.registry.shared', Greet, (r) => (seen.push(`a:${r.name}`), { text: 'a', traceId: null }));

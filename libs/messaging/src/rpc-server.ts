@@ -112,7 +112,8 @@ export function serveRpc<S extends z.ZodType, Res>(nc: NatsConnection, subject: 
         try {
           const result = await handler(req, { subject: msg.subject, headers: msg.headers });
           const checked = opts.resultSchema ? parse(opts.resultSchema, result, `result of ${msg.subject}`) : result;
-          respond(msg, { ok: true, result: checked });
+          // JSON has no undefined: a handler that returns nothing answers `result: null`.
+          respond(msg, { ok: true, result: checked === undefined ? null : checked });
         } catch (err) {
           if (err instanceof ChangeoverError && err.code !== 'INTERNAL') {
             span.setAttribute('changeover.error.code', err.code);
