@@ -1,5 +1,5 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { EventStore } from '@changeover/event-store';
+import { EventStore, startOutboxRelay } from '@changeover/event-store';
 import { createLogger, type Logger } from '@changeover/telemetry';
 import { ClassService } from './classes/class.service.js';
 import type { RegistryConfig } from './config.js';
@@ -69,6 +69,11 @@ export async function startRegistry(config: RegistryConfig, opts: { logger?: Log
       maxImageBytes: config.maxImageBytes,
     };
 
+    if (config.relay) {
+      // Relays every committed event to JetStream CHANGEOVER_EVENTS (shared checkpoint; duplicates are dropped by Nats-Msg-Id).
+      const relay = await startOutboxRelay({ store, nats: nc, onError: (err) => log.error({ err }, 'outbox relay failed') });
+      cleanups.push(() => relay.stop());
+    }
     const refs = await startRolloutRefs(nc, db, log);
     cleanups.push(() => refs.stop());
     const nats = serveRegistryNats(nc, domain, { queue: config.queueGroup, maxImageBytes: config.maxImageBytes, logger: log });
