@@ -1,6 +1,7 @@
 import { ChangeoverError } from '@changeover/contracts';
 import pg from 'pg';
-import { flushAppendBatch } from './append/append.sql.js';
+import { flushAppendBatch } from './append/append-batch.js';
+import { StreamVersionCache } from './append/stream-versions.js';
 import type { AppendRequest } from './append/append-plan.js';
 import { DEFAULT_GROUP_COMMIT, GroupCommitQueue } from './append/group-commit.js';
 import { headPosition, readAllRows, readStreamRows } from './read/read.sql.js';
@@ -47,9 +48,10 @@ export class EventStore {
     /** The store's pool; plain SQL of a service's own may share it. */
     readonly pool: pg.Pool,
     private readonly url: string,
-    groupCommit: { maxBatch: number; maxWaitMs: number },
+    groupCommit: { maxBatch: number; maxWaitMs: number; concurrency: number },
   ) {
-    this.appends = new GroupCommitQueue((batch) => flushAppendBatch(pool, batch), groupCommit);
+    const versions = new StreamVersionCache();
+    this.appends = new GroupCommitQueue((batch) => flushAppendBatch(pool, batch, versions), groupCommit, (r) => r.streamId);
     this.wakeUp = new WakeUp(url);
   }
 
@@ -61,6 +63,7 @@ export class EventStore {
     const groupCommit = {
       maxBatch: optionalInt(options.groupCommit?.maxBatch, 'groupCommit.maxBatch', DEFAULT_GROUP_COMMIT.maxBatch, 1, 100_000),
       maxWaitMs: optionalInt(options.groupCommit?.maxWaitMs, 'groupCommit.maxWaitMs', DEFAULT_GROUP_COMMIT.maxWaitMs, 0, 60_000),
+      concurrency: optionalInt(options.groupCommit?.concurrency, 'groupCommit.concurrency', DEFAULT_GROUP_COMMIT.concurrency, 1, 16),
     };
     if (options.migrate) await migrate(url);
     const pool = new pg.Pool({ connectionString: url, max: poolSize, idleTimeoutMillis: 30_000 });

@@ -49,6 +49,8 @@ export interface GroupCommitOptions {
   maxBatch: number;
   /** How long an append may wait for company when the store is idle (default 2 ms). */
   maxWaitMs: number;
+  /** Batches in flight at once, never two touching the same stream (default 2): Postgres works on one while the next is built. */
+  concurrency?: number;
 }
 
 export interface ConnectOptions {

@@ -81,6 +81,29 @@ describe('group commit', () => {
     }
   });
 
+  it('never lets a version cached by one store hide another store\'s appends', async () => {
+    const other = await EventStore.connect({ url: db.url, poolSize: 1 });
+    try {
+      await store.append('rollout-shared', 'no-stream', [ev('rollout.created')]); // store caches version 1
+      await other.append('rollout-shared', 1, [ev('rollout.proposed')]);
+      await other.append('rollout-shared', 2, [ev('rollout.accepted')]);
+      // The caller read version 3: a stale cache must not turn that into a conflict.
+      expect((await store.append('rollout-shared', 3, [ev('rollout.wave-started')])).nextExpectedVersion).toBe(4);
+      await other.append('rollout-shared', 4, [ev('rollout.paused')]);
+      // 'any' from a stale cache collides on the unique key, then lands after a fresh read.
+      expect((await store.append('rollout-shared', 'any', [ev('rollout.resumed')])).nextExpectedVersion).toBe(6);
+      await other.append('rollout-shared', 6, [ev('rollout.paused')]);
+      // A stale expected version is a conflict that reports the real version, not the cached one.
+      expect(await store.append('rollout-shared', 6, [ev('rollout.resumed')]).catch((e: unknown) => e)).toMatchObject({ code: 'VERSION_CONFLICT', details: { expected: 6, actual: 7 } });
+      // 'no-stream' on a stream this store never saw: assumed new, found to exist.
+      await other.append('rollout-elsewhere', 'no-stream', [ev('rollout.created')]);
+      expect(await store.append('rollout-elsewhere', 'no-stream', [ev('rollout.created')]).catch((e: unknown) => e)).toMatchObject({ code: 'VERSION_CONFLICT', details: { actual: 1 } });
+      expect((await store.readStream('rollout-shared')).map((e) => e.streamPosition)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('close commits the appends already submitted, then refuses new ones', async () => {
     const closing = await EventStore.connect({ url: db.url, poolSize: 1, groupCommit: { maxBatch: 50, maxWaitMs: 1000 } });
     const pending = Array.from({ length: 120 }, (_, i) => closing.append(`node-c${i}`, 'no-stream', [ev()]));

@@ -4,6 +4,8 @@ import type { GroupCommitOptions } from '../types.js';
 /** One caller waiting for its own result. */
 export interface Pending<Req, Res> {
   readonly request: Req;
+  /** True once resolved or rejected (optional for hand-made pendings). */
+  readonly settled?: boolean;
   resolve(result: Res): void;
   reject(error: unknown): void;
 }
@@ -11,25 +13,31 @@ export interface Pending<Req, Res> {
 /** Settles each pending of a batch itself; whatever it leaves unsettled is failed with its error. */
 export type FlushBatch<Req, Res> = (batch: Pending<Req, Res>[]) => Promise<void>;
 
-export const DEFAULT_GROUP_COMMIT: GroupCommitOptions = { maxBatch: 1000, maxWaitMs: 2 };
+export const DEFAULT_GROUP_COMMIT: Required<GroupCommitOptions> = { maxBatch: 1000, maxWaitMs: 2, concurrency: 2 };
 
 /**
- * Coalesces concurrent requests into batches: one batch in flight at a time, the next one
+ * Coalesces concurrent requests into batches: up to `concurrency` batches in flight, the next
  * gathering meanwhile, so the batch size follows the load and an idle store waits at most maxWaitMs.
+ * Requests with the same key (stream) never sit in two batches in flight, so they keep their order.
  */
 export class GroupCommitQueue<Req, Res> {
   private queue: Pending<Req, Res>[] = [];
-  private running: Promise<void> | undefined;
+  private running = 0;
+  private readonly busyKeys = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private idleWaiters: (() => void)[] = [];
+  private readonly options: Required<GroupCommitOptions>;
 
   constructor(
     private readonly flushBatch: FlushBatch<Req, Res>,
-    private readonly options: GroupCommitOptions = DEFAULT_GROUP_COMMIT,
-  ) {}
+    options: GroupCommitOptions = DEFAULT_GROUP_COMMIT,
+    private readonly keyOf: (request: Req) => string = () => '',
+  ) {
+    this.options = { ...DEFAULT_GROUP_COMMIT, ...options };
+  }
 
-  /** Requests waiting for a batch (not counting the one in flight). */
+  /** Requests waiting for a batch (not counting those in flight). */
   get pending(): number {
     return this.queue.length;
   }
@@ -44,7 +52,7 @@ export class GroupCommitQueue<Req, Res> {
 
   /** Resolves once every request submitted so far is settled. */
   drain(): Promise<void> {
-    if (!this.running && this.queue.length === 0) return Promise.resolve();
+    if (this.running === 0 && this.queue.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -54,41 +62,65 @@ export class GroupCommitQueue<Req, Res> {
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = undefined;
-      this.start();
+      this.fill();
     }
     await this.drain();
   }
 
   private schedule(): void {
-    if (this.running) return; // the flush in flight starts the next batch when it ends
-    if (this.queue.length >= this.options.maxBatch) {
+    if (this.queue.length >= this.options.maxBatch && this.running < this.options.concurrency) {
       if (this.timer) clearTimeout(this.timer);
       this.timer = undefined;
-      this.start();
+      this.fill();
       return;
     }
+    if (this.running > 0) return; // a batch in flight starts the next ones when it ends
     if (!this.timer) this.timer = setTimeout(() => {
       this.timer = undefined;
-      this.start();
+      this.fill();
     }, this.options.maxWaitMs);
   }
 
-  private start(): void {
-    if (this.running || this.queue.length === 0) return;
-    const batch = this.queue.splice(0, this.options.maxBatch);
-    this.running = this.runBatch(batch).finally(() => {
-      this.running = undefined;
-      if (this.queue.length > 0) this.start(); // these waited during the last flush already
-      else this.notifyIdle();
-    });
+  /** Starts batches while there is room and work whose streams are not in flight. */
+  private fill(): void {
+    while (this.running < this.options.concurrency && this.queue.length > 0) {
+      const batch = this.take();
+      if (batch.length === 0) return;
+      this.running++;
+      const keys = batch.map((p) => this.keyOf(p.request));
+      for (const k of keys) this.busyKeys.set(k, (this.busyKeys.get(k) ?? 0) + 1);
+      void this.runBatch(batch).finally(() => {
+        for (const k of keys) {
+          const n = this.busyKeys.get(k)! - 1;
+          if (n === 0) this.busyKeys.delete(k);
+          else this.busyKeys.set(k, n);
+        }
+        this.running--;
+        if (this.queue.length > 0) this.fill(); // these waited during the last flush already
+        else if (this.running === 0) this.notifyIdle();
+      });
+    }
+  }
+
+  /** Up to maxBatch requests in queue order, leaving those whose key is in flight (and all after them with that key). */
+  private take(): Pending<Req, Res>[] {
+    if (this.busyKeys.size === 0) return this.queue.splice(0, this.options.maxBatch);
+    const batch: Pending<Req, Res>[] = [];
+    const rest: Pending<Req, Res>[] = [];
+    for (const p of this.queue) {
+      if (batch.length < this.options.maxBatch && !this.busyKeys.has(this.keyOf(p.request))) batch.push(p);
+      else rest.push(p);
+    }
+    this.queue = rest;
+    return batch;
   }
 
   private async runBatch(batch: Pending<Req, Res>[]): Promise<void> {
     try {
       await this.flushBatch(batch);
-      for (const p of batch) p.reject(new ChangeoverError('INTERNAL', 'append batch ended without a result for this append'));
+      for (const p of batch) if (!p.settled) p.reject(new ChangeoverError('INTERNAL', 'append batch ended without a result for this append'));
     } catch (e) {
-      for (const p of batch) p.reject(e);
+      for (const p of batch) if (!p.settled) p.reject(e);
     }
   }
 
@@ -104,6 +136,9 @@ function once<Req, Res>(p: Pending<Req, Res>): Pending<Req, Res> {
   let settled = false;
   return {
     request: p.request,
+    get settled() {
+      return settled;
+    },
     resolve(r) {
       if (settled) return;
       settled = true;

@@ -14,11 +14,37 @@ describe('GroupCommitQueue', () => {
       await new Promise((r) => setImmediate(r));
       for (const p of batch) p.resolve(p.request * 10);
       inFlight--;
-    }, { maxBatch: 4, maxWaitMs: 1000 });
+    }, { maxBatch: 4, maxWaitMs: 1000, concurrency: 1 });
     const results = await Promise.all(Array.from({ length: 10 }, (_, i) => queue.submit(i)));
     expect(results).toEqual([0, 10, 20, 30, 40, 50, 60, 70, 80, 90]);
     expect(batches).toEqual([[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]);
     expect(maxInFlight).toBe(1);
+  });
+
+  it('runs batches side by side but never two holding the same key, keeping each key in order', async () => {
+    const batches: string[][] = [];
+    const inFlight = new Set<string>();
+    let overlap = false;
+    let maxBatches = 0;
+    let running = 0;
+    const queue = new GroupCommitQueue<string, string>(async (batch) => {
+      running++;
+      maxBatches = Math.max(maxBatches, running);
+      const keys = batch.map((p) => p.request.split(':')[0]!);
+      if (keys.some((k) => inFlight.has(k))) overlap = true;
+      keys.forEach((k) => inFlight.add(k));
+      batches.push(batch.map((p) => p.request));
+      await new Promise((r) => setTimeout(r, 5));
+      keys.forEach((k) => inFlight.delete(k));
+      for (const p of batch) p.resolve(p.request);
+      running--;
+    }, { maxBatch: 2, maxWaitMs: 0, concurrency: 2 }, (r) => r.split(':')[0]!);
+    await Promise.all(['a:1', 'a:2', 'b:1', 'b:2', 'c:1', 'a:3'].map((r) => queue.submit(r)));
+    expect(overlap).toBe(false);
+    expect(maxBatches).toBe(2);
+    const order = batches.flat();
+    expect(order.filter((r) => r.startsWith('a:'))).toEqual(['a:1', 'a:2', 'a:3']);
+    expect(order.filter((r) => r.startsWith('b:'))).toEqual(['b:1', 'b:2']);
   });
 
   it('gives each caller its own failure and fails what a batch left unsettled', async () => {

@@ -51,20 +51,16 @@ export function assertExpectedVersion(value: unknown, field = 'expectedVersion')
   throw invalid(field, `must be a non-negative integer, 'no-stream', 'stream-exists' or 'any', got ${show(value)}`);
 }
 
-/** JSON text of `value`, or a typed error naming the field when it is not plain JSON. */
+/** JSON text of `value` (JSON semantics: NaN and Infinity become null), or a typed error naming the field. */
 export function toJsonText(value: unknown, field: string): string {
   let text: string | undefined;
   try {
-    text = JSON.stringify(value, (_key, v: unknown) => {
-      if (typeof v === 'number' && !Number.isFinite(v)) throw invalid(field, `holds a non-finite number (${v})`);
-      return v;
-    });
+    text = JSON.stringify(value);
   } catch (e) {
-    if (e instanceof ChangeoverError) throw e;
     throw invalid(field, `is not JSON-serialisable (${e instanceof Error ? e.message : String(e)})`);
   }
   if (text === undefined) throw invalid(field, `is not JSON-serialisable (${typeof value})`);
-  if (JSONB_UNSAFE.test(text)) throw invalid(field, 'holds a NUL character or a lone surrogate, which jsonb cannot store');
+  if (text.includes('\\u') && JSONB_UNSAFE.test(text)) throw invalid(field, 'holds a NUL character or a lone surrogate, which jsonb cannot store');
   return text;
 }
 
@@ -86,7 +82,7 @@ export function prepareEvents(events: unknown, field = 'events'): PreparedEvent[
     if (typeof event.type !== 'string') throw invalid(`${at}.type`, `must be a string, got ${show(event.type)}`);
     if (!EVENT_TYPE.test(event.type)) throw invalid(`${at}.type`, `must look like 'aggregate.kebab-name', got ${show(event.type)}`);
     if (!('data' in event)) throw invalid(`${at}.data`, 'is missing');
-    const id = event.id ?? randomUUID();
+    const id = event.id === undefined ? randomUUID() : event.id;
     if (typeof id !== 'string' || !EVENT_ID.test(id)) throw invalid(`${at}.id`, `must match [A-Za-z0-9._:-]{1,128}, got ${show(id)}`);
     if (seen.has(id)) throw invalid(`${at}.id`, `repeats id ${show(id)} within one append`);
     seen.add(id);
