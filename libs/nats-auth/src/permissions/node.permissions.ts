@@ -1,0 +1,68 @@
+import { ChangeoverError, MODULE_BUCKET, assertId, subjects } from '@changeover/contracts';
+
+/** What one NATS user may publish and subscribe to; the shape of a user JWT's permission claims. */
+export interface SubjectPermissions {
+  pub: { allow: string[]; deny: string[] };
+  sub: { allow: string[]; deny: string[] };
+  /** Allows answering requests: publishing once to the reply subject of a received message, within ttl. */
+  resp?: { max: number; ttlMs: number };
+}
+
+/** Bucket names become subject tokens and stream names: the same alphabet as ids, no dots. */
+const BUCKET_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** Replies to a node's requests arrive under this prefix; the node's connection must use it as `inboxPrefix`. */
+export function nodeInboxPrefix(nodeId: string): string {
+  // "node" is never a 22-character nuid, so this cannot overlap the default `_INBOX.<nuid>` of services.
+  return `_INBOX.node.${assertId('node', nodeId)}`;
+}
+
+/**
+ * Read-only access to one object store: the JetStream API calls a reader makes (stream info,
+ * last-message get for the metadata, an ordered push consumer over the chunks) and nothing that
+ * writes, purges or deletes. Publishing to the store's own subjects is denied outright.
+ */
+export function objectStoreReadPermissions(bucket: string = MODULE_BUCKET): { pubAllow: string[]; pubDeny: string[] } {
+  if (!BUCKET_PATTERN.test(bucket)) throw new ChangeoverError('INVALID_ID', `bucket ${JSON.stringify(bucket.slice(0, 80))} is not subject-safe`, { kind: 'bucket' });
+  const stream = `OBJ_${bucket}`;
+  return {
+    pubAllow: [
+      `$JS.API.INFO`,
+      `$JS.API.STREAM.INFO.${stream}`,
+      `$JS.API.STREAM.MSG.GET.${stream}`,
+      `$JS.API.DIRECT.GET.${stream}.>`,
+      `$JS.API.CONSUMER.CREATE.${stream}`,
+      `$JS.API.CONSUMER.CREATE.${stream}.>`,
+      `$JS.API.CONSUMER.DELETE.${stream}.>`,
+    ],
+    pubDeny: [`$O.${bucket}.>`],
+  };
+}
+
+/** One reply per request received, for two minutes (the server default). */
+const NODE_RESPONSES = { max: 1, ttlMs: 120_000 } as const;
+
+/**
+ * A node's confinement (DESIGN §4, §10): it publishes only its own reports, hears only its own
+ * node and class commands and its own replies, and reads (never writes) the module store.
+ */
+export function nodePermissions(nodeId: string, classId: string, opts: { bucket?: string } = {}): SubjectPermissions {
+  const store = objectStoreReadPermissions(opts.bucket ?? MODULE_BUCKET);
+  return {
+    pub: { allow: [subjects.agentAll(nodeId), ...store.pubAllow], deny: store.pubDeny },
+    sub: { allow: [subjects.nodeAll(nodeId), subjects.classAll(classId), `${nodeInboxPrefix(nodeId)}.>`], deny: [] },
+    resp: { ...NODE_RESPONSES },
+  };
+}
+
+/** Services that may hold credentials; each gets its own user so it can be revoked alone. */
+export const SERVICES = ['registry', 'rollout', 'notifier', 'relay', 'cli'] as const;
+export type ServiceName = (typeof SERVICES)[number];
+
+/** Asserts a known service name; anything else is INVALID_ID. */
+export function assertService(service: unknown): ServiceName {
+  if (typeof service === 'string' && (SERVICES as readonly string[]).includes(service)) return service as ServiceName;
+  const shown = typeof service === 'string' ? JSON.stringify(service.slice(0, 80)) : typeof service;
+  throw new ChangeoverError('INVALID_ID', `service ${shown} is not one of ${SERVICES.join(', ')}`, { kind: 'service' });
+}
+
