@@ -92,6 +92,7 @@ describe('EventStore append and reads', () => {
     expect(await bad(EventStore.connect({ url: db.url, groupCommit: { maxBatch: -3 } }))).toBe('VALIDATION_FAILED');
     expect(await bad(migrate('not a url'))).toBe('VALIDATION_FAILED');
     expect(await store.headPosition()).toBe(before);
+    expect(store.stats().invalidInputs).toBe(6);
   });
 
   it('readAll returns events in global order and pages by position', async () => {

@@ -1,4 +1,4 @@
-import { ChangeoverError } from '@changeover/contracts';
+import { ChangeoverError, isChangeoverError } from '@changeover/contracts';
 import pg from 'pg';
 import { flushAppendBatch } from './append/append-batch.js';
 import { StreamVersionCache } from './append/stream-versions.js';
@@ -12,6 +12,7 @@ import { WakeUp } from './subscriptions/wake-up.js';
 import type {
   AppendResult,
   ConnectOptions,
+  EventStoreStats,
   ExpectedVersion,
   NewEvent,
   ReadStreamOptions,
@@ -43,6 +44,7 @@ export class EventStore {
   private readonly wakeUp: WakeUp;
   private readonly subscriptions = new Map<string, CheckpointedSubscription>();
   private closing: Promise<void> | undefined;
+  private readonly counters: EventStoreStats = { appends: 0, eventsAppended: 0, batches: 0, versionConflicts: 0, invalidInputs: 0, failedAppends: 0 };
 
   private constructor(
     /** The store's pool; plain SQL of a service's own may share it. */
@@ -51,7 +53,14 @@ export class EventStore {
     groupCommit: { maxBatch: number; maxWaitMs: number; concurrency: number },
   ) {
     const versions = new StreamVersionCache();
-    this.appends = new GroupCommitQueue((batch) => flushAppendBatch(pool, batch, versions), groupCommit, (r) => r.streamId);
+    this.appends = new GroupCommitQueue(
+      (batch) => {
+        this.counters.batches++;
+        return flushAppendBatch(pool, batch, versions);
+      },
+      groupCommit,
+      (r) => r.streamId,
+    );
     this.wakeUp = new WakeUp(url);
   }
 
@@ -82,12 +91,28 @@ export class EventStore {
    * ({streamId, expected, actual}) otherwise. Concurrent calls share one transaction.
    */
   async append(streamId: string, expectedVersion: ExpectedVersion, events: NewEvent[]): Promise<AppendResult> {
-    const request: AppendRequest = {
-      streamId: assertStreamId(streamId),
-      expected: assertExpectedVersion(expectedVersion),
-      events: prepareEvents(events),
-    };
-    return this.appends.submit(request);
+    let request: AppendRequest;
+    try {
+      request = { streamId: assertStreamId(streamId), expected: assertExpectedVersion(expectedVersion), events: prepareEvents(events) };
+    } catch (e) {
+      this.counters.invalidInputs++;
+      throw e;
+    }
+    try {
+      const result = await this.appends.submit(request);
+      this.counters.appends++;
+      this.counters.eventsAppended += request.events.length;
+      return result;
+    } catch (e) {
+      if (isChangeoverError(e, 'VERSION_CONFLICT')) this.counters.versionConflicts++;
+      else this.counters.failedAppends++;
+      throw e;
+    }
+  }
+
+  /** Counters since connect: export them as metrics. */
+  stats(): EventStoreStats {
+    return { ...this.counters };
   }
 
   /** The events of one stream in stream order (committed ones only). */

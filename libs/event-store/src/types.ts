@@ -95,3 +95,13 @@ export interface Subscription {
   /** Stops after the batch in progress; its checkpoint is stored. */
   stop(): Promise<void>;
 }
+
+/** Counters since connect, for the service's metrics (events appended, conflicts, rejected input). */
+export interface EventStoreStats {
+  appends: number;
+  eventsAppended: number;
+  batches: number;
+  versionConflicts: number;
+  invalidInputs: number;
+  failedAppends: number;
+}
