@@ -26,9 +26,11 @@ const base = {
 };
 
 export default {
+  // A global option (per-project values are ignored): integration and e2e tests wait on real engines and processes.
+  testTimeout: 120_000,
   projects: [
     { ...base, displayName: 'unit', testMatch: ['<rootDir>/**/src/**/*.unit.spec.ts'] },
-    { ...base, displayName: 'int', testMatch: ['<rootDir>/**/src/**/*.int.spec.ts'], testTimeout: 60_000 },
-    { ...base, displayName: 'e2e', testMatch: ['<rootDir>/**/src/**/*.e2e.spec.ts'], testTimeout: 180_000 },
+    { ...base, displayName: 'int', testMatch: ['<rootDir>/**/src/**/*.int.spec.ts'] },
+    { ...base, displayName: 'e2e', testMatch: ['<rootDir>/**/src/**/*.e2e.spec.ts'] },
   ],
 };
