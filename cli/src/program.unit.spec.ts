@@ -1,0 +1,98 @@
+import { describe, expect, it } from '@jest/globals';
+import { RolloutPolicy, type RolloutSummary } from '@changeover/contracts';
+import { runCli } from './program.js';
+
+const summary = (over: Partial<RolloutSummary> = {}): RolloutSummary => ({
+  rolloutId: 'r1',
+  status: 'blocked',
+  description: 'app 2',
+  attempt: 0,
+  version: 7,
+  createdBy: 'alice',
+  createdAt: '2030-01-01T00:00:00.000Z',
+  updatedAt: '2030-01-01T00:00:01.000Z',
+  policy: RolloutPolicy.parse({}),
+  nodes: 2,
+  phases: { accepted: 1, vetoed: 1 },
+  waves: [],
+  vetoes: [{ nodeId: 'db-1', processId: 'compactor', reason: 'PROCESS_BUSY', message: 'compacting', retryAfterMs: 60_000 }],
+  forced: null,
+  discrepancies: [],
+  stuck: { reason: 'vetoed by 1 node(s): PROCESS_BUSY', nodes: ['db-1'], processes: ['db-1/compactor'], hint: 'changeover rollout force r1 --reason "<why>"' },
+  ...over,
+});
+
+/** A hand-written fake of the REST API: records requests, answers from a table. */
+function harness(answers: Record<string, { status: number; body: unknown }[]>) {
+  const calls: { method: string; url: string; body: unknown; auth: string | null }[] = [];
+  const out: string[] = [];
+  const err: string[] = [];
+  const fake: typeof fetch = async (input, init) => {
+    const url = String(input);
+    const method = init?.method ?? 'GET';
+    calls.push({ method, url, body: init?.body ? JSON.parse(String(init.body)) : undefined, auth: new Headers(init?.headers).get('authorization') });
+    const key = `${method} ${new URL(url).pathname}`;
+    const queue = answers[key];
+    const a = queue && queue.length > 1 ? queue.shift()! : queue?.[0];
+    if (!a) return new Response(JSON.stringify({ code: 'NOT_FOUND', message: `no route ${key}` }), { status: 404 });
+    return new Response(JSON.stringify(a.body), { status: a.status });
+  };
+  const run = (...argv: string[]) => runCli(argv, { out: (t) => out.push(t), err: (t) => err.push(t), env: { CHANGEOVER_ROLLOUT_URL: 'http://rollout:1', CHANGEOVER_TOKEN: 'tok' }, isTty: false, sleep: async () => undefined, fetch: fake });
+  return { calls, out, err, run };
+}
+
+describe('changeover CLI', () => {
+  it('rollout create turns flags into a create request with targets and policy', async () => {
+    const h = harness({ 'POST /rollouts': [{ status: 201, body: summary({ status: 'voting' }) }] });
+    expect(await h.run('rollout', 'create', '-p', 'app@2.0.0', '-n', 'n1', 'n2', '-c', 'web', '--canary', '2', '--wave-size', '25%', '--quorum', '1', '--unreachable', 'defer')).toBe(0);
+    expect(h.calls[0]).toMatchObject({ method: 'POST', url: 'http://rollout:1/rollouts', auth: 'Bearer tok' });
+    expect(h.calls[0]!.body).toMatchObject({
+      update: { targets: [{ nodes: ['n1', 'n2'], packages: [{ name: 'app', version: '2.0.0' }] }, { classes: ['web'], packages: [{ name: 'app', version: '2.0.0' }] }] },
+      policy: { vote: { mode: 'quorum', toleratedVetoes: 1 }, unreachable: 'defer', waves: { canary: 2, size: '25%' } },
+    });
+    expect(h.out.join('\n')).toContain('created rollout r1 for 2 node(s)');
+  });
+
+  it('rollout show answers why it is stuck: node, process, reason, retry-after and the force command', async () => {
+    const h = harness({ 'GET /rollouts/r1': [{ status: 200, body: summary() }] });
+    expect(await h.run('rollout', 'show', 'r1')).toBe(0);
+    const text = h.out.join('\n');
+    expect(text).toContain('WHY IT IS STUCK: vetoed by 1 node(s): PROCESS_BUSY');
+    expect(text).toMatch(/db-1\s+compactor\s+PROCESS_BUSY\s+60 s\s+compacting/);
+    expect(text).toContain('changeover rollout force r1 --reason');
+  });
+
+  it('--json prints the answer as JSON for scripts', async () => {
+    const h = harness({ 'GET /rollouts/r1': [{ status: 200, body: summary() }] });
+    await h.run('rollout', 'show', 'r1', '--json');
+    expect(JSON.parse(h.out.join('\n'))).toMatchObject({ rolloutId: 'r1', status: 'blocked' });
+  });
+
+  it('force sends who-and-why; a refused command prints the typed error and exits 2', async () => {
+    const h = harness({ 'POST /rollouts/r1/force': [{ status: 409, body: { code: 'INVALID_STATE', message: 'cannot force: the rollout is completed' } }] });
+    expect(await h.run('rollout', 'force', 'r1', '--reason', 'window', '-n', 'db-1')).toBe(2);
+    expect(h.calls[0]!.body).toEqual({ reason: 'window', nodes: ['db-1'] });
+    expect(h.err.join('\n')).toContain('error INVALID_STATE: cannot force: the rollout is completed');
+  });
+
+  it('watch shows live progress until the rollout ends and exits 0 when completed', async () => {
+    const h = harness({
+      'GET /rollouts/r1': [
+        { status: 200, body: summary({ status: 'applying', stuck: null, vetoes: [], phases: { committing: 2 } }) },
+        { status: 200, body: summary({ status: 'applying', stuck: null, vetoes: [], phases: { committing: 1, completed: 1 } }) },
+        { status: 200, body: summary({ status: 'completed', stuck: null, vetoes: [], phases: { completed: 2 } }) },
+      ],
+    });
+    expect(await h.run('rollout', 'watch', 'r1')).toBe(0);
+    expect(h.out).toHaveLength(3);
+    expect(h.out[1]).toContain('[###############...............] 1/2');
+    expect(h.out[2]).toContain('completed 2');
+  });
+
+  it('refuses a malformed package spec before calling anything', async () => {
+    const h = harness({});
+    expect(await h.run('rollout', 'create', '-p', 'app', '-n', 'n1')).toBe(2);
+    expect(h.calls).toHaveLength(0);
+    expect(h.err.join('')).toContain('VALIDATION_FAILED');
+  });
+});
