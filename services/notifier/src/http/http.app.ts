@@ -44,7 +44,8 @@ export async function startHttp(deps: HttpDeps, port: number): Promise<{ port: n
   const app = await NestFactory.create<NestExpressApplication>(NotifierHttpModule.with(deps), { logger: false, bodyParser: false });
   app.useBodyParser('json', { limit: '256kb' });
   // Body-parser errors happen before any route, so the exception filter never sees them.
-  const bodyErrors: ErrorMiddleware = (err, _req, res) => {
+  // Express recognises an error handler by its four parameters.
+  const bodyErrors: ErrorMiddleware = (err, _req, res, _next) => {
     const { status, body } = toErrorBody(err);
     deps.metrics.requestErrors.inc({ code: body.code });
     res.status(status).json(body);
