@@ -4,10 +4,9 @@ import { NestFactory } from '@nestjs/core';
 import type { INestApplication } from '@nestjs/common';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import * as eventStoreLib from '@changeover/event-store';
-import { EventStore } from '@changeover/event-store';
+import { EventStore, startOutboxRelay } from '@changeover/event-store';
 import { encode } from '@changeover/contracts';
-import { createLogger, metricsHandler, type Logger } from '@changeover/telemetry';
+import { changeoverMetrics, createLogger, metricsHandler } from '@changeover/telemetry';
 import type { RolloutConfig } from './config.js';
 import { migrateRollout } from './infra/rollout.migration.js';
 import { LeaseStore } from './leases/lease-store.js';
@@ -39,18 +38,6 @@ export interface RunningRollout {
   crash(): Promise<void>;
 }
 
-type Relay = { stop(): Promise<void> } | undefined;
-
-/** Starts the outbox relay if the event store provides it (events to JetStream CHANGEOVER_EVENTS). */
-async function startRelay(store: EventStore, nc: NatsConnection, log: Logger): Promise<Relay> {
-  const start = (eventStoreLib as Record<string, unknown>)['startOutboxRelay'];
-  if (typeof start !== 'function') {
-    log.warn('the event store has no outbox relay yet: events are not relayed to JetStream');
-    return undefined;
-  }
-  return (await (start as (o: { store: EventStore; nats: NatsConnection }) => Promise<Relay> | Relay)({ store, nats: nc })) ?? undefined;
-}
-
 /** Starts one rollout-service instance: migrations, NATS intake, lease keeping, REST. */
 export async function startRollout(config: RolloutConfig, opts: { registry?: RegistryPort; clock?: () => Date } = {}): Promise<RunningRollout> {
   const log = createLogger('rollout', { level: config.logLevel });
@@ -79,7 +66,9 @@ export async function startRollout(config: RolloutConfig, opts: { registry?: Reg
   const api = new RolloutCommands({ runner, store, registry, planner, acquire: (id) => keeper.acquire(id), list: (n) => table.list(n), clock });
   const intake = startAgentIntake(nc, { runner, planner, log, clock });
   await nc.flush();
-  const relay = config.relay ? await startRelay(store, nc, log) : undefined;
+  // Every event reaches JetStream CHANGEOVER_EVENTS off the critical path; duplicates from two instances are dropped by event id.
+  const relay = config.relay ? await startOutboxRelay({ store, nats: nc, onError: (e) => log.warn({ err: e }, 'outbox relay error') }) : undefined;
+  const lagTimer = relay ? setInterval(() => changeoverMetrics.outboxLag.set(relay.lag()), 5000).unref() : undefined;
   keeper.start();
 
   const app: INestApplication = await NestFactory.create(RolloutHttpModule.with(api, new Authz(config.tokens)), { logger: false, bodyParser: true });
@@ -93,6 +82,7 @@ export async function startRollout(config: RolloutConfig, opts: { registry?: Reg
   const shutdown = (handBack: boolean) =>
     (closing ??= (async () => {
       await keeper.stop();
+      if (lagTimer) clearInterval(lagTimer);
       const owned = runner.ownedIds();
       runner.close();
       if (handBack) await leases.expireAll(owned).catch(() => undefined);

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { EventStore } from '@changeover/event-store';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { createTestDatabase, startNats, waitFor, type TestDatabase, type TestNats } from '@changeover/test-kit';
 import type { RolloutSummary } from '@changeover/contracts';
 import { startRollout, type RunningRollout } from './app.js';
@@ -68,6 +69,8 @@ describe('rollout service (real NATS and Postgres, agents played by the test)', 
     expect(types.filter((t) => t === 'rollout.node-completed')).toHaveLength(3);
     expect(stream.map((e) => e.streamPosition)).toEqual(stream.map((_e, i) => i + 1));
     expect(stream.find((e) => e.type === 'rollout.created')!.metadata).toMatchObject({ actor: 'anonymous' });
+    const jsm = await jetstreamManager(nc);
+    await waitFor('events relayed to JetStream', async () => (await jsm.streams.getMessage('CHANGEOVER_EVENTS', { last_by_subj: 'changeover.events.rollout.completed' }).catch(() => null)));
     await waitFor('projection', async () => (await http('GET', '/rollouts')).json.rollouts.find((r: RolloutSummary) => r.rolloutId === 'full' && r.status === 'completed'));
   });
 
