@@ -3,7 +3,7 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { INestApplication } from '@nestjs/common';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect } from '@nats-io/transport-node';
 import { EventStore, startOutboxRelay } from '@changeover/event-store';
 import { encode } from '@changeover/contracts';
 import { changeoverMetrics, createLogger, metricsHandler } from '@changeover/telemetry';
