@@ -16,3 +16,6 @@ export function restClient(port: number) {
     return { status: res.status, body: parsed as T, text };
   };
 }
+
+/** Silent unless NOTIFIER_TEST_LOG names a level (debugging a failing test). */
+export const TEST_LOG_LEVEL = (process.env['NOTIFIER_TEST_LOG'] ?? 'silent') as 'debug' | 'info' | 'warn' | 'error' | 'silent';
