@@ -17,9 +17,12 @@ export function createLogger(level: Level, service = 'notifier'): Logger {
   return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }
 
+type ErrorLike = { message: string; name?: string; code?: string; cause?: unknown };
+const isErrorLike = (e: unknown): e is ErrorLike => typeof e === 'object' && e !== null && typeof (e as ErrorLike).message === 'string';
+
+/** An error's message with its cause (fetch hides the socket error there); duck-typed across realms. */
 export const errorText = (e: unknown): string => {
-  if (!(e instanceof Error)) return String(e);
-  const cause = (e as { cause?: unknown }).cause;
-  const causeText = cause instanceof Error ? `${(cause as { code?: string }).code ?? cause.name}: ${cause.message}` : '';
-  return causeText ? `${e.message} (${causeText})` : e.message;
+  if (!isErrorLike(e)) return String(e);
+  const cause = isErrorLike(e.cause) ? `${e.cause.code ?? e.cause.name ?? 'Error'}: ${e.cause.message}` : '';
+  return cause ? `${e.message} (${cause})` : e.message;
 };

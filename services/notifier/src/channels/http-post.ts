@@ -10,7 +10,9 @@ export async function postWithTimeout(url: string, body: string, headers: Record
     if (res.ok) return { ok: true, permanent: false, statusCode: res.status, error: null };
     return { ok: false, permanent: isPermanentStatus(res.status), statusCode: res.status, error: `HTTP ${res.status}${text ? `: ${text.slice(0, 200)}` : ''}` };
   } catch (e) {
-    const timedOut = e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError');
+    // Duck-typed: fetch's errors may come from another realm.
+    const name = (e as { name?: unknown } | null)?.name;
+    const timedOut = name === 'TimeoutError' || name === 'AbortError';
     return { ok: false, permanent: false, statusCode: null, error: timedOut ? `timed out after ${timeoutMs} ms` : errorText(e) };
   }
 }
