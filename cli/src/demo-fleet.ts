@@ -16,9 +16,13 @@ const server = http.createServer((req, res) => {
   res.setHeader('content-type', 'application/json');
   res.end(JSON.stringify({ service: 'demo-api', version: ${JSON.stringify(version)} }));
 });
-// The agent owns the listening socket and hands it over as fd 3, so a changeover drops nothing.
-if (process.env.LISTEN_FDS) server.listen({ fd: 3 }); else server.listen(Number(process.env.PORT || 0), '127.0.0.1');
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
+// The agent owns the listening socket and hands it over as fd 3, so a changeover drops nothing;
+// fd 4, when given, is this process's private health socket.
+const fds = Number(process.env.LISTEN_FDS || 0);
+const servers = [server];
+if (fds >= 1) server.listen({ fd: 3 }); else server.listen(Number(process.env.PORT || 0), '127.0.0.1');
+if (fds >= 2) servers.push(http.createServer(server.listeners('request')[0]).listen({ fd: 4 }));
+process.on('SIGTERM', () => { for (const s of servers) s.close(); setTimeout(() => process.exit(0), 100).unref(); });
 `;
 
 const assetsSource = '/* demo-assets: static content shared by every version */\n' + 'x'.repeat(4096) + '\n';
@@ -38,7 +42,8 @@ export interface DemoPackage {
   blobs: DemoBlob[];
 }
 
-export function demoPackage(version: string, port: number): DemoPackage {
+/** Port 0: every node's agent binds its own port (several demo agents share one host). */
+export function demoPackage(version: string, port = 0): DemoPackage {
   const service = blob(serviceSource(version));
   const assets = blob(assetsSource);
   const modules: Module[] = [

@@ -3,7 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { signManifest, type RolloutSummary } from '@changeover/contracts';
+import { signManifest, type NodeRecord, type RolloutSummary } from '@changeover/contracts';
 import { demoKey, demoPackage, type DemoPackage } from './demo-fleet.js';
 import { ensureNats, ensurePostgres, log, makeWorkDir, removeWorkDir, startProcess, waitUntil, type Started } from './demo-infra.js';
 
@@ -64,6 +64,13 @@ async function waitRollout(rollout: string, id: string, until: (s: RolloutSummar
   return last!;
 }
 
+/** What a node reports it runs (active set and the previous one kept for regression). */
+async function runningOn(registry: string, nodeId: string): Promise<string> {
+  const node = await http<NodeRecord>('GET', `${registry}/nodes/${nodeId}`);
+  const list = (ps: { name: string; version: string }[] = []) => ps.map((p) => `${p.name}@${p.version}`).join(', ') || 'nothing';
+  return `${list(node.inventory?.active)} (kept for regression: ${list(node.inventory?.previous)})`;
+}
+
 /** Receives the notifier's webhooks, to show that people and systems hear of the veto. */
 async function webhookReceiver(): Promise<{ url: string; types: string[]; server: Server }> {
   const types: string[] = [];
@@ -88,8 +95,8 @@ async function main(): Promise<void> {
 
   const key = demoKey();
   const trustRoots = JSON.stringify({ [key.keyId]: key.publicKeyPem });
-  const [registryPort, rolloutPort, notifierPort, servicePort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
-  const common = { DATABASE_URL: pg.url, NATS_URL: nats.url, LOG_LEVEL: 'warn' };
+  const [registryPort, rolloutPort, notifierPort] = await Promise.all([freePort(), freePort(), freePort()]);
+  const common = { DATABASE_URL: pg.url, NATS_URL: nats.url, LOG_LEVEL: 'info' };
   const registry = `http://127.0.0.1:${registryPort}`;
   const rollout = `http://127.0.0.1:${rolloutPort}`;
   const notifier = `http://127.0.0.1:${notifierPort}`;
@@ -104,7 +111,7 @@ async function main(): Promise<void> {
   log(`registry ${registry}, rollout ${rollout}, notifier ${notifier}`);
 
   const hook = await webhookReceiver();
-  await http('POST', `${notifier}/subscriptions`, { name: 'demo-webhook', channel: { type: 'webhook', url: hook.url, secret: 'demo-secret-0123456789' }, filters: { eventTypes: ['rollout.blocked', 'rollout.completed', 'rollout.dependency-discrepancy'] } });
+  await http('POST', `${notifier}/subscriptions`, { name: 'demo-webhook', channel: { type: 'webhook', url: hook.url, secret: 'demo-secret-0123456789' }, filter: { eventTypes: ['rollout.blocked', 'rollout.completed', 'rollout.dependency-discrepancy'] } });
 
   // Three real agents (class edge) with real module processes; the second one's process will veto.
   for (let i = 1; i <= REAL_AGENTS; i++) {
@@ -112,19 +119,19 @@ async function main(): Promise<void> {
     await mkdir(dir, { recursive: true });
     if (i === 2) await writeFile(join(dir, 'veto'), 'PROCESS_BUSY: edge-2 is draining a long-running export');
     const agent = await startProcess(`agent-edge-${i}`, entry('services/node-agent'), [], {
-      NATS_URL: nats.url, NODE_ID: `edge-${i}`, NODE_CLASS: 'edge', AGENT_STATE_DIR: join(dir, 'state'), AGENT_TRUST_ROOTS: trustRoots, AGENT_HEARTBEAT_MS: '1000', LOG_LEVEL: 'warn',
-    }, workDir);
+      NATS_URL: nats.url, NODE_ID: `edge-${i}`, NODE_CLASS: 'edge', AGENT_STATE_DIR: join(dir, 'state'), AGENT_TRUST_ROOTS: trustRoots, AGENT_HEARTBEAT_MS: '1000', LOG_LEVEL: 'info',
+    }, workDir, dir);
     started.push(agent);
   }
   for (const cls of ['web', 'api']) {
-    started.push(await startProcess(`simulated-${cls}`, entry('services/node-agent'), ['--simulate', String(SIMULATED_PER_CLASS), '--class', cls, '--node-prefix', cls, '--heartbeat-ms', '2000'], { NATS_URL: nats.url, AGENT_TRUST_ROOTS: trustRoots, LOG_LEVEL: 'warn' }, workDir));
+    started.push(await startProcess(`simulated-${cls}`, entry('services/node-agent'), ['--simulate', String(SIMULATED_PER_CLASS), '--class', cls, '--node-prefix', cls, '--heartbeat-ms', '2000'], { NATS_URL: nats.url, AGENT_TRUST_ROOTS: trustRoots, LOG_LEVEL: 'info' }, workDir));
   }
   const fleet = REAL_AGENTS + 2 * SIMULATED_PER_CLASS;
   await waitUntil(`${fleet} nodes to say hello`, async () => (await http<{ nodes: unknown[] }>('GET', `${registry}/nodes?status=active&limit=1000`)).nodes.length >= fleet, 20_000);
   log(`${fleet} nodes active: ${REAL_AGENTS} real agents (class edge), ${SIMULATED_PER_CLASS} simulated in class web, ${SIMULATED_PER_CLASS} in class api`);
 
-  const v1 = demoPackage('1.0.0', servicePort);
-  const v2 = demoPackage('2.0.0', servicePort);
+  const v1 = demoPackage('1.0.0');
+  const v2 = demoPackage('2.0.0');
   await publish(registry, v1, key);
   await publish(registry, v2, key);
 
@@ -133,8 +140,7 @@ async function main(): Promise<void> {
   const first = await http<RolloutSummary>('POST', `${rollout}/rollouts`, { update: { description: 'install demo-api 1.0.0', targets: targets('1.0.0') }, policy });
   log(`rollout ${first.rolloutId}: install demo-api 1.0.0 on ${fleet} nodes`);
   await waitRollout(rollout, first.rolloutId, (s) => s.status === 'completed', 'the first rollout to complete', deadline);
-  const answer = await http<{ version: string }>('GET', `http://127.0.0.1:${servicePort}/`);
-  log(`edge nodes serve demo-api ${answer.version} on port ${servicePort}`);
+  log(`edge-1 runs ${await runningOn(registry, 'edge-1')}`);
 
   const second = await http<RolloutSummary>('POST', `${rollout}/rollouts`, { update: { description: 'upgrade demo-api to 2.0.0', targets: targets('2.0.0') }, policy });
   log(`rollout ${second.rolloutId}: upgrade demo-api to 2.0.0`);
@@ -149,8 +155,7 @@ async function main(): Promise<void> {
   log('operator forced the rollout');
   const done = await waitRollout(rollout, second.rolloutId, (s) => ['completed', 'failed', 'aborted', 'cancelled'].includes(s.status), 'the forced rollout to finish', deadline);
   if (done.status !== 'completed') throw new Error(`rollout ended ${done.status}`);
-  const served = await http<{ version: string }>('GET', `http://127.0.0.1:${servicePort}/`);
-  log(`dependency check: ${done.discrepancies.length} discrepancies; edge nodes now serve demo-api ${served.version}`);
+  log(`dependency check: ${done.discrepancies.length} discrepancies; edge-2 runs ${await runningOn(registry, 'edge-2')}`);
   if (done.discrepancies.length) throw new Error('dependency discrepancies after the rollout');
   hook.server.close();
   log(`summary: ${fleet} nodes, 2 rollouts, 1 veto forced, ${done.forced ? 'forced' : 'not forced'}`);
