@@ -8,23 +8,19 @@
 
 ARG NODE_IMAGE=node:20-bookworm-slim
 
-# --- workspace manifests only, so dependency layers are reused until a package.json changes
+# --- every package.json of the workspace (and the lockfile), extracted from the sources: the
+# dependency layers below are reused until one of these files changes, and a new workspace
+# package needs no edit here.
+FROM ${NODE_IMAGE} AS sources
+WORKDIR /src
+COPY . .
+RUN mkdir -p /manifests \
+ && cp package.json package-lock.json .npmrc /manifests/ \
+ && find . -mindepth 2 -maxdepth 3 -name package.json -not -path '*/node_modules/*' -exec cp --parents {} /manifests/ \;
+
 FROM ${NODE_IMAGE} AS manifests
 WORKDIR /app
-COPY package.json package-lock.json .npmrc ./
-COPY libs/contracts/package.json libs/contracts/
-COPY libs/telemetry/package.json libs/telemetry/
-COPY libs/messaging/package.json libs/messaging/
-COPY libs/event-store/package.json libs/event-store/
-COPY libs/agent-sdk/package.json libs/agent-sdk/
-COPY libs/test-kit/package.json libs/test-kit/
-COPY services/registry/package.json services/registry/
-COPY services/rollout/package.json services/rollout/
-COPY services/notifier/package.json services/notifier/
-COPY services/node-agent/package.json services/node-agent/
-COPY cli/package.json cli/
-COPY bench/package.json bench/
-COPY deploy/package.json deploy/
+COPY --from=sources /manifests/ ./
 
 # --- compile the libraries and the four processes (tests and tools are not built)
 FROM manifests AS build
@@ -67,8 +63,8 @@ RUN test -f "services/${SERVICE}/dist/main.js" \
 # The image's own unprivileged user (uid 1000).
 USER node
 EXPOSE 7101 7102 7103 7110
-# Liveness on the process's own HTTP port (REGISTRY_/ROLLOUT_/NOTIFIER_HTTP_PORT or AGENT_HEALTH_PORT).
+# Liveness on the process's own port (REGISTRY_/ROLLOUT_/NOTIFIER_HTTP_PORT or AGENT_HEALTH_PORT).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["node", "deploy/docker/healthcheck.mjs"]
-# OpenTelemetry is preloaded so its instrumentations patch pg, http and the NATS client before they load.
-CMD ["sh", "-c", "exec node --enable-source-maps --import @changeover/telemetry/otel services/${CHANGEOVER_SERVICE}/dist/main.js"]
+# start.sh preloads OpenTelemetry and, for the agent, derives a valid node id.
+CMD ["sh", "deploy/docker/start.sh"]

@@ -1,12 +1,12 @@
-// Container health probe: GET a URL and exit 0 on a 2xx answer. With no argument it probes
-// /health/live on this process's own port (REGISTRY_/ROLLOUT_/NOTIFIER_HTTP_PORT or AGENT_HEALTH_PORT).
+// Container health probe: GET a URL and exit 0 on a 2xx answer. With no argument it probes the
+// liveness path of this image's process on its own port (see processes.json).
 import { readFileSync } from 'node:fs';
 
 function defaultUrl() {
-  const ports = JSON.parse(readFileSync(new URL('./service-ports.json', import.meta.url), 'utf8'));
-  const entry = ports[process.env.CHANGEOVER_SERVICE ?? ''];
-  if (!entry) throw new Error(`unknown CHANGEOVER_SERVICE ${process.env.CHANGEOVER_SERVICE}`);
-  return `http://127.0.0.1:${Number(process.env[entry.variable] || entry.port)}/health/live`;
+  const processes = JSON.parse(readFileSync(new URL('./processes.json', import.meta.url), 'utf8'));
+  const p = processes[process.env.CHANGEOVER_SERVICE ?? ''];
+  if (!p) throw new Error(`unknown CHANGEOVER_SERVICE ${process.env.CHANGEOVER_SERVICE}`);
+  return `http://127.0.0.1:${Number(process.env[p.portVariable] || p.port)}${p.live}`;
 }
 
 try {

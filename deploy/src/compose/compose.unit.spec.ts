@@ -68,7 +68,7 @@ describe('deploy/compose.yaml', () => {
       const ports = svc.ports.map(parsePort);
       expect({ name, containerPorts: ports.map((p) => p.container) }).toEqual({ name, containerPorts: [listens] });
       const url = new URL(healthUrl(svc) ?? 'http://missing');
-      expect({ name, port: Number(url.port), path: url.pathname }).toEqual({ name, port: listens, path: '/health/ready' });
+      expect({ name, port: Number(url.port), path: url.pathname }).toEqual({ name, port: listens, path: kind.ready });
     }
     for (const svc of Object.values(compose.services)) hostPorts.push(...svc.ports.map(parsePort).flatMap((p) => (p.host ? [p.host] : [])));
     expect(new Set(hostPorts).size).toBe(hostPorts.length);

@@ -10,6 +10,10 @@ const runs = (s: Stage) => s.instructions.filter((i) => i.keyword === 'RUN').map
 const stage = (name: string) => file.stages.find((s) => s.name === name);
 const used = stagesUsedBy(file, final);
 
+/** COPY instructions of every stage the final image is built from. */
+const stagesUsedByCopies = () =>
+  file.stages.filter((s) => used.has(s.name ?? '')).flatMap((s) => s.instructions.filter((i) => i.keyword === 'COPY').map((i) => i.args)).join('\n');
+
 describe('Dockerfile', () => {
   it('is multi-stage and ends on a small Node 20 runtime image', () => {
     expect(file.stages.length).toBeGreaterThanOrEqual(3);
@@ -39,17 +43,25 @@ describe('Dockerfile', () => {
     expect(used.has(prod[0]!.name!)).toBe(true);
   });
 
-  it('copies every workspace manifest and the lockfile before npm ci, so the lockfile resolves', () => {
-    const manifests = stage('manifests')!;
-    const copied = manifests.instructions.filter((i) => i.keyword === 'COPY').flatMap((i) => i.args.split(/\s+/).slice(0, -1));
-    expect(copied).toEqual(expect.arrayContaining(['package.json', 'package-lock.json']));
-    for (const dir of workspaceDirs()) expect(copied).toContain(`${dir}/package.json`);
+  it('installs from the lockfile and every workspace manifest, extracted from the whole source tree', () => {
+    const sources = stage('sources')!;
+    expect(sources.instructions.some((i) => i.keyword === 'COPY' && i.args === '. .')).toBe(true);
+    const extract = runs(sources).join('\n');
+    expect(extract).toMatch(/cp package\.json package-lock\.json .*\/manifests\//);
+    expect(extract).toMatch(/find \. .*-name package\.json/);
+    // Workspace folders are one or two levels deep (cli, libs/contracts): the find's -maxdepth must reach them.
+    const depth = Number(/-maxdepth (\d+)/.exec(extract)?.[1] ?? Infinity);
+    for (const dir of workspaceDirs()) expect(dir.split('/').length + 1).toBeLessThanOrEqual(depth);
+    expect(stage('manifests')!.instructions.find((i) => i.keyword === 'COPY')?.args).toBe('--from=sources /manifests/ ./');
+    expect(used.has('manifests')).toBe(true);
   });
 
   it("starts the chosen service's compiled entry, with OpenTelemetry preloaded", () => {
     const cmd = final.instructions.filter((i) => i.keyword === 'CMD').pop()!.args;
-    expect(cmd).toContain('services/${CHANGEOVER_SERVICE}/dist/main.js');
-    expect(cmd).toContain('--import @changeover/telemetry/otel');
+    expect(JSON.parse(cmd)).toEqual(['sh', 'deploy/docker/start.sh']);
+    const start = readRepoFile('deploy/docker/start.sh');
+    expect(start).toContain('"services/${CHANGEOVER_SERVICE}/dist/main.js"');
+    expect(start).toContain('--import @changeover/telemetry/otel');
     expect(final.instructions.some((i) => i.keyword === 'ENV' && /CHANGEOVER_SERVICE=\$\{SERVICE\}/.test(i.args))).toBe(true);
     expect(runs(final).join('\n')).toContain('test -f "services/${SERVICE}/dist/main.js"');
     for (const svc of SERVICES) {
@@ -62,9 +74,9 @@ describe('Dockerfile', () => {
   it('has a HEALTHCHECK that probes each service on its own port', () => {
     const hc = final.instructions.find((i) => i.keyword === 'HEALTHCHECK');
     expect(hc?.args).toContain('deploy/docker/healthcheck.mjs');
-    expect(readRepoFile('deploy/docker/healthcheck.mjs')).toContain('/health/live');
-    const ports = JSON.parse(readRepoFile('deploy/docker/service-ports.json')) as Record<string, { variable: string; port: number }>;
-    expect(ports).toEqual(Object.fromEntries(SERVICES.map((s) => [s.name, { variable: s.portVariable, port: s.port }])));
+    expect(readRepoFile('deploy/docker/healthcheck.mjs')).toContain("new URL('./processes.json', import.meta.url)");
+    const copied = final.instructions.filter((i) => i.keyword === 'COPY').map((i) => i.args).join('\n');
+    expect(copied + stagesUsedByCopies()).toContain('deploy/docker/');
   });
 
   it('keeps node_modules and build output out of the build context, but not what the image copies', () => {
