@@ -1,5 +1,4 @@
-type Level = 'debug' | 'info' | 'warn' | 'error' | 'silent';
-const RANK: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
+import { createLogger as createJsonLogger } from '@changeover/telemetry';
 
 export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;
@@ -8,13 +7,15 @@ export interface Logger {
   error(msg: string, fields?: Record<string, unknown>): void;
 }
 
-/** Structured JSON lines on stdout, one per record. */
-export function createLogger(level: Level, service = 'notifier'): Logger {
-  const at = (l: Exclude<Level, 'silent'>) => (msg: string, fields: Record<string, unknown> = {}) => {
-    if (RANK[l] < RANK[level]) return;
-    process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), level: l, service, msg, ...fields })}\n`);
+/** The shared JSON logger (lines carry the trace id), with message-first calls. */
+export function createLogger(level: string): Logger {
+  const log = createJsonLogger('notifier', { level });
+  return {
+    debug: (msg, fields = {}) => log.debug(fields, msg),
+    info: (msg, fields = {}) => log.info(fields, msg),
+    warn: (msg, fields = {}) => log.warn(fields, msg),
+    error: (msg, fields = {}) => log.error(fields, msg),
   };
-  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }
 
 type ErrorLike = { message: string; name?: string; code?: string; cause?: unknown };

@@ -1,4 +1,5 @@
 import { ChangeoverError } from '@changeover/contracts';
+import { startTelemetry } from '@changeover/telemetry';
 import { loadConfig } from './config.js';
 import { startNotifier } from './notifier.js';
 
@@ -11,9 +12,11 @@ async function main(): Promise<void> {
     console.error(e instanceof ChangeoverError ? e.message : String(e));
     process.exit(2);
   }
+  const stopTelemetry = await startTelemetry({ serviceName: 'changeover-notifier' });
   const notifier = await startNotifier(config);
   const stop = async () => {
     await notifier.close();
+    await stopTelemetry();
     process.exit(0);
   };
   process.once('SIGTERM', () => void stop());

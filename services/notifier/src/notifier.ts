@@ -1,4 +1,5 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { SpanKind, extractTraceContext, withSpan } from '@changeover/telemetry';
 import type { DataSource } from 'typeorm';
 import { EmailChannel } from './channels/email.channel.js';
 import { SlackChannel } from './channels/slack.channel.js';
@@ -69,8 +70,9 @@ export async function startNotifier(input: NotifierConfig | NotifierConfigInput)
       nc,
       name: config.NOTIFIER_CONSUMER_NAME,
       log,
-      handle: async (payload) => {
-        const outcome = await intake.handle(payload);
+      handle: async (payload, headers) => {
+        // The span joins the rollout's trace through the relay's traceparent header.
+        const outcome = await withSpan('notifier.intake', () => intake.handle(payload), { parent: extractTraceContext(headers), kind: SpanKind.CONSUMER });
         if (outcome.kind === 'skipped') {
           metrics.events.inc({ outcome: outcome.reason });
           log.warn('event skipped', { reason: outcome.reason, detail: outcome.detail });

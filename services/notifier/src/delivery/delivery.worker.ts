@@ -1,4 +1,6 @@
+import { headers } from '@nats-io/transport-node';
 import type { DataSource } from 'typeorm';
+import { SpanKind, extractTraceContext, withSpan } from '@changeover/telemetry';
 import { ChannelConfig, type ChannelType, type CloudEvent } from '@changeover/contracts';
 import type { Channels, SendResult } from '../channels/channel.js';
 import { inTransaction, query } from '../db/sql.js';
@@ -24,6 +26,14 @@ interface Claimed {
   attempt_count: number;
   cycle_attempts: number;
   deleted: boolean;
+}
+
+/** The event's traceparent as headers, so a delivery's span joins the rollout's trace. */
+function traceHeaders(traceparent: string | undefined) {
+  if (!traceparent) return undefined;
+  const h = headers();
+  h.set('traceparent', traceparent);
+  return h;
 }
 
 /**
@@ -138,7 +148,13 @@ export class DeliveryWorker {
     if (!channel.success) result = { ok: false, permanent: true, statusCode: null, error: 'stored channel is invalid' };
     else {
       try {
-        result = await this.channels[channel.data.type].send({ deliveryId: job.id, event: job.event, channel: channel.data });
+        const send = this.channels[channel.data.type];
+        const sendJob = { deliveryId: job.id, event: job.event, channel: channel.data };
+        result = await withSpan(`notifier.deliver ${channel.data.type}`, () => send.send(sendJob), {
+          parent: extractTraceContext(traceHeaders(job.event.traceparent)),
+          kind: SpanKind.CLIENT,
+          attributes: { 'changeover.delivery.id': job.id, 'changeover.event.id': job.event.id, 'changeover.delivery.attempt': job.attempt_count + 1 },
+        });
       } catch (e) {
         result = { ok: false, permanent: false, statusCode: null, error: errorText(e) };
       }

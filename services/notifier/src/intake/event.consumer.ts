@@ -1,5 +1,5 @@
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
 import { STREAMS, subjects } from '@changeover/contracts';
 import { errorText, type Logger } from '../log.js';
 
@@ -10,7 +10,7 @@ export interface ConsumerOptions {
   /** Durable consumer name: every notifier instance with this name shares the work. */
   name: string;
   /** Records what the event means; the message is acknowledged only after it resolves. */
-  handle: (payload: Uint8Array) => Promise<void>;
+  handle: (payload: Uint8Array, headers: MsgHdrs | undefined) => Promise<void>;
   log: Logger;
   /** How long to wait before asking again for a stream that does not exist yet. */
   retryMs?: number;
@@ -55,7 +55,7 @@ export function startEventConsumer({ nc, name, handle, log, retryMs = 1000 }: Co
         log.info('consuming events', { stream: STREAMS.events, consumer: name });
         for await (const m of messages) {
           try {
-            await handle(m.data);
+            await handle(m.data, m.headers);
             m.ack();
           } catch (e) {
             // Not recorded (database down?): the stream keeps it and sends it again.
