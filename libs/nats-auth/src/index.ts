@@ -6,3 +6,4 @@ export * from './credentials/mint.js';
 export * from './server/server-config.js';
 export * from './server/push-account.js';
 export * from './connect/node-connect.js';
+export * from './module-store/object-reader.js';

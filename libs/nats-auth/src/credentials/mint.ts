@@ -1,6 +1,6 @@
 import { assertId } from '@changeover/contracts';
 import type { Authority } from '../authority/authority.js';
-import { assertService, nodeInboxPrefix, nodePermissions } from '../permissions/node.permissions.js';
+import { assertService, nodeInboxPrefix, nodePermissions, type ModuleReads } from '../permissions/node.permissions.js';
 import { accountJwt, mintUser, type MintedUser } from './claims.js';
 import { nodeRevocation, withRevocation, type Revocation } from './revocation.js';
 
@@ -16,10 +16,10 @@ export interface NodeCredentials extends MintedUser {
  * node and class commands and replies, read the module store. Store `userPublicKey` with the node:
  * it is what revocation names. No server round trip: the servers trust the signature.
  */
-export async function mintNodeCredentials(authority: Authority, input: { nodeId: string; classId: string; expiresAt?: number }): Promise<NodeCredentials> {
+export async function mintNodeCredentials(authority: Authority, input: { nodeId: string; classId: string; expiresAt?: number; moduleReads?: ModuleReads }): Promise<NodeCredentials> {
   const nodeId = assertId('node', input.nodeId);
   const classId = assertId('class', input.classId);
-  const minted = await mintUser(authority, `node:${nodeId}`, nodePermissions(nodeId, classId), {
+  const minted = await mintUser(authority, `node:${nodeId}`, nodePermissions(nodeId, classId, input.moduleReads ? { moduleReads: input.moduleReads } : {}), {
     tags: [`node:${nodeId}`.toLowerCase(), `class:${classId}`.toLowerCase()],
     ...(input.expiresAt ? { expiresAt: input.expiresAt } : {}),
   });

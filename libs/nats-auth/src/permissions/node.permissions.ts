@@ -18,36 +18,48 @@ export function nodeInboxPrefix(nodeId: string): string {
 }
 
 /**
- * Read-only access to one object store: the JetStream API calls a reader makes (stream info,
- * last-message get for the metadata, an ordered push consumer over the chunks) and nothing that
- * writes, purges or deletes. Publishing to the store's own subjects is denied outright.
+ * How a node reads the module store. `message-get` (default): only the direct message-get API,
+ * read with `readObject`. `consumer`: what the nats.js object store reader needs (`Objm.get`),
+ * which includes creating consumers — and a push consumer delivers to whatever subject its
+ * creator names, so the node could make the server republish stored chunks onto another node's
+ * subjects. Prefer `message-get`.
  */
-export function objectStoreReadPermissions(bucket: string = MODULE_BUCKET): { pubAllow: string[]; pubDeny: string[] } {
+export type ModuleReads = 'message-get' | 'consumer';
+
+/**
+ * Read-only access to one object store: the JetStream API calls a reader makes and nothing that
+ * writes, purges or deletes. Publishing to the store's own subjects is denied outright.
+ * (Sets found by test against nats-server 2.9.10: see object-store.int.spec.ts.)
+ */
+export function objectStoreReadPermissions(bucket: string = MODULE_BUCKET, reads: ModuleReads = 'message-get'): { pubAllow: string[]; pubDeny: string[] } {
   if (!BUCKET_PATTERN.test(bucket)) throw new ChangeoverError('INVALID_ID', `bucket ${JSON.stringify(bucket.slice(0, 80))} is not subject-safe`, { kind: 'bucket' });
   const stream = `OBJ_${bucket}`;
+  const pubDeny = [`$O.${bucket}.>`];
+  if (reads === 'message-get') return { pubAllow: [`$JS.API.STREAM.MSG.GET.${stream}`], pubDeny };
+  if (reads !== 'consumer') throw new ChangeoverError('VALIDATION_FAILED', `unknown module read mode ${JSON.stringify(String(reads).slice(0, 40))}`);
   return {
     pubAllow: [
-      `$JS.API.INFO`,
+      // jetstreamManager() checks the account; Objm.open() reads the stream info.
+      '$JS.API.INFO',
       `$JS.API.STREAM.INFO.${stream}`,
+      // The metadata: last message per subject.
       `$JS.API.STREAM.MSG.GET.${stream}`,
-      `$JS.API.DIRECT.GET.${stream}.>`,
-      `$JS.API.CONSUMER.CREATE.${stream}`,
+      // The chunks: an ordered push consumer, created with the name-and-filter form of the API.
       `$JS.API.CONSUMER.CREATE.${stream}.>`,
-      `$JS.API.CONSUMER.DELETE.${stream}.>`,
     ],
-    pubDeny: [`$O.${bucket}.>`],
+    pubDeny,
   };
 }
 
-/** One reply per request received, for two minutes (the server default). */
+/** One reply per message received, within two minutes: answers to commands and JetStream flow-control replies. */
 const NODE_RESPONSES = { max: 1, ttlMs: 120_000 } as const;
 
 /**
  * A node's confinement (DESIGN §4, §10): it publishes only its own reports, hears only its own
  * node and class commands and its own replies, and reads (never writes) the module store.
  */
-export function nodePermissions(nodeId: string, classId: string, opts: { bucket?: string } = {}): SubjectPermissions {
-  const store = objectStoreReadPermissions(opts.bucket ?? MODULE_BUCKET);
+export function nodePermissions(nodeId: string, classId: string, opts: { bucket?: string; moduleReads?: ModuleReads } = {}): SubjectPermissions {
+  const store = objectStoreReadPermissions(opts.bucket ?? MODULE_BUCKET, opts.moduleReads ?? 'message-get');
   return {
     pub: { allow: [subjects.agentAll(nodeId), ...store.pubAllow], deny: store.pubDeny },
     sub: { allow: [subjects.nodeAll(nodeId), subjects.classAll(classId), `${nodeInboxPrefix(nodeId)}.>`], deny: [] },

@@ -1,0 +1,92 @@
+import { createHash } from 'node:crypto';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { z } from 'zod';
+import { ChangeoverError, MODULE_BUCKET } from '@changeover/contracts';
+
+/** The object's metadata as the nats.js object store writes it (`$O.<bucket>.M.<name>`). */
+const ObjectMeta = z.object({
+  name: z.string(),
+  nuid: z.string().regex(/^[A-Za-z0-9]+$/),
+  size: z.number().int().nonnegative(),
+  chunks: z.number().int().nonnegative(),
+  digest: z.string().optional(),
+  deleted: z.boolean().optional(),
+  options: z.object({ link: z.unknown().optional() }).passthrough().optional(),
+});
+
+const MsgGetReply = z.union([
+  z.object({ message: z.object({ subject: z.string(), seq: z.number().int().positive(), data: z.string().optional() }) }),
+  z.object({ error: z.object({ code: z.number(), err_code: z.number().optional(), description: z.string().optional() }) }),
+]);
+
+/**
+ * Reads one object from an object store with nothing but `$JS.API.STREAM.MSG.GET.OBJ_<bucket>`:
+ * the metadata by last-per-subject, then each chunk by next-per-subject. Unlike the nats.js
+ * reader it needs no consumer, so a node needs no right to create consumers (a push consumer's
+ * deliver subject is not checked against the creator's permissions). Verifies size and SHA-256.
+ * Missing or deleted → NOT_FOUND; corrupt → DIGEST_MISMATCH; no answer → UNAVAILABLE.
+ */
+export async function readObject(nc: NatsConnection, name: string, opts: { bucket?: string; timeoutMs?: number; maxBytes?: number } = {}): Promise<Uint8Array> {
+  const bucket = opts.bucket ?? MODULE_BUCKET;
+  const api = `$JS.API.STREAM.MSG.GET.OBJ_${bucket}`;
+  const get = async (query: Record<string, unknown>) => {
+    let raw: unknown;
+    try {
+      raw = (await nc.request(api, JSON.stringify(query), { timeout: opts.timeoutMs ?? 5_000 })).json();
+    } catch (e) {
+      throw new ChangeoverError('UNAVAILABLE', `object store ${bucket}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    const reply = MsgGetReply.safeParse(raw);
+    if (!reply.success) throw new ChangeoverError('INTERNAL', `object store ${bucket}: unexpected reply`);
+    if ('error' in reply.data) {
+      if (reply.data.error.code === 404) return null;
+      throw new ChangeoverError('UNAVAILABLE', `object store ${bucket}: ${reply.data.error.description ?? reply.data.error.code}`);
+    }
+    return { seq: reply.data.message.seq, data: Buffer.from(reply.data.message.data ?? '', 'base64') };
+  };
+
+  const metaMsg = await get({ last_by_subj: `$O.${bucket}.M.${encodeName(name)}` });
+  if (!metaMsg) throw new ChangeoverError('NOT_FOUND', `object ${JSON.stringify(name.slice(0, 120))} is not in ${bucket}`);
+  let metaJson: unknown;
+  try {
+    metaJson = JSON.parse(metaMsg.data.toString('utf8'));
+  } catch {
+    metaJson = undefined;
+  }
+  const meta = ObjectMeta.safeParse(metaJson);
+  if (!meta.success) throw new ChangeoverError('INTERNAL', `object ${JSON.stringify(name.slice(0, 120))}: unreadable metadata`);
+  const info = meta.data;
+  if (info.deleted) throw new ChangeoverError('NOT_FOUND', `object ${JSON.stringify(name.slice(0, 120))} was deleted from ${bucket}`);
+  if (info.options?.link !== undefined) throw new ChangeoverError('VALIDATION_FAILED', `object ${JSON.stringify(name.slice(0, 120))} is a link; links are not followed`);
+  if (opts.maxBytes !== undefined && info.size > opts.maxBytes) throw new ChangeoverError('TOO_LARGE', `object ${JSON.stringify(name.slice(0, 120))} is ${info.size} bytes (limit ${opts.maxBytes})`);
+
+  const chunkSubject = `$O.${bucket}.C.${info.nuid}`;
+  const parts: Buffer[] = [];
+  let total = 0;
+  // Chunks are written before their metadata, so they all sit below the metadata's sequence.
+  for (let seq = 1, n = 0; n < info.chunks; n++) {
+    const chunk = await get({ seq, next_by_subj: chunkSubject });
+    if (!chunk || chunk.seq > metaMsg.seq) throw new ChangeoverError('DIGEST_MISMATCH', `object ${JSON.stringify(name.slice(0, 120))}: chunk ${n + 1} of ${info.chunks} is missing`);
+    parts.push(chunk.data);
+    total += chunk.data.length;
+    if (total > info.size) break;
+    seq = chunk.seq + 1;
+  }
+  const data = Buffer.concat(parts);
+  if (data.length !== info.size) throw new ChangeoverError('DIGEST_MISMATCH', `object ${JSON.stringify(name.slice(0, 120))}: ${data.length} bytes read, ${info.size} expected`);
+  if (info.digest !== undefined) {
+    const expected = info.digest.replace(/^SHA-256=/i, '');
+    const actual = createHash('sha256').update(data).digest('base64');
+    if (toStdBase64(expected) !== actual) throw new ChangeoverError('DIGEST_MISMATCH', `object ${JSON.stringify(name.slice(0, 120))}: SHA-256 does not match its metadata`);
+  }
+  return new Uint8Array(data.buffer, data.byteOffset, data.length);
+}
+
+/** The object store's subject token for a name: padded base64 with the URL alphabet. */
+export function encodeName(name: string): string {
+  return Buffer.from(name, 'utf8').toString('base64').replace(/\+/g, '-').replace(/\//g, '_');
+}
+
+function toStdBase64(s: string): string {
+  return s.replace(/-/g, '+').replace(/_/g, '/');
+}
