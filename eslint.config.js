@@ -14,6 +14,12 @@ export default tseslint.config(
     },
   },
   {
+    // Plain CommonJS scripts (module fixtures run by the agent as they would run on a node).
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs' },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
     files: ['**/*.spec.ts'],
     rules: { '@typescript-eslint/no-non-null-assertion': 'off' },
   },
