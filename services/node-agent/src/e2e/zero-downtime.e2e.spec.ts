@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { freePort, startNats, waitFor, type TestNats } from '@changeover/test-kit';
-import { FakeOrchestrator, putBlobs, spawnAgent, type AgentProcess } from '../testing/agent-harness.js';
+import { cleanUpAgents, FakeOrchestrator, putBlobs, spawnAgent, type AgentProcess } from '../testing/agent-harness.js';
 import { greeterPackages } from '../testing/greeter-packages.js';
 
 /** Asks the agent's local API whether a process registered (a zero-wait poll: 404 when unknown). */
@@ -78,6 +78,7 @@ describe('real agent: zero-downtime changeover of a TCP service with a consumer'
 
   afterAll(async () => {
     await agent?.stop();
+    await cleanUpAgents(dir);
     await nc?.close();
     await nats?.stop();
     rmSync(dir, { recursive: true, force: true });

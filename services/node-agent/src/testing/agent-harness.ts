@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Objm } from '@nats-io/obj';
@@ -19,9 +20,26 @@ export interface AgentProcess {
   stop(): Promise<void>;
 }
 
+const spawned = new Set<ChildProcess>();
+
+/** Stops every agent a test file started and any module process left under `stateRoot` (a failed test must not keep jest alive). */
+export async function cleanUpAgents(stateRoot: string): Promise<void> {
+  for (const child of spawned) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  spawned.clear();
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+      if (env.some((e) => e.startsWith(`CHANGEOVER_STATE_DIR=${stateRoot}`))) process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+}
+
 /** Starts `node dist/main.js` and resolves when it prints its ready line. */
 export async function spawnAgent(env: Record<string, string>): Promise<AgentProcess> {
   const child = spawn(process.execPath, [AGENT_MAIN], { env: { PATH: process.env['PATH'], LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  spawned.add(child);
   let out = '';
   let err = '';
   child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
