@@ -1,6 +1,8 @@
 import { ChangeoverError, isChangeoverError } from '@changeover/contracts';
 import pg from 'pg';
 import { flushAppendBatch } from './append/append-batch.js';
+import { appendInOpenTransaction, assertClient } from './append/append-in-transaction.js';
+import { pgCode } from './append/append-errors.js';
 import { StreamVersionCache } from './append/stream-versions.js';
 import type { AppendRequest } from './append/append-plan.js';
 import { DEFAULT_GROUP_COMMIT, GroupCommitQueue } from './append/group-commit.js';
@@ -20,6 +22,8 @@ import type {
   SubscribeOptions,
   Subscription,
   SubscriptionHandler,
+  TransactionAppend,
+  TransactionClient,
 } from './types.js';
 import {
   assertExpectedVersion,
@@ -33,6 +37,19 @@ import {
 
 const DEFAULT_POOL_SIZE = 4;
 
+/** A read's Postgres failure as a typed error (UNAVAILABLE when the connection or pool is gone). */
+async function typedRead<T>(what: string, read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (e) {
+    if (e instanceof ChangeoverError) throw e;
+    const code = pgCode(e);
+    const message = `${what} failed: ${e instanceof Error ? e.message : String(e)}`;
+    if (code === undefined || !/^[0-9A-Z]{5}$/.test(code) || code.startsWith('08') || code.startsWith('57P')) throw new ChangeoverError('UNAVAILABLE', message);
+    throw new ChangeoverError('INTERNAL', message, { pgCode: code });
+  }
+}
+
 function assertUrl(url: unknown): string {
   if (typeof url === 'string' && /^postgres(ql)?:\/\/\S+$/.test(url)) return url;
   throw new ChangeoverError('VALIDATION_FAILED', 'url: must be a postgres:// connection string', { field: 'url' });
@@ -41,6 +58,7 @@ function assertUrl(url: unknown): string {
 /** Append-only events in Postgres: expected-version appends with group commit, ordered reads, checkpointed subscriptions. */
 export class EventStore {
   private readonly appends: GroupCommitQueue<AppendRequest, AppendResult>;
+  private readonly versions = new StreamVersionCache();
   private readonly wakeUp: WakeUp;
   private readonly subscriptions = new Map<string, CheckpointedSubscription>();
   private closing: Promise<void> | undefined;
@@ -52,11 +70,10 @@ export class EventStore {
     private readonly url: string,
     groupCommit: { maxBatch: number; maxWaitMs: number; concurrency: number },
   ) {
-    const versions = new StreamVersionCache();
     this.appends = new GroupCommitQueue(
       (batch) => {
         this.counters.batches++;
-        return flushAppendBatch(pool, batch, versions);
+        return flushAppendBatch(pool, batch, this.versions);
       },
       groupCommit,
       (r) => r.streamId,
@@ -110,6 +127,48 @@ export class EventStore {
     }
   }
 
+  /**
+   * Appends inside the caller's open transaction (same SQL as a group commit of one append), so a
+   * row of the caller's and its event commit or roll back together. Throws VERSION_CONFLICT like
+   * append (the transaction stays usable); `client` must be on this store's database.
+   */
+  async appendInTransaction(client: TransactionClient, streamId: string, expectedVersion: ExpectedVersion, events: NewEvent[]): Promise<AppendResult> {
+    const [result] = await this.appendAllInTransaction(client, [{ streamId, expectedVersion, events }]);
+    return result!;
+  }
+
+  /** Several streams' appends in the caller's transaction with one version read and one INSERT; all or none. */
+  async appendAllInTransaction(client: TransactionClient, appends: readonly TransactionAppend[]): Promise<AppendResult[]> {
+    let tx;
+    let requests: AppendRequest[];
+    try {
+      tx = assertClient(client);
+      if (!Array.isArray(appends) || appends.length === 0) throw new ChangeoverError('VALIDATION_FAILED', 'appends: must be a non-empty array', { field: 'appends' });
+      requests = appends.map((a: unknown, i) => {
+        if (typeof a !== 'object' || a === null) throw new ChangeoverError('VALIDATION_FAILED', `appends[${i}]: must be an object`, { field: `appends[${i}]` });
+        const { streamId, expectedVersion, events } = a as Partial<TransactionAppend>;
+        return { streamId: assertStreamId(streamId), expected: assertExpectedVersion(expectedVersion), events: prepareEvents(events) };
+      });
+    } catch (e) {
+      this.counters.invalidInputs++;
+      throw e;
+    }
+    if (this.closing) throw new ChangeoverError('UNAVAILABLE', 'the event store is closed');
+    // The commit is the caller's: whatever this store cached for these streams may soon be behind.
+    this.versions.forget(requests.map((r) => r.streamId));
+    try {
+      const results = await appendInOpenTransaction(tx, requests);
+      this.counters.appends += requests.length;
+      this.counters.eventsAppended += requests.reduce((n, r) => n + r.events.length, 0);
+      return results;
+    } catch (e) {
+      if (isChangeoverError(e, 'VERSION_CONFLICT')) this.counters.versionConflicts++;
+      else if (isChangeoverError(e, 'VALIDATION_FAILED')) this.counters.invalidInputs++;
+      else this.counters.failedAppends++;
+      throw e;
+    }
+  }
+
   /** Counters since connect: export them as metrics. */
   stats(): EventStoreStats {
     return { ...this.counters };
@@ -121,7 +180,7 @@ export class EventStore {
     if (typeof options !== 'object' || options === null) throw new ChangeoverError('VALIDATION_FAILED', 'options: must be an object', { field: 'options' });
     const after = optionalInt(options.after, 'after', 0, 0, 2_147_483_647);
     const limit = options.limit === undefined ? null : assertLimit(options.limit);
-    return readStreamRows(this.pool, id, after, limit);
+    return typedRead(`read of ${id}`, () => readStreamRows(this.pool, id, after, limit));
   }
 
   /**
@@ -129,17 +188,20 @@ export class EventStore {
    * event whose transaction is still in flight (so a reader that resumes from its last position misses nothing).
    */
   async readAll(after: bigint | number, limit: number): Promise<StoredEvent[]> {
-    return readAllRows(this.pool, assertPosition(after, 'after'), assertLimit(limit));
+    const from = assertPosition(after, 'after');
+    const count = assertLimit(limit);
+    return typedRead('readAll', () => readAllRows(this.pool, from, count));
   }
 
   /** The highest global position appended so far (committed or not yet visible to readAll). */
   async headPosition(): Promise<bigint> {
-    return headPosition(this.pool);
+    return typedRead('headPosition', () => headPosition(this.pool));
   }
 
   /** The stored checkpoint of a named subscription (0n if it never ran). */
   async checkpoint(name: string): Promise<bigint> {
-    return loadCheckpoint(this.pool, assertSubscriptionName(name));
+    const id = assertSubscriptionName(name);
+    return typedRead(`checkpoint of ${id}`, () => loadCheckpoint(this.pool, id));
   }
 
   /**

@@ -105,3 +105,13 @@ export interface EventStoreStats {
   invalidInputs: number;
   failedAppends: number;
 }
+
+/** A caller's connection with an open transaction (BEGIN issued), on the store's database. */
+export type TransactionClient = import('pg').PoolClient | import('pg').Client;
+
+/** One stream's append inside a caller's transaction. */
+export interface TransactionAppend {
+  streamId: string;
+  expectedVersion: ExpectedVersion;
+  events: NewEvent[];
+}

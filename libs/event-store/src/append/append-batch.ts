@@ -4,33 +4,11 @@ import type { AppendResult } from '../types.js';
 import type { AppendRequest } from './append-plan.js';
 import { commitBatch, existingEvents, readVersions, type ExistingRow, type Outcome } from './append.sql.js';
 import { versionConflict } from './expected-version.js';
+import { asAppendError, isConnectionError, isPositionRace } from './append-errors.js';
 import type { Pending } from './group-commit.js';
 import type { StreamVersionCache } from './stream-versions.js';
 
 type AppendPending = Pending<AppendRequest, AppendResult>;
-
-function pgCode(e: unknown): string | undefined {
-  return typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string' ? e.code : undefined;
-}
-
-/** Another writer took a position this batch meant to use (or the version cache was stale). */
-function isPositionRace(e: unknown): boolean {
-  return pgCode(e) === '23505' && typeof e === 'object' && e !== null && 'constraint' in e && e.constraint === 'events_stream_position_key';
-}
-
-/** A connection-level failure: the client must be discarded, and a commit's outcome is unknown. */
-function isConnectionError(e: unknown): boolean {
-  const code = pgCode(e);
-  if (code === undefined || !/^[0-9A-Z]{5}$/.test(code)) return true; // ECONNRESET, ETIMEDOUT, a closed client
-  return code.startsWith('08') || code.startsWith('57P');
-}
-
-function asAppendError(e: unknown, streamId: string): ChangeoverError {
-  if (e instanceof ChangeoverError) return e;
-  const message = e instanceof Error ? e.message : String(e);
-  if (isConnectionError(e)) return new ChangeoverError('UNAVAILABLE', `append to ${streamId} failed: ${message}`, { streamId });
-  return new ChangeoverError('INTERNAL', `append to ${streamId} failed: ${message}`, { streamId, pgCode: pgCode(e) });
-}
 
 /** Runs one batch transaction on its own pooled client, discarding the client if the connection broke. */
 async function inTransaction(pool: pg.Pool, requests: AppendRequest[], cache: StreamVersionCache | undefined): Promise<Outcome[]> {

@@ -23,6 +23,9 @@ const INSERT_SQL = `INSERT INTO events (stream_id, stream_position, event_id, ev
 
 const EXISTING_SQL = 'SELECT event_id, stream_id, stream_position, global_position::text AS global_position FROM events WHERE event_id = ANY($1::text[])';
 
+/** A pool, a pooled client or a plain client: whatever can run a query. */
+export type Queryable = pg.Pool | pg.PoolClient | pg.Client;
+
 export type Outcome = { ok: true; result: AppendResult } | { ok: false; error: ChangeoverError };
 
 /** `[[stream, position, id, type, data, metadata], …]`; ids and types are validated to need no escaping. */
@@ -34,34 +37,41 @@ export function rowsJson(rows: EventRows): string {
   return `[${parts.join(',')}]`;
 }
 
-export async function readVersions(db: pg.Pool | pg.PoolClient, streamIds: string[]): Promise<Map<string, number>> {
+export async function readVersions(db: Queryable, streamIds: string[]): Promise<Map<string, number>> {
   if (streamIds.length === 0) return new Map();
   const { rows } = await db.query<{ stream_id: string; version: number }>(VERSIONS_SQL, [streamIds]);
   return new Map(rows.map((r) => [r.stream_id, r.version]));
 }
 
 /**
- * One transaction for many appends: take the versions (cached or read), decide each append,
- * insert the accepted ones in one statement, notify, commit. `cache` undefined = read every version.
+ * The body of every append, inside a transaction the caller opened: take the versions (cached or
+ * read), decide each append, insert the accepted ones in one statement, notify (delivered at commit).
+ * `cache` undefined = read every version.
  */
-export async function commitBatch(client: pg.PoolClient, requests: readonly AppendRequest[], cache: StreamVersionCache | undefined): Promise<Outcome[]> {
+export async function insertPlanned(client: Queryable, requests: readonly AppendRequest[], cache: StreamVersionCache | undefined): Promise<Outcome[]> {
   const { assumed, read } = versionsToRead(requests, cache);
+  for (const [id, v] of await readVersions(client, read)) assumed.set(id, v);
+  const { plans, rows } = planBatch(requests, assumed);
+  let positions: bigint[] = [];
+  if (rows.ids.length > 0) {
+    const inserted = await client.query<[string]>({ text: INSERT_SQL, values: [rowsJson(rows)], rowMode: 'array' });
+    positions = inserted.rows.map((r) => BigInt(r[0]));
+    await client.query('SELECT pg_notify($1, $2)', [EVENTS_CHANNEL, positions[positions.length - 1]!.toString()]);
+  }
+  return plans.map((plan, i): Outcome => {
+    if (!plan.ok) return plan;
+    const count = requests[i]!.events.length;
+    return { ok: true, result: { nextExpectedVersion: plan.lastPosition, globalPositions: positions.slice(plan.rowOffset, plan.rowOffset + count) } };
+  });
+}
+
+/** One transaction for many appends (the group-commit path): BEGIN, insertPlanned, COMMIT. */
+export async function commitBatch(client: pg.PoolClient, requests: readonly AppendRequest[], cache: StreamVersionCache | undefined): Promise<Outcome[]> {
   await client.query('BEGIN');
   try {
-    for (const [id, v] of await readVersions(client, read)) assumed.set(id, v);
-    const { plans, rows } = planBatch(requests, assumed);
-    let positions: bigint[] = [];
-    if (rows.ids.length > 0) {
-      const inserted = await client.query<[string]>({ text: INSERT_SQL, values: [rowsJson(rows)], rowMode: 'array' });
-      positions = inserted.rows.map((r) => BigInt(r[0]));
-      await client.query('SELECT pg_notify($1, $2)', [EVENTS_CHANNEL, positions[positions.length - 1]!.toString()]);
-    }
+    const outcomes = await insertPlanned(client, requests, cache);
     await client.query('COMMIT');
-    return plans.map((plan, i): Outcome => {
-      if (!plan.ok) return plan;
-      const count = requests[i]!.events.length;
-      return { ok: true, result: { nextExpectedVersion: plan.lastPosition, globalPositions: positions.slice(plan.rowOffset, plan.rowOffset + count) } };
-    });
+    return outcomes;
   } catch (e) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw e;
@@ -75,7 +85,7 @@ export interface ExistingRow {
   global_position: string;
 }
 
-export async function existingEvents(db: pg.Pool | pg.PoolClient, ids: string[]): Promise<Map<string, ExistingRow>> {
+export async function existingEvents(db: Queryable, ids: string[]): Promise<Map<string, ExistingRow>> {
   const { rows } = await db.query<ExistingRow>(EXISTING_SQL, [ids]);
   return new Map(rows.map((r) => [r.event_id, r]));
 }
