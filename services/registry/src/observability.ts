@@ -4,8 +4,8 @@ export type { Logger };
 
 // The registry's counters: each also feeds the shared Prometheus registry served on /metrics.
 const SPECS = {
-  registry_events_appended_total: { help: 'Registry events appended to the event store', labels: [] },
-  registry_event_append_failures_total: { help: 'Registry events whose append failed after the row was stored', labels: [] },
+  registry_events_appended_total: { help: 'Registry events appended to the event store (in the transaction of their row)', labels: [] },
+  registry_event_append_failures_total: { help: 'Registry events whose append failed (their row was rolled back with them)', labels: [] },
   registry_publish_rejected_total: { help: 'Package publishes refused, by error code', labels: ['code'] },
   registry_packages_published_total: { help: 'Package versions stored', labels: [] },
   registry_packages_pruned_total: { help: 'Package versions pruned by retention', labels: [] },

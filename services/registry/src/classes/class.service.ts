@@ -32,16 +32,16 @@ export class ClassService {
   /** Replaces the desired packages (each must exist); class.configuration-changed when they change. */
   async set(req: SetClassRequest, now = new Date()): Promise<ClassRecord> {
     if (req.packages.length > 0) await this.packages.getPackages(req.packages);
-    const changed = await this.db.transaction(async (m) => {
+    await this.db.transaction(async (m) => {
       const [old] = await m.query<{ packages: PackageRef[] }>('SELECT packages FROM registry_classes WHERE class_id = $1 FOR UPDATE', [req.classId]);
       await m.query(
         `INSERT INTO registry_classes (class_id, packages, description, updated_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (class_id) DO UPDATE SET packages = EXCLUDED.packages, description = EXCLUDED.description, updated_at = EXCLUDED.updated_at`,
         [req.classId, JSON.stringify(req.packages), req.description, now],
       );
-      return !old || canonicalJson(old.packages) !== canonicalJson(req.packages);
+      const changed = !old || canonicalJson(old.packages) !== canonicalJson(req.packages);
+      if (changed) await this.events.appendIn(m, [RegistryEvents.event(streams.class(req.classId), 'class.configuration-changed', { classId: req.classId, packages: req.packages, by: req.by, at: now.toISOString() })]);
     });
-    if (changed) await this.events.emit([RegistryEvents.event(streams.class(req.classId), 'class.configuration-changed', { classId: req.classId, packages: req.packages, by: req.by, at: now.toISOString() })]);
     return this.get(req.classId);
   }
 

@@ -5,6 +5,11 @@ export interface Sql {
   query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
 }
 
+/** A transaction: plain SQL plus its connection, so the event store can append in the same transaction. */
+export interface Tx extends Sql {
+  readonly client: pg.PoolClient;
+}
+
 export class SqlPool implements Sql {
   private constructor(private readonly pool: pg.Pool) {}
 
@@ -20,11 +25,11 @@ export class SqlPool implements Sql {
   }
 
   /** Runs `work` in one transaction on one connection; rolls back if it throws. */
-  async transaction<T>(work: (tx: Sql) => Promise<T>): Promise<T> {
+  async transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
-      const result = await work({ query: async <R>(text: string, params: unknown[] = []) => (await client.query(text, params)).rows as R[] });
+      const result = await work({ client, query: async <R>(text: string, params: unknown[] = []) => (await client.query(text, params)).rows as R[] });
       await client.query('COMMIT');
       return result;
     } catch (e) {

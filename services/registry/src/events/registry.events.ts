@@ -1,10 +1,11 @@
 import { EVENT_SCHEMAS, parse, type EventData, type EventType } from '@changeover/contracts';
-import type { AppendResult, ExpectedVersion, NewEvent } from '@changeover/event-store';
+import type { AppendResult, NewEvent, TransactionAppend, TransactionClient } from '@changeover/event-store';
+import type { Tx } from '../db/sql.js';
 import type { Counters, Logger } from '../observability.js';
 
-/** The part of the event store the registry uses. */
+/** The part of the event store the registry uses: appends inside the registry's own transactions. */
 export interface EventAppender {
-  append(streamId: string, expectedVersion: ExpectedVersion, events: NewEvent[]): Promise<AppendResult>;
+  appendAllInTransaction(client: TransactionClient, appends: readonly TransactionAppend[]): Promise<AppendResult[]>;
 }
 
 type RegistryEventType = Extract<EventType, `package.${string}` | `node.${string}` | `class.${string}`>;
@@ -22,9 +23,9 @@ export const streams = {
 };
 
 /**
- * Appends registry events after the row they describe has committed (the row is the source of
- * truth; the event store's outbox relays them onto CHANGEOVER_EVENTS). A failed append is logged
- * and counted, never turned into a failed request for a change already stored.
+ * Appends registry events in the transaction that writes the rows they describe, so a row and its
+ * event commit together or not at all (the event store's outbox relays them onto CHANGEOVER_EVENTS).
+ * A failed append throws, which rolls the row back: the caller answers with a typed error.
  */
 export class RegistryEvents {
   constructor(
@@ -37,23 +38,18 @@ export class RegistryEvents {
     return { streamId, type, data: parse(EVENT_SCHEMAS[type], data, `${type} event`) as EventData<T> };
   }
 
-  async emit(events: readonly RegistryEvent[]): Promise<void> {
+  /** Appends `events` inside `tx` (one version read and one INSERT for all their streams). */
+  async appendIn(tx: Tx, events: readonly RegistryEvent[]): Promise<void> {
+    if (events.length === 0) return;
     const byStream = new Map<string, NewEvent[]>();
     for (const e of events) byStream.set(e.streamId, [...(byStream.get(e.streamId) ?? []), { type: e.type, data: e.data, metadata: { actor: 'registry' } }]);
-    const pending = [...byStream];
-    // A few streams at a time: a sweep can produce thousands of single-event streams.
-    const worker = async () => {
-      for (let next = pending.shift(); next; next = pending.shift()) {
-        const [streamId, batch] = next;
-        try {
-          await this.store.append(streamId, 'any', batch);
-          this.counters.inc('registry_events_appended_total', batch.length);
-        } catch (e) {
-          this.counters.inc('registry_event_append_failures_total', batch.length);
-          this.log.error({ err: e, streamId, types: batch.map((b) => b.type) }, 'event append failed');
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(8, pending.length) }, worker));
+    try {
+      await this.store.appendAllInTransaction(tx.client, [...byStream].map(([streamId, batch]) => ({ streamId, expectedVersion: 'any' as const, events: batch })));
+      this.counters.inc('registry_events_appended_total', events.length);
+    } catch (e) {
+      this.counters.inc('registry_event_append_failures_total', events.length);
+      this.log.error({ err: e, streams: [...byStream.keys()].slice(0, 10), types: [...new Set(events.map((x) => x.type))] }, 'event append failed; the change is rolled back');
+      throw e;
+    }
   }
 }

@@ -1,4 +1,4 @@
-import type { Sql, SqlPool } from '../db/sql.js';
+import type { Sql, SqlPool, Tx } from '../db/sql.js';
 import type { Characteristics, EnrollNodeRequest, Inventory, NodeRecord, NodeStatus, VersionRange } from '@changeover/contracts';
 import { nodeStatus } from './node.status.js';
 
@@ -41,7 +41,7 @@ const statusSql = (threshold: string) => `CASE WHEN decommissioned_at IS NOT NUL
 export class NodeRepository {
   constructor(private readonly db: SqlPool) {}
 
-  transaction<T>(work: (m: Sql) => Promise<T>): Promise<T> {
+  transaction<T>(work: (m: Tx) => Promise<T>): Promise<T> {
     return this.db.transaction(work);
   }
 
@@ -76,8 +76,8 @@ export class NodeRepository {
   }
 
   /** Stores an inventory report; returns the digest it replaced (undefined when the node is unknown). */
-  async recordInventory(nodeId: string, inventory: Inventory): Promise<string | null | undefined> {
-    const rows = await this.db.query<{ old: string | null }>(
+  async recordInventory(m: Sql, nodeId: string, inventory: Inventory): Promise<string | null | undefined> {
+    const rows = await m.query<{ old: string | null }>(
       `UPDATE registry_nodes n SET inventory = $2, inventory_digest = $3 FROM (SELECT node_id, inventory_digest AS old FROM registry_nodes WHERE node_id = $1 FOR UPDATE) o
        WHERE n.node_id = o.node_id RETURNING o.old`,
       [nodeId, JSON.stringify(inventory), inventory.digest],
@@ -86,10 +86,10 @@ export class NodeRepository {
   }
 
   /** One UPDATE for a batch of heartbeats; returns the ids updated and whether each was stale before. */
-  async applyHeartbeats(batch: readonly HeartbeatUpdate[]): Promise<{ nodeId: string; wasStale: boolean }[]> {
+  async applyHeartbeats(m: Sql, batch: readonly HeartbeatUpdate[]): Promise<{ nodeId: string; wasStale: boolean }[]> {
     if (batch.length === 0) return [];
     const sorted = [...batch].sort((a, b) => (a.nodeId < b.nodeId ? -1 : 1));
-    const rows = await this.db.query<{ node_id: string; was_stale: boolean }>(
+    const rows = await m.query<{ node_id: string; was_stale: boolean }>(
       `WITH v AS (SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::jsonb[], $5::text[]) AS v(node_id, at, agent_version, cluster_versions, phase)),
             o AS (SELECT n.node_id, n.stale FROM registry_nodes n WHERE n.node_id = ANY($1::text[]) ORDER BY n.node_id FOR UPDATE)
        UPDATE registry_nodes n SET last_heartbeat_at = GREATEST(v.at, n.last_heartbeat_at), agent_version = v.agent_version, cluster_versions = v.cluster_versions, phase = v.phase, stale = false
@@ -100,8 +100,8 @@ export class NodeRepository {
   }
 
   /** Marks nodes whose heartbeat is older than `before` stale; returns those that changed. */
-  async markStale(before: Date): Promise<{ nodeId: string; lastHeartbeatAt: Date | null }[]> {
-    const rows = await this.db.query<{ node_id: string; last_heartbeat_at: Date | null }>(
+  async markStale(m: Sql, before: Date): Promise<{ nodeId: string; lastHeartbeatAt: Date | null }[]> {
+    const rows = await m.query<{ node_id: string; last_heartbeat_at: Date | null }>(
       `UPDATE registry_nodes SET stale = true WHERE NOT stale AND decommissioned_at IS NULL AND (last_heartbeat_at IS NULL OR last_heartbeat_at <= $1)
        RETURNING node_id, last_heartbeat_at`,
       [before],

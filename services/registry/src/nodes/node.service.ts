@@ -27,13 +27,12 @@ export class NodeService {
 
   /** Enrols a node or updates its identity (idempotent); node.enrolled on first enrolment. */
   async enroll(req: EnrollNodeRequest, now = new Date()): Promise<NodeRecord> {
-    const created = await this.repo.transaction(async (m) => {
+    await this.repo.transaction(async (m) => {
       const existing = await this.repo.lock(m, req.nodeId);
-      if (existing) await this.repo.updateIdentity(m, req, now);
-      else await this.repo.insert(m, req, now);
-      return !existing;
+      if (existing) return this.repo.updateIdentity(m, req, now);
+      await this.repo.insert(m, req, now);
+      await this.events.appendIn(m, [this.enrolledEvent(req, now)]);
     });
-    if (created) await this.events.emit([this.enrolledEvent(req, now)]);
     return this.get(req.nodeId, now);
   }
 
@@ -59,9 +58,9 @@ export class NodeService {
       }
       await this.repo.recordHello(m, h.nodeId, { at: now, agentVersion: h.agentVersion, clusterVersions: h.clusterVersions, inventory: h.inventory });
       if (existing?.inventory_digest !== h.inventory.digest) events.push(this.inventoryEvent(h.nodeId, h.inventory, now));
+      await this.events.appendIn(m, events);
     });
     this.counters.inc('registry_agent_reports_total', 1, { report: 'hello' });
-    await this.events.emit(events);
   }
 
   /** Heartbeats are buffered and written in one UPDATE per flush (no event per heartbeat). */
@@ -71,17 +70,29 @@ export class NodeService {
     this.counters.inc('registry_agent_reports_total', 1, { report: 'heartbeat' });
   }
 
-  /** Writes buffered heartbeats; node.became-active for nodes that were stale; unknown senders are counted. */
+  /**
+   * Writes buffered heartbeats and the node.became-active events of nodes that were stale in one
+   * transaction; unknown senders are counted. A failed flush puts its heartbeats back (newer ones win).
+   */
   flushHeartbeats(now = new Date()): Promise<void> {
     const run = async () => {
       const batch = [...this.pending.values()];
       this.pending = new Map();
       if (batch.length === 0) return;
-      const updated = await this.repo.applyHeartbeats(batch);
+      let updated;
+      try {
+        updated = await this.repo.transaction(async (m) => {
+          const rows = await this.repo.applyHeartbeats(m, batch);
+          const revived = rows.filter((u) => u.wasStale);
+          await this.events.appendIn(m, revived.map((u) => RegistryEvents.event(streams.node(u.nodeId), 'node.became-active', { nodeId: u.nodeId, at: now.toISOString() })));
+          return rows;
+        });
+      } catch (e) {
+        for (const h of batch) if (!this.pending.has(h.nodeId)) this.pending.set(h.nodeId, h);
+        throw e;
+      }
       const unknown = batch.length - updated.length;
       if (unknown > 0) this.counters.inc('registry_agent_reports_rejected_total', unknown, { report: 'heartbeat', code: 'NOT_FOUND' });
-      const revived = updated.filter((u) => u.wasStale);
-      await this.events.emit(revived.map((u) => RegistryEvents.event(streams.node(u.nodeId), 'node.became-active', { nodeId: u.nodeId, at: now.toISOString() })));
     };
     this.flushing = this.flushing.then(run, run);
     return this.flushing;
@@ -90,21 +101,27 @@ export class NodeService {
   /** node.inventory-changed when the digest differs from the one on record. */
   async inventory(subjectNodeId: string, r: InventoryReport, now = new Date()): Promise<void> {
     this.sameNode(subjectNodeId, r.nodeId, 'inventory');
-    const previous = await this.repo.recordInventory(r.nodeId, r.inventory);
-    if (previous === undefined) throw this.reject('inventory', new ChangeoverError('NOT_FOUND', `node ${r.nodeId} is not enrolled`, { nodeId: r.nodeId }));
+    await this.repo.transaction(async (m) => {
+      const previous = await this.repo.recordInventory(m, r.nodeId, r.inventory);
+      if (previous === undefined) throw this.reject('inventory', new ChangeoverError('NOT_FOUND', `node ${r.nodeId} is not enrolled`, { nodeId: r.nodeId }));
+      if (previous !== r.inventory.digest) await this.events.appendIn(m, [this.inventoryEvent(r.nodeId, r.inventory, now)]);
+    });
     this.counters.inc('registry_agent_reports_total', 1, { report: 'inventory' });
-    if (previous !== r.inventory.digest) await this.events.emit([this.inventoryEvent(r.nodeId, r.inventory, now)]);
   }
 
   /** Marks nodes without a recent heartbeat stale; one node.went-stale per transition. */
   async sweep(now = new Date()): Promise<string[]> {
     await this.flushHeartbeats(now);
-    const stale = await this.repo.markStale(new Date(now.getTime() - this.policy.staleAfterMs));
-    await this.events.emit(
-      stale
-        .filter((s) => s.lastHeartbeatAt !== null)
-        .map((s) => RegistryEvents.event(streams.node(s.nodeId), 'node.went-stale', { nodeId: s.nodeId, lastHeartbeatAt: new Date(s.lastHeartbeatAt!).toISOString(), at: now.toISOString() })),
-    );
+    const stale = await this.repo.transaction(async (m) => {
+      const marked = await this.repo.markStale(m, new Date(now.getTime() - this.policy.staleAfterMs));
+      await this.events.appendIn(
+        m,
+        marked
+          .filter((s) => s.lastHeartbeatAt !== null)
+          .map((s) => RegistryEvents.event(streams.node(s.nodeId), 'node.went-stale', { nodeId: s.nodeId, lastHeartbeatAt: new Date(s.lastHeartbeatAt!).toISOString(), at: now.toISOString() })),
+      );
+      return marked;
+    });
     return stale.map((s) => s.nodeId);
   }
 

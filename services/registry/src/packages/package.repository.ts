@@ -1,4 +1,4 @@
-import type { Sql, SqlPool } from '../db/sql.js';
+import type { Sql, SqlPool, Tx } from '../db/sql.js';
 import type { PackageManifest, PackageRef, PackageSummary, Signature, SignatureVerdict, SignedPackage } from '@changeover/contracts';
 
 // Plain SQL over registry_packages. Blob garbage collection and package inserts share one advisory
@@ -40,10 +40,11 @@ export class PackageRepository {
   /**
    * Inserts every row in one transaction (all or nothing). Returns the ids that were new; an id that
    * exists with another content hash throws via `onConflict`, rolling the whole batch back.
-   * `checkBlobs` runs inside, after the GC lock is held, and throws if a referenced blob is missing.
+   * `checkBlobs` runs inside, after the GC lock is held, and throws if a referenced blob is missing;
+   * `onInserted` runs last, in the same transaction (the events of the new rows), and may throw to undo it all.
    */
-  async insertAll(rows: readonly NewPackageRow[], onConflict: (id: string) => Error, checkBlobs: () => Promise<void>): Promise<Set<string>> {
-    return this.db.transaction(async (m: Sql) => {
+  async insertAll(rows: readonly NewPackageRow[], onConflict: (id: string) => Error, checkBlobs: () => Promise<void>, onInserted: (tx: Tx, created: ReadonlySet<string>) => Promise<void>): Promise<Set<string>> {
+    return this.db.transaction(async (m: Tx) => {
       await m.query('SELECT pg_advisory_xact_lock_shared($1)', [BLOB_GC_LOCK]);
       // Under the shared lock no collection can run: blobs present now stay until the commit.
       await checkBlobs();
@@ -62,6 +63,7 @@ export class PackageRepository {
         const [existing] = await m.query<{ content_hash: string }>('SELECT content_hash FROM registry_packages WHERE name = $1 AND version = $2', [r.manifest.name, r.manifest.version]);
         if (existing?.content_hash !== r.contentHash) throw onConflict(id);
       }
+      await onInserted(m, created);
       return created;
     });
   }
@@ -102,12 +104,14 @@ export class PackageRepository {
 
   /**
    * Deletes package versions and, in the same exclusive GC section, calls `dropBlob` for each of
-   * their digests no remaining package references.
+   * their digests no remaining package references. `onDeleted` (the events) runs in the same
+   * transaction before any blob is dropped, so a failure there leaves rows and blobs as they were.
    */
-  async deleteVersions(name: string, versions: readonly string[], dropBlob: (digest: string) => Promise<void>): Promise<string[]> {
-    return this.db.transaction(async (m: Sql) => {
+  async deleteVersions(name: string, versions: readonly string[], dropBlob: (digest: string) => Promise<void>, onDeleted: (tx: Tx, deleted: string[]) => Promise<void>): Promise<string[]> {
+    return this.db.transaction(async (m: Tx) => {
       await m.query('SELECT pg_advisory_xact_lock($1)', [BLOB_GC_LOCK]);
       const deleted = await m.query<Row>('DELETE FROM registry_packages WHERE name = $1 AND version = ANY($2::text[]) RETURNING *', [name, versions]);
+      await onDeleted(m, deleted.map((r) => r.version));
       const digests = new Set(deleted.flatMap((r) => r.manifest.modules.map((x) => x.digest)));
       await this.dropUnreferenced(m, [...digests], dropBlob);
       return deleted.map((r) => r.version);

@@ -82,23 +82,13 @@ export class PackageService {
         toStore.map((p) => ({ manifest: p.pkg.manifest, signature: p.pkg.signature ?? null, verdict: p.judgement.verdict, signedBy: p.judgement.signedBy, contentHash: p.hash })),
         (id) => conflict(prepared.find((p) => p.id === id)!),
         () => this.checkStoredBlobs(toStore, true),
+        // The events commit with the rows: a failed append stores neither (and the new blobs are collected below).
+        (tx, created) => this.events.appendIn(tx, this.publishedEvents(prepared.filter((p) => created.has(p.id)), now)),
       );
     } catch (e) {
       await this.repo.collectBlobs(created, (d) => this.blobs.delete(d)).catch((gc: unknown) => this.log.error({ err: gc, digests: created }, 'blob collection failed'));
       throw e;
     }
-    const events: RegistryEvent[] = prepared
-      .filter((p) => inserted.has(p.id))
-      .map((p) =>
-        RegistryEvents.event(streams.package(p.pkg.manifest.name), 'package.published', {
-          package: { name: p.pkg.manifest.name, version: p.pkg.manifest.version },
-          digests: [...p.referenced.keys()],
-          signedBy: p.judgement.signedBy,
-          signatureVerdict: p.judgement.verdict,
-          at: now.toISOString(),
-        }),
-      );
-    await this.events.emit(events);
     this.counters.inc('registry_packages_published_total', inserted.size);
     for (const name of new Set(prepared.filter((p) => inserted.has(p.id)).map((p) => p.pkg.manifest.name))) await this.applyRetention(name, now);
     return prepared.map((p) => ({
@@ -108,6 +98,18 @@ export class PackageService {
       signatureVerdict: p.judgement.verdict,
       signedBy: p.judgement.signedBy,
     }));
+  }
+
+  private publishedEvents(created: readonly Prepared[], now: Date): RegistryEvent[] {
+    return created.map((p) =>
+      RegistryEvents.event(streams.package(p.pkg.manifest.name), 'package.published', {
+        package: { name: p.pkg.manifest.name, version: p.pkg.manifest.version },
+        digests: [...p.referenced.keys()],
+        signedBy: p.judgement.signedBy,
+        signatureVerdict: p.judgement.verdict,
+        at: now.toISOString(),
+      }),
+    );
   }
 
   /** Pure checks of one item: manifest rules, signature, and the blobs it carries. */
@@ -180,8 +182,12 @@ export class PackageService {
     if (this.policy.retainVersions <= 0) return [];
     const prunable = prunableVersions(await this.repo.versions(name), this.policy.retainVersions, await this.repo.protectedVersions(name));
     if (prunable.length === 0) return [];
-    const pruned = await this.repo.deleteVersions(name, prunable, (d) => this.blobs.delete(d));
-    await this.events.emit(pruned.map((version) => RegistryEvents.event(streams.package(name), 'package.pruned', { package: { name, version }, at: now.toISOString() })));
+    const pruned = await this.repo.deleteVersions(
+      name,
+      prunable,
+      (d) => this.blobs.delete(d),
+      (tx, deleted) => this.events.appendIn(tx, deleted.map((version) => RegistryEvents.event(streams.package(name), 'package.pruned', { package: { name, version }, at: now.toISOString() }))),
+    );
     this.counters.inc('registry_packages_pruned_total', pruned.length);
     return pruned;
   }

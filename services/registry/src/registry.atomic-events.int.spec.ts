@@ -1,0 +1,99 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { canonicalJson, encode, subjects, type HelloReport, type Inventory } from '@changeover/contracts';
+import { waitFor } from '@changeover/test-kit';
+import { buildPackage, digestOf, publishRequest, sign, startTestRegistry, storeSnapshot, type TestRegistry } from './testing/registry.fixtures.js';
+
+// Every registry row and its event commit in one transaction: a failing event append leaves neither.
+// The failure is forced in Postgres itself: a trigger refuses event rows whose data mentions "boom".
+let t: TestRegistry;
+
+beforeAll(async () => {
+  t = await startTestRegistry();
+  await t.registry.db.query(`CREATE FUNCTION refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN IF NEW.data::text LIKE '%boom%' THEN RAISE EXCEPTION 'forced event append failure'; END IF; RETURN NEW; END $$`);
+  await t.registry.db.query('CREATE TRIGGER refuse_boom BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse_boom()');
+});
+
+afterAll(async () => {
+  await t?.stop();
+});
+
+const post = (path: string, body: unknown, method = 'POST') => fetch(`${t.baseUrl}${path}`, { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+const failures = () => t.registry.domain.counters.get('registry_event_append_failures_total');
+const streamTypes = async (streamId: string) => (await t.registry.events.readStream(streamId)).map((e) => e.type);
+
+function inventory(names: string[]): Inventory {
+  const pkgs = names.map((name) => ({ name, version: '1.0.0', modules: [], requires: {}, provides: [], consumes: [] }));
+  return { active: pkgs, previous: [], digest: digestOf(Buffer.from(canonicalJson(pkgs))) };
+}
+
+const hello = (nodeId: string, inv = inventory([])): HelloReport => ({
+  nodeId,
+  classId: 'web',
+  processorType: 'x86_64',
+  characteristics: { arch: 'x86_64', os: 'linux', memoryMb: 1024, labels: {} },
+  agentVersion: '1.0.0',
+  clusterVersions: { min: 1, max: 1 },
+  inventory: inv,
+  startedAt: new Date().toISOString(),
+});
+
+describe('registry rows and events are written in one transaction', () => {
+  it('a normal publish leaves both the row and its package.published event', async () => {
+    const pkg = buildPackage('ledger', '1.0.0', [{ name: 'app', content: 'ledger app' }]);
+    const res = await post('/packages', publishRequest(sign(pkg), pkg.blobs));
+    expect(res.status).toBe(201);
+    expect((await storeSnapshot(t)).packages).toEqual([expect.stringMatching(/^ledger@1\.0\.0#/)]);
+    expect(await streamTypes('package-ledger')).toEqual(['package.published']);
+  });
+
+  it('a publish whose event append fails stores neither the row, nor the blob, nor the event', async () => {
+    const before = await storeSnapshot(t);
+    const failed = failures();
+    const pkg = buildPackage('boom', '1.0.0', [{ name: 'app', content: 'boom app' }]);
+    const res = await post('/packages', publishRequest(sign(pkg), pkg.blobs));
+    expect(res.status).toBe(500);
+    expect(await res.json()).toMatchObject({ code: 'INTERNAL' });
+    expect(await storeSnapshot(t)).toEqual(before);
+    expect(await streamTypes('package-boom')).toEqual([]);
+    expect(failures()).toBe(failed + 1);
+  });
+
+  it('enrolment, class changes and hello roll back with their failed event', async () => {
+    const before = await storeSnapshot(t);
+    const enroll = await post('/nodes', { nodeId: 'n-boom', classId: 'web', processorType: 'x86_64', characteristics: { arch: 'x86_64', os: 'linux', memoryMb: 512, labels: {} } });
+    expect(enroll.status).toBe(500);
+    const klass = await post('/classes/boom-class', { packages: [], description: 'x' }, 'PUT');
+    expect(klass.status).toBe(500);
+    const failed = failures();
+    t.nc.publish(subjects.agent('n-boom2', 'hello'), encode(hello('n-boom2')));
+    await waitFor('the hello append failure counted', () => failures() > failed);
+    expect(await storeSnapshot(t)).toEqual(before);
+    for (const s of ['node-n-boom', 'class-boom-class', 'node-n-boom2']) expect(await streamTypes(s)).toEqual([]);
+  });
+
+  it('an inventory whose event fails keeps the old inventory; a good one stores row and event together', async () => {
+    t.nc.publish(subjects.agent('n-1', 'hello'), encode(hello('n-1')));
+    await waitFor('n-1 enrolled with its events', async () => (await streamTypes('node-n-1')).length === 2);
+    expect(await streamTypes('node-n-1')).toEqual(['node.enrolled', 'node.inventory-changed']);
+
+    const failed = failures();
+    const bad = inventory(['boom']);
+    t.nc.publish(subjects.agent('n-1', 'inventory'), encode({ nodeId: 'n-1', at: new Date().toISOString(), inventory: bad }));
+    await waitFor('the inventory append failure counted', () => failures() > failed);
+    expect((await t.registry.domain.nodes.get('n-1')).inventory?.digest).toBe(inventory([]).digest);
+
+    const good = inventory(['ledger']);
+    t.nc.publish(subjects.agent('n-1', 'inventory'), encode({ nodeId: 'n-1', at: new Date().toISOString(), inventory: good }));
+    // The row and its event are one commit: as soon as the row shows the digest, the event is there too.
+    await waitFor('inventory stored', async () => (await t.registry.domain.nodes.get('n-1')).inventory?.digest === good.digest);
+    expect(await streamTypes('node-n-1')).toEqual(['node.enrolled', 'node.inventory-changed', 'node.inventory-changed']);
+  });
+
+  it('the stale sweep marks nodes and appends node.went-stale in one transaction', async () => {
+    const later = new Date(Date.now() + 3_600_000);
+    expect(await t.registry.domain.nodes.sweep(later)).toEqual(['n-1']);
+    expect((await t.registry.domain.nodes.get('n-1', later)).status).toBe('stale');
+    expect((await streamTypes('node-n-1')).at(-1)).toBe('node.went-stale');
+  });
+});
