@@ -65,8 +65,9 @@ async function main(): Promise<void> {
     say(`starting ${nodes} simulated nodes`);
     start('fleet', 'services/node-agent', ['--simulate', String(nodes), '--class', 'bench', '--node-prefix', 'b', '--heartbeat-ms', '600000'], { NATS_URL: nats.url, LOG_LEVEL: 'warn' });
     const sql = new pg.Client({ connectionString: db.url });
+    sql.on('error', () => undefined); // dropping the database at the end ends this connection
     await sql.connect();
-    await waitFor(`${nodes} nodes registered`, async () => Number((await sql.query(`SELECT count(*) AS n FROM nodes WHERE class_id = 'bench'`)).rows[0].n) >= nodes, { timeoutMs: 300_000, intervalMs: 500 });
+    await waitFor(`${nodes} nodes registered`, async () => Number((await sql.query(`SELECT count(*) AS n FROM registry_nodes WHERE class_id = 'bench' AND NOT stale`)).rows[0].n) >= nodes, { timeoutMs: 300_000, intervalMs: 500 });
 
     const blob = Buffer.from('bench module v2\n');
     const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
