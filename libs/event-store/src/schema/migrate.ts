@@ -36,7 +36,12 @@ export async function migrate(target: string | DataSource): Promise<string[]> {
     logging: false,
     poolSize: 2,
   } as DataSourceOptions);
-  await ds.initialize();
+  try {
+    await ds.initialize();
+  } catch (e) {
+    // An unreachable server, a wrong database or bad credentials: typed, so callers can tell it from a bug.
+    throw new ChangeoverError('UNAVAILABLE', `cannot connect to the event store database: ${e instanceof Error ? e.message : String(e)}`);
+  }
   const lock = ds.createQueryRunner();
   try {
     await lock.connect();
