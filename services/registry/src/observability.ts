@@ -13,8 +13,9 @@ const SPECS = {
   registry_images_imported_total: { help: 'Update images imported', labels: [] },
   registry_images_rejected_total: { help: 'Update images refused, by error code', labels: ['code'] },
   registry_agent_reports_total: { help: 'Agent reports processed, by kind', labels: ['report'] },
-  registry_agent_reports_rejected_total: { help: 'Agent reports rejected, by kind and error code', labels: ['report', 'code'] },
+  registry_agent_reports_rejected_total: { help: 'Agent reports rejected (malformed, refused, or failed), by kind and error code', labels: ['report', 'code'] },
   registry_requests_rejected_total: { help: 'REST requests answered with an error, by code', labels: ['code'] },
+  registry_rpc_rejected_total: { help: 'NATS requests whose handler answered with an error, by operation and code (malformed ones are counted by the messaging layer)', labels: ['op', 'code'] },
 } as const;
 export type CounterName = keyof typeof SPECS;
 

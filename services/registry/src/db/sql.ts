@@ -1,4 +1,15 @@
 import pg from 'pg';
+import { ChangeoverError } from '@changeover/contracts';
+
+/**
+ * A Postgres data exception (class 22: text it cannot store, a number out of range) comes from
+ * what a client sent: a typed VALIDATION_FAILED instead of an internal error.
+ */
+export function asDataError(e: unknown): unknown {
+  const code = typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string' ? e.code : '';
+  if (!code.startsWith('22')) return e;
+  return new ChangeoverError('VALIDATION_FAILED', `a value cannot be stored: ${e instanceof Error ? e.message : String(e)}`, { pgCode: code });
+}
 
 /** Plain SQL for the hot paths (TypeORM runs the migrations): rows back, whatever the command. */
 export interface Sql {
@@ -21,7 +32,11 @@ export class SqlPool implements Sql {
   }
 
   async query<T = Record<string, unknown>>(text: string, params: unknown[] = []): Promise<T[]> {
-    return (await this.pool.query(text, params)).rows as T[];
+    try {
+      return (await this.pool.query(text, params)).rows as T[];
+    } catch (e) {
+      throw asDataError(e);
+    }
   }
 
   /** Runs `work` in one transaction on one connection; rolls back if it throws. */
@@ -34,7 +49,7 @@ export class SqlPool implements Sql {
       return result;
     } catch (e) {
       await client.query('ROLLBACK').catch(() => undefined);
-      throw e;
+      throw asDataError(e);
     } finally {
       client.release();
     }

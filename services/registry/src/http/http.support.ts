@@ -3,6 +3,7 @@ import { ArgumentsHost, Catch, HttpException, type ExceptionFilter, type PipeTra
 import type { z } from 'zod';
 import { ChangeoverError, HTTP_STATUS, parse, type ErrorBody, type ErrorCode } from '@changeover/contracts';
 import type { Counters, Logger } from '../observability.js';
+import { assertStorable } from '../validation/storable.js';
 
 /** Validates a body, query or parameter with a contract schema; a failure is VALIDATION_FAILED naming the field. */
 export class ZodPipe<S extends z.ZodType> implements PipeTransform<unknown, z.infer<S>> {
@@ -12,7 +13,9 @@ export class ZodPipe<S extends z.ZodType> implements PipeTransform<unknown, z.in
   ) {}
 
   transform(value: unknown): z.infer<S> {
-    return parse(this.schema, value, this.what);
+    const parsed = parse(this.schema, value, this.what);
+    assertStorable(parsed, this.what);
+    return parsed;
   }
 }
 

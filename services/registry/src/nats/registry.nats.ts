@@ -26,43 +26,72 @@ import {
   type AgentReport,
 } from '@changeover/contracts';
 import { serveRpc, subscribeValidated, type RpcServer, type ValidatedSubscription } from '@changeover/messaging';
+import type { z } from 'zod';
 import type { Logger } from '../observability.js';
+import { assertStorable } from '../validation/storable.js';
 import type { RegistryDomain } from '../registry.domain.js';
+
+type Op = Parameters<typeof subjects.registry>[0];
 
 /** The NATS side: request/reply on changeover.registry.<op> and the agents' reports. One line per operation. */
 export function serveRegistryNats(nc: NatsConnection, d: RegistryDomain, opts: { queue: string; maxImageBytes: number; logger: Logger }): { stop(): Promise<void>; servers: RpcServer[]; reports: ValidatedSubscription[] } {
-  const q = { queue: opts.queue, logger: opts.logger };
+  const log = opts.logger;
+  const q = { queue: opts.queue, logger: log };
   const big = { ...q, maxRequestBytes: Math.ceil(opts.maxImageBytes * 1.4) + 1024 };
+  // Every request is checked storable, and every error answer counted by op and code (malformed ones are counted by serveRpc).
+  const rpc = <S extends z.ZodType, Res>(op: Op, schema: S, fn: (r: z.infer<S>) => Promise<Res>, o: typeof q & { resultSchema: z.ZodType<Res>; maxRequestBytes?: number }) =>
+    serveRpc(
+      nc,
+      subjects.registry(op),
+      schema,
+      async (r: z.infer<S>) => {
+        try {
+          assertStorable(r, `request on ${subjects.registry(op)}`);
+          return await fn(r);
+        } catch (e) {
+          d.counters.inc('registry_rpc_rejected_total', 1, { op, code: e instanceof ChangeoverError ? e.code : 'INTERNAL' });
+          throw e;
+        }
+      },
+      o,
+    );
   const servers = [
-    serveRpc(nc, subjects.registry('select-modules'), SelectModulesRequest, (r) => d.selection.select(r), { ...q, resultSchema: SelectModulesReply }),
-    serveRpc(nc, subjects.registry('get-packages'), GetPackagesRequest, (r) => d.packages.getPackages(r.packages), { ...q, resultSchema: GetPackagesReply }),
-    serveRpc(nc, subjects.registry('publish-package'), PublishPackageRequest, (r) => d.packages.publish(r), { ...big, resultSchema: PublishPackageReply }),
-    serveRpc(nc, subjects.registry('list-packages'), ListPackagesRequest, async (r) => ({ packages: await d.packages.list(r.name, r.limit) }), { ...q, resultSchema: ListPackagesReply }),
-    serveRpc(nc, subjects.registry('list-nodes'), ListNodesRequest, (r) => d.nodes.list(r), { ...q, resultSchema: ListNodesReply }),
-    serveRpc(nc, subjects.registry('enroll-node'), EnrollNodeRequest, (r) => d.nodes.enroll(r), { ...q, resultSchema: NodeRecord }),
-    serveRpc(nc, subjects.registry('import-image'), ImportImageRequest, (r) => d.images.import(Buffer.from(r.imageBase64, 'base64')), { ...big, resultSchema: ImportImageReply }),
-    serveRpc(nc, subjects.registry('get-class'), GetClassRequest, (r) => d.classes.get(r.classId), { ...q, resultSchema: ClassRecord }),
-    serveRpc(nc, subjects.registry('set-class'), SetClassRequest, (r) => d.classes.set(r), { ...q, resultSchema: ClassRecord }),
+    rpc('select-modules', SelectModulesRequest, (r) => d.selection.select(r), { ...q, resultSchema: SelectModulesReply }),
+    rpc('get-packages', GetPackagesRequest, (r) => d.packages.getPackages(r.packages), { ...q, resultSchema: GetPackagesReply }),
+    rpc('publish-package', PublishPackageRequest, (r) => d.packages.publish(r), { ...big, resultSchema: PublishPackageReply }),
+    rpc('list-packages', ListPackagesRequest, async (r) => ({ packages: await d.packages.list(r.name, r.limit) }), { ...q, resultSchema: ListPackagesReply }),
+    rpc('list-nodes', ListNodesRequest, (r) => d.nodes.list(r), { ...q, resultSchema: ListNodesReply }),
+    rpc('enroll-node', EnrollNodeRequest, (r) => d.nodes.enroll(r), { ...q, resultSchema: NodeRecord }),
+    rpc('import-image', ImportImageRequest, (r) => d.images.import(Buffer.from(r.imageBase64, 'base64')), { ...big, resultSchema: ImportImageReply }),
+    rpc('get-class', GetClassRequest, (r) => d.classes.get(r.classId), { ...q, resultSchema: ClassRecord }),
+    rpc('set-class', SetClassRequest, (r) => d.classes.set(r), { ...q, resultSchema: ClassRecord }),
   ];
   const nodeOf = (subject: string) => {
     const s = parseSubject(subject);
     return s.kind === 'agent' ? s.nodeId : '';
   };
-  const agent = (report: AgentReport) => subjects.agentAny(report);
-  // A typed rejection is already counted and logged by the domain; only unexpected failures go on to the subscription.
-  const counted =
-    <R>(fn: (r: R, nodeId: string) => unknown) =>
-    async (r: R, ctx: { subject: string }) => {
-      try {
-        await fn(r, nodeOf(ctx.subject));
-      } catch (e) {
-        if (!(e instanceof ChangeoverError)) throw e;
-      }
-    };
+  const rejected = (report: AgentReport, code: string) => d.counters.inc('registry_agent_reports_rejected_total', 1, { report, code });
+  // Every report ends counted once: processed (by the domain), or rejected here with its code, malformed ones included.
+  const report = <S extends z.ZodType>(kind: AgentReport, schema: S, fn: (r: z.infer<S>, nodeId: string) => unknown) =>
+    subscribeValidated(
+      nc,
+      subjects.agentAny(kind),
+      schema,
+      async (r: z.infer<S>, ctx: { subject: string }) => {
+        try {
+          assertStorable(r, `${kind} report`);
+          await fn(r, nodeOf(ctx.subject));
+        } catch (e) {
+          rejected(kind, e instanceof ChangeoverError ? e.code : 'INTERNAL');
+          if (!(e instanceof ChangeoverError)) log.error({ err: e, subject: ctx.subject }, 'agent report failed');
+        }
+      },
+      { ...q, onInvalid: (e) => rejected(kind, e.code) },
+    );
   const reports = [
-    subscribeValidated(nc, agent('hello'), HelloReport, counted((r, node) => d.nodes.hello(node, r)), q),
-    subscribeValidated(nc, agent('heartbeat'), HeartbeatReport, counted((r, node) => d.nodes.heartbeat(node, r)), q),
-    subscribeValidated(nc, agent('inventory'), InventoryReport, counted((r, node) => d.nodes.inventory(node, r)), q),
+    report('hello', HelloReport, (r, node) => d.nodes.hello(node, r)),
+    report('heartbeat', HeartbeatReport, (r, node) => d.nodes.heartbeat(node, r)),
+    report('inventory', InventoryReport, (r, node) => d.nodes.inventory(node, r)),
   ];
   return {
     servers,

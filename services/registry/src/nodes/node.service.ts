@@ -143,8 +143,8 @@ export class NodeService {
     if (subjectNodeId !== bodyNodeId) throw this.reject(report, new ChangeoverError('FORBIDDEN', `${report} on the subject of node ${subjectNodeId} names node ${bodyNodeId}`, { nodeId: subjectNodeId }));
   }
 
+  /** Logs a refused report; the NATS side counts every failed report once (registry_agent_reports_rejected_total). */
   private reject(report: string, e: ChangeoverError): ChangeoverError {
-    this.counters.inc('registry_agent_reports_rejected_total', 1, { report, code: e.code });
     this.log.warn({ report, code: e.code, reason: e.message }, 'agent report rejected');
     return e;
   }
