@@ -52,7 +52,7 @@ export type HealthCheck = z.infer<typeof HealthCheck>;
 
 /** Hook commands for modules that do not link the agent SDK. */
 export const Hooks = z.strictObject({
-  /** exit 0 accepts; non-zero vetoes with its output as the reason. */
+  /** exit 0 accepts; non-zero vetoes with its output as the message (`PROCESS_BUSY: …` sets a known veto reason, else CUSTOM). */
   evaluate: z.array(z.string().max(MAX.text)).min(1).max(64).optional(),
   prepare: z.array(z.string().max(MAX.text)).min(1).max(64).optional(),
   changed: z.array(z.string().max(MAX.text)).min(1).max(64).optional(),

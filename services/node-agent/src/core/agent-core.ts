@@ -272,6 +272,8 @@ export class AgentCore {
     this.opts.counters.inc('agent_changeovers_total', { kind, phase });
     if (!outcome.ok) this.opts.log.warn(`${kind} did not complete`, { rolloutId, code: outcome.code, message: outcome.message.slice(0, 500) });
     this.opts.sink.publish(this.nodeId, 'progress', final);
+    // The registry keeps each node's inventory (claims 9, 12): tell it whenever the sets change.
+    if (final.inventory && phase !== 'aborted') this.opts.sink.publish(this.nodeId, 'inventory', { nodeId: this.nodeId, at: new Date().toISOString(), inventory: final.inventory });
   }
 
   progress(rolloutId: string, attempt: number, phase: ProgressPhase, extra: Partial<ProgressReport> = {}): ProgressReport {

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AGENT_ENV } from '@changeover/agent-sdk';
-import type { Module, RunSpec } from '@changeover/contracts';
+import { VETO_REASONS, type Module, type RunSpec, type VetoReason } from '@changeover/contracts';
 import type { RunningProcess } from '../affected/affected-processes.js';
 import type { Counters, EvaluateVerdict, EventPayload, Log, PrepareResult, ProcessRuntime } from '../core/ports.js';
 import type { LocalApiServer } from '../local-api/local-api-server.js';
@@ -34,6 +34,13 @@ export interface ChildRuntimeOptions {
 }
 
 const STATE_MARKER = 'CHANGEOVER_STATE_DIR';
+
+/** A failed evaluate hook vetoes; output that starts with a known reason (`PROCESS_BUSY: …`) keeps it. */
+export function hookVeto(output: string): EvaluateVerdict {
+  const m = /^([A-Z_]+)\s*:\s*/.exec(output);
+  const reason = m && (VETO_REASONS as readonly string[]).includes(m[1]!) ? (m[1] as VetoReason) : 'CUSTOM';
+  return { decision: 'veto', reason, message: (reason === 'CUSTOM' ? output : output.slice(m![0].length)) || 'evaluate hook failed' };
+}
 
 /** Runnable modules of a set, one per module name (a module shared by two packages runs once). */
 export function runnables(set: StoredPackage[]): Map<string, Runnable> {
@@ -89,7 +96,7 @@ export class ChildProcessRuntime implements ProcessRuntime {
     const hook = p?.module.run.hooks?.evaluate;
     if (p && hook) {
       const r = await commandProbe(this.argv(p, hook), event.deadlineMs, this.hookEnv(p, event));
-      return r.ok ? { decision: 'accept' } : { decision: 'veto', reason: 'CUSTOM', message: r.output || 'evaluate hook failed' };
+      return r.ok ? { decision: 'accept' } : hookVeto(r.output);
     }
     return { decision: 'accept' };
   }
