@@ -40,7 +40,7 @@ export function describeEvent(type: EventType, data: unknown, subject?: string):
       return {
         title: `Rollout ${rolloutId}: dependency discrepancy on node ${x.nodeId}`,
         lines: [`node ${x.nodeId}: package ${x.package} needs ${what} ${x.missing}, which is missing (${x.kind})`, x.message].filter(Boolean),
-        actions: [`changeover rollout regress ${rolloutId} --nodes ${x.nodeId} --reason "…"`],
+        actions: [`changeover rollout regress ${rolloutId} --node ${x.nodeId} --reason "…"`],
       };
     }
     case 'rollout.paused': {
