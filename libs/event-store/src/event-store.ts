@@ -211,6 +211,8 @@ export class EventStore {
   async subscribe(name: string, handler: SubscriptionHandler, options: SubscribeOptions = {}): Promise<Subscription> {
     const id = assertSubscriptionName(name);
     if (typeof handler !== 'function') throw new ChangeoverError('VALIDATION_FAILED', 'handler: must be a function', { field: 'handler' });
+    if (typeof options !== 'object' || options === null) throw new ChangeoverError('VALIDATION_FAILED', 'options: must be an object', { field: 'options' });
+    if (options.onError !== undefined && typeof options.onError !== 'function') throw new ChangeoverError('VALIDATION_FAILED', 'onError: must be a function', { field: 'onError' });
     if (this.closing) throw new ChangeoverError('UNAVAILABLE', 'the event store is closed');
     if (this.subscriptions.has(id)) throw new ChangeoverError('CONFLICT', `subscription ${id} is already running in this process`, { name: id });
     const settings = {

@@ -96,9 +96,12 @@ export function prepareEvents(events: unknown, field = 'events'): PreparedEvent[
   });
 }
 
-/** A global position: a non-negative integer (number or bigint). */
+/** The largest global position Postgres' bigint can hold. */
+export const MAX_POSITION = 9_223_372_036_854_775_807n;
+
+/** A global position: a non-negative integer (number or bigint) that fits the bigint column. */
 export function assertPosition(value: unknown, field = 'position'): bigint {
-  if (typeof value === 'bigint' && value >= 0n) return value;
+  if (typeof value === 'bigint' && value >= 0n && value <= MAX_POSITION) return value;
   if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return BigInt(value);
   throw invalid(field, `must be a non-negative integer, got ${show(value)}${typeof value === 'number' ? ` ${value}` : ''}`);
 }

@@ -76,7 +76,8 @@ describe('input validation', () => {
   it('checks positions, limits and subscription names', () => {
     expect(assertPosition(0)).toBe(0n);
     expect(assertPosition(12n)).toBe(12n);
-    for (const bad of [-1, -1n, 1.5, '3', null]) expect(codeOf(() => assertPosition(bad))).toBe('VALIDATION_FAILED:position');
+    for (const bad of [-1, -1n, 1.5, '3', null, 2n ** 63n]) expect(codeOf(() => assertPosition(bad))).toBe('VALIDATION_FAILED:position');
+    expect(assertPosition(2n ** 63n - 1n)).toBe(2n ** 63n - 1n);
     expect(assertLimit(10)).toBe(10);
     for (const bad of [0, -5, 10_001, 2.5, '10']) expect(codeOf(() => assertLimit(bad))).toBe('VALIDATION_FAILED:limit');
     expect(assertSubscriptionName('outbox-relay')).toBe('outbox-relay');
