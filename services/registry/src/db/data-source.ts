@@ -1,6 +1,7 @@
 import { DataSource } from 'typeorm';
 import { ENTITIES } from './entities.js';
 import { RegistryInit1732350000000 } from './migrations/1732350000000-registry-init.js';
+import { NodeReportedInventory1764100000000 } from './migrations/1764100000000-node-reported-inventory.js';
 
 // One advisory-lock key for registry migrations, so several instances starting together migrate once.
 const MIGRATION_LOCK = 7_101_001;
@@ -11,7 +12,7 @@ export async function openDatabase(url: string): Promise<DataSource> {
     type: 'postgres',
     url,
     entities: ENTITIES,
-    migrations: [RegistryInit1732350000000],
+    migrations: [RegistryInit1732350000000, NodeReportedInventory1764100000000],
     migrationsTableName: 'registry_migrations',
     synchronize: false,
     logging: false,

@@ -30,6 +30,7 @@ export class NodeRow {
   @Column({ type: 'jsonb', name: 'cluster_versions', nullable: true }) clusterVersions: VersionRange | null;
   @Column({ type: 'jsonb', nullable: true }) inventory: Inventory | null;
   @Column({ type: 'text', name: 'inventory_digest', nullable: true }) inventoryDigest: string | null;
+  @Column({ type: 'text', name: 'reported_inventory_digest', nullable: true }) reportedInventoryDigest: string | null;
   @Column({ type: 'text', nullable: true }) phase: string | null;
   @Column({ type: 'timestamptz', name: 'decommissioned_at', nullable: true }) decommissionedAt: Date | null;
 }

@@ -97,6 +97,7 @@ describe('registry REST API under fuzzed input', () => {
       fc.tuple(segment, segment).map(([n, v]) => `/packages/${n}/${v}`),
       segment.map((d) => `/blobs/${d}`),
       segment.map((n) => `/nodes/${n}`),
+      segment.map((n) => `/nodes/${n}/inventory`),
       segment.map((c) => `/classes/${c}`),
       fc.tuple(segment, segment).map(([n, l]) => `/packages?name=${n}&limit=${l}`),
       fc.tuple(segment, segment, segment, segment).map(([c, s, l, a]) => `/nodes?classId=${c}&status=${s}&label=${l}&limit=${a}&after=${c}`),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ClassId, Digest, ListNodesRequest, ListPackagesRequest, Name, NodeId, SemVer, SetClassRequest } from '@changeover/contracts';
+import { ClassId, Digest, Inventory, ListNodesRequest, ListPackagesRequest, Name, NodeId, SemVer, SetClassRequest } from '@changeover/contracts';
 
 // REST-only shapes: query strings arrive as text, path parameters one by one.
 
@@ -13,4 +13,6 @@ export const ClassIdParam = ClassId;
 export const SetClassBody = SetClassRequest.omit({ classId: true });
 
 export const BlobUploadReply = z.strictObject({ digest: Digest, created: z.boolean(), size: z.number().int().nonnegative() });
+/** GET /nodes/:nodeId/inventory: `stale` when the node's last heartbeat claimed another digest than the stored inventory's. */
+export const InventoryStatusReply = z.strictObject({ nodeId: NodeId, inventory: Inventory.nullable(), inventoryDigest: Digest.nullable(), reportedDigest: Digest.nullable(), stale: z.boolean() });
 export const HealthReply = z.strictObject({ status: z.literal('ok') });

@@ -15,7 +15,7 @@ import {
   SelectModulesRequest,
   SignedPackage,
 } from '@changeover/contracts';
-import { BlobUploadReply, HealthReply, SetClassBody } from './http.schemas.js';
+import { BlobUploadReply, HealthReply, InventoryStatusReply, SetClassBody } from './http.schemas.js';
 
 // The OpenAPI document is generated from the contract schemas; only the paths table is written by hand.
 
@@ -28,6 +28,7 @@ const SCHEMAS = {
   GetPackagesReply,
   SignedPackage,
   BlobUploadReply,
+  InventoryStatusReply,
   EnrollNodeRequest,
   NodeRecord,
   ListNodesReply,
@@ -69,6 +70,7 @@ const PATHS: Record<string, Record<string, Op>> = {
     post: { summary: 'Enrol a node (idempotent)', body: 'EnrollNodeRequest', reply: 'NodeRecord', status: 201, errors: [400] },
   },
   '/nodes/{nodeId}': { get: { summary: 'One node', reply: 'NodeRecord', path: ['nodeId'], errors: [400, 404] } },
+  '/nodes/{nodeId}/inventory': { get: { summary: "The stored inventory; stale when the node's last heartbeat claimed another digest (a lost inventory report)", reply: 'InventoryStatusReply', path: ['nodeId'], errors: [400, 404] } },
   '/classes': { get: { summary: 'Every node class', reply: 'ClassList', errors: [] } },
   '/classes/{classId}': {
     get: { summary: 'One node class', reply: 'ClassRecord', path: ['classId'], errors: [400, 404] },

@@ -14,6 +14,8 @@ export interface NodeRowData {
   cluster_versions: VersionRange | null;
   inventory: Inventory | null;
   inventory_digest: string | null;
+  /** The digest the node last claimed (heartbeat, hello or inventory); differs from inventory_digest when the stored inventory is stale. */
+  reported_inventory_digest: string | null;
   phase: string | null;
   decommissioned_at: Date | null;
 }
@@ -24,6 +26,7 @@ export interface HeartbeatUpdate {
   agentVersion: string;
   clusterVersions: VersionRange;
   phase: string;
+  inventoryDigest: string;
 }
 
 export interface NodeFilter {
@@ -70,7 +73,7 @@ export class NodeRepository {
 
   async recordHello(m: Sql, nodeId: string, h: { at: Date; agentVersion: string; clusterVersions: VersionRange; inventory: Inventory }): Promise<void> {
     await m.query(
-      `UPDATE registry_nodes SET last_heartbeat_at = $2, stale = false, agent_version = $3, cluster_versions = $4, inventory = $5, inventory_digest = $6, phase = 'idle' WHERE node_id = $1`,
+      `UPDATE registry_nodes SET last_heartbeat_at = $2, stale = false, agent_version = $3, cluster_versions = $4, inventory = $5, inventory_digest = $6, reported_inventory_digest = $6, phase = 'idle' WHERE node_id = $1`,
       [nodeId, h.at, h.agentVersion, JSON.stringify(h.clusterVersions), JSON.stringify(h.inventory), h.inventory.digest],
     );
   }
@@ -78,25 +81,30 @@ export class NodeRepository {
   /** Stores an inventory report; returns the digest it replaced (undefined when the node is unknown). */
   async recordInventory(m: Sql, nodeId: string, inventory: Inventory): Promise<string | null | undefined> {
     const rows = await m.query<{ old: string | null }>(
-      `UPDATE registry_nodes n SET inventory = $2, inventory_digest = $3 FROM (SELECT node_id, inventory_digest AS old FROM registry_nodes WHERE node_id = $1 FOR UPDATE) o
+      `UPDATE registry_nodes n SET inventory = $2, inventory_digest = $3, reported_inventory_digest = $3 FROM (SELECT node_id, inventory_digest AS old FROM registry_nodes WHERE node_id = $1 FOR UPDATE) o
        WHERE n.node_id = o.node_id RETURNING o.old`,
       [nodeId, JSON.stringify(inventory), inventory.digest],
     );
     return rows.length === 0 ? undefined : rows[0]!.old;
   }
 
-  /** One UPDATE for a batch of heartbeats; returns the ids updated and whether each was stale before. */
-  async applyHeartbeats(m: Sql, batch: readonly HeartbeatUpdate[]): Promise<{ nodeId: string; wasStale: boolean }[]> {
+  /**
+   * One UPDATE for a batch of heartbeats; returns the ids updated, whether each was stale before, and
+   * whether its stored inventory just became stale (the claimed digest now differs, and did not before).
+   */
+  async applyHeartbeats(m: Sql, batch: readonly HeartbeatUpdate[]): Promise<{ nodeId: string; wasStale: boolean; inventoryTurnedStale: boolean }[]> {
     if (batch.length === 0) return [];
     const sorted = [...batch].sort((a, b) => (a.nodeId < b.nodeId ? -1 : 1));
-    const rows = await m.query<{ node_id: string; was_stale: boolean }>(
-      `WITH v AS (SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::jsonb[], $5::text[]) AS v(node_id, at, agent_version, cluster_versions, phase)),
-            o AS (SELECT n.node_id, n.stale FROM registry_nodes n WHERE n.node_id = ANY($1::text[]) ORDER BY n.node_id FOR UPDATE)
-       UPDATE registry_nodes n SET last_heartbeat_at = GREATEST(v.at, n.last_heartbeat_at), agent_version = v.agent_version, cluster_versions = v.cluster_versions, phase = v.phase, stale = false
-       FROM v JOIN o USING (node_id) WHERE n.node_id = v.node_id RETURNING n.node_id, o.stale AS was_stale`,
-      [sorted.map((h) => h.nodeId), sorted.map((h) => h.at), sorted.map((h) => h.agentVersion), sorted.map((h) => JSON.stringify(h.clusterVersions)), sorted.map((h) => h.phase)],
+    const rows = await m.query<{ node_id: string; was_stale: boolean; turned: boolean }>(
+      `WITH v AS (SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::jsonb[], $5::text[], $6::text[]) AS v(node_id, at, agent_version, cluster_versions, phase, digest)),
+            o AS (SELECT n.node_id, n.stale, n.reported_inventory_digest AS reported FROM registry_nodes n WHERE n.node_id = ANY($1::text[]) ORDER BY n.node_id FOR UPDATE)
+       UPDATE registry_nodes n SET last_heartbeat_at = GREATEST(v.at, n.last_heartbeat_at), agent_version = v.agent_version, cluster_versions = v.cluster_versions, phase = v.phase, stale = false,
+         reported_inventory_digest = v.digest
+       FROM v JOIN o USING (node_id) WHERE n.node_id = v.node_id
+       RETURNING n.node_id, o.stale AS was_stale, (o.reported IS NOT DISTINCT FROM n.inventory_digest AND v.digest IS DISTINCT FROM n.inventory_digest) AS turned`,
+      [sorted.map((h) => h.nodeId), sorted.map((h) => h.at), sorted.map((h) => h.agentVersion), sorted.map((h) => JSON.stringify(h.clusterVersions)), sorted.map((h) => h.phase), sorted.map((h) => h.inventoryDigest)],
     );
-    return rows.map((r) => ({ nodeId: r.node_id, wasStale: r.was_stale }));
+    return rows.map((r) => ({ nodeId: r.node_id, wasStale: r.was_stale, inventoryTurnedStale: r.turned }));
   }
 
   /** Marks nodes whose heartbeat is older than `before` stale; returns those that changed. */

@@ -1,4 +1,4 @@
-import { ChangeoverError, type EnrollNodeRequest, type HeartbeatReport, type HelloReport, type InventoryReport, type ListNodesReply, type ListNodesRequest, type NodeRecord } from '@changeover/contracts';
+import { ChangeoverError, type Inventory, type EnrollNodeRequest, type HeartbeatReport, type HelloReport, type InventoryReport, type ListNodesReply, type ListNodesRequest, type NodeRecord } from '@changeover/contracts';
 import type { z } from 'zod';
 import { RegistryEvents, streams, type RegistryEvent } from '../events/registry.events.js';
 import type { Counters, Logger } from '../observability.js';
@@ -11,6 +11,16 @@ export interface NodePolicy {
 }
 
 type ListNodes = z.infer<typeof ListNodesRequest>;
+
+export interface InventoryStatus {
+  nodeId: string;
+  inventory: Inventory | null;
+  inventoryDigest: string | null;
+  /** The digest of the node's last heartbeat, hello or inventory report. */
+  reportedDigest: string | null;
+  /** True when the node claims an inventory the registry has not received (a lost inventory report). */
+  stale: boolean;
+}
 
 /** Nodes, their enrollment and the reports their agents send (claims 3, 24). */
 export class NodeService {
@@ -66,7 +76,7 @@ export class NodeService {
   /** Heartbeats are buffered and written in one UPDATE per flush (no event per heartbeat). */
   heartbeat(subjectNodeId: string, h: HeartbeatReport, now = new Date()): void {
     this.sameNode(subjectNodeId, h.nodeId, 'heartbeat');
-    this.pending.set(h.nodeId, { nodeId: h.nodeId, at: now, agentVersion: h.agentVersion, clusterVersions: h.clusterVersions, phase: h.phase });
+    this.pending.set(h.nodeId, { nodeId: h.nodeId, at: now, agentVersion: h.agentVersion, clusterVersions: h.clusterVersions, phase: h.phase, inventoryDigest: h.inventoryDigest });
     this.counters.inc('registry_agent_reports_total', 1, { report: 'heartbeat' });
   }
 
@@ -93,6 +103,12 @@ export class NodeService {
       }
       const unknown = batch.length - updated.length;
       if (unknown > 0) this.counters.inc('registry_agent_reports_rejected_total', unknown, { report: 'heartbeat', code: 'NOT_FOUND' });
+      // The protocol has no "send your inventory" command: the stored one is marked stale until the node's next inventory or hello.
+      const turned = updated.filter((u) => u.inventoryTurnedStale).map((u) => u.nodeId);
+      if (turned.length > 0) {
+        this.counters.inc('registry_inventories_turned_stale_total', turned.length);
+        this.log.warn({ nodes: turned.slice(0, 20), count: turned.length }, 'heartbeat inventory digest differs from the stored inventory; marked stale until the node reports it');
+      }
     };
     this.flushing = this.flushing.then(run, run);
     return this.flushing;
@@ -123,6 +139,14 @@ export class NodeService {
       return marked;
     });
     return stale.map((s) => s.nodeId);
+  }
+
+  /** The stored inventory and whether it is stale (the node's last heartbeat claimed another digest). */
+  async inventoryStatus(nodeId: string): Promise<InventoryStatus> {
+    const [row] = await this.repo.list({ nodeIds: [nodeId], limit: 1 }, new Date(), this.policy.staleAfterMs);
+    if (!row) throw new ChangeoverError('NOT_FOUND', `unknown node ${nodeId}`, { nodeId });
+    const reported = row.reported_inventory_digest;
+    return { nodeId, inventory: row.inventory, inventoryDigest: row.inventory_digest, reportedDigest: reported, stale: reported !== null && reported !== row.inventory_digest };
   }
 
   async get(nodeId: string, now = new Date()): Promise<NodeRecord> {
