@@ -57,6 +57,7 @@ export async function startRollout(config: RolloutConfig, opts: { registry?: Reg
       table.save(state, version);
       if (!byOwner) nc.publish(APPENDED_SUBJECT, encode({ rolloutId: state.rolloutId }));
     },
+    settled: (state, version) => table.saveNow(state, version),
     forget: (id) => sender.forget(id),
     clock,
     log,

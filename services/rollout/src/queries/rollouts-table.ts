@@ -5,7 +5,8 @@ import type { ActiveState } from '../rollout/rollout.state.js';
 
 /**
  * The `rollouts` projection for `rollout list`: upserted after appends (throttled), guarded by the
- * stream version so a late writer never overwrites a newer row.
+ * stream version so a late writer never overwrites a newer row. A throttled write can die with the
+ * process, so the owner rewrites the row on adoption and writes it at once before releasing a lease.
  */
 export class RolloutsTable {
   private readonly pending = new Map<string, { state: ActiveState; version: number }>();
@@ -29,15 +30,24 @@ export class RolloutsTable {
   async flush(): Promise<void> {
     const batch = [...this.pending.values()];
     this.pending.clear();
-    for (const { state, version } of batch) {
-      const s = summarize(state, version);
-      await this.pool.query(
-        `INSERT INTO rollouts (id, status, version, summary, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, version = EXCLUDED.version, summary = EXCLUDED.summary, updated_at = EXCLUDED.updated_at
-         WHERE rollouts.version < EXCLUDED.version`,
-        [s.rolloutId, s.status, version, JSON.stringify(s), s.createdAt, s.updatedAt],
-      );
-    }
+    for (const { state, version } of batch) await this.upsert(state, version);
+  }
+
+  /** Writes one row at once (a finished rollout, before its lease is released). */
+  async saveNow(state: ActiveState, version: number): Promise<void> {
+    const pending = this.pending.get(state.rolloutId);
+    if (pending && pending.version <= version) this.pending.delete(state.rolloutId);
+    await this.upsert(state, version);
+  }
+
+  private async upsert(state: ActiveState, version: number): Promise<void> {
+    const s = summarize(state, version);
+    await this.pool.query(
+      `INSERT INTO rollouts (id, status, version, summary, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, version = EXCLUDED.version, summary = EXCLUDED.summary, updated_at = EXCLUDED.updated_at
+       WHERE rollouts.version < EXCLUDED.version`,
+      [s.rolloutId, s.status, version, JSON.stringify(s), s.createdAt, s.updatedAt],
+    );
   }
 
   async close(): Promise<void> {

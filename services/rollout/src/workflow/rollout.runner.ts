@@ -18,6 +18,8 @@ export interface RunnerDeps {
   leases: { release(id: string): Promise<void>; ensure(id: string): Promise<void> };
   /** After every append: the projection, and a nudge to the owning instance. */
   appended(state: ActiveState, version: number, byOwner: boolean): void;
+  /** Writes the projection row now: done before a finished rollout's lease goes, as nothing would rewrite it later. */
+  settled(state: ActiveState, version: number): Promise<void>;
   forget(rolloutId: string): void;
   clock: () => Date;
   log: Logger;
@@ -79,6 +81,8 @@ export class RolloutRunner {
     o.state = fold(toRolloutEvents(stored));
     o.version = stored.at(-1)?.streamPosition ?? 0;
     this.deps.log.info({ rolloutId: id, status: o.state.status, version: o.version }, 'rollout adopted');
+    // The projection write of the last append may have died with the previous owner: rewrite it from the events.
+    if (o.state.status !== 'initial') this.deps.appended(o.state, o.version, true);
     if (o.state.status === 'initial') {
       await this.complete(o);
       return;
@@ -145,6 +149,8 @@ export class RolloutRunner {
         throw decision;
       }
       if (decision.length === 0) return { state, version, events: [] };
+      // A lease row before the stream exists: a crash right after the first append must not leave a rollout nobody adopts.
+      if (version === 0) await this.deps.leases.ensure(id);
       try {
         const r = await this.deps.store.append(rolloutStreamId(id), version === 0 ? 'no-stream' : version, decision.map((e) => this.toNew(e, actor)));
         for (const e of decision) state = evolve(state, e);
@@ -242,6 +248,8 @@ export class RolloutRunner {
     const fresh = toRolloutEvents(stored);
     for (const e of fresh) o.state = evolve(o.state, e);
     o.version = stored.at(-1)!.streamPosition;
+    // The appending instance's projection write may be lost with it; the owner writes the row too.
+    if (o.state.status !== 'initial') this.deps.appended(o.state, o.version, true);
     await this.run(o, fresh.flatMap((e) => react(o.state, e)));
   }
 
@@ -316,7 +324,17 @@ export class RolloutRunner {
   }
 
   private async complete(o: Owned): Promise<void> {
+    const { state, version } = o;
     this.drop(o.id);
+    if (state.status !== 'initial') {
+      try {
+        await this.deps.settled(state, version);
+      } catch (e) {
+        // Keep the lease: the next owner adopts the rollout and writes the row again.
+        this.deps.log.warn({ err: e, rolloutId: o.id }, 'projection write failed; lease kept');
+        return;
+      }
+    }
     await this.deps.leases.release(o.id).catch((e) => this.deps.log.warn({ err: e, rolloutId: o.id }, 'lease release failed'));
   }
 }
