@@ -15,6 +15,9 @@ export const VERSIONS_SQL = `SELECT s.stream_id,
  * One INSERT for the whole batch from one JSON array of rows (data and metadata are already JSON
  * text, so nothing is serialised twice); ORDER BY ord keeps global positions in append order.
  */
+/** Advisory lock key that orders global positions (any constant unique to the event store). */
+export const GLOBAL_ORDER_LOCK = 0x6368616e6765; // 'change'
+
 const INSERT_SQL = `INSERT INTO events (stream_id, stream_position, event_id, event_type, data, metadata)
   SELECT r->>0, (r->>1)::int, r->>2, r->>3, r->4, r->5
   FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS t(r, ord)
@@ -54,6 +57,10 @@ export async function insertPlanned(client: Queryable, requests: readonly Append
   const { plans, rows } = planBatch(requests, assumed);
   let positions: bigint[] = [];
   if (rows.ids.length > 0) {
+    // Positions are handed out in commit order: a transaction takes them only after every earlier
+    // writer has committed (the lock lasts until commit), so what a reader sees is always a prefix
+    // of the log and a checkpoint can never pass an event that becomes visible later.
+    await client.query('SELECT pg_advisory_xact_lock($1)', [GLOBAL_ORDER_LOCK]);
     const inserted = await client.query<[string]>({ text: INSERT_SQL, values: [rowsJson(rows)], rowMode: 'array' });
     positions = inserted.rows.map((r) => BigInt(r[0]));
     await client.query('SELECT pg_notify($1, $2)', [EVENTS_CHANNEL, positions[positions.length - 1]!.toString()]);

@@ -6,11 +6,15 @@ const COLUMNS = 'global_position, stream_id, stream_position, event_id, event_ty
 export const READ_STREAM_SQL = `SELECT ${COLUMNS} FROM events WHERE stream_id = $1 AND stream_position > $2 ORDER BY stream_position LIMIT $3`;
 
 /**
- * Only events whose transaction is older than every transaction still running: a position
- * handed out to a transaction that commits later is never skipped by a reader that moved on.
+ * Appends take global positions in commit order (GLOBAL_ORDER_LOCK), so committed events form a
+ * prefix of the log. A visible row whose transaction is not yet older than every running one is
+ * held back, and so is everything after it: a reader's checkpoint never passes a position that
+ * is still to be returned.
  */
-export const READ_ALL_SQL = `SELECT ${COLUMNS} FROM events
-  WHERE global_position > $1 AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+export const READ_ALL_SQL = `WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
+  held AS (SELECT min(global_position) AS p FROM events, horizon WHERE global_position > $1 AND transaction_id >= horizon.xmin)
+  SELECT ${COLUMNS} FROM events, horizon, held
+  WHERE global_position > $1 AND transaction_id < horizon.xmin AND (held.p IS NULL OR global_position < held.p)
   ORDER BY global_position LIMIT $2`;
 
 export const HEAD_POSITION_SQL = 'SELECT COALESCE(max(global_position), 0)::text AS head FROM events';
