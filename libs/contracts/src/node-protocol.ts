@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Characteristics, Digest, MAX, Name, PackageManifest, ProcessorType, SelectedPackage, SemVer, Signature, Text, Timestamp, VersionRange } from './domain.js';
+import { Characteristics, Digest, MAX, Name, PackageManifest, ProcessorType, SelectedPackage, SemVer, Signature, SignedPackage, Text, Timestamp, VersionRange } from './domain.js';
 import { ClassId, GroupId, NodeId, RolloutId } from './ids.js';
 
 // ── Commands: orchestrator → node (changeover.node.<id>.<cmd>) or class (changeover.class.<id>.<cmd>) ──
@@ -18,6 +18,8 @@ const CommandBase = {
 export const ProposeCommand = z.strictObject({
   ...CommandBase,
   packages: z.array(SelectedPackage).min(1).max(256),
+  /** The signed manifests of the proposed packages, so a node with trust roots vetoes a bad signature at vote time (claim 5). Optional: older senders omit it and the signature is checked at commit. */
+  signed: z.array(SignedPackage).max(256).optional(),
   voteTimeoutMs: z.number().int().positive().max(3_600_000),
   /** A plan (dry run): vote, but remember nothing as pending. */
   dryRun: z.boolean().default(false),

@@ -18,6 +18,7 @@ import { analyzeProposal } from '../affected/affected-processes.js';
 import { toView, withResidents } from './views.js';
 import { emptyState, inventoryOf, mergeSet, upsertRecord, type NodeState, type RolloutRecord, type StoredPackage } from '../model/state.js';
 import { ownVerdicts } from '../voting/own-verdicts.js';
+import { signatureVerdicts } from '../voting/signed-proposal.js';
 import { runChangeover, type ChangeoverOutcome } from './changeover.js';
 import { localDeadline, withDeadline } from './deadline.js';
 import { selectModules } from './select-modules.js';
@@ -197,6 +198,9 @@ export class AgentCore {
       bytesFree: bytesNeeded > 0 || this.opts.minFreeBytes > 0 ? await this.opts.store.freeBytes() : Number.MAX_SAFE_INTEGER,
       minFreeBytes: this.opts.minFreeBytes,
     });
+    const badSignatures = signatureVerdicts(cmd.packages, cmd.signed, this.opts.verifySignature);
+    if (badSignatures.length) this.opts.counters.inc('agent_signature_failures_total');
+    own.push(...badSignatures);
     const deadline = localDeadline(cmd.voteTimeoutMs);
     const processVerdicts = await Promise.all(
       analysis.affected.map(async (a): Promise<Verdict> => {

@@ -1,11 +1,13 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { decode, encode, ProgressReport, subjects, VoteReport, type HelloReport } from '@changeover/contracts';
+import { decode, encode, ProgressReport, signManifest, subjects, VoteReport, type HelloReport } from '@changeover/contracts';
 import { startNats, waitFor, type TestNats } from '@changeover/test-kit';
 import { createLog } from '../log.js';
 import { CounterRegistry } from '../metrics.js';
 import { manifestOf, moduleOf, selectedOf } from '../testing/packages.js';
 import type { NatsFleet } from '../transport/nats-fleet.js';
+import { signatureVerifier } from '../trust/signatures.js';
 import { startSimFleet } from './sim-fleet.js';
 
 describe('simulated fleet over NATS', () => {
@@ -21,7 +23,7 @@ describe('simulated fleet over NATS', () => {
   const web2 = manifestOf('web', '2.0.0', [moduleOf('web-bin', '2.0.0', 'web v2'), moduleOf('web-conf', '1.0.0', 'conf')]);
   const armOnly = manifestOf('armtool', '1.0.0', [moduleOf('armtool', '1.0.0', 'arm', { processorType: 'arm64' })]);
 
-  const fleet = (classId: string, count: number, rates: { vetoRate?: number; slowRate?: number; armRatio?: number } = {}) =>
+  const fleet = (classId: string, count: number, rates: { vetoRate?: number; slowRate?: number; armRatio?: number } = {}, verifySignature?: ReturnType<typeof signatureVerifier>) =>
     startSimFleet(nc, {
       count,
       classId,
@@ -35,6 +37,7 @@ describe('simulated fleet over NATS', () => {
       heartbeatMs: 60_000,
       counters,
       log: createLog('silent'),
+      ...(verifySignature ? { verifySignature } : {}),
     }).then((f) => (fleets.push(f), f));
 
   const votesOf = (rolloutId: string) => votes.get(rolloutId) ?? [];
@@ -133,5 +136,38 @@ describe('simulated fleet over NATS', () => {
     expect(vetoes.length).toBeGreaterThan(0);
     expect(vetoes.length).toBeLessThan(20);
     expect(vetoes.every((v) => v.verdicts.some((x) => x.decision === 'veto' && x.reason === 'PROCESSOR_UNSUPPORTED'))).toBe(true);
+  });
+
+  it('with trust roots, vetoes a tampered or untrusted signed proposal at vote time and installs nothing; accepts a correctly signed one', async () => {
+    const publisher = generateKeyPairSync('ed25519');
+    const rogue = generateKeyPairSync('ed25519');
+    await fleet('trusted', 5, {}, signatureVerifier({ publisher: publisher.publicKey }));
+    await waitFor('hellos', () => [...hellos].filter((h) => h.startsWith('trusted-')).length === 5);
+    const failures = counters.get('agent_signature_failures_total');
+    const good = signManifest(web, publisher.privateKey, 'publisher');
+    // Tampered: the selection and the manifest point at another blob, the signature is the original's.
+    const evil = manifestOf('web', '1.0.0', [moduleOf('web-bin', '1.0.0', 'evil'), moduleOf('web-conf', '1.0.0', 'conf')]);
+    const propose = (rolloutId: string, packages: unknown[], signed: unknown[]) =>
+      nc.publish(subjects.class('trusted', 'propose'), encode({ rolloutId, attempt: 0, classId: 'trusted', packages, signed, voteTimeoutMs: 5000 }));
+    propose('t-tampered', [selectedOf(evil)], [{ manifest: evil, signature: good.signature }]);
+    propose('t-rogue', [selectedOf(web)], [signManifest(web, rogue.privateKey, 'publisher')]);
+    propose('t-swapped', [selectedOf(evil)], [good]);
+    propose('t-good', [selectedOf(web)], [good]);
+    await waitFor('votes', () => ['t-tampered', 't-rogue', 't-swapped', 't-good'].every((r) => votesOf(r).length === 5));
+    for (const r of ['t-tampered', 't-rogue', 't-swapped']) {
+      expect(votesOf(r).every((v) => v.decision === 'veto' && v.verdicts.some((x) => x.processId === 'agent' && x.decision === 'veto' && x.reason === 'SIGNATURE_INVALID'))).toBe(true);
+    }
+    const swapped = votesOf('t-swapped')[0]!.verdicts.find((x) => x.decision === 'veto' && x.reason === 'SIGNATURE_INVALID');
+    expect(swapped?.decision === 'veto' && swapped.message).toContain('digest');
+    expect(votesOf('t-good').every((v) => v.decision === 'accept' && v.verdicts.every((x) => x.decision === 'accept'))).toBe(true);
+    expect(counters.get('agent_signature_failures_total')).toBe(failures + 15);
+
+    // The vetoed rollout installs nothing, even if a commit arrives; the accepted one installs.
+    nc.publish(subjects.class('trusted', 'commit'), encode({ rolloutId: 't-tampered', attempt: 0, classId: 'trusted', packages: [{ manifest: evil, signature: good.signature }], changeoverTimeoutMs: 10_000 }));
+    nc.publish(subjects.class('trusted', 'commit'), encode({ rolloutId: 't-good', attempt: 0, classId: 'trusted', packages: [good], changeoverTimeoutMs: 10_000 }));
+    await waitFor('outcomes', () => progressOf('t-tampered', 'failed').length === 5 && progressOf('t-good', 'completed').length === 5);
+    expect(progressOf('t-tampered', 'failed').every((p) => p.error?.code === 'NOT_IN_ROLLOUT' && p.inventory?.active.length === 0)).toBe(true);
+    expect(progressOf('t-tampered', 'fetching')).toHaveLength(0);
+    expect(progressOf('t-good', 'completed').every((p) => p.inventory?.active.map((x) => `${x.name}@${x.version}`).join() === 'web@1.0.0')).toBe(true);
   });
 });

@@ -1,6 +1,6 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { AgentCore, type AgentInfo } from '../core/agent-core.js';
-import type { Counters, Log, ReportSink } from '../core/ports.js';
+import type { CoreOptions, Counters, Log, ReportSink } from '../core/ports.js';
 import type { NodeState } from '../model/state.js';
 import { NatsFleet, natsSink } from '../transport/nats-fleet.js';
 import { draw, SimRuntime, SimStore, simFetcher, type SimRates } from './sim-runtime.js';
@@ -17,6 +17,8 @@ export interface SimFleetOptions extends SimRates {
   counters: Counters;
   log: Log;
   sink?: ReportSink;
+  /** The signature check of every node; none by default (a simulated fleet trusts every package). */
+  verifySignature?: CoreOptions['verifySignature'];
 }
 
 export const simNodeId = (prefix: string, i: number) => `${prefix}-${i}`;
@@ -24,7 +26,7 @@ export const simNodeId = (prefix: string, i: number) => `${prefix}-${i}`;
 /** Simulated cores: the real protocol logic over in-memory ports (no NATS). */
 export function createSimCores(opts: SimFleetOptions, sink: ReportSink): AgentCore[] {
   const cores: AgentCore[] = [];
-  const verify = () => undefined;
+  const verify = opts.verifySignature ?? (() => undefined);
   const infos: Record<'x86_64' | 'arm64', AgentInfo> = {
     x86_64: { agentVersion: opts.agentVersion, clusterVersions: opts.clusterVersions, characteristics: { arch: 'x86_64', os: 'linux', memoryMb: 2048, labels: { simulated: 'true' } } },
     arm64: { agentVersion: opts.agentVersion, clusterVersions: opts.clusterVersions, characteristics: { arch: 'arm64', os: 'linux', memoryMb: 2048, labels: { simulated: 'true' } } },

@@ -8,7 +8,7 @@ type SendAction = Extract<Action, { kind: 'propose' | 'commit' | 'abort' | 'regr
 
 /** Sends node commands: one message per class broadcast, else the same encoded payload to each node. */
 export class CommandSender {
-  /** Signed manifests per rollout and selection, fetched once for commits. */
+  /** Signed manifests per rollout and selection, fetched once for proposals and commits. */
   private readonly manifests = new Map<string, SignedPackage[]>();
   sent = 0;
 
@@ -22,7 +22,9 @@ export class CommandSender {
     switch (action.kind) {
       case 'propose': {
         const a = state.assignments[action.selection]!;
-        this.publish(action.to, 'propose', { ...base, packages: a.packages, voteTimeoutMs: state.policy.voteTimeoutMs, dryRun: false, forced: false });
+        // The signed manifests ride along so a node with trust roots vetoes a bad signature at vote time.
+        const signed = await this.signedPackages(state, action.selection);
+        this.publish(action.to, 'propose', { ...base, packages: a.packages, signed, voteTimeoutMs: state.policy.voteTimeoutMs, dryRun: false, forced: false });
         return;
       }
       case 'commit': {
