@@ -7,6 +7,9 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { freePort, startNats, waitFor, type TestNats } from '@changeover/test-kit';
 import { cleanUpAgents, FakeOrchestrator, putBlobs, spawnAgent, type AgentProcess } from '../testing/agent-harness.js';
 import { greeterPackages } from '../testing/greeter-packages.js';
+import { GetPackagesRequest, packageId, subjects, type SignedPackage } from '@changeover/contracts';
+import { serveRpc } from '@changeover/messaging';
+import { moduleOf } from '../testing/packages.js';
 
 /** Asks the agent's local API whether a process registered (a zero-wait poll: 404 when unknown). */
 function localApiKnows(processId: string, socketPath: string = currentSocket): Promise<boolean> {
@@ -204,5 +207,34 @@ describe('real agent: zero-downtime changeover of a TCP service with a consumer'
 
     expect(versions(state().active)).toEqual(['client@1.0.0', 'greeter@2.0.0']);
     expect(await fetchText(port, '/version')).toBe('v2');
+  });
+
+  it('regresses to a version it never had by fetching its manifest from the registry and its module from the object store', async () => {
+    // greeter 1.5.0 was published (the registry keeps old versions) but never installed here.
+    const code = pk.blobs.v1.replace("const VERSION = 'v1';", "const VERSION = 'v15';");
+    const v15 = pk.sign({ ...pk.v1, version: '1.5.0', modules: pk.v1.modules.map((m) => (m.name === 'greeter-svc' ? { ...moduleOf('greeter-svc', '1.5.0', code, { run: m.run! }) } : m)) });
+    await putBlobs(nc, [code]);
+    const registry: Record<string, SignedPackage> = { [packageId(v15.manifest)]: v15 };
+    const asked: string[] = [];
+    const responder = serveRpc(nc, subjects.registry('get-packages'), GetPackagesRequest, async (req) => {
+      asked.push(...req.packages.map(packageId));
+      return { packages: req.packages.map((p) => registry[packageId(p)]).filter((p): p is SignedPackage => p !== undefined) };
+    });
+    await nc.flush();
+    const traffic = trafficTo(port);
+    await waitFor('traffic flowing', () => traffic.stats.ok > 5);
+    try {
+      orch.regress('old', { kind: 'version', package: 'greeter', version: '1.5.0' });
+      const done = await orch.final('old');
+      expect(done).toMatchObject({ phase: 'regressed' });
+      expect((done as { bytesFetched?: number }).bytesFetched).toBe(Buffer.byteLength(code));
+    } finally {
+      await traffic.stop();
+      responder.stop();
+    }
+    expect(asked).toEqual(['greeter@1.5.0']);
+    expect(versions(state().active)).toEqual(['client@1.0.0', 'greeter@1.5.0']);
+    expect(await fetchText(port, '/version')).toBe('v15');
+    expect(traffic.stats.failed).toBe(0);
   });
 });
