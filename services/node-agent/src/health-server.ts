@@ -1,9 +1,14 @@
 import { createServer, type Server } from 'node:http';
 import type { CounterRegistry } from './metrics.js';
 
-/** /live, /ready and /metrics for Kubernetes probes and Prometheus. */
+/** /health/live, /health/ready (and the older /live, /ready) and /metrics for Kubernetes probes and Prometheus. */
 export async function startHealthServer(port: number, ready: () => boolean, counters: CounterRegistry, gauges: () => Record<string, number>): Promise<Server> {
   const server = createServer((req, res) => {
+    if (req.url === '/health/live') return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok' }));
+    if (req.url === '/health/ready') {
+      const ok = ready();
+      return void res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: ok ? 'ok' : 'unavailable', checks: { agent: ok } }));
+    }
     if (req.url === '/live') return void res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
     if (req.url === '/ready') return void res.writeHead(ready() ? 200 : 503, { 'content-type': 'text/plain' }).end(ready() ? 'ready' : 'starting');
     if (req.url === '/metrics') {

@@ -17,7 +17,9 @@ async function main(): Promise<void> {
   }
   const log = createLog(config.LOG_LEVEL, { service: 'node-agent', ...(config.SIMULATE ? { simulated: config.SIMULATE } : { nodeId: config.NODE_ID }) });
   const counters = new CounterRegistry();
+  // Ready once NATS is connected and the local store is loaded (the agent or fleet started), while NATS stays open.
   let ready = false;
+  let connected = () => false;
   const stops: (() => Promise<void>)[] = [];
 
   if (config.SIMULATE > 0) {
@@ -41,15 +43,17 @@ async function main(): Promise<void> {
       await fleet.stop();
       await nc.drain();
     });
+    connected = () => !nc.isClosed();
     log.info('simulated fleet up', { nodes: config.SIMULATE, classId: config.NODE_CLASS, rssMb: Math.round(process.memoryUsage().rss / 1048576) });
   } else {
     const agent = await startRealAgent(config, log, counters);
     stops.push(() => agent.stop());
+    connected = () => agent.connected();
     log.info('agent up', { nodeId: config.NODE_ID, classId: config.NODE_CLASS, socket: config.AGENT_SOCKET });
   }
   ready = true;
   if (config.AGENT_HEALTH_PORT) {
-    const server = await startHealthServer(config.AGENT_HEALTH_PORT, () => ready, counters, () => ({ agent_rss_bytes: process.memoryUsage().rss }));
+    const server = await startHealthServer(config.AGENT_HEALTH_PORT, () => ready && connected(), counters, () => ({ agent_rss_bytes: process.memoryUsage().rss }));
     stops.push(() => new Promise((r) => server.close(() => r())));
   }
   // Print one line when up: scripts and tests wait for it.

@@ -14,6 +14,8 @@ import { loadTrustRoots, signatureVerifier } from './trust/signatures.js';
 
 export interface RunningAgent {
   core: AgentCore;
+  /** The NATS connection is open (it may be reconnecting; closed means the agent is cut off for good). */
+  connected(): boolean;
   stop(): Promise<void>;
 }
 
@@ -57,6 +59,7 @@ export async function startRealAgent(config: AgentConfig, log: Log, counters: Co
   fleet.start();
   return {
     core,
+    connected: () => !nc.isClosed(),
     async stop() {
       await fleet.stop();
       await runtime.stopAll();

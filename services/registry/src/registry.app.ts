@@ -18,6 +18,7 @@ import type { RegistryDomain } from './registry.domain.js';
 import { startRolloutRefs } from './packages/rollout-refs.js';
 import { SelectionService } from './selection/selection.service.js';
 import { startHttp, type HttpServer } from './http/http.app.js';
+import { readinessOf } from './http/readiness.js';
 
 export interface RunningRegistry {
   domain: RegistryDomain;
@@ -37,6 +38,7 @@ export async function startRegistry(config: RegistryConfig, opts: { logger?: Log
   const log = opts.logger ?? createLogger('registry', { level: config.logLevel });
   const cleanups: (() => Promise<unknown>)[] = [];
   let closing: Promise<void> | undefined;
+  let migrated = false;
   const closeAll = () =>
     (closing ??= (async () => {
       for (const c of [...cleanups].reverse()) await c().catch((err: unknown) => log.error({ err }, 'shutdown step failed'));
@@ -50,6 +52,8 @@ export async function startRegistry(config: RegistryConfig, opts: { logger?: Log
     cleanups.push(() => db.close());
     const store = await EventStore.connect({ url: config.databaseUrl, migrate: true });
     cleanups.push(() => store.close());
+    // Both schemas (registry tables and event store) are migrated by now: readiness reports it.
+    migrated = true;
 
     const counters = new Counters();
     const events = new RegistryEvents(store, log, counters);
@@ -90,7 +94,7 @@ export async function startRegistry(config: RegistryConfig, opts: { logger?: Log
       await nodes.flushHeartbeats();
     });
 
-    const http: HttpServer = await startHttp(domain, { port: config.httpPort, host: config.httpHost, logger: log });
+    const http: HttpServer = await startHttp(domain, { port: config.httpPort, host: config.httpHost, logger: log, readiness: readinessOf({ ping: () => db.query('SELECT 1'), natsClosed: () => nc.isClosed(), migrated: () => migrated }) });
     cleanups.push(() => http.close());
     log.info({ httpPort: http.port, nats: config.natsUrl }, 'registry started');
     return { domain, db, nc, events: store, httpPort: http.port, tick, close: closeAll };

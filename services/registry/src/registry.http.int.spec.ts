@@ -58,6 +58,11 @@ describe('registry REST API and bad input', () => {
     expect((await api('GET', '/nope')).body.code).toBe('NOT_FOUND');
   });
 
+  it('is live and ready with Postgres and NATS reachable and its migrations run', async () => {
+    expect(await api('GET', '/health/live')).toMatchObject({ status: 200, body: { status: 'ok' } });
+    expect(await api('GET', '/health/ready')).toMatchObject({ status: 200, body: { status: 'ok', checks: { postgres: true, nats: true, migrations: true } } });
+  });
+
   it('streams blobs up, publishes the signed manifest that references them, and serves both back', async () => {
     for (const [digest, bytes] of app.blobs) expect((await api('PUT', `/blobs/${digest}`, bytes)).status).toBe(201);
     const [first] = [...app.blobs];

@@ -21,11 +21,12 @@ import { RolloutsTable } from './queries/rollouts-table.js';
 import { RolloutController } from './http/rollout.controller.js';
 import { Authz } from './http/auth.js';
 import { ErrorFilter } from './http/error.filter.js';
+import { READINESS, readinessOf, type Readiness } from './http/readiness.js';
 
 @Module({})
 class RolloutHttpModule {
-  static with(api: RolloutCommands, authz: Authz): DynamicModule {
-    return { module: RolloutHttpModule, controllers: [RolloutController], providers: [{ provide: RolloutCommands, useValue: api }, { provide: Authz, useValue: authz }] };
+  static with(api: RolloutCommands, authz: Authz, readiness: Readiness): DynamicModule {
+    return { module: RolloutHttpModule, controllers: [RolloutController], providers: [{ provide: RolloutCommands, useValue: api }, { provide: Authz, useValue: authz }, { provide: READINESS, useValue: readiness }] };
   }
 }
 
@@ -42,7 +43,10 @@ export interface RunningRollout {
 export async function startRollout(config: RolloutConfig, opts: { registry?: RegistryPort; clock?: () => Date } = {}): Promise<RunningRollout> {
   const log = createLogger('rollout', { level: config.logLevel });
   const clock = opts.clock ?? (() => new Date());
+  let migrated = false;
   await migrateRollout(config.databaseUrl);
+  // Readiness reports the schema as migrated only from here on.
+  migrated = true;
   const store = await EventStore.connect({ url: config.databaseUrl, poolSize: 6 });
   const nc = await connect({ servers: config.natsUrl, name: `rollout-${config.instanceId}`, maxReconnectAttempts: -1 });
   const registry = opts.registry ?? natsRegistry(nc, config.registryTimeoutMs);
@@ -72,7 +76,7 @@ export async function startRollout(config: RolloutConfig, opts: { registry?: Reg
   const lagTimer = relay ? setInterval(() => changeoverMetrics.outboxLag.set(relay.lag()), 5000).unref() : undefined;
   keeper.start();
 
-  const app: INestApplication = await NestFactory.create(RolloutHttpModule.with(api, new Authz(config.tokens)), { logger: false, bodyParser: true });
+  const app: INestApplication = await NestFactory.create(RolloutHttpModule.with(api, new Authz(config.tokens), readinessOf({ ping: () => store.pool.query('SELECT 1'), natsClosed: () => nc.isClosed(), migrated: () => migrated })), { logger: false, bodyParser: true });
   app.useGlobalFilters(new ErrorFilter());
   app.getHttpAdapter().get('/metrics', (req: IncomingMessage, res: ServerResponse) => void metricsHandler(req, res));
   await app.listen(config.httpPort, config.httpHost);

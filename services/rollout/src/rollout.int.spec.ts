@@ -153,6 +153,11 @@ describe('rollout service (real NATS and Postgres, agents played by the test)', 
   it('serves its OpenAPI document', async () => {
     const r = await http('GET', '/openapi.json');
     expect(r.json.openapi).toBe('3.1.0');
-    expect(Object.keys(r.json.paths)).toEqual(expect.arrayContaining(['/rollouts', '/rollouts/{id}/force', '/plans']));
+    expect(Object.keys(r.json.paths)).toEqual(expect.arrayContaining(['/rollouts', '/rollouts/{id}/force', '/plans', '/health/live', '/health/ready']));
+  });
+
+  it('is live and ready with Postgres and NATS reachable and its migrations run', async () => {
+    expect(await http('GET', '/health/live')).toMatchObject({ status: 200, json: { status: 'ok' } });
+    expect(await http('GET', '/health/ready')).toMatchObject({ status: 200, json: { status: 'ok', checks: { postgres: true, nats: true, migrations: true } } });
   });
 });

@@ -10,15 +10,16 @@ import { DOMAIN } from './http.tokens.js';
 import { MetaController } from './meta.controller.js';
 import { NodesController } from './nodes.controller.js';
 import { PackagesController } from './packages.controller.js';
+import { READINESS, type Readiness } from './readiness.js';
 import { UpdatesController } from './updates.controller.js';
 
 @Module({})
 class RegistryHttpModule {
-  static register(domain: RegistryDomain): DynamicModule {
+  static register(domain: RegistryDomain, readiness: Readiness): DynamicModule {
     return {
       module: RegistryHttpModule,
       controllers: [PackagesController, NodesController, ClassesController, UpdatesController, MetaController],
-      providers: [{ provide: DOMAIN, useValue: domain }],
+      providers: [{ provide: DOMAIN, useValue: domain }, { provide: READINESS, useValue: readiness }],
     };
   }
 }
@@ -30,8 +31,8 @@ export interface HttpServer {
 }
 
 /** The REST API on NestJS/Express; JSON bodies up to the image limit (inline blobs are base64). */
-export async function startHttp(domain: RegistryDomain, opts: { port: number; host: string; logger: Logger }): Promise<HttpServer> {
-  const app = await NestFactory.create<NestExpressApplication>(RegistryHttpModule.register(domain), { logger: false, bodyParser: false, abortOnError: false });
+export async function startHttp(domain: RegistryDomain, opts: { port: number; host: string; logger: Logger; readiness: Readiness }): Promise<HttpServer> {
+  const app = await NestFactory.create<NestExpressApplication>(RegistryHttpModule.register(domain, opts.readiness), { logger: false, bodyParser: false, abortOnError: false });
   app.use(jsonBodyMiddleware(Math.ceil(domain.maxImageBytes * 1.4) + 1024, domain.counters));
   app.useGlobalFilters(new ErrorFilter(domain.counters, opts.logger));
   await app.listen(opts.port, opts.host);

@@ -16,3 +16,5 @@ export const BlobUploadReply = z.strictObject({ digest: Digest, created: z.boole
 /** GET /nodes/:nodeId/inventory: `stale` when the node's last heartbeat claimed another digest than the stored inventory's. */
 export const InventoryStatusReply = z.strictObject({ nodeId: NodeId, inventory: Inventory.nullable(), inventoryDigest: Digest.nullable(), reportedDigest: Digest.nullable(), stale: z.boolean() });
 export const HealthReply = z.strictObject({ status: z.literal('ok') });
+/** /health/ready: each check by name (postgres, nats, migrations). */
+export const ReadyReply = z.strictObject({ status: z.enum(['ok', 'unavailable']), checks: z.record(z.string(), z.boolean()) });

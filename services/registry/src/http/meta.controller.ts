@@ -1,10 +1,13 @@
 import type { ServerResponse } from 'node:http';
-import { Controller, Get, Res } from '@nestjs/common';
+import { Controller, Get, Inject, Res } from '@nestjs/common';
 import { registry } from '@changeover/telemetry';
 import { openApiDocument } from './openapi.js';
+import { READINESS, type Readiness } from './readiness.js';
 
 @Controller()
 export class MetaController {
+  constructor(@Inject(READINESS) private readonly readiness: Readiness) {}
+
   @Get('openapi.json')
   openapi(): Record<string, unknown> {
     return openApiDocument();
@@ -13,6 +16,21 @@ export class MetaController {
   @Get('health')
   health(): { status: 'ok' } {
     return { status: 'ok' };
+  }
+
+  /** The process is up (Kubernetes restarts it when this fails). */
+  @Get('health/live')
+  live(): { status: 'ok' } {
+    return { status: 'ok' };
+  }
+
+  /** 200 when Postgres answers, NATS is connected and the migrations ran; else 503 naming the failed check. */
+  @Get('health/ready')
+  async ready(@Res() res: ServerResponse): Promise<void> {
+    const checks = await this.readiness();
+    const ok = Object.values(checks).every(Boolean);
+    res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ status: ok ? 'ok' : 'unavailable', checks }));
   }
 
   @Get('metrics')

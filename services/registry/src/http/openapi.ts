@@ -15,7 +15,7 @@ import {
   SelectModulesRequest,
   SignedPackage,
 } from '@changeover/contracts';
-import { BlobUploadReply, HealthReply, InventoryStatusReply, SetClassBody } from './http.schemas.js';
+import { BlobUploadReply, HealthReply, InventoryStatusReply, ReadyReply, SetClassBody } from './http.schemas.js';
 
 // The OpenAPI document is generated from the contract schemas; only the paths table is written by hand.
 
@@ -39,6 +39,7 @@ const SCHEMAS = {
   SelectModulesReply,
   ImportImageReply,
   HealthReply,
+  ReadyReply,
 } as const;
 type SchemaName = keyof typeof SCHEMAS;
 
@@ -76,7 +77,9 @@ const PATHS: Record<string, Record<string, Op>> = {
     get: { summary: 'One node class', reply: 'ClassRecord', path: ['classId'], errors: [400, 404] },
     put: { summary: 'Set the desired packages of a class (event class.configuration-changed)', body: 'SetClassBody', reply: 'ClassRecord', path: ['classId'], errors: [400, 404] },
   },
-  '/health': { get: { summary: 'Liveness', reply: 'HealthReply', errors: [] } },
+  '/health': { get: { summary: 'Liveness (kept for older probes; same as /health/live)', reply: 'HealthReply', errors: [] } },
+  '/health/live': { get: { summary: 'Liveness: the process is up', reply: 'HealthReply', errors: [] } },
+  '/health/ready': { get: { summary: 'Readiness: 200 when Postgres answers, NATS is connected and migrations ran; 503 naming the failed check (same body)', reply: 'ReadyReply', errors: [] } },
   '/metrics': { get: { summary: 'Prometheus metrics', reply: 'text', errors: [] } },
 };
 

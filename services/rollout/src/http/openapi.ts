@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { CancelRequest, CreateRolloutRequest, ErrorBody, ForceRequest, PlanRequest, PlanResult, RegressRequest, ResumeRequest, RevoteRequest, RolloutList, RolloutSummary } from '@changeover/contracts';
 
-type Role = 'viewer' | 'operator';
+/** 'none': open to probes, no token. */
+type Role = 'viewer' | 'operator' | 'none';
 interface Route {
   method: 'get' | 'post';
   path: string;
@@ -25,6 +26,9 @@ export const ROUTES: Route[] = [
   { method: 'post', path: '/rollouts/{id}/revote', summary: 'Ask the nodes to vote again', role: 'operator', request: RevoteRequest, response: RolloutSummary },
   { method: 'post', path: '/rollouts/{id}/resume', summary: 'Resume a paused rollout', role: 'operator', request: ResumeRequest, response: RolloutSummary },
   { method: 'post', path: '/rollouts/{id}/regress', summary: 'Regress the rollout or some nodes to the previous or a named version (claim 11)', role: 'operator', request: RegressRequest, response: RolloutSummary },
+  { method: 'get', path: '/health', summary: 'Liveness (kept for older probes; same as /health/live)', role: 'none', response: z.strictObject({ status: z.literal('ok') }) },
+  { method: 'get', path: '/health/live', summary: 'Liveness: the process is up', role: 'none', response: z.strictObject({ status: z.literal('ok') }) },
+  { method: 'get', path: '/health/ready', summary: 'Readiness: 200 when Postgres answers, NATS is connected and migrations ran; else 503 with the same body naming the failed check', role: 'none', response: z.strictObject({ status: z.enum(['ok', 'unavailable']), checks: z.record(z.string(), z.boolean()) }) },
   { method: 'post', path: '/plans', summary: 'Dry run: selections and would-be votes, nothing committed', role: 'operator', request: PlanRequest, response: PlanResult },
 ];
 
@@ -44,9 +48,9 @@ export function openApiDocument(): Record<string, unknown> {
       ...(r.rawBody ? { requestBody: { required: true, content: { [r.rawBody]: { schema: { type: 'string', format: 'binary' } } } } } : {}),
       responses: {
         [String(r.status ?? 200)]: { description: 'OK', content: { 'application/json': { schema: schema(r.response, 'output') } } },
-        '4XX': { description: 'Refused: a typed error', content: { 'application/json': { schema: schema(ErrorBody, 'output') } } },
+        ...(r.role === 'none' ? {} : { '4XX': { description: 'Refused: a typed error', content: { 'application/json': { schema: schema(ErrorBody, 'output') } } } }),
       },
-      security: [{ bearer: [] }],
+      ...(r.role === 'none' ? {} : { security: [{ bearer: [] }] }),
     };
   }
   return {

@@ -1,8 +1,9 @@
-import { Body, Controller, Get, HttpCode, Inject, Param, Post, Query, Req } from '@nestjs/common';
-import type { IncomingMessage } from 'node:http';
+import { Body, Controller, Get, HttpCode, Inject, Param, Post, Query, Req, Res } from '@nestjs/common';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RolloutCommands } from '../rollout/rollout.commands.js';
 import { Authz } from './auth.js';
 import { openApiDocument } from './openapi.js';
+import { READINESS, type Readiness } from './readiness.js';
 
 async function readRaw(req: IncomingMessage, limit = 512 * 1024 * 1024): Promise<Uint8Array> {
   const chunks: Buffer[] = [];
@@ -21,9 +22,12 @@ export class RolloutController {
   constructor(
     @Inject(RolloutCommands) private readonly api: RolloutCommands,
     @Inject(Authz) private readonly authz: Authz,
+    @Inject(READINESS) private readonly readiness: Readiness,
   ) {}
 
   @Get('health') health() { return { status: 'ok' }; }
+  @Get('health/live') live() { return { status: 'ok' }; }
+  @Get('health/ready') async ready(@Res() res: ServerResponse) { const checks = await this.readiness(); const ok = Object.values(checks).every(Boolean); res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: ok ? 'ok' : 'unavailable', checks })); }
   @Get('openapi.json') openapi() { return openApiDocument(); }
 
   @Post('rollouts') @HttpCode(201) create(@Body() body: unknown, @Req() req: IncomingMessage) { return this.api.create(body, this.authz.actor(req, 'operator')); }
