@@ -9,7 +9,7 @@ import { cleanUpAgents, FakeOrchestrator, putBlobs, spawnAgent, type AgentProces
 import { greeterPackages } from '../testing/greeter-packages.js';
 import { GetPackagesRequest, packageId, subjects, type SignedPackage } from '@changeover/contracts';
 import { serveRpc } from '@changeover/messaging';
-import { moduleOf } from '../testing/packages.js';
+import { manifestOf, moduleOf } from '../testing/packages.js';
 
 /** Asks the agent's local API whether a process registered (a zero-wait poll: 404 when unknown). */
 function localApiKnows(processId: string, socketPath: string = currentSocket): Promise<boolean> {
@@ -236,5 +236,14 @@ describe('real agent: zero-downtime changeover of a TCP service with a consumer'
     expect(versions(state().active)).toEqual(['client@1.0.0', 'greeter@1.5.0']);
     expect(await fetchText(port, '/version')).toBe('v15');
     expect(traffic.stats.failed).toBe(0);
+  });
+
+  it('fails the commit of a package the registry never stored, installing nothing', async () => {
+    const ghost = manifestOf('ghost', '1.0.0', [moduleOf('ghost-bin', '1.0.0', 'never published')]);
+    orch.propose('ghost', [ghost]);
+    expect((await orch.vote('ghost')).decision).toBe('accept');
+    orch.commit('ghost', [pk.sign(ghost)]);
+    expect(await orch.final('ghost')).toMatchObject({ phase: 'failed', error: { code: 'NOT_FOUND' } });
+    expect(versions(state().active)).toEqual(['client@1.0.0', 'greeter@1.5.0']);
   });
 });
