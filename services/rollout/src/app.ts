@@ -15,6 +15,7 @@ import { natsRegistry, type RegistryPort } from './nats/registry-client.js';
 import { CommandSender } from './nats/command-sender.js';
 import { APPENDED_SUBJECT, startAgentIntake } from './nats/agent-intake.js';
 import { RolloutRunner } from './workflow/rollout.runner.js';
+import { setRolloutGauges } from './workflow/rollout.metrics.js';
 import { Planner } from './planning/planner.js';
 import { RolloutCommands } from './rollout/rollout.commands.js';
 import { RolloutsTable } from './queries/rollouts-table.js';
@@ -73,12 +74,21 @@ export async function startRollout(config: RolloutConfig, opts: { registry?: Reg
   await nc.flush();
   // Every event reaches JetStream CHANGEOVER_EVENTS off the critical path; duplicates from two instances are dropped by event id.
   const relay = config.relay ? await startOutboxRelay({ store, nats: nc, onError: (e) => log.warn({ err: e }, 'outbox relay error') }) : undefined;
-  const lagTimer = relay ? setInterval(() => changeoverMetrics.outboxLag.set(relay.lag()), 5000).unref() : undefined;
   keeper.start();
 
   const app: INestApplication = await NestFactory.create(RolloutHttpModule.with(api, new Authz(config.tokens), readinessOf({ ping: () => store.pool.query('SELECT 1'), natsClosed: () => nc.isClosed(), migrated: () => migrated })), { logger: false, bodyParser: true });
   app.useGlobalFilters(new ErrorFilter());
-  app.getHttpAdapter().get('/metrics', (req: IncomingMessage, res: ServerResponse) => void metricsHandler(req, res));
+  // Gauges are read at scrape time: the projection for rollouts by state, owned rollouts for node phases, the relay for lag.
+  const refreshGauges = async () => {
+    if (relay) changeoverMetrics.outboxLag.set(relay.lag());
+    const owned = runner.ownedIds().flatMap((id) => runner.stateOf(id)?.state ?? []);
+    setRolloutGauges(await table.countByStatus(), owned);
+  };
+  app.getHttpAdapter().get('/metrics', (req: IncomingMessage, res: ServerResponse) =>
+    void refreshGauges()
+      .catch((e) => log.warn({ err: e }, 'metric gauges not refreshed'))
+      .then(() => metricsHandler(req, res)),
+  );
   await app.listen(config.httpPort, config.httpHost);
   const address = app.getHttpServer().address() as { port: number };
   log.info({ port: address.port, instance: config.instanceId }, 'rollout service listening');
@@ -87,7 +97,6 @@ export async function startRollout(config: RolloutConfig, opts: { registry?: Reg
   const shutdown = (handBack: boolean) =>
     (closing ??= (async () => {
       await keeper.stop();
-      if (lagTimer) clearInterval(lagTimer);
       const owned = runner.ownedIds();
       runner.close();
       if (handBack) await leases.expireAll(owned).catch(() => undefined);

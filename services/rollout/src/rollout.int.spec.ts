@@ -33,6 +33,20 @@ async function http(method: string, path: string, body?: unknown, raw?: string):
 const show = async (id: string): Promise<RolloutSummary> => (await http('GET', `/rollouts/${id}`)).json;
 const fast = { voteTimeoutMs: 2000, changeoverTimeoutMs: 5000, waves: { canary: 1, size: '50%' } };
 
+/** Prometheus text → `name{labels}` → value (comments skipped). */
+async function scrape(): Promise<Map<string, number>> {
+  const res = await fetch(`${base}/metrics`);
+  expect(res.status).toBe(200);
+  const out = new Map<string, number>();
+  for (const line of (await res.text()).split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const at = line.lastIndexOf(' ');
+    out.set(line.slice(0, at), Number(line.slice(at + 1)));
+  }
+  return out;
+}
+const metric = (m: Map<string, number>, key: string) => m.get(key) ?? 0;
+
 beforeAll(async () => {
   [db, nats] = await Promise.all([createTestDatabase('rollout_int'), startNats()]);
   nc = await connect({ servers: nats.url });
@@ -89,6 +103,38 @@ describe('rollout service (real NATS and Postgres, agents played by the test)', 
     const done = await waitFor('forced rollout completed', async () => ((await show('vetoed')).status === 'completed' ? show('vetoed') : null));
     expect(done.forced).toMatchObject({ by: 'anonymous', reason: 'window approved' });
     expect(agents.commits.get('busy-1')).toBe(1);
+  });
+
+  it('serves metrics that move during a rollout: vetoes and blocked while blocked, latencies, appends and completed after', async () => {
+    const before = await scrape();
+    expect(metric(before, 'changeover_rollouts{state="blocked"}')).toBe(0);
+    await http('POST', '/rollouts', { rolloutId: 'watched', update: { targets: [{ nodes: ['busy-1', 'db-1'], packages: [{ name: 'app', version: '1.0.0' }] }] }, policy: fast });
+    await waitFor('blocked', async () => (await show('watched')).status === 'blocked');
+    const blocked = await waitFor('blocked in the gauge', async () => {
+      const m = await scrape();
+      return metric(m, 'changeover_rollouts{state="blocked"}') === 1 ? m : null;
+    });
+    expect(metric(blocked, 'changeover_vetoes_total{reason="PROCESS_BUSY"}')).toBe(metric(before, 'changeover_vetoes_total{reason="PROCESS_BUSY"}') + 1);
+    expect(metric(blocked, 'changeover_vote_latency_seconds_count')).toBe(metric(before, 'changeover_vote_latency_seconds_count') + 2);
+    // The blocked rollout is owned here: its two nodes are counted by phase.
+    expect(metric(blocked, 'changeover_nodes_by_phase{phase="vetoed"}')).toBe(1);
+    expect(metric(blocked, 'changeover_nodes_by_phase{phase="accepted"}')).toBe(1);
+    expect((await http('POST', '/rollouts/watched/force', { reason: 'metrics' })).status).toBe(200);
+    await waitFor('completed', async () => (await show('watched')).status === 'completed');
+    const after = await waitFor('completed in the gauge', async () => {
+      const m = await scrape();
+      return metric(m, 'changeover_rollouts{state="completed"}') === metric(before, 'changeover_rollouts{state="completed"}') + 1 ? m : null;
+    });
+    expect(metric(after, 'changeover_rollouts{state="blocked"}')).toBe(0);
+    expect(metric(after, 'changeover_changeover_latency_seconds_count')).toBe(metric(before, 'changeover_changeover_latency_seconds_count') + 2);
+    expect(metric(after, 'changeover_vote_latency_seconds_count')).toBe(metric(before, 'changeover_vote_latency_seconds_count') + 2);
+    const store = await EventStore.connect({ url: db.url });
+    const written = (await store.readStream('rollout-watched')).length;
+    await store.close();
+    expect(metric(after, 'changeover_events_appended_total')).toBeGreaterThanOrEqual(metric(before, 'changeover_events_appended_total') + written);
+    // Finished rollouts are no longer owned: no node of them is counted.
+    expect(metric(after, 'changeover_nodes_by_phase{phase="completed"}')).toBe(0);
+    expect(after.has('changeover_outbox_lag_events')).toBe(true);
   });
 
   it('regresses a node of a finished rollout', async () => {

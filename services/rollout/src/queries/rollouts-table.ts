@@ -57,6 +57,12 @@ export class RolloutsTable {
     await this.flush().catch(this.onError);
   }
 
+  /** Rollouts per status, for the `changeover_rollouts` gauge. */
+  async countByStatus(): Promise<Record<string, number>> {
+    const r = await this.pool.query<{ status: string; n: number }>(`SELECT status, count(*)::int AS n FROM rollouts GROUP BY status`);
+    return Object.fromEntries(r.rows.map((x) => [x.status, x.n]));
+  }
+
   async list(limit: number): Promise<RolloutSummary[]> {
     const r = await this.pool.query<{ summary: RolloutSummary }>(`SELECT summary FROM rollouts ORDER BY created_at DESC, id LIMIT $1`, [limit]);
     return r.rows.map((x) => x.summary);

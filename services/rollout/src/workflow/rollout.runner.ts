@@ -5,6 +5,7 @@ import { decide, type RolloutCommand } from '../rollout/rollout.decider.js';
 import { rolloutStreamId, type RolloutEvent } from '../rollout/rollout.events.js';
 import { evolve, fold, initialState, type ActiveState, type RolloutState } from '../rollout/rollout.state.js';
 import { needsOwner, onHello, react, resume, whyIgnored, type Action } from './rollout.workflow.js';
+import { recordAppended } from './rollout.metrics.js';
 
 /** What the runner needs of the event store. */
 export interface EventLog {
@@ -153,7 +154,9 @@ export class RolloutRunner {
       if (version === 0) await this.deps.leases.ensure(id);
       try {
         const r = await this.deps.store.append(rolloutStreamId(id), version === 0 ? 'no-stream' : version, decision.map((e) => this.toNew(e, actor)));
+        const before = state;
         for (const e of decision) state = evolve(state, e);
+        recordAppended(before, state, decision);
         if (state.status !== 'initial') {
           this.deps.appended(state, r.nextExpectedVersion, false);
           if (needsOwner(state)) await this.deps.leases.ensure(id);
@@ -213,6 +216,7 @@ export class RolloutRunner {
       }
       try {
         const r = await this.deps.store.append(rolloutStreamId(o.id), o.version === 0 ? 'no-stream' : o.version, events);
+        recordAppended(o.state, state, decided.flatMap((d) => d.events));
         o.state = state;
         o.version = r.nextExpectedVersion;
       } catch (e) {
