@@ -7,3 +7,4 @@ export * from './metrics/metrics-server.js';
 export * from './sdk/telemetry-config.js';
 export * from './sdk/start-telemetry.js';
 export * from './testing/test-tracing.js';
+export * from './health/readiness.js';
