@@ -3,9 +3,24 @@ import { DataSource, type DataSourceOptions } from 'typeorm';
 import { eventStoreMigrations } from './event-store.migration.js';
 
 export const EVENT_STORE_MIGRATIONS_TABLE = 'event_store_migrations';
-/** Serialises concurrent migrate() calls of several processes on one database. */
-const LOCK_SQL = `SELECT pg_advisory_lock(hashtext('changeover:event-store:migrations'))`;
-const UNLOCK_SQL = `SELECT pg_advisory_unlock(hashtext('changeover:event-store:migrations'))`;
+/**
+ * Runs a DataSource's pending migrations while holding a session advisory lock named `name`, so
+ * several processes starting at once on one database migrate once. Returns the applied names.
+ */
+export async function runMigrationsLocked(ds: DataSource, name: string, transaction: 'all' | 'each' = 'all'): Promise<string[]> {
+  const lock = ds.createQueryRunner();
+  try {
+    await lock.connect();
+    await lock.query('SELECT pg_advisory_lock(hashtext($1))', [name]);
+    try {
+      return (await ds.runMigrations({ transaction })).map((m) => m.name);
+    } finally {
+      await lock.query('SELECT pg_advisory_unlock(hashtext($1))', [name]);
+    }
+  } finally {
+    await lock.release();
+  }
+}
 
 /** Connection settings of a Postgres DataSource, without its entities and migrations. */
 function connectionOptions(target: string | DataSource): DataSourceOptions {
@@ -42,18 +57,9 @@ export async function migrate(target: string | DataSource): Promise<string[]> {
     // An unreachable server, a wrong database or bad credentials: typed, so callers can tell it from a bug.
     throw new ChangeoverError('UNAVAILABLE', `cannot connect to the event store database: ${e instanceof Error ? e.message : String(e)}`);
   }
-  const lock = ds.createQueryRunner();
   try {
-    await lock.connect();
-    await lock.query(LOCK_SQL);
-    try {
-      const applied = await ds.runMigrations({ transaction: 'all' });
-      return applied.map((m) => m.name);
-    } finally {
-      await lock.query(UNLOCK_SQL);
-    }
+    return await runMigrationsLocked(ds, 'changeover:event-store:migrations');
   } finally {
-    await lock.release();
     await ds.destroy();
   }
 }

@@ -1,9 +1,7 @@
 import { DataSource } from 'typeorm';
+import { runMigrationsLocked } from '@changeover/event-store';
 import { ENTITIES } from './entities.js';
 import { NotifierInit1732350000000 } from './1732350000000-notifier-init.js';
-
-/** Arbitrary but fixed: only one notifier instance migrates at a time. */
-const MIGRATION_LOCK = 7_103_001;
 
 export function notifierDataSource(url: string): DataSource {
   return new DataSource({
@@ -21,20 +19,11 @@ export function notifierDataSource(url: string): DataSource {
 /** Connects and runs pending migrations under an advisory lock, so concurrent starts do not race. */
 export async function openDatabase(url: string): Promise<DataSource> {
   const ds = await notifierDataSource(url).initialize();
-  const runner = ds.createQueryRunner();
   try {
-    await runner.connect();
-    await runner.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
-    try {
-      await ds.runMigrations({ transaction: 'each' });
-    } finally {
-      await runner.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]);
-    }
+    await runMigrationsLocked(ds, 'changeover:notifier:migrations', 'each');
   } catch (e) {
-    await runner.release();
     await ds.destroy();
     throw e;
   }
-  await runner.release();
   return ds;
 }

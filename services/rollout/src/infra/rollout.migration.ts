@@ -1,5 +1,5 @@
 import { DataSource, type MigrationInterface, type QueryRunner } from 'typeorm';
-import { migrate as migrateEventStore } from '@changeover/event-store';
+import { migrate as migrateEventStore, runMigrationsLocked } from '@changeover/event-store';
 
 /** Leases (which instance owns which rollout) and the rollouts projection for queries. */
 export class RolloutSchema1764100000000 implements MigrationInterface {
@@ -34,17 +34,9 @@ export async function migrateRollout(url: string): Promise<void> {
   await migrateEventStore(url);
   const ds = new DataSource({ type: 'postgres', url, migrations: [RolloutSchema1764100000000], migrationsTableName: ROLLOUT_MIGRATIONS_TABLE, migrationsTransactionMode: 'all', logging: false, poolSize: 2 });
   await ds.initialize();
-  const lock = ds.createQueryRunner();
   try {
-    await lock.connect();
-    await lock.query(`SELECT pg_advisory_lock(hashtext('changeover:rollout:migrations'))`);
-    try {
-      await ds.runMigrations();
-    } finally {
-      await lock.query(`SELECT pg_advisory_unlock(hashtext('changeover:rollout:migrations'))`);
-    }
+    await runMigrationsLocked(ds, 'changeover:rollout:migrations');
   } finally {
-    await lock.release();
     await ds.destroy();
   }
 }
