@@ -61,6 +61,34 @@ export const EnrollNodeRequest = z.strictObject({
 });
 export type EnrollNodeRequest = z.infer<typeof EnrollNodeRequest>;
 
+/**
+ * A node's own NATS identity, minted at enrollment when the registry holds the NATS authority.
+ * `creds` is a .creds file (user JWT and nkey seed): a secret, returned once and never stored.
+ */
+export const NodeNatsCredentials = z.strictObject({
+  creds: z.string().min(1).max(8192),
+  /** Revocation names this key. */
+  userPublicKey: z.string().regex(/^U[A-Z2-7]{55}$/, 'must be a NATS user public key'),
+  /** The node must connect with this inbox prefix: its permissions let it hear replies only there. */
+  inboxPrefix: z.string().max(MAX.name),
+});
+export type NodeNatsCredentials = z.infer<typeof NodeNatsCredentials>;
+
+/** changeover.registry.enroll-node reply: the node, and its NATS credentials when the registry mints them. */
+export const EnrollNodeReply = NodeRecord.extend({ natsCredentials: NodeNatsCredentials.optional() });
+export type EnrollNodeReply = z.infer<typeof EnrollNodeReply>;
+
+/** changeover.registry.revoke-node — revoke every NATS credential issued to a node; the servers refuse it from then on. */
+export const RevokeNodeRequest = z.strictObject({ nodeId: NodeId });
+export const RevokeNodeReply = z.strictObject({
+  nodeId: NodeId,
+  /** User public keys newly revoked by this request (empty when all were already revoked). */
+  revokedKeys: z.array(z.string().max(MAX.name)),
+  /** Total keys on the revocation list pushed to the servers. */
+  revocations: z.number().int().nonnegative(),
+});
+export type RevokeNodeReply = z.infer<typeof RevokeNodeReply>;
+
 /** changeover.registry.import-image — an update image (.tar.gz, base64 over NATS; raw body over REST). */
 export const ImportImageReply = z.strictObject({ update: SoftwareUpdate, packages: z.array(PackageRef) });
 

@@ -7,10 +7,25 @@ import { ChangeoverError } from './errors.js';
 /** keyId → public key (PEM, base64 SPKI DER, or base64 raw 32-byte Ed25519 key, or a KeyObject). */
 export type TrustRoots = Record<string, string | KeyObject>;
 
+/**
+ * Key rotation: a retired key stays among the trust roots so its old packages can still be
+ * verified, but signs nothing new. `accept` keeps trusting its packages; `refuse` refuses them.
+ */
+export const RETIRED_KEY_POLICIES = ['accept', 'refuse'] as const;
+export type RetiredKeyPolicy = (typeof RETIRED_KEY_POLICIES)[number];
+
+export interface TrustOptions {
+  /** Key ids (among the trust roots) that are retired. */
+  retired?: readonly string[];
+  /** What a valid signature by a retired key means; default `accept`. */
+  retiredPolicy?: RetiredKeyPolicy;
+}
+
 export type SignatureCheck =
-  | { status: 'valid'; keyId: string }
+  | { status: 'valid'; keyId: string; retired?: true }
   | { status: 'unsigned' }
   | { status: 'untrusted-key'; keyId: string }
+  | { status: 'retired-key'; keyId: string }
   | { status: 'invalid'; keyId: string };
 
 // DER prefix of an Ed25519 SubjectPublicKeyInfo; the raw 32-byte key follows it.
@@ -43,7 +58,7 @@ export function signManifest(manifest: PackageManifest, privateKeyPem: string | 
 }
 
 /** Checks a package's signature against trust roots; never throws for a bad signature (see assertTrustedSignature). */
-export function verifyManifest(pkg: SignedPackage, trustRoots: TrustRoots): SignatureCheck {
+export function verifyManifest(pkg: SignedPackage, trustRoots: TrustRoots, opts: TrustOptions = {}): SignatureCheck {
   const sig = pkg.signature;
   if (!sig) return { status: 'unsigned' };
   const root = Object.hasOwn(trustRoots, sig.keyId) ? trustRoots[sig.keyId] : undefined;
@@ -54,16 +69,20 @@ export function verifyManifest(pkg: SignedPackage, trustRoots: TrustRoots): Sign
   } catch {
     ok = false;
   }
-  return ok ? { status: 'valid', keyId: sig.keyId } : { status: 'invalid', keyId: sig.keyId };
+  if (!ok) return { status: 'invalid', keyId: sig.keyId };
+  if (!opts.retired?.includes(sig.keyId)) return { status: 'valid', keyId: sig.keyId };
+  return (opts.retiredPolicy ?? 'accept') === 'accept' ? { status: 'valid', keyId: sig.keyId, retired: true } : { status: 'retired-key', keyId: sig.keyId };
 }
 
 /** verifyManifest, throwing SIGNATURE_INVALID / UNTRUSTED_KEY unless the signature is valid. */
-export function assertTrustedSignature(pkg: SignedPackage, trustRoots: TrustRoots): { keyId: string } {
-  const check = verifyManifest(pkg, trustRoots);
+export function assertTrustedSignature(pkg: SignedPackage, trustRoots: TrustRoots, opts: TrustOptions = {}): { keyId: string; retired: boolean } {
+  const check = verifyManifest(pkg, trustRoots, opts);
   const id = `${pkg.manifest.name}@${pkg.manifest.version}`;
   switch (check.status) {
     case 'valid':
-      return { keyId: check.keyId };
+      return { keyId: check.keyId, retired: check.retired === true };
+    case 'retired-key':
+      throw new ChangeoverError('UNTRUSTED_KEY', `package ${id} is signed by retired key ${check.keyId}, whose packages are refused by policy`, { package: id, keyId: check.keyId, retired: true });
     case 'unsigned':
       throw new ChangeoverError('SIGNATURE_INVALID', `package ${id} is not signed`, { package: id });
     case 'untrusted-key':
@@ -75,4 +94,39 @@ export function assertTrustedSignature(pkg: SignedPackage, trustRoots: TrustRoot
       return never;
     }
   }
+}
+
+/** Trust roots as configured: every key (active and retired) and which ones are retired. */
+export interface TrustConfig {
+  roots: TrustRoots;
+  retired: string[];
+}
+
+/**
+ * Reads the trust-roots document shared by the registry and the agent: a JSON object mapping a
+ * key id to an Ed25519 public key, or to `{ "key": "<public key>", "retired": true }` for a key
+ * rotated out. Throws VALIDATION_FAILED naming `what` (the variable) and the key id.
+ */
+export function parseTrustConfig(json: unknown, what: string): TrustConfig {
+  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new ChangeoverError('VALIDATION_FAILED', `${what}: expected a JSON object keyId → public key`);
+  const roots: TrustRoots = {};
+  const retired: string[] = [];
+  for (const [keyId, entry] of Object.entries(json)) {
+    if (keyId.length === 0 || keyId.length > 128) throw new ChangeoverError('VALIDATION_FAILED', `${what}: key ids must be 1-128 characters`);
+    let key: unknown = entry;
+    if (entry && typeof entry === 'object' && !Array.isArray(entry)) {
+      const extra = Object.keys(entry).filter((k) => k !== 'key' && k !== 'retired');
+      const flag = (entry as { retired?: unknown }).retired;
+      if (extra.length > 0 || (flag !== undefined && typeof flag !== 'boolean')) throw new ChangeoverError('VALIDATION_FAILED', `${what}: key ${keyId}: expected { "key": "<public key>", "retired": true|false }`);
+      key = (entry as { key?: unknown }).key;
+      if (flag === true) retired.push(keyId);
+    }
+    if (typeof key !== 'string' || key.length === 0) throw new ChangeoverError('VALIDATION_FAILED', `${what}: key ${keyId} is not a public key string`);
+    try {
+      roots[keyId] = toPublicKey(keyId, key);
+    } catch (e) {
+      throw new ChangeoverError('VALIDATION_FAILED', `${what}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  return { roots, retired };
 }

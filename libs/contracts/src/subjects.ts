@@ -16,6 +16,13 @@ export type NodeCommand = (typeof NODE_COMMANDS)[number];
 export const AGENT_REPORTS = ['hello', 'heartbeat', 'vote', 'progress', 'inventory', 'validated'] as const;
 export type AgentReport = (typeof AGENT_REPORTS)[number];
 
+/**
+ * Requests a node makes on its own agent subject (`changeover.agent.<node>.<op>`), answered by the
+ * registry on the node's inbox: a confined node may publish nothing else (DESIGN §4, §10).
+ */
+export const AGENT_REQUESTS = ['get-packages'] as const;
+export type AgentRequest = (typeof AGENT_REQUESTS)[number];
+
 export const STREAMS = {
   /** Every domain event as a CloudEvent, relayed from Postgres by the outbox. */
   events: 'CHANGEOVER_EVENTS',
@@ -49,6 +56,10 @@ export const subjects = {
   agent: (nodeId: string, report: AgentReport) => `${ROOT}.agent.${assertId('node', nodeId)}.${oneOf('report', AGENT_REPORTS, report)}`,
   /** changeover.agent.<node>.> — what a node may publish. */
   agentAll: (nodeId: string) => `${ROOT}.agent.${assertId('node', nodeId)}.>`,
+  /** changeover.agent.<node>.<request> — a node's request, served by the registry. */
+  agentRequest: (nodeId: string, op: AgentRequest) => `${ROOT}.agent.${assertId('node', nodeId)}.${oneOf('request', AGENT_REQUESTS, op)}`,
+  /** changeover.agent.*.<request> — the registry's side of one node request from all nodes. */
+  agentRequestAny: (op: AgentRequest) => `${ROOT}.agent.*.${oneOf('request', AGENT_REQUESTS, op)}`,
   /** changeover.agent.*.<report> — the orchestrator's view of one report kind from all nodes. */
   agentAny: (report: AgentReport) => `${ROOT}.agent.*.${oneOf('report', AGENT_REPORTS, report)}`,
   /** changeover.registry.<op> — request/reply. */
@@ -67,6 +78,7 @@ export type ParsedSubject =
   | { kind: 'node'; nodeId: string; command: NodeCommand }
   | { kind: 'class'; classId: string; command: NodeCommand }
   | { kind: 'agent'; nodeId: string; report: AgentReport }
+  | { kind: 'agent-request'; nodeId: string; op: AgentRequest }
   | { kind: 'registry'; op: string }
   | { kind: 'rollout'; op: string }
   | { kind: 'event'; aggregate: string; type: string }
@@ -89,6 +101,7 @@ export function parseSubject(subject: string): ParsedSubject {
       return { kind, classId: assertId('class', a), command: oneOf('command', NODE_COMMANDS, b!) };
     case 'agent':
       exact(4);
+      if ((AGENT_REQUESTS as readonly string[]).includes(b!)) return { kind: 'agent-request', nodeId: assertId('node', a), op: b as AgentRequest };
       return { kind, nodeId: assertId('node', a), report: oneOf('report', AGENT_REPORTS, b!) };
     case 'registry':
     case 'rollout':

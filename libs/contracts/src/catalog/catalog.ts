@@ -7,6 +7,7 @@ import { Notification } from '../notification-message.js';
 import { CreateSubscriptionRequest } from '../notifications.js';
 import {
   ClassRecord,
+  EnrollNodeReply,
   EnrollNodeRequest,
   GetClassRequest,
   GetPackagesReply,
@@ -20,13 +21,15 @@ import {
   NodeRecord,
   PublishPackageReply,
   PublishPackageRequest,
+  RevokeNodeReply,
+  RevokeNodeRequest,
   SelectModulesReply,
   SelectModulesRequest,
   SetClassRequest,
 } from '../registry-api.js';
 import { ROLLOUT_RPC } from '../rollout-rpc.js';
-import { AGENT_REPORTS, NODE_COMMANDS, STREAMS } from '../subjects.js';
-import { cloudEventExample, COMMAND_EXAMPLES, EVENT_EXAMPLES, MEMBERSHIP_EXAMPLE, NOTIFICATION_EXAMPLE, REGISTRY_EXAMPLES, REPORT_EXAMPLES, ROLLOUT_EXAMPLES } from './examples.js';
+import { AGENT_REPORTS, AGENT_REQUESTS, NODE_COMMANDS, STREAMS } from '../subjects.js';
+import { AGENT_REQUEST_EXAMPLES, cloudEventExample, COMMAND_EXAMPLES, EVENT_EXAMPLES, MEMBERSHIP_EXAMPLE, NOTIFICATION_EXAMPLE, REGISTRY_EXAMPLES, REPORT_EXAMPLES, ROLLOUT_EXAMPLES } from './examples.js';
 
 // THE list of everything on the wire. asyncapi.yaml, schemas/*.json and the schema tests are
 // generated from it: a message added here is documented and tested; one missing is neither.
@@ -41,7 +44,7 @@ export interface MessageSpec {
   description?: string;
 }
 
-export type ChannelKind = 'node-command' | 'class-command' | 'agent-report' | 'registry-rpc' | 'rollout-rpc' | 'event' | 'membership';
+export type ChannelKind = 'node-command' | 'class-command' | 'agent-report' | 'agent-request' | 'registry-rpc' | 'rollout-rpc' | 'event' | 'membership';
 
 export interface ChannelSpec {
   /** AsyncAPI channel id. */
@@ -102,10 +105,15 @@ const REGISTRY_RPC: Record<keyof typeof REGISTRY_EXAMPLES, { request: z.ZodType;
   'publish-package': { request: PublishPackageRequest, reply: PublishPackageReply, text: 'Store a signed package and the blobs not yet uploaded.' },
   'list-packages': { request: ListPackagesRequest, reply: ListPackagesReply, text: 'Stored package versions.' },
   'list-nodes': { request: ListNodesRequest, reply: ListNodesReply, text: 'Nodes by class, label or status, paged.' },
-  'enroll-node': { request: EnrollNodeRequest, reply: NodeRecord, text: 'Register a node in a class.' },
+  'enroll-node': { request: EnrollNodeRequest, reply: EnrollNodeReply, text: 'Register a node in a class; with the NATS authority configured, the reply carries the node\'s own NATS credentials (a secret, returned once).' },
+  'revoke-node': { request: RevokeNodeRequest, reply: RevokeNodeReply, text: 'Revoke every NATS credential issued to a node; the servers close and refuse its connections.' },
   'import-image': { request: ImportImageRequest, reply: ImportImageReply, text: 'An update image (.tar.gz, base64) with update.json, manifests and blobs (claim 20).' },
   'get-class': { request: GetClassRequest, reply: ClassRecord, text: 'A node class configuration.' },
   'set-class': { request: SetClassRequest, reply: ClassRecord, text: 'Replace a node class desired packages (claim 24).' },
+};
+
+const AGENT_REQUEST_RPC: Record<(typeof AGENT_REQUESTS)[number], { request: z.ZodType; reply: z.ZodType; text: string }> = {
+  'get-packages': { request: GetPackagesRequest, reply: GetPackagesReply, text: 'A node asks for signed manifests by name@version; the registry answers on the node inbox (_INBOX.node.<nodeId>).' },
 };
 
 const ROLLOUT_TEXT: Record<keyof typeof ROLLOUT_RPC, string> = {
@@ -163,6 +171,17 @@ export const CATALOG: ChannelSpec[] = [
     action: 'receive',
     description: REPORT_TEXT[report],
     message: { name: `${pascal(report)}Report`, schema: REPORT_SCHEMAS[report], example: REPORT_EXAMPLES[report], strict: true },
+  })),
+  ...AGENT_REQUESTS.map((op): ChannelSpec => ({
+    id: `agent.${op}`,
+    address: `changeover.agent.{nodeId}.${op}`,
+    parameters: nodeParam,
+    kind: 'agent-request',
+    direction: 'node → registry (request/reply on the node inbox)',
+    action: 'receive',
+    description: AGENT_REQUEST_RPC[op].text,
+    message: { name: `Registry${pascal(op)}Request`, schema: AGENT_REQUEST_RPC[op].request, example: AGENT_REQUEST_EXAMPLES[op].request, strict: true },
+    reply: { name: `Registry${pascal(op)}Reply`, schema: AGENT_REQUEST_RPC[op].reply, example: AGENT_REQUEST_EXAMPLES[op].reply, strict: true },
   })),
   ...(Object.keys(REGISTRY_RPC) as (keyof typeof REGISTRY_RPC)[]).map((op): ChannelSpec => ({
     id: `registry.${op}`,

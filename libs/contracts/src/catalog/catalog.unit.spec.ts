@@ -54,6 +54,8 @@ describe('catalog', () => {
         return expect(s).toBe(subjects.class(parsed.classId, parsed.command));
       case 'agent':
         return expect(s).toBe(subjects.agent(parsed.nodeId, parsed.report));
+      case 'agent-request':
+        return expect(s).toBe(subjects.agentRequest(parsed.nodeId, parsed.op));
       case 'registry':
         return expect(s).toBe(subjects.registry(parsed.op));
       case 'rollout':

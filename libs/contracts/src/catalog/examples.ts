@@ -77,10 +77,19 @@ export const REGISTRY_EXAMPLES = {
     reply: { packages: [{ name: 'billing', version: '2.1.0', description: 'Billing service', contentHash: digest2, signatureVerdict: 'valid', signedBy: 'release-2026', modules: 1, createdAt: at }] },
   },
   'list-nodes': { request: { classId, status: 'active', label: 'zone=eu-1', limit: 100 }, reply: { nodes: [nodeRecord], next: null } },
-  'enroll-node': { request: { nodeId, classId, processorType: 'x86_64', characteristics }, reply: nodeRecord },
+  'enroll-node': {
+    request: { nodeId, classId, processorType: 'x86_64', characteristics },
+    reply: { ...nodeRecord, natsCredentials: { creds: '-----BEGIN NATS USER JWT-----\neyJ0eXAiOiJKV1QiLCJhbGciOiJlZDI1NTE5LW5rZXkifQ.e30.sig\n------END NATS USER JWT------\n', userPublicKey: 'UBNOVSQLDKZS3XE4VHQJ3FGYC5BV5UC4YXNVLVYTLGP6WX6JCQHTAKOG', inboxPrefix: `_INBOX.node.${nodeId}` } },
+  },
+  'revoke-node': { request: { nodeId }, reply: { nodeId, revokedKeys: ['UBNOVSQLDKZS3XE4VHQJ3FGYC5BV5UC4YXNVLVYTLGP6WX6JCQHTAKOG'], revocations: 1 } },
   'import-image': { request: { imageBase64: 'H4sIAAAAAAAAA+3BAQ0AAADCoPdPbQ8HFAAAAAAAAAAAAAAAAAA=' }, reply: { update, packages: [ref] } },
   'get-class': { request: { classId }, reply: classRecord },
   'set-class': { request: { classId, packages: [ref], description: 'front web tier', by: 'alice' }, reply: classRecord },
+};
+
+/** Requests a node makes on its own agent subject (answered by the registry on the node's inbox). */
+export const AGENT_REQUEST_EXAMPLES = {
+  'get-packages': REGISTRY_EXAMPLES['get-packages'],
 };
 
 export const ROLLOUT_EXAMPLES = {
