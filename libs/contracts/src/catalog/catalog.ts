@@ -18,7 +18,6 @@ import {
   ListNodesRequest,
   ListPackagesReply,
   ListPackagesRequest,
-  NodeRecord,
   PublishPackageReply,
   PublishPackageRequest,
   RevokeNodeReply,
