@@ -8,3 +8,5 @@ export * from './sdk/telemetry-config.js';
 export * from './sdk/start-telemetry.js';
 export * from './testing/test-tracing.js';
 export * from './health/readiness.js';
+export * from './tracing/root-trace.js';
+export * from './tracing/unit-trace.js';
