@@ -23,6 +23,8 @@ const MAX_KILLS_PER_ROLLOUT = 12;
 const STEP = 3;
 /** Kills that must land while a rollout is unfinished. */
 const MIN_INFLIGHT_KILLS = 10;
+/** Rollouts added beyond PLANS when too few kills landed mid-rollout. */
+const MAX_EXTRA_ROLLOUTS = 4;
 const PER_CLASS = 20;
 const FLEETS = [
   { classId: 'web', prefix: 'w', nodes: PER_CLASS },
@@ -160,7 +162,11 @@ describe('rollout service killed with SIGKILL at random points', () => {
       const r = await sql.query<{ id: string; n: string; done: boolean }>(`SELECT substr(stream_id, 9) AS id, count(*) AS n, bool_or(event_type = 'rollout.completed') AS done FROM events WHERE stream_id LIKE 'rollout-%' GROUP BY stream_id ORDER BY stream_id`);
       return new Map(r.rows.map((x) => [x.id, { n: Number(x.n), done: x.done }]));
     };
-    for (const [i, plan] of PLANS.entries()) {
+    // Rollouts can finish between two kills; more are added (bounded) until enough kills landed mid-rollout.
+    const plans: Plan[] = [...PLANS];
+    const extra = (n: number): Plan => ({ id: `cr-${n}`, pkg: { name: 'app', version: `${n}.0.0` }, classes: ['web', 'db'], policy: steady, live: 2 * PER_CLASS, events: 90 });
+    for (let i = 0; i < plans.length; i++) {
+      const plan = plans[i]!;
       // Created while the service keeps dying; the previous rollout may still be running beside it.
       creates.push(createRollout(plan));
       // Kill it again and again, a few events further each time, until it completes (bounded).
@@ -188,9 +194,15 @@ describe('rollout service killed with SIGKILL at random points', () => {
         }
         const seen = await streams();
         await kill9(rollout);
-        const open = PLANS.slice(0, i + 1).filter((p) => !seen.get(p.id)?.done).length;
+        const open = plans.slice(0, i + 1).filter((p) => !seen.get(p.id)?.done).length;
         kills.push({ at: Date.now(), open, text: `${point}, ${open} unfinished [${[...seen].map(([id, x]) => `${id}:${x.n}${x.done ? '✓' : ''}`).join(' ')}]` });
         startRolloutService();
+      }
+      const landed = kills.filter((x) => x.open > 0).length;
+      if (i === plans.length - 1 && landed < MIN_INFLIGHT_KILLS && plans.length < PLANS.length + MAX_EXTRA_ROLLOUTS) {
+        const next = extra(plans.length + 1);
+        await publish(next.pkg.name, next.pkg.version);
+        plans.push(next);
       }
     }
     console.log(`kills (events per rollout stream at each, ✓ completed):\n${kills.map((x, i) => `  ${i + 1}. ${x.text}`).join('\n')}`);
@@ -200,18 +212,18 @@ describe('rollout service killed with SIGKILL at random points', () => {
     await Promise.all(creates);
 
     // 1. Every rollout reaches `completed`.
-    for (const p of PLANS) {
+    for (const p of plans) {
       await waitFor(`${p.id} completed`, async () => (await show(p.id).catch(() => null))?.status === 'completed', { timeoutMs: 90_000, intervalMs: 250 });
       const s = await show(p.id);
       expect(s.phases).toEqual(p.live === PER_CLASS ? { completed: PER_CLASS, excluded: GONE.nodes } : { completed: p.live });
     }
     // The `rollouts` projection (rollout list) agrees with the streams: no update lost to a kill.
     const listed = async () => Object.fromEntries((await http<{ rollouts: { rolloutId: string; status: string }[] }>('GET', `${rolloutBase}/rollouts`)).body.rollouts.map((r) => [r.rolloutId, r.status]));
-    await waitFor('the rollouts projection to settle', async () => Object.values(await listed()).filter((st) => st === 'completed').length === PLANS.length, { timeoutMs: 10_000, intervalMs: 100 }).catch(() => undefined);
-    expect(await listed()).toEqual(Object.fromEntries(PLANS.map((p) => [p.id, 'completed'])));
+    await waitFor('the rollouts projection to settle', async () => Object.values(await listed()).filter((st) => st === 'completed').length === plans.length, { timeoutMs: 10_000, intervalMs: 100 }).catch(() => undefined);
+    expect(await listed()).toEqual(Object.fromEntries(plans.map((p) => [p.id, 'completed'])));
 
     // 2. Each node changed over exactly once per rollout, by the agents' own account.
-    for (const p of PLANS) {
+    for (const p of plans) {
       const byNode = completedReports.get(p.id) ?? new Map<string, number[]>();
       expect(byNode.size).toBe(p.live);
       for (const attempts of byNode.values()) expect(new Set(attempts)).toEqual(new Set([0]));
@@ -219,7 +231,7 @@ describe('rollout service killed with SIGKILL at random points', () => {
     let repeats = 0;
     for (const f of FLEETS) {
       const text = await (await fetch(fleetMetrics.get(f.classId)!)).text();
-      const expected = PLANS.filter((p) => p.classes.includes(f.classId)).length * f.nodes;
+      const expected = plans.filter((p) => p.classes.includes(f.classId)).length * f.nodes;
       // The agents count changeovers they carried out; repeats of a commit are answered from their record instead.
       expect({ fleet: f.classId, changeovers: counterValue(text, 'agent_changeovers_total'), completed: counterValue(text, 'agent_changeovers_total', { kind: 'commit', phase: 'completed' }) }).toEqual({ fleet: f.classId, changeovers: expected, completed: expected });
       repeats += counterValue(text, 'agent_repeats_answered_total');
@@ -227,7 +239,7 @@ describe('rollout service killed with SIGKILL at random points', () => {
 
     // 3. Each rollout's stream is 1..n with unique event ids; the domain recorded each node's completion once.
     const rows = (await sql.query<{ stream_id: string; stream_position: number; event_id: string; event_type: string; data: { nodeId?: string; nodes?: string[] } }>(`SELECT stream_id, stream_position, event_id, event_type, data FROM events WHERE stream_id LIKE 'rollout-%' ORDER BY stream_id, stream_position`)).rows;
-    for (const p of PLANS) {
+    for (const p of plans) {
       const stream = rows.filter((r) => r.stream_id === `rollout-${p.id}`);
       expect(stream.map((r) => r.stream_position)).toEqual(stream.map((_, i) => i + 1));
       expect(new Set(stream.map((r) => r.event_id)).size).toBe(stream.length);
@@ -266,7 +278,7 @@ describe('rollout service killed with SIGKILL at random points', () => {
     expect(published.size).toBe(ids.length);
     expect(ids.length).toBe(stored.length);
 
-    console.log(`proved over ${kills.length} kills (${inflightKills} mid-rollout): ${PLANS.length} rollouts completed, ${PLANS.reduce((n, p) => n + p.live, 0)} node changeovers each carried out once (${repeats} repeated commands answered from the agents' records), ${rows.length} rollout events gap-free, ${ids.length} events on CHANGEOVER_EVENTS each once`);
+    console.log(`proved over ${kills.length} kills (${inflightKills} mid-rollout): ${plans.length} rollouts completed, ${plans.reduce((n, p) => n + p.live, 0)} node changeovers each carried out once (${repeats} repeated commands answered from the agents' records), ${rows.length} rollout events gap-free, ${ids.length} events on CHANGEOVER_EVENTS each once`);
     expect(isRunning(rollout)).toBe(true);
   });
 });
