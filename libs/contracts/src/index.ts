@@ -13,4 +13,5 @@ export * from './notifications.js';
 export * from './signing.js';
 export * from './notification-message.js';
 export * from './rollout-rpc.js';
+export * from './tokens-api.js';
 export * from './catalog/catalog.js';
