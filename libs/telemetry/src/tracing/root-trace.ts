@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+export { ROOT_CONTEXT } from '@opentelemetry/api';
 import { context, ROOT_CONTEXT, trace, TraceFlags, isSpanContextValid, type Attributes, type Context, type Span } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { tracer } from './trace-context.js';
@@ -40,4 +41,9 @@ export function startRootSpan(name: string, attributes: Attributes = {}, tracerN
     span = trace.wrapSpanContext({ traceId: randomBytes(16).toString('hex'), spanId: randomBytes(8).toString('hex'), traceFlags: TraceFlags.SAMPLED });
   }
   return { span, context: trace.setSpan(ROOT_CONTEXT, span), traceId: span.spanContext().traceId };
+}
+
+/** Runs `fn` with `ctx` active (so spans, logs and outgoing headers use it). */
+export function runInContext<T>(ctx: Context, fn: () => T): T {
+  return context.with(ctx, fn);
 }
