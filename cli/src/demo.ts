@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
+import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { signManifest, type NodeRecord, type RolloutSummary } from '@changeover/contracts';
@@ -18,11 +19,13 @@ const DEADLINE_MS = 55_000;
 
 const started: Started[] = [];
 let workDir = '';
+// The services' bootstrap admin token (CHANGEOVER_ADMIN_TOKEN), fresh for each run.
+const adminToken = randomBytes(32).toString('hex');
 
 async function http<T>(method: string, url: string, body?: unknown): Promise<T> {
   const res = await fetch(url, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: { authorization: `Bearer ${adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
     body: body === undefined ? undefined : JSON.stringify(body),
     signal: AbortSignal.timeout(15_000),
   });
@@ -96,7 +99,7 @@ async function main(): Promise<void> {
   const key = demoKey();
   const trustRoots = JSON.stringify({ [key.keyId]: key.publicKeyPem });
   const [registryPort, rolloutPort, notifierPort] = await Promise.all([freePort(), freePort(), freePort()]);
-  const common = { DATABASE_URL: pg.url, NATS_URL: nats.url, LOG_LEVEL: 'info' };
+  const common = { DATABASE_URL: pg.url, NATS_URL: nats.url, LOG_LEVEL: 'info', CHANGEOVER_ADMIN_TOKEN: adminToken };
   const registry = `http://127.0.0.1:${registryPort}`;
   const rollout = `http://127.0.0.1:${rolloutPort}`;
   const notifier = `http://127.0.0.1:${notifierPort}`;

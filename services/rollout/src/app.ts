@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { Module, type DynamicModule } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import type { INestApplication } from '@nestjs/common';
+import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { connect } from '@nats-io/transport-node';
 import { EventStore, startOutboxRelay } from '@changeover/event-store';
@@ -19,15 +19,15 @@ import { setRolloutGauges } from './workflow/rollout.metrics.js';
 import { Planner } from './planning/planner.js';
 import { RolloutCommands } from './rollout/rollout.commands.js';
 import { RolloutsTable } from './queries/rollouts-table.js';
-import { RolloutController } from './http/rollout.controller.js';
-import { Authz } from './http/auth.js';
-import { ErrorFilter } from './http/error.filter.js';
+import { HTTP_LIMITS, RolloutController, type HttpLimits } from './http/rollout.controller.js';
+import { openHttpAuth, withStatementTimeout, type HttpAuth } from '@changeover/http-auth';
+import { bodyErrors, ErrorFilter } from './http/error.filter.js';
 import { READINESS, readinessOf, type Readiness } from './http/readiness.js';
 
 @Module({})
 class RolloutHttpModule {
-  static with(api: RolloutCommands, authz: Authz, readiness: Readiness): DynamicModule {
-    return { module: RolloutHttpModule, controllers: [RolloutController], providers: [{ provide: RolloutCommands, useValue: api }, { provide: Authz, useValue: authz }, { provide: READINESS, useValue: readiness }] };
+  static with(api: RolloutCommands, auth: HttpAuth, readiness: Readiness, limits: HttpLimits): DynamicModule {
+    return { module: RolloutHttpModule, imports: [auth.tokensModule], controllers: [RolloutController], providers: [{ provide: RolloutCommands, useValue: api }, { provide: READINESS, useValue: readiness }, { provide: HTTP_LIMITS, useValue: limits }] };
   }
 }
 
@@ -41,7 +41,9 @@ export interface RunningRollout {
 }
 
 /** Starts one rollout-service instance: migrations, NATS intake, lease keeping, REST. */
-export async function startRollout(config: RolloutConfig, opts: { registry?: RegistryPort; clock?: () => Date } = {}): Promise<RunningRollout> {
+export async function startRollout(input: RolloutConfig, opts: { registry?: RegistryPort; clock?: () => Date } = {}): Promise<RunningRollout> {
+  // Every connection of this service gets a statement_timeout: no query waits for ever.
+  const config = { ...input, databaseUrl: withStatementTimeout(input.databaseUrl, input.auth.statementTimeoutMs) };
   const log = createLogger('rollout', { level: config.logLevel });
   const clock = opts.clock ?? (() => new Date());
   let migrated = false;
@@ -76,8 +78,13 @@ export async function startRollout(config: RolloutConfig, opts: { registry?: Reg
   const relay = config.relay ? await startOutboxRelay({ store, nats: nc, onError: (e) => log.warn({ err: e }, 'outbox relay error') }) : undefined;
   keeper.start();
 
-  const app: INestApplication = await NestFactory.create(RolloutHttpModule.with(api, new Authz(config.tokens), readinessOf({ ping: () => store.pool.query('SELECT 1'), natsClosed: () => nc.isClosed(), migrated: () => migrated })), { logger: false, bodyParser: true });
+  const auth = await openHttpAuth({ service: 'rollout', databaseUrl: config.databaseUrl, config: config.auth, onAuditError: (e) => log.warn({ err: e }, 'audit log write failed') });
+  const readiness = readinessOf({ ping: () => store.pool.query('SELECT 1'), natsClosed: () => nc.isClosed(), migrated: () => migrated });
+  const app = await NestFactory.create<NestExpressApplication>(RolloutHttpModule.with(api, auth, readiness, { maxImageBytes: config.maxImageBytes }), { logger: false, bodyParser: false });
+  app.useBodyParser('json', { limit: config.maxBodyBytes });
+  app.use(bodyErrors);
   app.useGlobalFilters(new ErrorFilter());
+  auth.install(app);
   // Gauges are read at scrape time: the projection for rollouts by state, owned rollouts for node phases, the relay for lag.
   const refreshGauges = async () => {
     if (relay) changeoverMetrics.outboxLag.set(relay.lag());
@@ -102,6 +109,7 @@ export async function startRollout(config: RolloutConfig, opts: { registry?: Reg
       if (handBack) await leases.expireAll(owned).catch(() => undefined);
       await Promise.all(intake.map((s) => s.stop()));
       await app.close();
+      await auth.close();
       await relay?.stop();
       await table.close();
       await nc.drain().catch(() => undefined);

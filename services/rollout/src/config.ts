@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { hostname } from 'node:os';
 import { parse } from '@changeover/contracts';
+import { loadAuthConfig, type AuthConfig } from '@changeover/http-auth';
 
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 
@@ -14,8 +15,10 @@ export const RolloutConfigSchema = z.object({
   ROLLOUT_LEASE_MS: z.coerce.number().int().min(500).max(600_000).default(15_000),
   ROLLOUT_RELAY: bool.default(true),
   ROLLOUT_REGISTRY_TIMEOUT_MS: z.coerce.number().int().positive().max(600_000).default(10_000),
-  /** Bearer tokens, `token=name:role,…` (roles viewer, operator, admin); empty: no authentication. */
-  ROLLOUT_TOKENS: z.string().default(''),
+  /** Largest JSON request body (413 TOO_LARGE beyond). */
+  ROLLOUT_MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+  /** Largest update image accepted by POST /rollouts/from-image (413 TOO_LARGE beyond). */
+  ROLLOUT_MAX_IMAGE_BYTES: z.coerce.number().int().min(1024).max(4 * 1024 * 1024 * 1024).default(1024 * 1024 * 1024),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type RolloutConfigEnv = z.infer<typeof RolloutConfigSchema>;
@@ -29,18 +32,11 @@ export interface RolloutConfig {
   leaseMs: number;
   relay: boolean;
   registryTimeoutMs: number;
-  tokens: Map<string, { name: string; role: 'viewer' | 'operator' | 'admin' }>;
+  maxBodyBytes: number;
+  maxImageBytes: number;
+  /** CHANGEOVER_AUTH, CHANGEOVER_ADMIN_TOKEN, CHANGEOVER_DB_STATEMENT_TIMEOUT_MS (see @changeover/http-auth). */
+  auth: AuthConfig;
   logLevel: RolloutConfigEnv['LOG_LEVEL'];
-}
-
-function parseTokens(spec: string): RolloutConfig['tokens'] {
-  const out: RolloutConfig['tokens'] = new Map();
-  for (const item of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
-    const m = /^([^=]+)=([A-Za-z0-9_.-]+):(viewer|operator|admin)$/.exec(item);
-    if (!m) throw new Error('ROLLOUT_TOKENS: each entry must be token=name:role (role viewer|operator|admin)');
-    out.set(m[1]!, { name: m[2]!, role: m[3] as 'viewer' | 'operator' | 'admin' });
-  }
-  return out;
 }
 
 /** Reads and validates the environment; a bad value fails start-up naming the variable. */
@@ -55,7 +51,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     leaseMs: e.ROLLOUT_LEASE_MS,
     relay: e.ROLLOUT_RELAY,
     registryTimeoutMs: e.ROLLOUT_REGISTRY_TIMEOUT_MS,
-    tokens: parseTokens(e.ROLLOUT_TOKENS),
+    maxBodyBytes: e.ROLLOUT_MAX_BODY_BYTES,
+    maxImageBytes: e.ROLLOUT_MAX_IMAGE_BYTES,
+    auth: loadAuthConfig(env),
     logLevel: e.LOG_LEVEL,
     ...overrides,
   };

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { EventStore } from '@changeover/event-store';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { createTestDatabase, startNats, waitFor, type TestDatabase, type TestNats } from '@changeover/test-kit';
+import { createTestDatabase, startNats, waitFor, type TestDatabase, type TestNats, TEST_ADMIN_TOKEN, TEST_AUTH_HEADER } from '@changeover/test-kit';
 import type { RolloutSummary } from '@changeover/contracts';
 import { startRollout, type RunningRollout } from './app.js';
 import { loadConfig } from './config.js';
@@ -27,7 +27,7 @@ let agents: ReturnType<typeof fakeAgents>;
 let base: string;
 
 async function http(method: string, path: string, body?: unknown, raw?: string): Promise<{ status: number; json: Json }> {
-  const res = await fetch(`${base}${path}`, { method, headers: { 'content-type': 'application/json' }, ...(raw !== undefined ? { body: raw } : body !== undefined ? { body: JSON.stringify(body) } : {}) });
+  const res = await fetch(`${base}${path}`, { method, headers: { ...TEST_AUTH_HEADER, 'content-type': 'application/json' }, ...(raw !== undefined ? { body: raw } : body !== undefined ? { body: JSON.stringify(body) } : {}) });
   return { status: res.status, json: await res.json() };
 }
 const show = async (id: string): Promise<RolloutSummary> => (await http('GET', `/rollouts/${id}`)).json;
@@ -52,7 +52,7 @@ beforeAll(async () => {
   nc = await connect({ servers: nats.url });
   fakeRegistry(nc, fleet, packages);
   agents = fakeAgents(nc, fleet, { veto: new Map([['busy-1', 'db-compactor']]) });
-  service = await startRollout(loadConfig({ DATABASE_URL: db.url, NATS_URL: nats.url, ROLLOUT_HTTP_PORT: '0', ROLLOUT_INSTANCE_ID: 'int-a', ROLLOUT_LEASE_MS: '2000', LOG_LEVEL: 'warn' }));
+  service = await startRollout(loadConfig({ DATABASE_URL: db.url, NATS_URL: nats.url, ROLLOUT_HTTP_PORT: '0', ROLLOUT_INSTANCE_ID: 'int-a', ROLLOUT_LEASE_MS: '2000', LOG_LEVEL: 'warn', CHANGEOVER_ADMIN_TOKEN: TEST_ADMIN_TOKEN }));
   base = `http://127.0.0.1:${service.httpPort}`;
 });
 
@@ -68,7 +68,7 @@ describe('rollout service (real NATS and Postgres, agents played by the test)', 
   it('carries a rollout from create to completed: class broadcast, canary then waves, every node changed over once', async () => {
     const created = await http('POST', '/rollouts', { rolloutId: 'full', update: { description: 'app 1.0.0', targets: [{ classes: ['web'], packages: [{ name: 'app', version: '1.0.0' }] }, { nodes: ['db-1'], packages: [{ name: 'app', version: '1.0.0' }] }] }, policy: fast });
     expect(created.status).toBe(201);
-    expect(created.json).toMatchObject({ rolloutId: 'full', nodes: 3, createdBy: 'anonymous' });
+    expect(created.json).toMatchObject({ rolloutId: 'full', nodes: 3, createdBy: 'bootstrap-admin' });
     const done = await waitFor('rollout completed', async () => ((await show('full')).status === 'completed' ? show('full') : null));
     expect(done.phases).toEqual({ completed: 3 });
     expect(done.waves.map((w) => w.nodes)).toEqual([1, 2]);
@@ -82,7 +82,7 @@ describe('rollout service (real NATS and Postgres, agents played by the test)', 
     expect(types.filter((t) => t === 'rollout.vote-recorded')).toHaveLength(3);
     expect(types.filter((t) => t === 'rollout.node-completed')).toHaveLength(3);
     expect(stream.map((e) => e.streamPosition)).toEqual(stream.map((_e, i) => i + 1));
-    expect(stream.find((e) => e.type === 'rollout.created')!.metadata).toMatchObject({ actor: 'anonymous' });
+    expect(stream.find((e) => e.type === 'rollout.created')!.metadata).toMatchObject({ actor: 'bootstrap-admin', actorTokenId: 'bootstrap', actorRole: 'admin' });
     const jsm = await jetstreamManager(nc);
     await waitFor('events relayed to JetStream', async () => (await jsm.streams.getMessage('CHANGEOVER_EVENTS', { last_by_subj: 'changeover.events.rollout.completed' }).catch(() => null)));
     await waitFor('projection', async () => (await http('GET', '/rollouts')).json.rollouts.find((r: RolloutSummary) => r.rolloutId === 'full' && r.status === 'completed'));
@@ -101,7 +101,7 @@ describe('rollout service (real NATS and Postgres, agents played by the test)', 
     const forced = await http('POST', '/rollouts/vetoed/force', { reason: 'window approved' });
     expect(forced.status).toBe(200);
     const done = await waitFor('forced rollout completed', async () => ((await show('vetoed')).status === 'completed' ? show('vetoed') : null));
-    expect(done.forced).toMatchObject({ by: 'anonymous', reason: 'window approved' });
+    expect(done.forced).toMatchObject({ by: 'bootstrap-admin', reason: 'window approved' });
     expect(agents.commits.get('busy-1')).toBe(1);
   });
 

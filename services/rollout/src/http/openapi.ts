@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import { CancelRequest, CreateRolloutRequest, ErrorBody, ForceRequest, PlanRequest, PlanResult, RegressRequest, ResumeRequest, RevoteRequest, RolloutList, RolloutSummary } from '@changeover/contracts';
+import { ApiTokenList, ApiTokenRecord, CreatedApiToken, CreateTokenRequest, CancelRequest, CreateRolloutRequest, ErrorBody, ForceRequest, PlanRequest, PlanResult, RegressRequest, ResumeRequest, RevoteRequest, RolloutList, RolloutSummary } from '@changeover/contracts';
 
 /** 'none': open to probes, no token. */
-type Role = 'viewer' | 'operator' | 'none';
+type Role = 'viewer' | 'operator' | 'admin' | 'none';
 interface Route {
-  method: 'get' | 'post';
+  method: 'get' | 'post' | 'delete';
   path: string;
   summary: string;
   role: Role;
@@ -21,7 +21,7 @@ export const ROUTES: Route[] = [
   { method: 'post', path: '/rollouts/from-image', summary: 'Create a rollout from an update image (.tar.gz); query: policy (JSON), rolloutId', role: 'operator', rawBody: 'application/gzip', response: RolloutSummary, status: 201 },
   { method: 'get', path: '/rollouts', summary: 'List rollouts, newest first', role: 'viewer', response: RolloutList },
   { method: 'get', path: '/rollouts/{id}', summary: 'Show a rollout and why it is stuck (query nodes=true for per-node phases)', role: 'viewer', response: RolloutSummary },
-  { method: 'post', path: '/rollouts/{id}/force', summary: 'Force a blocked rollout (claim 19)', role: 'operator', request: ForceRequest, response: RolloutSummary },
+  { method: 'post', path: '/rollouts/{id}/force', summary: 'Force a blocked rollout (claim 19)', role: 'admin', request: ForceRequest, response: RolloutSummary },
   { method: 'post', path: '/rollouts/{id}/cancel', summary: 'Cancel a rollout', role: 'operator', request: CancelRequest, response: RolloutSummary },
   { method: 'post', path: '/rollouts/{id}/revote', summary: 'Ask the nodes to vote again', role: 'operator', request: RevoteRequest, response: RolloutSummary },
   { method: 'post', path: '/rollouts/{id}/resume', summary: 'Resume a paused rollout', role: 'operator', request: ResumeRequest, response: RolloutSummary },
@@ -29,6 +29,9 @@ export const ROUTES: Route[] = [
   { method: 'get', path: '/health', summary: 'Liveness (kept for older probes; same as /health/live)', role: 'none', response: z.strictObject({ status: z.literal('ok') }) },
   { method: 'get', path: '/health/live', summary: 'Liveness: the process is up', role: 'none', response: z.strictObject({ status: z.literal('ok') }) },
   { method: 'get', path: '/health/ready', summary: 'Readiness: 200 when Postgres answers, NATS is connected and migrations ran; else 503 with the same body naming the failed check', role: 'none', response: z.strictObject({ status: z.enum(['ok', 'unavailable']), checks: z.record(z.string(), z.boolean()) }) },
+  { method: 'post', path: '/tokens', summary: 'Create an API token (the secret is shown in this answer only)', role: 'admin', request: CreateTokenRequest, response: CreatedApiToken, status: 201 },
+  { method: 'get', path: '/tokens', summary: 'List API tokens (never their secrets)', role: 'admin', response: ApiTokenList },
+  { method: 'delete', path: '/tokens/{id}', summary: 'Revoke an API token at once', role: 'admin', response: ApiTokenRecord },
   { method: 'post', path: '/plans', summary: 'Dry run: selections and would-be votes, nothing committed', role: 'operator', request: PlanRequest, response: PlanResult },
 ];
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { createTestDatabase, startNats, waitFor, type TestDatabase, type TestNats } from '@changeover/test-kit';
+import { createTestDatabase, startNats, waitFor, type TestDatabase, type TestNats, TEST_ADMIN_TOKEN, TEST_AUTH_HEADER } from '@changeover/test-kit';
 import type { RolloutSummary } from '@changeover/contracts';
 import { EventStore } from '@changeover/event-store';
 import { startRollout, type RunningRollout } from '../app.js';
@@ -22,9 +22,9 @@ let b: RunningRollout;
 const silent = new Set(['late']);
 let agents: ReturnType<typeof fakeAgents>;
 
-const start = (id: string) => startRollout(loadConfig({ DATABASE_URL: db.url, NATS_URL: nats.url, ROLLOUT_HTTP_PORT: '0', ROLLOUT_INSTANCE_ID: id, ROLLOUT_LEASE_MS: '1000', LOG_LEVEL: 'warn' }));
+const start = (id: string) => startRollout(loadConfig({ DATABASE_URL: db.url, NATS_URL: nats.url, ROLLOUT_HTTP_PORT: '0', ROLLOUT_INSTANCE_ID: id, ROLLOUT_LEASE_MS: '1000', LOG_LEVEL: 'warn', CHANGEOVER_ADMIN_TOKEN: TEST_ADMIN_TOKEN }));
 const call = async (svc: RunningRollout, method: string, path: string, body?: unknown) => {
-  const res = await fetch(`http://127.0.0.1:${svc.httpPort}${path}`, { method, headers: { 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
+  const res = await fetch(`http://127.0.0.1:${svc.httpPort}${path}`, { method, headers: { ...TEST_AUTH_HEADER, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
   return { status: res.status, json: (await res.json()) as RolloutSummary };
 };
 

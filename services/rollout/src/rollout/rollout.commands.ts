@@ -23,6 +23,13 @@ import { rolloutStreamId, type RolloutEvent } from './rollout.events.js';
 import { summarize } from './rollout.view.js';
 import type { RolloutCommand } from './rollout.decider.js';
 
+/** Who asked (event metadata: the audit trail). */
+export interface Actor {
+  actor: string;
+  actorTokenId: string;
+  actorRole: string;
+}
+
 /**
  * What the REST API can ask: each request is validated with its contract schema, turned into a
  * command, and applied with an expected-version append on whatever instance answers.
@@ -40,13 +47,13 @@ export class RolloutCommands {
     },
   ) {}
 
-  async create(body: unknown, actor: string): Promise<RolloutSummary> {
+  async create(body: unknown, actor: Actor): Promise<RolloutSummary> {
     const req = parse(CreateRolloutRequest, body, 'create rollout request');
     return this.createFrom(req, actor);
   }
 
   /** Claim 20: the update arrives as an image; the registry stores it and says what to install where. */
-  async createFromImage(image: Uint8Array, query: { policy?: string; rolloutId?: string }, actor: string): Promise<RolloutSummary> {
+  async createFromImage(image: Uint8Array, query: { policy?: string; rolloutId?: string }, actor: Actor): Promise<RolloutSummary> {
     if (image.length === 0) throw new ChangeoverError('VALIDATION_FAILED', 'the request body must be an update image (.tar.gz)');
     let policy: unknown = {};
     if (query.policy) {
@@ -62,38 +69,38 @@ export class RolloutCommands {
     return this.createFrom({ update: imported.update, policy: parsedPolicy, ...(rolloutId ? { rolloutId } : {}) }, actor);
   }
 
-  private async createFrom(req: CreateRolloutRequest, actor: string): Promise<RolloutSummary> {
+  private async createFrom(req: CreateRolloutRequest, actor: Actor): Promise<RolloutSummary> {
     const rolloutId = req.rolloutId ?? `r-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
     const { assignments, unsupported } = await resolveTargets(this.deps.registry, req.update);
-    const applied = await this.deps.runner.apply(rolloutId, { type: 'Create', now: this.deps.clock(), rolloutId, update: req.update, policy: req.policy, assignments, unsupported, createdBy: actor }, actor);
+    const applied = await this.deps.runner.apply(rolloutId, { type: 'Create', now: this.deps.clock(), rolloutId, update: req.update, policy: req.policy, assignments, unsupported, createdBy: actor.actor }, actor);
     await this.deps.acquire(rolloutId);
     if (applied.state.status === 'initial') throw new ChangeoverError('INTERNAL', 'rollout was not created');
     return summarize(applied.state, applied.version);
   }
 
-  force(id: string, body: unknown, actor: string) {
+  force(id: string, body: unknown, actor: Actor) {
     const r = parse(ForceRequest, body, 'force request');
-    return this.command(id, { type: 'Force', now: this.deps.clock(), by: actor, reason: r.reason, ...(r.nodes ? { nodes: r.nodes } : {}) }, actor);
+    return this.command(id, { type: 'Force', now: this.deps.clock(), by: actor.actor, reason: r.reason, ...(r.nodes ? { nodes: r.nodes } : {}) }, actor);
   }
 
-  cancel(id: string, body: unknown, actor: string) {
+  cancel(id: string, body: unknown, actor: Actor) {
     const r = parse(CancelRequest, body ?? {}, 'cancel request');
-    return this.command(id, { type: 'Cancel', now: this.deps.clock(), by: actor, reason: r.reason }, actor);
+    return this.command(id, { type: 'Cancel', now: this.deps.clock(), by: actor.actor, reason: r.reason }, actor);
   }
 
-  revote(id: string, body: unknown, actor: string) {
+  revote(id: string, body: unknown, actor: Actor) {
     const r = parse(RevoteRequest, body ?? {}, 'revote request');
-    return this.command(id, { type: 'Revote', now: this.deps.clock(), by: actor, reason: r.reason }, actor);
+    return this.command(id, { type: 'Revote', now: this.deps.clock(), by: actor.actor, reason: r.reason }, actor);
   }
 
-  resume(id: string, body: unknown, actor: string) {
+  resume(id: string, body: unknown, actor: Actor) {
     parse(ResumeRequest, body ?? {}, 'resume request');
-    return this.command(id, { type: 'Resume', now: this.deps.clock(), by: actor }, actor);
+    return this.command(id, { type: 'Resume', now: this.deps.clock(), by: actor.actor }, actor);
   }
 
-  regress(id: string, body: unknown, actor: string) {
+  regress(id: string, body: unknown, actor: Actor) {
     const r = parse(RegressRequest, body ?? {}, 'regress request');
-    return this.command(id, { type: 'Regress', now: this.deps.clock(), by: actor, ...(r.nodes ? { nodes: r.nodes } : {}), to: r.to, reason: r.reason }, actor);
+    return this.command(id, { type: 'Regress', now: this.deps.clock(), by: actor.actor, ...(r.nodes ? { nodes: r.nodes } : {}), to: r.to, reason: r.reason }, actor);
   }
 
   plan(body: unknown): Promise<PlanResult> {
@@ -116,7 +123,7 @@ export class RolloutCommands {
     return { rollouts: rows.map((s) => ({ rolloutId: s.rolloutId, status: s.status, description: s.description, nodes: s.nodes, phases: s.phases, createdAt: s.createdAt, updatedAt: s.updatedAt })) };
   }
 
-  private async command(id: string, command: RolloutCommand, actor: string): Promise<RolloutSummary> {
+  private async command(id: string, command: RolloutCommand, actor: Actor): Promise<RolloutSummary> {
     const rolloutId = parse(RolloutId, id, 'rollout id');
     const applied = await this.deps.runner.apply(rolloutId, command, actor);
     if (applied.state.status === 'initial') throw new ChangeoverError('NOT_FOUND', `no rollout ${rolloutId}`);

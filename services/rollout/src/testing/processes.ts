@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { waitFor } from '@changeover/test-kit';
+import { TEST_ADMIN_TOKEN, TEST_AUTH_HEADER, waitFor } from '@changeover/test-kit';
 
 // Helpers for end-to-end tests that run the built services as child processes and kill them.
 
@@ -20,7 +20,7 @@ export function startService(name: string, pkg: string, argv: string[], env: Rec
   const log = join(logDir, `${name}.log`);
   const out = openSync(log, 'a');
   const proc = spawn(process.execPath, [join(REPO_ROOT, pkg, 'dist/main.js'), ...argv], {
-    env: { PATH: process.env['PATH'] ?? '', OTEL_SDK_DISABLED: 'true', ...env },
+    env: { PATH: process.env['PATH'] ?? '', OTEL_SDK_DISABLED: 'true', CHANGEOVER_ADMIN_TOKEN: TEST_ADMIN_TOKEN, ...env },
     stdio: ['ignore', out, out],
   });
   return { name, proc, log };
@@ -54,11 +54,11 @@ export interface HttpAnswer<T> {
   body: T;
 }
 
-/** JSON over HTTP; a refused connection or a reset (the service was killed) rejects. */
+/** JSON over HTTP as the test admin; a refused connection or a reset (the service was killed) rejects. */
 export async function http<T = unknown>(method: string, url: string, body?: unknown, timeoutMs = 30_000): Promise<HttpAnswer<T>> {
   const res = await fetch(url, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: { ...TEST_AUTH_HEADER, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     signal: AbortSignal.timeout(timeoutMs),
   });

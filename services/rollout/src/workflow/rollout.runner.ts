@@ -1,16 +1,17 @@
 import { ChangeoverError, isChangeoverError } from '@changeover/contracts';
 import type { NewEvent, StoredEvent } from '@changeover/event-store';
-import { currentTraceIds, metrics, type Logger } from '@changeover/telemetry';
+import { currentTraceIds, metrics, runInContext, startRootSpan, ROOT_CONTEXT, type Context, type Logger } from '@changeover/telemetry';
 import { decide, type RolloutCommand } from '../rollout/rollout.decider.js';
 import { rolloutStreamId, type RolloutEvent } from '../rollout/rollout.events.js';
 import { evolve, fold, initialState, type ActiveState, type RolloutState } from '../rollout/rollout.state.js';
 import { needsOwner, onHello, react, resume, whyIgnored, type Action } from './rollout.workflow.js';
 import { recordAppended } from './rollout.metrics.js';
+import { rolloutTraceContext, traceDecisions, traceSend, traceStep } from './rollout.tracing.js';
 
 /** What the runner needs of the event store. */
 export interface EventLog {
   append(streamId: string, expectedVersion: number | 'no-stream', events: NewEvent[]): Promise<{ nextExpectedVersion: number }>;
-  readStream(streamId: string, options?: { after?: number }): Promise<StoredEvent[]>;
+  readStream(streamId: string, options?: { after?: number; limit?: number }): Promise<StoredEvent[]>;
 }
 
 export interface RunnerDeps {
@@ -32,7 +33,10 @@ export interface Applied {
   events: RolloutEvent[];
 }
 
-type Job = { kind: 'command'; command: RolloutCommand; actor: string; resolve: (a: Applied) => void; reject: (e: unknown) => void } | { kind: 'catch-up'; resolve: () => void };
+/** Who caused a command: `system`, or a REST caller's audit metadata (name, token id, role). */
+export type EventActor = string | { actor: string; actorTokenId: string; actorRole: string };
+
+type Job = { kind: 'command'; command: RolloutCommand; actor: EventActor; resolve: (a: Applied) => void; reject: (e: unknown) => void } | { kind: 'catch-up'; resolve: () => void };
 
 interface Owned {
   id: string;
@@ -42,6 +46,8 @@ interface Owned {
   draining: boolean;
   timers: Map<string, NodeJS.Timeout>;
   dropped: boolean;
+  /** The rollout's trace (from its first event): parent of every step span. */
+  trace: Context;
 }
 
 const ignored = metrics.counter({ name: 'changeover_rollout_reports_ignored_total', help: 'Agent reports and timers that changed nothing, by reason', labelNames: ['reason'] as const });
@@ -76,11 +82,12 @@ export class RolloutRunner {
   /** Takes a rollout over: rebuild from its events, re-send what may be lost, re-arm its timers. */
   async adopt(id: string): Promise<void> {
     if (this.owned.has(id) || this.closed) return;
-    const o: Owned = { id, state: initialState(), version: 0, queue: [], draining: false, timers: new Map(), dropped: false };
+    const o: Owned = { id, state: initialState(), version: 0, queue: [], draining: false, timers: new Map(), dropped: false, trace: ROOT_CONTEXT };
     this.owned.set(id, o);
     const stored = await this.deps.store.readStream(rolloutStreamId(id));
     o.state = fold(toRolloutEvents(stored));
     o.version = stored.at(-1)?.streamPosition ?? 0;
+    o.trace = rolloutTraceContext(stored[0]);
     this.deps.log.info({ rolloutId: id, status: o.state.status, version: o.version }, 'rollout adopted');
     // The projection write of the last append may have died with the previous owner: rewrite it from the events.
     if (o.state.status !== 'initial') this.deps.appended(o.state, o.version, true);
@@ -102,12 +109,28 @@ export class RolloutRunner {
   }
 
   /** Applies a command wherever the rollout is owned: locally through the queue, else with an expected-version append. */
-  async apply(id: string, command: RolloutCommand, actor: string): Promise<Applied> {
-    if (this.owned.has(id)) return this.submit(id, command, actor);
-    return this.applyRemote(id, command, actor);
+  async apply(id: string, command: RolloutCommand, actor: EventActor): Promise<Applied> {
+    const run = () => (this.owned.has(id) ? this.submit(id, command, actor) : this.applyRemote(id, command, actor));
+    if (command.type === 'Create') {
+      // The rollout's own trace: its root span's traceparent goes into the created event's metadata.
+      const root = startRootSpan('rollout', { 'changeover.rollout_id': id, 'changeover.description': command.update.description.slice(0, 256) }, 'changeover.rollout');
+      try {
+        return await runInContext(root.context, run);
+      } finally {
+        root.span.end();
+      }
+    }
+    return traceStep(await this.traceOf(id), `rollout.${command.type.toLowerCase()}`, id, run);
   }
 
-  submit(id: string, command: RolloutCommand, actor = 'system'): Promise<Applied> {
+  /** The trace context of a rollout: the owner's, else from its first event. */
+  async traceOf(id: string): Promise<Context> {
+    const o = this.owned.get(id);
+    if (o) return o.trace;
+    return rolloutTraceContext((await this.deps.store.readStream(rolloutStreamId(id), { limit: 1 }).catch(() => []))[0]);
+  }
+
+  submit(id: string, command: RolloutCommand, actor: EventActor = 'system'): Promise<Applied> {
     const o = this.owned.get(id);
     if (!o) return Promise.reject(new ChangeoverError('UNAVAILABLE', `rollout ${id} is not owned here`));
     return new Promise<Applied>((resolve, reject) => {
@@ -139,7 +162,7 @@ export class RolloutRunner {
     for (const id of [...this.owned.keys()]) this.drop(id);
   }
 
-  private async applyRemote(id: string, command: RolloutCommand, actor: string): Promise<Applied> {
+  private async applyRemote(id: string, command: RolloutCommand, actor: EventActor): Promise<Applied> {
     for (let attempt = 0; ; attempt++) {
       const stored = await this.deps.store.readStream(rolloutStreamId(id));
       let state = fold(toRolloutEvents(stored));
@@ -157,6 +180,7 @@ export class RolloutRunner {
         const before = state;
         for (const e of decision) state = evolve(state, e);
         recordAppended(before, state, decision);
+        traceDecisions(rolloutTraceContext(stored[0]), before, state, decision);
         if (state.status !== 'initial') {
           this.deps.appended(state, r.nextExpectedVersion, false);
           if (needsOwner(state)) await this.deps.leases.ensure(id);
@@ -169,9 +193,9 @@ export class RolloutRunner {
     }
   }
 
-  private toNew(e: RolloutEvent, actor: string): NewEvent {
+  private toNew(e: RolloutEvent, actor: EventActor): NewEvent {
     const ids = currentTraceIds();
-    return { type: e.type, data: e.data, metadata: { actor, ...(ids ? { traceparent: `00-${ids.traceId}-${ids.spanId}-01` } : {}) } };
+    return { type: e.type, data: e.data, metadata: { ...(typeof actor === 'string' ? { actor } : actor), ...(ids ? { traceparent: `00-${ids.traceId}-${ids.spanId}-01` } : {}) } };
   }
 
   private async drain(o: Owned): Promise<void> {
@@ -217,6 +241,7 @@ export class RolloutRunner {
       try {
         const r = await this.deps.store.append(rolloutStreamId(o.id), o.version === 0 ? 'no-stream' : o.version, events);
         recordAppended(o.state, state, decided.flatMap((d) => d.events));
+        traceDecisions(o.trace, o.state, state, decided.flatMap((d) => d.events));
         o.state = state;
         o.version = r.nextExpectedVersion;
       } catch (e) {
@@ -270,7 +295,7 @@ export class RolloutRunner {
         case 'commit':
         case 'abort':
         case 'regress':
-          await this.send(o, state, a);
+          await traceSend(o.trace, state, a, () => this.send(o, state, a));
           break;
         case 'schedule': {
           const key = a.timer.name === 'vote' ? `vote:${a.timer.attempt}` : `wave:${a.timer.wave}`;
@@ -293,7 +318,7 @@ export class RolloutRunner {
         }
       }
     }
-    if (verify) void this.submit(o.id, { type: 'Verify', now: this.deps.clock() }).catch(() => undefined);
+    if (verify) void traceStep(o.trace, 'rollout.verify', o.id, () => this.submit(o.id, { type: 'Verify', now: this.deps.clock() })).catch(() => undefined);
     else if (complete && !needsOwner(o.state)) await this.complete(o);
   }
 

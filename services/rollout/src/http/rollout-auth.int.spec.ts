@@ -1,0 +1,159 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { EventStore } from '@changeover/event-store';
+import { createTestDatabase, startNats, TEST_ADMIN_TOKEN, type TestDatabase, type TestNats } from '@changeover/test-kit';
+import { startRollout, type RunningRollout } from '../app.js';
+import { loadConfig } from '../config.js';
+import { fakeAgents, fakeRegistry, manifest, type FakeNode } from '../testing/fake-fleet.js';
+
+// Every route of the rollout REST API against its role: no token 401, a weaker role 403, the role itself passes; audit trail on the events.
+
+const fleet: FakeNode[] = [{ id: 'n-1', classId: 'web', arch: 'x86_64' }, { id: 'n-2', classId: 'web', arch: 'x86_64' }];
+const MAX_BODY = 4096;
+const MAX_IMAGE = 8192;
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- answers are checked field by field
+type Json = any;
+let db: TestDatabase;
+let nats: TestNats;
+let nc: NatsConnection;
+let service: RunningRollout;
+let agents: ReturnType<typeof fakeAgents>;
+let base: string;
+const tokens: Record<'viewer' | 'operator' | 'admin', { token: string; tokenId: string }> = {} as never;
+
+async function call(method: string, path: string, opts: { token?: string; body?: unknown; raw?: Uint8Array | string; contentType?: string } = {}): Promise<{ status: number; json: Json }> {
+  const headers: Record<string, string> = {};
+  if (opts.token) headers['authorization'] = `Bearer ${opts.token}`;
+  const body = opts.raw ?? (opts.body === undefined ? undefined : JSON.stringify(opts.body));
+  if (body !== undefined) headers['content-type'] = opts.contentType ?? 'application/json';
+  const res = await fetch(`${base}${path}`, { method, headers, ...(body !== undefined ? { body } : {}) });
+  const text = await res.text();
+  return { status: res.status, json: text ? JSON.parse(text) : null };
+}
+
+const create = (id: string) => ({ rolloutId: id, update: { description: `auth ${id}`, targets: [{ classes: ['web'], packages: [{ name: 'app', version: '1.0.0' }] }] }, policy: { voteTimeoutMs: 60_000 } });
+
+beforeAll(async () => {
+  [db, nats] = await Promise.all([createTestDatabase('rollout_auth'), startNats()]);
+  nc = await connect({ servers: nats.url });
+  fakeRegistry(nc, fleet, [manifest('app')]);
+  // Agents that never answer: the rollouts stay put while the test steers them.
+  agents = fakeAgents(nc, [], {});
+  service = await startRollout(
+    loadConfig({ DATABASE_URL: db.url, NATS_URL: nats.url, ROLLOUT_HTTP_PORT: '0', ROLLOUT_INSTANCE_ID: 'auth-a', LOG_LEVEL: 'silent', CHANGEOVER_ADMIN_TOKEN: TEST_ADMIN_TOKEN, ROLLOUT_MAX_BODY_BYTES: String(MAX_BODY), ROLLOUT_MAX_IMAGE_BYTES: String(MAX_IMAGE), ROLLOUT_REGISTRY_TIMEOUT_MS: '2000' }),
+  );
+  base = `http://127.0.0.1:${service.httpPort}`;
+  for (const role of ['viewer', 'operator', 'admin'] as const) {
+    const r = await call('POST', '/tokens', { token: TEST_ADMIN_TOKEN, body: { name: `${role}-bot`, role } });
+    expect(r.status).toBe(201);
+    tokens[role] = { token: r.json.token, tokenId: r.json.tokenId };
+  }
+});
+
+afterAll(async () => {
+  await service?.close();
+  agents?.stop();
+  await nc?.close();
+  await nats?.stop();
+  await db?.drop();
+});
+
+type Route = { method: string; path: string; role: 'viewer' | 'operator' | 'admin'; body?: () => unknown; raw?: () => Uint8Array };
+let seq = 0;
+const ROUTES: Route[] = [
+  { method: 'GET', path: '/rollouts', role: 'viewer' },
+  { method: 'GET', path: '/rollouts/fixed', role: 'viewer' },
+  { method: 'POST', path: '/rollouts', role: 'operator', body: () => create(`c-${++seq}`) },
+  { method: 'POST', path: '/rollouts/from-image?rolloutId=img-1', role: 'operator', raw: () => new Uint8Array([0x1f, 0x8b, 1, 2, 3]) },
+  { method: 'POST', path: '/rollouts/fixed/cancel', role: 'operator', body: () => ({ reason: 'x' }) },
+  { method: 'POST', path: '/rollouts/fixed/revote', role: 'operator', body: () => ({}) },
+  { method: 'POST', path: '/rollouts/fixed/resume', role: 'operator', body: () => ({}) },
+  { method: 'POST', path: '/rollouts/fixed/regress', role: 'operator', body: () => ({ reason: 'x' }) },
+  { method: 'POST', path: '/plans', role: 'operator', body: () => ({ update: create('p').update, voteTimeoutMs: 100 }) },
+  { method: 'POST', path: '/rollouts/fixed/force', role: 'admin', body: () => ({ reason: 'x' }) },
+  { method: 'GET', path: '/tokens', role: 'admin' },
+  { method: 'POST', path: '/tokens', role: 'admin', body: () => ({ name: `t-${++seq}`, role: 'viewer' }) },
+  { method: 'DELETE', path: '/tokens/tok_0000000000000000', role: 'admin' },
+];
+const weaker = { viewer: undefined, operator: 'viewer', admin: 'operator' } as const;
+const send = (r: Route, token?: string) => call(r.method, r.path, { ...(token ? { token } : {}), ...(r.body ? { body: r.body() } : {}), ...(r.raw ? { raw: r.raw(), contentType: 'application/gzip' } : {}) });
+
+describe('rollout REST API roles', () => {
+  beforeAll(async () => {
+    expect((await call('POST', '/rollouts', { token: tokens.operator.token, body: create('fixed') })).status).toBe(201);
+  });
+
+  it.each(ROUTES.map((r) => [`${r.method} ${r.path}`, r] as const))('%s: no token 401, a weaker role 403, its role passes', async (_name, r) => {
+    const none = await send(r);
+    expect(none.status).toBe(401);
+    expect(none.json).toMatchObject({ code: 'UNAUTHENTICATED' });
+    expect((await send(r, 'chg_not-a-real-token')).status).toBe(401);
+    const below = weaker[r.role];
+    if (below) {
+      const refused = await send(r, tokens[below].token);
+      expect(refused.status).toBe(403);
+      expect(refused.json).toMatchObject({ code: 'FORBIDDEN' });
+    }
+    const ok = await send(r, tokens[r.role].token);
+    // Passing the role check: the answer is the route's own (success or a domain error), never 401/403.
+    expect([401, 403]).not.toContain(ok.status);
+  });
+
+  it('should keep health, readiness and the OpenAPI document open', async () => {
+    for (const p of ['/health', '/health/live', '/openapi.json']) expect((await call('GET', p)).status).toBe(200);
+  });
+
+  it('should record who created and who cancelled in the event metadata and the audit log', async () => {
+    expect((await call('POST', '/rollouts', { token: tokens.operator.token, body: create('audited') })).status).toBe(201);
+    const cancelled = await call('POST', '/rollouts/audited/cancel', { token: tokens.admin.token, body: { reason: 'audit check' } });
+    expect(cancelled.status).toBe(200);
+    const store = await EventStore.connect({ url: db.url });
+    try {
+      const events = await store.readStream('rollout-audited');
+      expect(events.find((e) => e.type === 'rollout.created')!.metadata).toMatchObject({ actor: 'operator-bot', actorTokenId: tokens.operator.tokenId, actorRole: 'operator' });
+      expect(events.find((e) => e.type === 'rollout.cancelled')!.metadata).toMatchObject({ actor: 'admin-bot', actorTokenId: tokens.admin.tokenId, actorRole: 'admin' });
+      const { rows } = await store.pool.query(`SELECT actor, actor_token_id, actor_role, method, path, status FROM auth.audit_log WHERE service = 'rollout' AND path LIKE '/rollouts/audited%' ORDER BY id`);
+      expect(rows).toEqual([{ actor: 'admin-bot', actor_token_id: tokens.admin.tokenId, actor_role: 'admin', method: 'POST', path: '/rollouts/audited/cancel', status: 200 }]);
+      const creations = await store.pool.query(`SELECT actor FROM auth.audit_log WHERE service = 'rollout' AND method = 'POST' AND path = '/rollouts' AND status = 201`);
+      expect(creations.rows.map((r: { actor: string }) => r.actor)).toContain('operator-bot');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('should refuse a revoked token at once', async () => {
+    const made = await call('POST', '/tokens', { token: tokens.admin.token, body: { name: 'short-lived', role: 'viewer' } });
+    expect((await call('GET', '/rollouts', { token: made.json.token })).status).toBe(200);
+    const listed = await call('GET', '/tokens', { token: tokens.admin.token });
+    expect(JSON.stringify(listed.json)).not.toContain(made.json.token);
+    expect((await call('DELETE', `/tokens/${made.json.tokenId}`, { token: tokens.admin.token })).json).toMatchObject({ revokedBy: 'admin-bot' });
+    expect((await call('GET', '/rollouts', { token: made.json.token })).status).toBe(401);
+  });
+});
+
+describe('rollout REST limits', () => {
+  const padded = (size: number) => {
+    const body = create(`pad-${++seq}`);
+    const bare = JSON.stringify(body).length;
+    body.update.description = `${body.update.description}${'x'.repeat(size - bare)}`;
+    expect(JSON.stringify(body).length).toBe(size);
+    return JSON.stringify(body);
+  };
+
+  it('should take a JSON body at the limit and refuse one byte over with 413 TOO_LARGE', async () => {
+    const at = await call('POST', '/rollouts', { token: tokens.operator.token, raw: padded(MAX_BODY) });
+    expect(at.status).not.toBe(413);
+    const over = await call('POST', '/rollouts', { token: tokens.operator.token, raw: padded(MAX_BODY + 1) });
+    expect(over.status).toBe(413);
+    expect(over.json).toMatchObject({ code: 'TOO_LARGE' });
+  });
+
+  it('should take an image at the limit and refuse one byte over with 413 TOO_LARGE', async () => {
+    const at = await call('POST', '/rollouts/from-image?rolloutId=img-at', { token: tokens.operator.token, raw: new Uint8Array(MAX_IMAGE).fill(7), contentType: 'application/gzip' });
+    expect(at.status).toBe(201);
+    const over = await call('POST', '/rollouts/from-image?rolloutId=img-over', { token: tokens.operator.token, raw: new Uint8Array(MAX_IMAGE + 1).fill(7), contentType: 'application/gzip' });
+    expect(over.status).toBe(413);
+    expect(over.json).toMatchObject({ code: 'TOO_LARGE' });
+  });
+});
