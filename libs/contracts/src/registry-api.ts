@@ -79,7 +79,11 @@ export const EnrollNodeReply = NodeRecord.extend({ natsCredentials: NodeNatsCred
 export type EnrollNodeReply = z.infer<typeof EnrollNodeReply>;
 
 /** changeover.registry.revoke-node — revoke every NATS credential issued to a node; the servers refuse it from then on. */
-export const RevokeNodeRequest = z.strictObject({ nodeId: NodeId });
+export const RevokeNodeRequest = z.strictObject({
+  nodeId: NodeId,
+  /** Keep the newest credential (finishing a rotation: re-enroll, deliver the new creds, then revoke the rest). */
+  keepLatest: z.boolean().default(false),
+});
 export const RevokeNodeReply = z.strictObject({
   nodeId: NodeId,
   /** User public keys newly revoked by this request (empty when all were already revoked). */

@@ -1,7 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { arch, hostname } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { ClassId, NodeId, SemVer } from '@changeover/contracts';
+import { ClassId, NodeId, RETIRED_KEY_POLICIES, SemVer } from '@changeover/contracts';
 
 // Every variable the agent reads, validated once at start-up. CLI flags override the environment.
 
@@ -42,6 +43,8 @@ export const FAULT_POINTS = ['after-fetch', 'after-prepare', 'mid-switch', 'befo
 
 export const AgentConfig = z.object({
   NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222'),
+  /** Path of the node's .creds file (from enrollment). Unset: connect without authentication. */
+  NATS_CREDS: z.string().min(1).optional(),
   NODE_ID: NodeId.default(hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 64) || 'node'),
   NODE_CLASS: ClassId.default('default'),
   NODE_PROCESSOR_TYPE: z.enum(['x86_64', 'arm64']).default(defaultArch),
@@ -53,9 +56,13 @@ export const AgentConfig = z.object({
   AGENT_CLUSTER_VERSIONS: VersionRangeText,
   AGENT_HEARTBEAT_MS: z.coerce.number().int().min(100).max(3_600_000).default(10_000),
   AGENT_TRUST_ROOTS: z.string().default(''),
+  /** Packages signed by a key marked retired in AGENT_TRUST_ROOTS: still trusted (`accept`) or refused. */
+  AGENT_RETIRED_KEYS: z.enum(RETIRED_KEY_POLICIES).default('accept'),
   AGENT_MIN_FREE_DISK_MB: z.coerce.number().int().min(0).default(100),
   AGENT_HEALTH_PORT: z.coerce.number().int().min(0).max(65535).default(0),
   AGENT_REGISTRY_TIMEOUT_MS: z.coerce.number().int().positive().max(600_000).default(5000),
+  /** Share of nodes whose part in a rollout is traced (vetoing and failing nodes always are); only with an OTLP endpoint. */
+  AGENT_TRACE_SAMPLE_RATIO: rate.default(0.01),
   /** Test only: stop dead (SIGKILL) at this changeover step. */
   AGENT_FAULT_AT: z.enum(FAULT_POINTS).optional(),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
@@ -85,7 +92,9 @@ const FLAGS: Record<string, string> = {
   'heartbeat-ms': 'AGENT_HEARTBEAT_MS',
   'health-port': 'AGENT_HEALTH_PORT',
   'trust-roots': 'AGENT_TRUST_ROOTS',
+  'nats-creds': 'NATS_CREDS',
   'log-level': 'LOG_LEVEL',
+  'trace-sample-ratio': 'AGENT_TRACE_SAMPLE_RATIO',
 };
 
 export function parseFlags(argv: string[]): Record<string, string> {
@@ -110,6 +119,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
   const result = AgentConfig.safeParse(picked);
   if (!result.success) {
     throw new Error(`invalid node-agent configuration: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  }
+  const creds = result.data.NATS_CREDS;
+  if (creds !== undefined) {
+    let text = '';
+    try {
+      text = readFileSync(creds, 'utf8');
+    } catch (e) {
+      throw new Error(`invalid node-agent configuration: NATS_CREDS: cannot read ${creds} (${e instanceof Error ? e.message : String(e)})`);
+    }
+    if (!text.includes('BEGIN NATS USER JWT') || !text.includes('BEGIN USER NKEY SEED')) throw new Error(`invalid node-agent configuration: NATS_CREDS: ${creds} is not a NATS .creds file`);
   }
   return { ...result.data, AGENT_SOCKET: result.data.AGENT_SOCKET ?? join(result.data.AGENT_STATE_DIR, 'agent.sock') };
 }

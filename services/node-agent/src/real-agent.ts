@@ -9,6 +9,7 @@ import type { CounterRegistry } from './metrics.js';
 import { registryManifests } from './registry/manifest-source.js';
 import { ChildProcessRuntime } from './runtime/child-runtime.js';
 import { FsStore } from './store/fs-store.js';
+import { agentConnectionOptions } from './transport/connection.js';
 import { NatsFleet, natsSink } from './transport/nats-fleet.js';
 import { loadTrustRoots, signatureVerifier } from './trust/signatures.js';
 
@@ -21,13 +22,13 @@ export interface RunningAgent {
 
 /** One real node: file-system store, child processes, the local API on a Unix socket, NATS. */
 export async function startRealAgent(config: AgentConfig, log: Log, counters: CounterRegistry): Promise<RunningAgent> {
-  const roots = loadTrustRoots(config.AGENT_TRUST_ROOTS);
-  if (!Object.keys(roots).length) log.warn('AGENT_TRUST_ROOTS is empty: package signatures are not checked');
+  const trust = loadTrustRoots(config.AGENT_TRUST_ROOTS);
+  if (!Object.keys(trust.roots).length) log.warn('AGENT_TRUST_ROOTS is empty: package signatures are not checked');
   const store = await FsStore.open(config.AGENT_STATE_DIR);
   const api = new LocalApiServer(config.AGENT_SOCKET, counters, log);
   await api.start();
   const runtime = new ChildProcessRuntime({ store, api, log, counters });
-  const nc = await connect({ servers: config.NATS_URL, name: `node-agent-${config.NODE_ID}`, maxReconnectAttempts: -1, reconnectTimeWait: 500, waitOnFirstConnect: true });
+  const nc = await connect({ servers: config.NATS_URL, name: `node-agent-${config.NODE_ID}`, maxReconnectAttempts: -1, reconnectTimeWait: 500, waitOnFirstConnect: true, ...agentConnectionOptions(config) });
   const disk = await store.freeBytes();
   const core = new AgentCore(
     {
@@ -36,8 +37,8 @@ export async function startRealAgent(config: AgentConfig, log: Log, counters: Co
       fetcher: new ObjectStoreFetcher(nc, store),
       runtime,
       sink: natsSink(nc, log),
-      manifests: registryManifests(nc, config.AGENT_REGISTRY_TIMEOUT_MS),
-      verifySignature: signatureVerifier(roots),
+      manifests: registryManifests(nc, config.NODE_ID, config.AGENT_REGISTRY_TIMEOUT_MS),
+      verifySignature: signatureVerifier(trust, config.AGENT_RETIRED_KEYS),
       minFreeBytes: config.AGENT_MIN_FREE_DISK_MB * 1024 * 1024,
       counters,
       log,

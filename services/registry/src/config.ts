@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { ChangeoverError, toPublicKey, type TrustRoots } from '@changeover/contracts';
+import { ChangeoverError, parseTrustConfig, RETIRED_KEY_POLICIES, type RetiredKeyPolicy, type TrustConfig, type TrustRoots } from '@changeover/contracts';
+import { loadAuthority, type Authority } from '@changeover/nats-auth';
 
 const bool = (fallback: boolean) =>
   z
@@ -13,12 +14,24 @@ const int = (fallback: number, min = 0) => z.coerce.number().int().min(min).defa
 export const RegistryEnv = z.object({
   DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/changeover'),
   NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222'),
+  /** Path of the registry's own .creds file (a service user). Unset: connect without authentication. */
+  NATS_CREDS: z.string().min(1).optional(),
+  /**
+   * The NATS authority (operator, system account, account and user-signing key seeds; JSON inline
+   * or a file path). Set: enrollment mints each node's NATS credentials and revocation pushes to
+   * the servers. A secret.
+   */
+  REGISTRY_NATS_AUTHORITY: z.string().optional(),
+  /** Lifetime of minted node credentials in seconds (0 = no expiry). */
+  REGISTRY_NODE_CREDS_TTL_S: int(0),
   REGISTRY_HTTP_PORT: int(7101),
   REGISTRY_HTTP_HOST: z.string().min(1).default('0.0.0.0'),
   /** JSON map keyId → Ed25519 public key (PEM / base64), or a path to a file holding that JSON. */
   REGISTRY_TRUST_ROOTS: z.string().default(''),
   /** Refuse unsigned packages; defaults to true when trust roots are configured. */
   REGISTRY_REQUIRE_SIGNATURES: z.enum(['true', 'false', '1', '0']).optional(),
+  /** Re-published packages signed by a key marked retired in the trust roots: accepted or refused (a retired key never signs a new version). */
+  REGISTRY_RETIRED_KEYS: z.enum(RETIRED_KEY_POLICIES).default('accept'),
   REGISTRY_MAX_MODULE_BYTES: int(256 * 1024 * 1024, 1),
   REGISTRY_MAX_IMAGE_BYTES: int(1024 * 1024 * 1024, 1),
   REGISTRY_STALE_AFTER_MS: int(30_000, 100),
@@ -38,7 +51,15 @@ export interface RegistryConfig {
   httpPort: number;
   httpHost: string;
   trustRoots: TrustRoots;
+  /** Key ids among the trust roots that are retired. */
+  retiredKeys: string[];
+  retiredKeyPolicy: RetiredKeyPolicy;
   requireSignatures: boolean;
+  /** Path of the registry's .creds file, if NATS requires authentication. */
+  natsCreds?: string;
+  /** Present when the registry mints node credentials. */
+  natsAuthority?: Authority;
+  nodeCredsTtlS: number;
   maxModuleBytes: number;
   maxImageBytes: number;
   staleAfterMs: number;
@@ -59,7 +80,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ChangeoverError('VALIDATION_FAILED', `invalid registry configuration: ${lines}`);
   }
   const e = parsed.data;
-  const trustRoots = parseTrustRoots(e.REGISTRY_TRUST_ROOTS);
+  const { roots: trustRoots, retired: retiredKeys } = parseTrustConfigSpec(e.REGISTRY_TRUST_ROOTS);
+  if (e.NATS_CREDS !== undefined) assertCredsFile(e.NATS_CREDS);
+  const natsAuthority = e.REGISTRY_NATS_AUTHORITY?.trim() ? parseAuthority(e.REGISTRY_NATS_AUTHORITY) : undefined;
   const hasRoots = Object.keys(trustRoots).length > 0;
   const requireSignatures = e.REGISTRY_REQUIRE_SIGNATURES === undefined ? hasRoots : e.REGISTRY_REQUIRE_SIGNATURES === 'true' || e.REGISTRY_REQUIRE_SIGNATURES === '1';
   if (requireSignatures && !hasRoots) throw new ChangeoverError('VALIDATION_FAILED', 'invalid registry configuration: REGISTRY_REQUIRE_SIGNATURES=true needs REGISTRY_TRUST_ROOTS');
@@ -69,7 +92,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     httpPort: e.REGISTRY_HTTP_PORT,
     httpHost: e.REGISTRY_HTTP_HOST,
     trustRoots,
+    retiredKeys,
+    retiredKeyPolicy: e.REGISTRY_RETIRED_KEYS,
     requireSignatures,
+    ...(e.NATS_CREDS !== undefined ? { natsCreds: e.NATS_CREDS } : {}),
+    ...(natsAuthority ? { natsAuthority } : {}),
+    nodeCredsTtlS: e.REGISTRY_NODE_CREDS_TTL_S,
     maxModuleBytes: e.REGISTRY_MAX_MODULE_BYTES,
     maxImageBytes: e.REGISTRY_MAX_IMAGE_BYTES,
     staleAfterMs: e.REGISTRY_STALE_AFTER_MS,
@@ -85,17 +113,48 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
 
 /** Inline JSON, or a path to a JSON file; every key is checked to be an Ed25519 public key. */
 export function parseTrustRoots(value: string): TrustRoots {
+  return parseTrustConfigSpec(value).roots;
+}
+
+/** REGISTRY_TRUST_ROOTS: `{ keyId: publicKey | { key, retired: true } }`, inline or in a file. */
+export function parseTrustConfigSpec(value: string): TrustConfig {
   const text = value.trim();
-  if (!text) return {};
+  if (!text) return { roots: {}, retired: [] };
   let json: unknown;
   try {
     json = JSON.parse(text.startsWith('{') ? text : readFileSync(text, 'utf8'));
   } catch (e) {
     throw new ChangeoverError('VALIDATION_FAILED', `invalid registry configuration: REGISTRY_TRUST_ROOTS is neither a JSON map nor a readable JSON file (${(e as Error).message})`);
   }
-  const map = z.record(z.string().min(1).max(128), z.string().min(1)).safeParse(json);
-  if (!map.success) throw new ChangeoverError('VALIDATION_FAILED', 'invalid registry configuration: REGISTRY_TRUST_ROOTS must map keyId → public key string');
-  const roots: TrustRoots = {};
-  for (const [keyId, key] of Object.entries(map.data)) roots[keyId] = toPublicKey(keyId, key);
-  return roots;
+  try {
+    return parseTrustConfig(json, 'REGISTRY_TRUST_ROOTS');
+  } catch (e) {
+    throw new ChangeoverError('VALIDATION_FAILED', `invalid registry configuration: ${(e as Error).message}`);
+  }
+}
+
+/** REGISTRY_NATS_AUTHORITY: the authority JSON inline or in a file; never echoes a seed. */
+function parseAuthority(value: string): Authority {
+  const text = value.trim();
+  let json: string;
+  try {
+    json = text.startsWith('{') ? text : readFileSync(text, 'utf8');
+  } catch (e) {
+    throw new ChangeoverError('VALIDATION_FAILED', `invalid registry configuration: REGISTRY_NATS_AUTHORITY: cannot read ${text.slice(0, 200)} (${(e as Error).message})`);
+  }
+  try {
+    return loadAuthority(json);
+  } catch (e) {
+    throw new ChangeoverError('VALIDATION_FAILED', `invalid registry configuration: REGISTRY_NATS_AUTHORITY: ${(e as Error).message}`);
+  }
+}
+
+function assertCredsFile(path: string): void {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ChangeoverError('VALIDATION_FAILED', `invalid registry configuration: NATS_CREDS: cannot read ${path} (${(e as Error).message})`);
+  }
+  if (!text.includes('BEGIN NATS USER JWT') || !text.includes('BEGIN USER NKEY SEED')) throw new ChangeoverError('VALIDATION_FAILED', `invalid registry configuration: NATS_CREDS: ${path} is not a NATS .creds file`);
 }

@@ -16,6 +16,9 @@ const SPECS = {
   registry_agent_reports_total: { help: 'Agent reports processed, by kind', labels: ['report'] },
   registry_agent_reports_rejected_total: { help: 'Agent reports rejected (malformed, refused, or failed), by kind and error code', labels: ['report', 'code'] },
   registry_requests_rejected_total: { help: 'REST requests answered with an error, by code', labels: ['code'] },
+  registry_node_credentials_issued_total: { help: 'NATS credentials minted for nodes at enrollment', labels: [] },
+  registry_node_credentials_revoked_total: { help: 'Node NATS credentials (user keys) revoked', labels: [] },
+  registry_revocation_pushes_total: { help: 'Account JWT pushes carrying the revocation list, by outcome', labels: ['outcome'] },
   registry_rpc_rejected_total: { help: 'NATS requests whose handler answered with an error, by operation and code (malformed ones are counted by the messaging layer)', labels: ['op', 'code'] },
 } as const;
 export type CounterName = keyof typeof SPECS;

@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { serviceConnectionOptions } from '@changeover/nats-auth';
 import { EventStore, startOutboxRelay } from '@changeover/event-store';
 import { createLogger, type Logger } from '@changeover/telemetry';
 import { ClassService } from './classes/class.service.js';
@@ -9,6 +11,7 @@ import { RegistryEvents } from './events/registry.events.js';
 import { ImageService } from './images/image.service.js';
 import { serveRegistryNats } from './nats/registry.nats.js';
 import { NodeRepository } from './nodes/node.repository.js';
+import { NodeIdentityService } from './nodes/node-identity.js';
 import { NodeService } from './nodes/node.service.js';
 import { Counters } from './observability.js';
 import { BlobStore } from './packages/blob.store.js';
@@ -44,7 +47,7 @@ export async function startRegistry(config: RegistryConfig, opts: { logger?: Log
       for (const c of [...cleanups].reverse()) await c().catch((err: unknown) => log.error({ err }, 'shutdown step failed'));
     })());
   try {
-    const nc = await connect({ servers: config.natsUrl, name: 'changeover-registry', maxReconnectAttempts: -1 });
+    const nc = await connect({ servers: config.natsUrl, name: 'changeover-registry', maxReconnectAttempts: -1, ...(config.natsCreds ? serviceConnectionOptions(readFileSync(config.natsCreds)) : {}) });
     cleanups.push(() => nc.drain());
     // TypeORM migrates the schema and is closed again; the service itself speaks plain SQL.
     await (await openDatabase(config.databaseUrl)).destroy();
@@ -61,10 +64,14 @@ export async function startRegistry(config: RegistryConfig, opts: { logger?: Log
     const packages = new PackageService(new PackageRepository(db), blobs, events, { ...config }, counters, log);
     const nodeRepo = new NodeRepository(db);
     const nodes = new NodeService(nodeRepo, events, config, counters, log);
+    const identities = new NodeIdentityService(db, config.natsAuthority, { natsServers: config.natsUrl, credsTtlS: config.nodeCredsTtlS }, counters, log);
+    // A server that missed a revocation push (or restarted from an old preload) gets the stored list again.
+    if (identities.enabled) await identities.pushStored().catch((err: unknown) => log.error({ err }, 'revocation list could not be pushed to NATS at start-up'));
     const domain: RegistryDomain = {
       packages,
       blobs,
       nodes,
+      identities,
       classes: new ClassService(db, packages, events),
       selection: new SelectionService(packages, nodeRepo),
       images: new ImageService(packages, config, counters),

@@ -216,7 +216,7 @@ describe('real agent: zero-downtime changeover of a TCP service with a consumer'
     await putBlobs(nc, [code]);
     const registry: Record<string, SignedPackage> = { [packageId(v15.manifest)]: v15 };
     const asked: string[] = [];
-    const responder = serveRpc(nc, subjects.registry('get-packages'), GetPackagesRequest, async (req) => {
+    const responder = serveRpc(nc, subjects.agentRequestAny('get-packages'), GetPackagesRequest, async (req) => {
       asked.push(...req.packages.map(packageId));
       return { packages: req.packages.map((p) => registry[packageId(p)]).filter((p): p is SignedPackage => p !== undefined) };
     });

@@ -1,28 +1,29 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import { Objm, type ObjectStore } from '@nats-io/obj';
-import { ChangeoverError, MODULE_BUCKET, type Module } from '@changeover/contracts';
+import { ChangeoverError, isChangeoverError, MODULE_BUCKET, type Module } from '@changeover/contracts';
+import { readObject } from '@changeover/nats-auth';
 import type { ModuleFetcher } from '../core/ports.js';
 import type { FsStore } from '../store/fs-store.js';
 
-/** Fetches module blobs from the JetStream object store (object name = digest) into the local store. */
+/**
+ * Fetches module blobs from the JetStream object store (object name = digest) into the local
+ * store, with the message-get API only (`readObject`): a confined node may not create consumers.
+ * The local store checks the blob against the signed manifest's digest before keeping it.
+ */
 export class ObjectStoreFetcher implements ModuleFetcher {
-  private bucket?: Promise<ObjectStore>;
-
   constructor(
     private readonly nc: NatsConnection,
     private readonly store: FsStore,
+    private readonly opts: { timeoutMs?: number } = {},
   ) {}
 
   async fetch(m: Module): Promise<number> {
-    this.bucket ??= new Objm(this.nc).open(MODULE_BUCKET);
-    let bytes: Uint8Array | null;
+    let bytes: Uint8Array;
     try {
-      bytes = await (await this.bucket).getBlob(m.digest);
+      bytes = await readObject(this.nc, m.digest, { bucket: MODULE_BUCKET, maxBytes: m.size, ...(this.opts.timeoutMs ? { timeoutMs: this.opts.timeoutMs } : {}) });
     } catch (e) {
-      this.bucket = undefined;
-      throw new ChangeoverError('UNAVAILABLE', `object store ${MODULE_BUCKET}: ${e instanceof Error ? e.message : String(e)}`);
+      if (isChangeoverError(e, 'NOT_FOUND')) throw new ChangeoverError('NOT_FOUND', `module ${m.name}@${m.version} (${m.digest}) is not in the object store`);
+      throw e;
     }
-    if (!bytes) throw new ChangeoverError('NOT_FOUND', `module ${m.name}@${m.version} (${m.digest}) is not in the object store`);
     await this.store.putBlob(m.digest, bytes);
     return bytes.length;
   }

@@ -141,7 +141,7 @@ describe('simulated fleet over NATS', () => {
   it('with trust roots, vetoes a tampered or untrusted signed proposal at vote time and installs nothing; accepts a correctly signed one', async () => {
     const publisher = generateKeyPairSync('ed25519');
     const rogue = generateKeyPairSync('ed25519');
-    await fleet('trusted', 5, {}, signatureVerifier({ publisher: publisher.publicKey }));
+    await fleet('trusted', 5, {}, signatureVerifier({ roots: { publisher: publisher.publicKey }, retired: [] }));
     await waitFor('hellos', () => [...hellos].filter((h) => h.startsWith('trusted-')).length === 5);
     const failures = counters.get('agent_signature_failures_total');
     const good = signManifest(web, publisher.privateKey, 'publisher');

@@ -1,11 +1,15 @@
-import { Body, Controller, Get, Inject, Param, Post, Query } from '@nestjs/common';
-import { EnrollNodeRequest, type ListNodesReply, type NodeRecord } from '@changeover/contracts';
+import { Body, Controller, Get, HttpCode, Inject, Param, Post, Query } from '@nestjs/common';
+import { EnrollNodeRequest, RevokeNodeRequest, type EnrollNodeReply, type ListNodesReply, type NodeRecord, type RevokeNodeReply } from '@changeover/contracts';
+import { enrollNode } from '../nodes/node-identity.js';
 import type { z } from 'zod';
 import type { RegistryDomain } from '../registry.domain.js';
 import type { InventoryStatus } from '../nodes/node.service.js';
 import { ListNodesQuery, NodeIdParam } from './http.schemas.js';
 import { DOMAIN } from './http.tokens.js';
 import { ZodPipe } from './http.support.js';
+
+/** POST /nodes/:nodeId/revoke body (the node id comes from the path; an empty body is fine). */
+const RevokeNodeBody = RevokeNodeRequest.omit({ nodeId: true }).default({ keepLatest: false });
 
 /** Nodes: enrollment and queries by class, label and status (claims 3, 24). */
 @Controller('nodes')
@@ -28,8 +32,16 @@ export class NodesController {
     return this.d.nodes.get(nodeId);
   }
 
+  /** With REGISTRY_NATS_AUTHORITY set, the reply carries the node's NATS credentials (`natsCredentials.creds`, shown once). */
   @Post()
-  enroll(@Body(new ZodPipe(EnrollNodeRequest, 'enrollment')) body: EnrollNodeRequest): Promise<NodeRecord> {
-    return this.d.nodes.enroll(body);
+  enroll(@Body(new ZodPipe(EnrollNodeRequest, 'enrollment')) body: EnrollNodeRequest): Promise<EnrollNodeReply> {
+    return enrollNode(this.d, body);
+  }
+
+  /** Revokes the node's NATS credentials (all, or all but the newest with `keepLatest`) and pushes the revocation to the servers. */
+  @Post(':nodeId/revoke')
+  @HttpCode(200)
+  revoke(@Param('nodeId', new ZodPipe(NodeIdParam, 'nodeId')) nodeId: string, @Body(new ZodPipe(RevokeNodeBody, 'revocation')) body: z.infer<typeof RevokeNodeBody>): Promise<RevokeNodeReply> {
+    return this.d.identities.revoke(nodeId, { keepLatest: body.keepLatest });
   }
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import {
   ClassRecord,
+  EnrollNodeReply,
   EnrollNodeRequest,
   ErrorBody,
   GetPackagesReply,
@@ -11,6 +12,8 @@ import {
   NodeRecord,
   PublishPackageReply,
   PublishPackageRequest,
+  RevokeNodeReply,
+  RevokeNodeRequest,
   SelectModulesReply,
   SelectModulesRequest,
   SignedPackage,
@@ -30,6 +33,9 @@ const SCHEMAS = {
   BlobUploadReply,
   InventoryStatusReply,
   EnrollNodeRequest,
+  EnrollNodeReply,
+  RevokeNodeBody: RevokeNodeRequest.omit({ nodeId: true }),
+  RevokeNodeReply,
   NodeRecord,
   ListNodesReply,
   SetClassBody,
@@ -68,9 +74,10 @@ const PATHS: Record<string, Record<string, Op>> = {
   '/select-modules': { post: { summary: 'Modules each node gets for a package set, grouped by identical selection', body: 'SelectModulesRequest', reply: 'SelectModulesReply', status: 200, errors: [400, 404] } },
   '/nodes': {
     get: { summary: 'List nodes, filtered by class, label (key=value) and status; paged by `after`', reply: 'ListNodesReply', query: ['classId', 'status', 'label', 'limit', 'after'], errors: [400] },
-    post: { summary: 'Enrol a node (idempotent)', body: 'EnrollNodeRequest', reply: 'NodeRecord', status: 201, errors: [400] },
+    post: { summary: 'Enrol a node (idempotent); with REGISTRY_NATS_AUTHORITY set, the reply carries a fresh NATS identity for it in natsCredentials (a secret, shown once)', body: 'EnrollNodeRequest', reply: 'EnrollNodeReply', status: 201, errors: [400] },
   },
   '/nodes/{nodeId}': { get: { summary: 'One node', reply: 'NodeRecord', path: ['nodeId'], errors: [400, 404] } },
+  '/nodes/{nodeId}/revoke': { post: { summary: "Revoke the node's NATS credentials (all, or all but the newest with keepLatest) and push the revocation to the NATS servers", body: 'RevokeNodeBody', reply: 'RevokeNodeReply', status: 200, path: ['nodeId'], errors: [400, 404, 409, 503] } },
   '/nodes/{nodeId}/inventory': { get: { summary: "The stored inventory; stale when the node's last heartbeat claimed another digest (a lost inventory report)", reply: 'InventoryStatusReply', path: ['nodeId'], errors: [400, 404] } },
   '/classes': { get: { summary: 'Every node class', reply: 'ClassList', errors: [] } },
   '/classes/{classId}': {

@@ -2,6 +2,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import {
   ChangeoverError,
   ClassRecord,
+  EnrollNodeReply,
   EnrollNodeRequest,
   GetClassRequest,
   GetPackagesReply,
@@ -15,10 +16,11 @@ import {
   ListNodesRequest,
   ListPackagesReply,
   ListPackagesRequest,
-  NodeRecord,
   parseSubject,
   PublishPackageReply,
   PublishPackageRequest,
+  RevokeNodeReply,
+  RevokeNodeRequest,
   SelectModulesReply,
   SelectModulesRequest,
   SetClassRequest,
@@ -29,6 +31,7 @@ import { serveRpc, subscribeValidated, type RpcServer, type ValidatedSubscriptio
 import type { z } from 'zod';
 import type { Logger } from '../observability.js';
 import { assertStorable } from '../validation/storable.js';
+import { enrollNode } from '../nodes/node-identity.js';
 import type { RegistryDomain } from '../registry.domain.js';
 
 type Op = Parameters<typeof subjects.registry>[0];
@@ -61,11 +64,29 @@ export function serveRegistryNats(nc: NatsConnection, d: RegistryDomain, opts: {
     rpc('publish-package', PublishPackageRequest, (r) => d.packages.publish(r), { ...big, resultSchema: PublishPackageReply }),
     rpc('list-packages', ListPackagesRequest, async (r) => ({ packages: await d.packages.list(r.name, r.limit) }), { ...q, resultSchema: ListPackagesReply }),
     rpc('list-nodes', ListNodesRequest, (r) => d.nodes.list(r), { ...q, resultSchema: ListNodesReply }),
-    rpc('enroll-node', EnrollNodeRequest, (r) => d.nodes.enroll(r), { ...q, resultSchema: NodeRecord }),
+    rpc('enroll-node', EnrollNodeRequest, (r) => enrollNode(d, r), { ...q, resultSchema: EnrollNodeReply }),
+    rpc('revoke-node', RevokeNodeRequest, (r) => d.identities.revoke(r.nodeId, { keepLatest: r.keepLatest }), { ...q, resultSchema: RevokeNodeReply }),
     rpc('import-image', ImportImageRequest, (r) => d.images.import(Buffer.from(r.imageBase64, 'base64')), { ...big, resultSchema: ImportImageReply }),
     rpc('get-class', GetClassRequest, (r) => d.classes.get(r.classId), { ...q, resultSchema: ClassRecord }),
     rpc('set-class', SetClassRequest, (r) => d.classes.set(r), { ...q, resultSchema: ClassRecord }),
   ];
+  // A node's own request subject (all a confined node may publish to), answered on its inbox.
+  servers.push(
+    serveRpc(
+      nc,
+      subjects.agentRequestAny('get-packages'),
+      GetPackagesRequest,
+      async (r: z.infer<typeof GetPackagesRequest>) => {
+        try {
+          return await d.packages.getPackages(r.packages);
+        } catch (e) {
+          d.counters.inc('registry_rpc_rejected_total', 1, { op: 'agent-get-packages', code: e instanceof ChangeoverError ? e.code : 'INTERNAL' });
+          throw e;
+        }
+      },
+      { ...q, resultSchema: GetPackagesReply },
+    ),
+  );
   const nodeOf = (subject: string) => {
     const s = parseSubject(subject);
     return s.kind === 'agent' ? s.nodeId : '';

@@ -1,17 +1,23 @@
 import { createHash } from 'node:crypto';
 import semver from 'semver';
-import { assertTrustedSignature, canonicalJson, ChangeoverError, verifyManifest, type PackageManifest, type SignatureVerdict, type SignedPackage, type TrustRoots } from '@changeover/contracts';
+import { assertTrustedSignature, canonicalJson, ChangeoverError, verifyManifest, type PackageManifest, type RetiredKeyPolicy, type SignatureVerdict, type SignedPackage, type TrustRoots } from '@changeover/contracts';
 
 // Pure rules of publishing: what makes a manifest acceptable, how its content and signature are judged.
 
 export interface SignaturePolicy {
   trustRoots: TrustRoots;
   requireSignatures: boolean;
+  /** Key ids among the trust roots that are retired (key rotation). */
+  retiredKeys?: readonly string[];
+  /** A valid signature by a retired key: still trusted (`accept`, the default) or refused. */
+  retiredKeyPolicy?: RetiredKeyPolicy;
 }
 
 export interface SignatureJudgement {
   verdict: SignatureVerdict;
   signedBy: string | null;
+  /** Signed by a retired key (accepted by policy): such a key may not sign a version the registry does not hold yet. */
+  retired?: boolean;
 }
 
 /** The content identity of a version: sha256 of the canonical manifest (the signature is not content). */
@@ -44,12 +50,19 @@ export function checkManifest(manifest: PackageManifest, maxModuleBytes: number)
  * is refused; otherwise a present signature must still verify when roots are configured.
  */
 export function judgeSignature(pkg: SignedPackage, policy: SignaturePolicy): SignatureJudgement {
-  if (policy.requireSignatures) return { verdict: 'valid', signedBy: assertTrustedSignature(pkg, policy.trustRoots).keyId };
+  const opts = { retired: policy.retiredKeys ?? [], retiredPolicy: policy.retiredKeyPolicy ?? 'accept' };
+  const trusted = (t: { keyId: string; retired: boolean }): SignatureJudgement => (t.retired ? { verdict: 'valid', signedBy: t.keyId, retired: true } : { verdict: 'valid', signedBy: t.keyId });
+  if (policy.requireSignatures) return trusted(assertTrustedSignature(pkg, policy.trustRoots, opts));
   if (!pkg.signature) return { verdict: 'unsigned', signedBy: null };
   if (Object.keys(policy.trustRoots).length === 0) return { verdict: 'not-checked', signedBy: pkg.signature.keyId };
-  const check = verifyManifest(pkg, policy.trustRoots);
-  if (check.status === 'valid') return { verdict: 'valid', signedBy: check.keyId };
-  return { verdict: 'valid', signedBy: assertTrustedSignature(pkg, policy.trustRoots).keyId };
+  const check = verifyManifest(pkg, policy.trustRoots, opts);
+  if (check.status === 'valid') return trusted({ keyId: check.keyId, retired: check.retired === true });
+  return trusted(assertTrustedSignature(pkg, policy.trustRoots, opts));
+}
+
+/** Key rotation: a retired key may vouch for versions already published, never for a new one. */
+export function assertNotNewFromRetiredKey(id: string, judgement: SignatureJudgement): void {
+  if (judgement.retired) throw new ChangeoverError('UNTRUSTED_KEY', `package ${id} is new and signed by retired key ${judgement.signedBy}; sign it with an active key`, { package: id, keyId: judgement.signedBy, retired: true });
 }
 
 /** Distinct blob digests a manifest references, with the declared size of each. */

@@ -4,7 +4,7 @@ import type { z } from 'zod';
 import { RegistryEvents, streams, type RegistryEvent } from '../events/registry.events.js';
 import type { Counters, Logger } from '../observability.js';
 import type { BlobStore } from './blob.store.js';
-import { checkManifest, contentHash, judgeSignature, prunableVersions, referencedBlobs, type SignaturePolicy, type SignatureJudgement } from './package.rules.js';
+import { assertNotNewFromRetiredKey, checkManifest, contentHash, judgeSignature, prunableVersions, referencedBlobs, type SignaturePolicy, type SignatureJudgement } from './package.rules.js';
 import type { PackageRepository } from './package.repository.js';
 
 export interface PackagePolicy extends SignaturePolicy {
@@ -73,6 +73,7 @@ export class PackageService {
       if (hash !== undefined && hash !== p.hash) throw conflict(p);
     }
     const toStore = prepared.filter((p) => !existing.has(p.id));
+    for (const p of toStore) assertNotNewFromRetiredKey(p.id, p.judgement);
     await this.checkStoredBlobs(toStore);
     const created: string[] = [];
     let inserted: Set<string>;
