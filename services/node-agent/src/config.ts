@@ -61,6 +61,8 @@ export const AgentConfig = z.object({
   AGENT_MIN_FREE_DISK_MB: z.coerce.number().int().min(0).default(100),
   AGENT_HEALTH_PORT: z.coerce.number().int().min(0).max(65535).default(0),
   AGENT_REGISTRY_TIMEOUT_MS: z.coerce.number().int().positive().max(600_000).default(5000),
+  /** Share of nodes whose part in a rollout is traced (vetoing and failing nodes always are); only with an OTLP endpoint. */
+  AGENT_TRACE_SAMPLE_RATIO: rate.default(0.01),
   /** Test only: stop dead (SIGKILL) at this changeover step. */
   AGENT_FAULT_AT: z.enum(FAULT_POINTS).optional(),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
@@ -92,6 +94,7 @@ const FLAGS: Record<string, string> = {
   'trust-roots': 'AGENT_TRUST_ROOTS',
   'nats-creds': 'NATS_CREDS',
   'log-level': 'LOG_LEVEL',
+  'trace-sample-ratio': 'AGENT_TRACE_SAMPLE_RATIO',
 };
 
 export function parseFlags(argv: string[]): Record<string, string> {

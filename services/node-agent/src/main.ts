@@ -6,22 +6,27 @@ import { createLog } from './log.js';
 import { CounterRegistry } from './metrics.js';
 import { startRealAgent } from './real-agent.js';
 import { startSimFleet } from './simulate/sim-fleet.js';
+import { readTelemetryEnv, startTelemetry, telemetryEnabled, unitTracer } from '@changeover/telemetry';
 import { fleetConnectionOptions } from './transport/connection.js';
 
 async function main(): Promise<void> {
   let config: AgentConfig;
   try {
     config = loadConfig(process.env, process.argv.slice(2));
+    readTelemetryEnv(process.env);
   } catch (e) {
     process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
     process.exit(2);
   }
   const log = createLog(config.LOG_LEVEL, { service: 'node-agent', ...(config.SIMULATE ? { simulated: config.SIMULATE } : { nodeId: config.NODE_ID }) });
   const counters = new CounterRegistry();
+  // Spans go by OTLP/HTTP only with OTEL_EXPORTER_OTLP_ENDPOINT; a simulated fleet sampled at 0 records nothing at all.
+  const stopTelemetry = await startTelemetry({ serviceName: config.SIMULATE > 0 ? 'changeover-agent-sim' : 'changeover-agent' });
+  const tracing = unitTracer({ enabled: telemetryEnabled(), ratio: config.AGENT_TRACE_SAMPLE_RATIO, keepFailures: config.SIMULATE === 0 || config.AGENT_TRACE_SAMPLE_RATIO > 0 });
+  const stops: (() => Promise<void>)[] = [stopTelemetry];
   // Ready once NATS is connected and the local store is loaded (the agent or fleet started), while NATS stays open.
   let ready = false;
   let connected = () => false;
-  const stops: (() => Promise<void>)[] = [];
 
   if (config.SIMULATE > 0) {
     // One shared connection for the whole simulated fleet.
@@ -39,6 +44,7 @@ async function main(): Promise<void> {
       heartbeatMs: config.AGENT_HEARTBEAT_MS,
       counters,
       log,
+      tracing,
     });
     stops.push(async () => {
       await fleet.stop();
@@ -47,7 +53,7 @@ async function main(): Promise<void> {
     connected = () => !nc.isClosed();
     log.info('simulated fleet up', { nodes: config.SIMULATE, classId: config.NODE_CLASS, rssMb: Math.round(process.memoryUsage().rss / 1048576) });
   } else {
-    const agent = await startRealAgent(config, log, counters);
+    const agent = await startRealAgent(config, log, counters, tracing);
     stops.push(() => agent.stop());
     connected = () => agent.connected();
     log.info('agent up', { nodeId: config.NODE_ID, classId: config.NODE_CLASS, socket: config.AGENT_SOCKET });

@@ -1,5 +1,6 @@
 import { totalmem } from 'node:os';
 import { connect } from '@nats-io/transport-node';
+import type { UnitTracer } from '@changeover/telemetry';
 import type { AgentConfig } from './config.js';
 import { AgentCore } from './core/agent-core.js';
 import type { Log } from './core/ports.js';
@@ -21,7 +22,7 @@ export interface RunningAgent {
 }
 
 /** One real node: file-system store, child processes, the local API on a Unix socket, NATS. */
-export async function startRealAgent(config: AgentConfig, log: Log, counters: CounterRegistry): Promise<RunningAgent> {
+export async function startRealAgent(config: AgentConfig, log: Log, counters: CounterRegistry, tracing?: UnitTracer): Promise<RunningAgent> {
   const trust = loadTrustRoots(config.AGENT_TRUST_ROOTS);
   if (!Object.keys(trust.roots).length) log.warn('AGENT_TRUST_ROOTS is empty: package signatures are not checked');
   const store = await FsStore.open(config.AGENT_STATE_DIR);
@@ -42,6 +43,7 @@ export async function startRealAgent(config: AgentConfig, log: Log, counters: Co
       minFreeBytes: config.AGENT_MIN_FREE_DISK_MB * 1024 * 1024,
       counters,
       log,
+      tracing,
       onFault: config.AGENT_FAULT_AT
         ? (point) => {
             if (point === config.AGENT_FAULT_AT) process.kill(process.pid, 'SIGKILL');

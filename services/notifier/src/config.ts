@@ -1,7 +1,20 @@
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ChangeoverError, CreateSubscriptionRequest, parse } from '@changeover/contracts';
+import { AuthEnv, type AuthConfig } from '@changeover/http-auth';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+/** NATS_CREDS: the path of a readable NATS .creds file (user JWT and nkey seed). */
+const CredsFile = z
+  .string()
+  .min(1)
+  .refine((p) => {
+    try {
+      return readFileSync(p, 'utf8').includes('BEGIN NATS USER JWT');
+    } catch {
+      return false;
+    }
+  }, 'must be a readable NATS .creds file');
 
 /** Optional JSON for subscriptions that exist from start-up (one object or an array), e.g. a Slack channel. */
 const DefaultSubscriptions = z
@@ -23,6 +36,8 @@ const DefaultSubscriptions = z
 export const NotifierConfig = z.object({
   DATABASE_URL: z.string().min(1),
   NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222'),
+  /** The notifier's own NATS user (.creds path); unset: no NATS authentication. */
+  NATS_CREDS: CredsFile.optional(),
   NOTIFIER_HTTP_PORT: int(0, 65535).default(7103),
   NOTIFIER_CONSUMER_NAME: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).default('notifier'),
   NOTIFIER_MAX_ATTEMPTS: int(1, 100).default(8),
@@ -34,10 +49,19 @@ export const NotifierConfig = z.object({
   SMTP_URL: z.string().regex(/^smtps?:\/\//, 'must be smtp:// or smtps://').optional(),
   SMTP_FROM: z.string().min(3).default('changeover@localhost'),
   NOTIFIER_DEFAULT_SUBSCRIPTIONS: DefaultSubscriptions,
+  /** Largest JSON request body (413 TOO_LARGE beyond). */
+  NOTIFIER_MAX_BODY_BYTES: int(1024, 16 * 1024 * 1024).default(256 * 1024),
+  /** CHANGEOVER_AUTH, CHANGEOVER_ADMIN_TOKEN, CHANGEOVER_DB_STATEMENT_TIMEOUT_MS: see @changeover/http-auth. */
+  ...AuthEnv.shape,
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });
 export type NotifierConfig = z.infer<typeof NotifierConfig>;
 export type NotifierConfigInput = z.input<typeof NotifierConfig>;
+
+/** The authentication settings of a parsed configuration. */
+export function authConfigOf(c: NotifierConfig): AuthConfig {
+  return { enabled: c.CHANGEOVER_AUTH === 'on', ...(c.CHANGEOVER_ADMIN_TOKEN ? { adminToken: c.CHANGEOVER_ADMIN_TOKEN } : {}), statementTimeoutMs: c.CHANGEOVER_DB_STATEMENT_TIMEOUT_MS };
+}
 
 /** Validates the environment once; a bad value stops start-up with a message naming the variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): NotifierConfig {

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
 import { createTestDatabase, freePort, startNats, waitFor, type TestDatabase, type TestNats } from '@changeover/test-kit';
 import type { CloudEvent, Subscription } from '@changeover/contracts';
-import { restClient } from './testing/api.js';
+import { restClient, TEST_AUTH_ENV } from './testing/api.js';
 import { eventPublisher, sample, type EventPublisher } from './testing/events.js';
 import { startHttpReceiver, type HttpReceiver } from './testing/receivers.js';
 
@@ -33,6 +33,7 @@ function startChild(): ChildProcess {
       NOTIFIER_CONCURRENCY: String(CONCURRENCY),
       NOTIFIER_POLL_INTERVAL_MS: '50',
       LOG_LEVEL: process.env['NOTIFIER_TEST_LOG'] ?? 'error',
+      ...TEST_AUTH_ENV,
     },
     stdio: ['ignore', 'inherit', 'inherit'],
   });

@@ -3,7 +3,7 @@ import { createTestDatabase, startNats, waitFor, type TestDatabase, type TestNat
 import type { CloudEvent, Delivery, DeliveryDetail, ErrorBody, Subscription } from '@changeover/contracts';
 import { verifyWebhook } from './channels/webhook.signature.js';
 import { startNotifier, type RunningNotifier } from './notifier.js';
-import { restClient, TEST_LOG_LEVEL } from './testing/api.js';
+import { restClient, TEST_AUTH_ENV, TEST_LOG_LEVEL } from './testing/api.js';
 import { eventPublisher, sample, type EventPublisher } from './testing/events.js';
 import { startHttpReceiver, startSmtpReceiver, type HttpReceiver } from './testing/receivers.js';
 
@@ -30,6 +30,7 @@ beforeAll(async () => {
     SMTP_URL: smtp.url,
     SMTP_FROM: 'changeover@example.com',
     LOG_LEVEL: TEST_LOG_LEVEL,
+    ...TEST_AUTH_ENV,
   });
   api = restClient(notifier.httpPort);
 }, 60_000);

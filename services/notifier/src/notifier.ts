@@ -1,10 +1,12 @@
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { readFileSync } from 'node:fs';
+import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
 import { SpanKind, extractTraceContext, withSpan } from '@changeover/telemetry';
 import type { DataSource } from 'typeorm';
 import { EmailChannel } from './channels/email.channel.js';
 import { SlackChannel } from './channels/slack.channel.js';
 import { WebhookChannel } from './channels/webhook.channel.js';
-import { loadConfig, type NotifierConfig, type NotifierConfigInput } from './config.js';
+import { openHttpAuth, withStatementTimeout } from '@changeover/http-auth';
+import { authConfigOf, loadConfig, type NotifierConfig, type NotifierConfigInput } from './config.js';
 import { openDatabase } from './db/data-source.js';
 import { query } from './db/sql.js';
 import { DeliveryStore } from './delivery/delivery.store.js';
@@ -36,9 +38,12 @@ export async function startNotifier(input: NotifierConfig | NotifierConfigInput)
     for (const fn of cleanup.reverse()) await Promise.resolve().then(fn).catch(() => undefined);
   };
   try {
-    const db: DataSource = await openDatabase(config.DATABASE_URL);
+    const auth = authConfigOf(config);
+    // Every connection gets a statement_timeout: no query waits for ever.
+    const databaseUrl = withStatementTimeout(config.DATABASE_URL, auth.statementTimeoutMs);
+    const db: DataSource = await openDatabase(databaseUrl);
     cleanup.push(() => db.destroy());
-    const nc: NatsConnection = await connect({ servers: config.NATS_URL, name: `notifier-${config.NOTIFIER_CONSUMER_NAME}`, maxReconnectAttempts: -1 });
+    const nc: NatsConnection = await connect({ servers: config.NATS_URL, name: `notifier-${config.NOTIFIER_CONSUMER_NAME}`, maxReconnectAttempts: -1, ...(config.NATS_CREDS ? { authenticator: credsAuthenticator(readFileSync(config.NATS_CREDS)) } : {}) });
     cleanup.push(() => nc.close());
 
     const email = new EmailChannel(config.SMTP_URL, config.SMTP_FROM, config.NOTIFIER_HTTP_TIMEOUT_MS);
@@ -84,8 +89,12 @@ export async function startNotifier(input: NotifierConfig | NotifierConfigInput)
     });
     cleanup.push(() => consumer.close());
 
+    const httpAuth = await openHttpAuth({ service: 'notifier', databaseUrl, config: auth, onAuditError: (e) => log.warn('audit log write failed', { error: String(e) }) });
+    cleanup.push(() => httpAuth.close());
     const http = await startHttp(
       {
+        auth: httpAuth,
+        maxBodyBytes: config.NOTIFIER_MAX_BODY_BYTES,
         subscriptions,
         deliveries: new DeliveryStore(db, () => worker.nudge()),
         metrics,

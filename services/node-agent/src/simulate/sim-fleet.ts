@@ -2,6 +2,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { AgentCore, type AgentInfo } from '../core/agent-core.js';
 import type { CoreOptions, Counters, Log, ReportSink } from '../core/ports.js';
 import type { NodeState } from '../model/state.js';
+import type { UnitTracer } from '@changeover/telemetry';
 import { NatsFleet, natsSink } from '../transport/nats-fleet.js';
 import { draw, SimRuntime, SimStore, simFetcher, type SimRates } from './sim-runtime.js';
 
@@ -17,6 +18,8 @@ export interface SimFleetOptions extends SimRates {
   counters: Counters;
   log: Log;
   sink?: ReportSink;
+  /** Spans of the simulated nodes (none by default: a fleet sampled at 0 pays nothing for tracing). */
+  tracing?: UnitTracer;
   /** The signature check of every node; none by default (a simulated fleet trusts every package). */
   verifySignature?: CoreOptions['verifySignature'];
 }
@@ -47,6 +50,7 @@ export function createSimCores(opts: SimFleetOptions, sink: ReportSink): AgentCo
         minFreeBytes: 0,
         counters: opts.counters,
         log: opts.log,
+        tracing: opts.tracing,
       },
       infos[processorType],
     );

@@ -1,6 +1,7 @@
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { COMMAND_SCHEMAS, ChangeoverError, decode, encode, isChangeoverError, parseSubject, subjects, type AgentReport, type NodeCommand } from '@changeover/contracts';
 import { publish } from '@changeover/messaging';
+import { extractTraceContext } from '@changeover/telemetry';
 import type { AgentCore, AnyCommand } from '../core/agent-core.js';
 import type { Counters, Log, ReportSink } from '../core/ports.js';
 
@@ -133,9 +134,11 @@ export class NatsFleet {
     } catch (e) {
       return this.reject(msg, command, e);
     }
+    // The rollout's trace context, read once for every local node the command reaches.
+    const trace = msg.headers ? extractTraceContext(msg.headers) : undefined;
     for (const core of targets) {
       try {
-        const done = core.handle(cmd, via);
+        const done = core.handle(cmd, via, trace);
         if (msg.reply) msg.respond(encode({ ok: true, result: { nodeId: core.nodeId, received: command } }));
         done.catch((e: unknown) => {
           this.opts.log.warn('command rejected', { nodeId: core.nodeId, command, error: e instanceof Error ? e.message : String(e) });

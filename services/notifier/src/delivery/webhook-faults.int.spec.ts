@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestDatabase, startNats, waitFor, type TestDatabase, type TestNats } from '@changeover/test-kit';
 import type { DeliveryDetail, Delivery, Subscription } from '@changeover/contracts';
 import { startNotifier, type RunningNotifier } from '../notifier.js';
-import { restClient, TEST_LOG_LEVEL } from '../testing/api.js';
+import { restClient, TEST_AUTH_ENV, TEST_LOG_LEVEL } from '../testing/api.js';
 import { eventPublisher, sample, type EventPublisher } from '../testing/events.js';
 import { startHttpReceiver, type HttpReceiver } from '../testing/receivers.js';
 
@@ -25,6 +25,7 @@ const config = () => ({
   NOTIFIER_POLL_INTERVAL_MS: '20',
   NOTIFIER_DEFAULT_SUBSCRIPTIONS: JSON.stringify({ name: 'ops-slack', channel: { type: 'slack', url: http.url('/default-slack') } }),
   LOG_LEVEL: TEST_LOG_LEVEL,
+  ...TEST_AUTH_ENV,
 });
 
 beforeAll(async () => {

@@ -4,6 +4,7 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
+import type { HttpAuth } from '@changeover/http-auth';
 import { DeliveriesController } from '../delivery/deliveries.controller.js';
 import { DeliveryStore } from '../delivery/delivery.store.js';
 import type { Logger } from '../log.js';
@@ -19,6 +20,8 @@ export interface HttpDeps {
   metrics: NotifierMetrics;
   readiness: Readiness;
   log: Logger;
+  auth: HttpAuth;
+  maxBodyBytes: number;
 }
 
 @Module({})
@@ -26,6 +29,7 @@ class NotifierHttpModule {
   static with(deps: HttpDeps): DynamicModule {
     return {
       module: NotifierHttpModule,
+      imports: [deps.auth.tokensModule],
       controllers: [SubscriptionsController, DeliveriesController, OpsController],
       providers: [
         { provide: SubscriptionStore, useValue: deps.subscriptions },
@@ -42,7 +46,7 @@ type ErrorMiddleware = (err: unknown, req: unknown, res: { status(n: number): { 
 /** The REST API on `port` (0 = any free port). */
 export async function startHttp(deps: HttpDeps, port: number): Promise<{ port: number; close(): Promise<void> }> {
   const app = await NestFactory.create<NestExpressApplication>(NotifierHttpModule.with(deps), { logger: false, bodyParser: false });
-  app.useBodyParser('json', { limit: '256kb' });
+  app.useBodyParser('json', { limit: deps.maxBodyBytes });
   // Body-parser errors happen before any route, so the exception filter never sees them.
   // Express recognises an error handler by its four parameters.
   const bodyErrors: ErrorMiddleware = (err, _req, res, _next) => {
@@ -52,6 +56,7 @@ export async function startHttp(deps: HttpDeps, port: number): Promise<{ port: n
   };
   app.use(bodyErrors);
   app.useGlobalFilters(new ErrorFilter(deps.metrics, deps.log));
+  deps.auth.install(app);
   await app.listen(port, '0.0.0.0');
   const server = app.getHttpServer() as Server;
   return { port: (server.address() as AddressInfo).port, close: () => app.close() };

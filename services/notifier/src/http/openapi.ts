@@ -1,19 +1,22 @@
 import { z } from 'zod';
-import { CreateSubscriptionRequest, Delivery, DeliveryDetail, ErrorBody, ListDeliveriesQuery, Subscription } from '@changeover/contracts';
+import { ApiTokenList, ApiTokenRecord, CreatedApiToken, CreateTokenRequest, CreateSubscriptionRequest, Delivery, DeliveryDetail, ErrorBody, ListDeliveriesQuery, Subscription } from '@changeover/contracts';
 
-type Route = { method: 'get' | 'post' | 'delete'; path: string; summary: string; body?: z.ZodType; query?: z.ZodObject; ok: { status: number; schema?: z.ZodType; text?: string } };
+type Route = { method: 'get' | 'post' | 'delete'; path: string; summary: string; role?: 'viewer' | 'operator' | 'admin'; body?: z.ZodType; query?: z.ZodObject; ok: { status: number; schema?: z.ZodType; text?: string } };
 
 const id = { name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } };
 
 /** The paths table: one line per route; the schemas come from the contracts. */
 const ROUTES: Route[] = [
-  { method: 'post', path: '/subscriptions', summary: 'Create a subscription (a webhook secret is generated when omitted and shown only here)', body: CreateSubscriptionRequest, ok: { status: 201, schema: Subscription } },
-  { method: 'get', path: '/subscriptions', summary: 'List subscriptions', ok: { status: 200, schema: z.array(Subscription) } },
-  { method: 'get', path: '/subscriptions/{id}', summary: 'Read a subscription', ok: { status: 200, schema: Subscription } },
-  { method: 'delete', path: '/subscriptions/{id}', summary: 'Delete a subscription (its delivery log stays)', ok: { status: 204 } },
-  { method: 'get', path: '/deliveries', summary: 'List deliveries, newest first', query: ListDeliveriesQuery, ok: { status: 200, schema: z.array(Delivery) } },
-  { method: 'get', path: '/deliveries/{id}', summary: 'Read a delivery with its attempts', ok: { status: 200, schema: DeliveryDetail } },
-  { method: 'post', path: '/deliveries/{id}/redeliver', summary: 'Send a delivery again with a fresh attempt budget', ok: { status: 202, schema: Delivery } },
+  { method: 'post', path: '/subscriptions', summary: 'Create a subscription (a webhook secret is generated when omitted and shown only here)', role: 'operator', body: CreateSubscriptionRequest, ok: { status: 201, schema: Subscription } },
+  { method: 'get', path: '/subscriptions', summary: 'List subscriptions', role: 'viewer', ok: { status: 200, schema: z.array(Subscription) } },
+  { method: 'get', path: '/subscriptions/{id}', summary: 'Read a subscription', role: 'viewer', ok: { status: 200, schema: Subscription } },
+  { method: 'delete', path: '/subscriptions/{id}', summary: 'Delete a subscription (its delivery log stays)', role: 'operator', ok: { status: 204 } },
+  { method: 'get', path: '/deliveries', summary: 'List deliveries, newest first', role: 'viewer', query: ListDeliveriesQuery, ok: { status: 200, schema: z.array(Delivery) } },
+  { method: 'get', path: '/deliveries/{id}', summary: 'Read a delivery with its attempts', role: 'viewer', ok: { status: 200, schema: DeliveryDetail } },
+  { method: 'post', path: '/deliveries/{id}/redeliver', summary: 'Send a delivery again with a fresh attempt budget', role: 'operator', ok: { status: 202, schema: Delivery } },
+  { method: 'post', path: '/tokens', summary: 'Create an API token (the secret is shown in this answer only)', role: 'admin', body: CreateTokenRequest, ok: { status: 201, schema: CreatedApiToken } },
+  { method: 'get', path: '/tokens', summary: 'List API tokens (never their secrets)', role: 'admin', ok: { status: 200, schema: ApiTokenList } },
+  { method: 'delete', path: '/tokens/{id}', summary: 'Revoke an API token at once', role: 'admin', ok: { status: 200, schema: ApiTokenRecord } },
   { method: 'get', path: '/health/live', summary: 'Liveness', ok: { status: 200 } },
   { method: 'get', path: '/health/ready', summary: 'Readiness: database, NATS and the event consumer', ok: { status: 200 } },
   { method: 'get', path: '/metrics', summary: 'Prometheus metrics', ok: { status: 200, text: 'text/plain' } },
@@ -33,6 +36,7 @@ export function openApiDocument(): Record<string, unknown> {
     };
     (paths[r.path] ??= {})[r.method] = {
       summary: r.summary,
+      ...(r.role ? { 'x-role': r.role, security: [{ bearer: [] }] } : {}),
       ...(params.length ? { parameters: params } : {}),
       ...(r.body ? { requestBody: { required: true, content: { 'application/json': { schema: json(r.body, 'input') } } } } : {}),
       responses,
@@ -42,6 +46,6 @@ export function openApiDocument(): Record<string, unknown> {
     openapi: '3.1.0',
     info: { title: 'Changeover notifier', version: '1.0.0', description: 'Subscriptions to rollout events and the delivery log of webhook, Slack and e-mail notifications.' },
     paths,
-    components: { schemas: { ErrorBody: json(ErrorBody) } },
+    components: { schemas: { ErrorBody: json(ErrorBody) }, securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
   };
 }

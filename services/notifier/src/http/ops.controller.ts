@@ -1,4 +1,5 @@
 import { Controller, Get, Header, Inject, Res } from '@nestjs/common';
+import { Public } from '@changeover/http-auth';
 import type { Registry } from 'prom-client';
 import { openApiDocument } from './openapi.js';
 
@@ -13,6 +14,7 @@ interface StatusResponse {
 }
 
 @Controller()
+@Public()
 export class OpsController {
   private readonly openapi = openApiDocument();
 
