@@ -1,7 +1,12 @@
 import { createServer, type Server } from 'node:http';
+import { metrics, registry } from '@changeover/telemetry';
 import type { CounterRegistry } from './metrics.js';
 
-/** /health/live, /health/ready (and the older /live, /ready) and /metrics for Kubernetes probes and Prometheus. */
+/**
+ * /health/live, /health/ready (and the older /live, /ready) and /metrics for Kubernetes probes and
+ * Prometheus: the agent's own counters (`agent_*`) and the shared `changeover_*` set (votes and vetoes
+ * by reason, vote and changeover latency, fetched bytes) with the gauges set at scrape time.
+ */
 export async function startHealthServer(port: number, ready: () => boolean, counters: CounterRegistry, gauges: () => Record<string, number>): Promise<Server> {
   const server = createServer((req, res) => {
     if (req.url === '/health/live') return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok' }));
@@ -12,8 +17,11 @@ export async function startHealthServer(port: number, ready: () => boolean, coun
     if (req.url === '/live') return void res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
     if (req.url === '/ready') return void res.writeHead(ready() ? 200 : 503, { 'content-type': 'text/plain' }).end(ready() ? 'ready' : 'starting');
     if (req.url === '/metrics') {
-      const g = Object.entries(gauges()).map(([k, v]) => `# TYPE ${k} gauge\n${k} ${v}`).join('\n');
-      return void res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(`${counters.render()}${g}\n`);
+      for (const [name, value] of Object.entries(gauges())) metrics.gauge({ name, help: `agent gauge ${name}` }).set(value);
+      return void registry.metrics().then(
+        (shared) => res.writeHead(200, { 'content-type': registry.contentType }).end(`${counters.render()}${shared}`),
+        (e: unknown) => res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ code: 'INTERNAL', message: `metrics collection failed: ${e instanceof Error ? e.message : String(e)}` })),
+      );
     }
     res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ code: 'NOT_FOUND', message: `no route ${req.url}` }));
   });

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
+import { changeoverMetrics } from '@changeover/telemetry';
 import { startHealthServer } from './health-server.js';
 import { CounterRegistry } from './metrics.js';
 
@@ -27,5 +28,19 @@ describe('agent health server', () => {
     expect((await get('/live')).status).toBe(200);
     expect((await get('/ready')).status).toBe(200);
     expect((await get('/health/nope')).status).toBe(404);
+  });
+
+  it('serves the agent counters and the shared changeover_* metrics on /metrics, gauges set at scrape time', async () => {
+    const counters = new CounterRegistry();
+    counters.inc('agent_votes_total', { decision: 'veto' });
+    changeoverMetrics.vetoes.inc({ reason: 'PROCESS_BUSY' });
+    server = await startHealthServer(0, () => true, counters, () => ({ agent_rss_bytes: 1234 }));
+    const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`);
+    const text = await res.text();
+    expect(res.status).toBe(200);
+    expect(text).toContain('agent_votes_total{decision="veto"} 1');
+    expect(text).toMatch(/^changeover_vetoes_total\{reason="PROCESS_BUSY"\} [1-9]/m);
+    expect(text).toContain('changeover_agent_rss_bytes 1234');
+    expect(text).toContain('# TYPE changeover_changeover_latency_seconds histogram');
   });
 });

@@ -1,17 +1,21 @@
+import { createLogger, type Logger } from '@changeover/telemetry';
 import type { Log } from './core/ports.js';
 
-const LEVELS = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 } as const;
-export type LogLevel = keyof typeof LEVELS;
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 
-/** Structured JSON lines on stderr. */
+/**
+ * The agent's log: pino JSON lines on stderr (stdout carries the ready line scripts wait for).
+ * A line written while a command of a rollout runs carries that rollout's `trace_id` and `span_id`.
+ */
 export function createLog(level: LogLevel, base: Record<string, unknown> = {}): Log {
-  const write = (lvl: LogLevel, msg: string, fields?: Record<string, unknown>) => {
-    if (LEVELS[lvl] < LEVELS[level]) return;
-    process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...base, ...fields })}\n`);
-  };
+  return fromPino(createLogger('node-agent', { level, destination: process.stderr }).child(base));
+}
+
+/** Message-first calls (the core's Log port) on a pino logger. */
+export function fromPino(logger: Logger): Log {
   return {
-    info: (m, f) => write('info', m, f),
-    warn: (m, f) => write('warn', m, f),
-    error: (m, f) => write('error', m, f),
+    info: (msg, fields) => logger.info(fields ?? {}, msg),
+    warn: (msg, fields) => logger.warn(fields ?? {}, msg),
+    error: (msg, fields) => logger.error(fields ?? {}, msg),
   };
 }

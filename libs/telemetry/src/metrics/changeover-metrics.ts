@@ -13,6 +13,10 @@ export const changeoverMetrics = {
   /** From commit sent to completion reported, per node. */
   changeoverLatency: metrics.histogram({ name: 'changeover_changeover_latency_seconds', help: 'Time from commit to changeover completed per node', buckets: LATENCY_BUCKETS }),
   vetoes: metrics.counter({ name: 'changeover_vetoes_total', help: 'Vetoes by reason', labelNames: ['reason'] as const }),
+  /** Votes sent by nodes (agents), by decision. */
+  votes: metrics.counter({ name: 'changeover_votes_total', help: 'Votes cast by nodes, by decision', labelNames: ['decision'] as const }),
+  /** Module bytes nodes fetched for changeovers (agents). */
+  fetchedBytes: metrics.counter({ name: 'changeover_fetched_bytes_total', help: 'Module bytes fetched by nodes for changeovers' }),
   eventsAppended: metrics.counter({ name: 'changeover_events_appended_total', help: 'Events appended to the event store' }),
   /** Events committed in Postgres but not yet relayed to JetStream. */
   outboxLag: metrics.gauge({ name: 'changeover_outbox_lag_events', help: 'Events not yet relayed to JetStream' }),

@@ -30,7 +30,7 @@ export interface UnitTrace {
   set(attributes: Attributes): void;
   /** Keeps the unit whatever the ratio says (a veto). */
   keep(reason: string): void;
-  /** Marks the unit failed with a code; a failed unit is always kept. */
+  /** Marks the running step (if any) and the unit failed with a code; a failed unit is always kept. */
   fail(code: string, message: string): void;
   /** Ends the unit: exported when kept, dropped otherwise. Idempotent. */
   end(): void;
@@ -42,7 +42,8 @@ export interface UnitTracer {
   unit(name: string, parent: Context, key: string, attributes?: Attributes): UnitTrace;
 }
 
-const NOOP_UNIT: UnitTrace = {
+/** The unit that records nothing. */
+export const NOOP_UNIT: UnitTrace = {
   recording: false,
   step: async (_n, fn) => fn(),
   event: () => undefined,
@@ -151,7 +152,9 @@ class RecordingUnit implements UnitTrace {
 
   fail(code: string, message: string): void {
     this.kept = true;
-    this.root.error = { code, message };
+    const error = { code, message };
+    this.current.error ??= error;
+    this.root.error ??= error;
     this.root.attributes['changeover.kept'] ??= 'failed';
   }
 

@@ -23,6 +23,7 @@ import { runChangeover, type ChangeoverOutcome } from './changeover.js';
 import { localDeadline, withDeadline } from './deadline.js';
 import { selectModules } from './select-modules.js';
 import type { CoreOptions, EvaluateVerdict } from './ports.js';
+import { traceUnit, vetoMetrics, type AgentTrace, type TraceParent } from './agent-tracing.js';
 
 export type NodePhase = HeartbeatReport['phase'];
 
@@ -112,7 +113,7 @@ export class AgentCore {
   }
 
   /** Checks the addressing (throws at once), then runs the command after any earlier one; the promise rejects with a typed, counted error. */
-  handle(cmd: AnyCommand, via: { nodeId?: string; classId?: string }): Promise<void> {
+  handle(cmd: AnyCommand, via: { nodeId?: string; classId?: string }, trace?: TraceParent): Promise<void> {
     const body = cmd.body;
     if ((via.nodeId && via.nodeId !== this.nodeId) || (body.nodeId && body.nodeId !== this.nodeId)) {
       throw this.rejected(new ChangeoverError('VALIDATION_FAILED', `command addressed to node ${body.nodeId ?? via.nodeId}, this is ${this.nodeId}`), cmd.kind);
@@ -122,7 +123,7 @@ export class AgentCore {
       throw this.rejected(new ChangeoverError('VALIDATION_FAILED', `command addressed to class ${body.classId ?? via.classId}, this node is of class ${cls}`), cmd.kind);
     }
     if (cmd.kind === 'abort') this.abortRequested.add(cmd.body.rolloutId);
-    const run = this.queue.then(() => this.dispatch(cmd));
+    const run = this.queue.then(() => traceUnit(this, cmd, trace, (unit) => this.dispatch(cmd, unit)));
     this.queue = run.catch(() => undefined);
     return run.catch((e: unknown) => {
       throw this.rejected(e, cmd.kind);
@@ -136,17 +137,17 @@ export class AgentCore {
     return err;
   }
 
-  private async dispatch(cmd: AnyCommand): Promise<void> {
+  private async dispatch(cmd: AnyCommand, unit: AgentTrace): Promise<void> {
     this.opts.counters.inc('agent_commands_total', { command: cmd.kind });
     switch (cmd.kind) {
       case 'propose':
-        return this.propose(cmd.body);
+        return this.propose(cmd.body, unit);
       case 'commit':
-        return this.commit(cmd.body);
+        return this.commit(cmd.body, unit);
       case 'abort':
         return this.abort(cmd.body);
       case 'regress':
-        return this.regress(cmd.body);
+        return this.regress(cmd.body, unit);
       default: {
         const never: never = cmd;
         throw new ChangeoverError('VALIDATION_FAILED', `unknown command ${JSON.stringify(never)}`);
@@ -165,7 +166,7 @@ export class AgentCore {
 
   // ── Propose → one vote (claims 1, 5, 6) ──
 
-  private async propose(cmd: ProposeCommand): Promise<void> {
+  private async propose(cmd: ProposeCommand, unit: AgentTrace): Promise<void> {
     const rec = this.record(cmd.rolloutId);
     if (rec?.vote && rec.voteAttempt === cmd.attempt) {
       this.opts.counters.inc('agent_repeats_answered_total', { command: 'propose' });
@@ -177,7 +178,8 @@ export class AgentCore {
     }
     this.phase = 'voting';
     try {
-      const vote = await this.vote(cmd);
+      const vote = await unit.step('agent.vote', () => this.vote(cmd, unit), { 'changeover.attempt': cmd.attempt });
+      if (vote.decision === 'veto') unit.keep('veto');
       if (!cmd.dryRun) await this.saveRecord({ ...(rec ?? { rolloutId: cmd.rolloutId }), voteAttempt: cmd.attempt, vote, proposed: cmd.packages.map((p) => `${p.name}@${p.version}`), aborted: false });
       this.opts.sink.publish(this.nodeId, 'vote', vote);
     } finally {
@@ -185,7 +187,7 @@ export class AgentCore {
     }
   }
 
-  private async vote(cmd: ProposeCommand): Promise<VoteReport> {
+  private async vote(cmd: ProposeCommand, unit: AgentTrace): Promise<VoteReport> {
     const running = this.opts.runtime.running();
     const analysis = withResidents(analyzeProposal(this.state.active.map(toView), cmd.packages.map(toView), running), this.opts.runtime);
     let bytesNeeded = 0;
@@ -215,6 +217,7 @@ export class AgentCore {
     );
     const verdicts = [...own, ...processVerdicts];
     const vetoed = verdicts.some((v) => v.decision === 'veto');
+    vetoMetrics(verdicts, cmd, unit);
     this.opts.counters.inc('agent_votes_total', { decision: vetoed && !cmd.forced ? 'veto' : 'accept' });
     return {
       nodeId: this.nodeId,
@@ -229,7 +232,7 @@ export class AgentCore {
 
   // ── Commit → fetch, change over, report (claims 7, 8, 12–14) ──
 
-  private async commit(cmd: CommitCommand): Promise<void> {
+  private async commit(cmd: CommitCommand, unit: AgentTrace): Promise<void> {
     const rec = this.record(cmd.rolloutId);
     if (rec?.commitAttempt !== undefined && cmd.attempt <= rec.commitAttempt) {
       if (rec.final && cmd.attempt === rec.commitAttempt) {
@@ -259,7 +262,7 @@ export class AgentCore {
       if (!modules.length) return fail('PROCESSOR_UNSUPPORTED', `package ${key} has no module for ${this.opts.identity.processorType}`);
       incoming.push({ manifest: p.manifest, signature: p.signature, modules });
     }
-    const outcome = await runChangeover(this, { rolloutId: cmd.rolloutId, attempt: cmd.attempt, kind: 'commit', target: mergeSet(this.state.active, incoming), timeoutMs: cmd.changeoverTimeoutMs });
+    const outcome = await runChangeover(this, { rolloutId: cmd.rolloutId, attempt: cmd.attempt, kind: 'commit', target: mergeSet(this.state.active, incoming), timeoutMs: cmd.changeoverTimeoutMs, trace: unit });
     return this.finish(cmd.rolloutId, cmd.attempt, 'commit', outcome);
   }
 
@@ -306,7 +309,7 @@ export class AgentCore {
 
   // ── Regress (claim 11) ──
 
-  private async regress(cmd: RegressCommand): Promise<void> {
+  private async regress(cmd: RegressCommand, unit: AgentTrace): Promise<void> {
     const rec = this.record(cmd.rolloutId);
     if (rec?.regressAttempt !== undefined && cmd.attempt <= rec.regressAttempt) {
       if (rec.regressFinal && cmd.attempt === rec.regressAttempt) {
@@ -326,7 +329,7 @@ export class AgentCore {
       if (!found.ok) return fail(found.code, found.message);
       target = mergeSet(this.state.active, [found.pkg]);
     }
-    const outcome = await runChangeover(this, { rolloutId: cmd.rolloutId, attempt: cmd.attempt, kind: 'regress', target, timeoutMs: 300_000 });
+    const outcome = await runChangeover(this, { rolloutId: cmd.rolloutId, attempt: cmd.attempt, kind: 'regress', target, timeoutMs: 300_000, trace: unit });
     return this.finish(cmd.rolloutId, cmd.attempt, 'regress', outcome);
   }
 

@@ -1,4 +1,5 @@
-import { isChangeoverError, type Module } from '@changeover/contracts';
+import { ChangeoverError, isChangeoverError, type Module } from '@changeover/contracts';
+import { NOOP_UNIT, type UnitTrace } from '@changeover/telemetry';
 import { analyzeChange, type AffectedProcess } from '../affected/affected-processes.js';
 import { keepVersions, type Journal, type StoredPackage } from '../model/state.js';
 import type { AgentCore } from './agent-core.js';
@@ -16,6 +17,8 @@ export interface ChangeoverRequest {
   kind: 'commit' | 'regress';
   target: StoredPackage[];
   timeoutMs: number;
+  /** The unit of the rollout's trace this changeover records its steps in. */
+  trace?: UnitTrace;
 }
 
 /**
@@ -30,6 +33,7 @@ export async function runChangeover(core: AgentCore, req: ChangeoverRequest): Pr
   const from = { active: core.state.active, previous: core.state.previous };
   const aborted = () => core.abortRequested.has(req.rolloutId);
   const deadline = localDeadline(req.timeoutMs);
+  const t = req.trace ?? NOOP_UNIT;
   let journal: Journal | null = null;
 
   const rollback = async (code: string, message: string, bytesFetched?: number): Promise<ChangeoverOutcome> => {
@@ -49,18 +53,25 @@ export async function runChangeover(core: AgentCore, req: ChangeoverRequest): Pr
   let bytesFetched = 0;
   let modulesFetched = 0;
   let modulesUnchanged = 0;
-  for (const m of wanted.values()) {
-    if (await store.hasBlob(m.digest)) {
-      modulesUnchanged++;
-      continue;
-    }
-    try {
-      bytesFetched += await fetcher.fetch(m);
-      modulesFetched++;
-    } catch (e) {
-      core.opts.counters.inc('agent_fetch_failures_total', { code: isChangeoverError(e) ? e.code : 'INTERNAL' });
-      return rollback(isChangeoverError(e) ? e.code : 'UNAVAILABLE', `fetching ${m.name} ${m.digest}: ${e instanceof Error ? e.message : String(e)}`, bytesFetched);
-    }
+  try {
+    await t.step('agent.fetch', async () => {
+      for (const m of wanted.values()) {
+        if (await store.hasBlob(m.digest)) {
+          modulesUnchanged++;
+          continue;
+        }
+        try {
+          bytesFetched += await fetcher.fetch(m);
+          modulesFetched++;
+        } catch (e) {
+          core.opts.counters.inc('agent_fetch_failures_total', { code: isChangeoverError(e) ? e.code : 'INTERNAL' });
+          throw new ChangeoverError(isChangeoverError(e) ? e.code : 'UNAVAILABLE', `fetching ${m.name} ${m.digest}: ${e instanceof Error ? e.message : String(e)}`);
+        }
+      }
+      t.set({ 'changeover.bytes_fetched': bytesFetched, 'changeover.modules_fetched': modulesFetched, 'changeover.modules_unchanged': modulesUnchanged });
+    });
+  } catch (e) {
+    return rollback(isChangeoverError(e) ? e.code : 'UNAVAILABLE', e instanceof Error ? e.message : String(e), bytesFetched);
   }
   core.opts.counters.inc('agent_bytes_fetched_total', {}, bytesFetched);
   journal = { rolloutId: req.rolloutId, attempt: req.attempt, kind: req.kind, step: 'fetched', from, to: req.target };
@@ -74,14 +85,18 @@ export async function runChangeover(core: AgentCore, req: ChangeoverRequest): Pr
   const base = { rolloutId: req.rolloutId, attempt: req.attempt, changes: analysis.changes, replacedModules: analysis.replacedModules };
   core.phase = 'preparing';
   report('preparing', { bytesFetched, modulesFetched, modulesUnchanged });
-  const answers = await Promise.all(
-    analysis.affected.map(async (a) => ({
-      a,
-      r: await withDeadline<PrepareResult>(runtime.prepare(a.processId, { ...base, kind: 'prepare', why: a.why, deadlineMs: deadline }), deadline, () => ({ ready: false, message: `not ready within ${deadline} ms` })),
-    })),
+  const answers = await t.step('agent.barrier', () =>
+    Promise.all(
+      analysis.affected.map(async (a) => ({
+        a,
+        r: await withDeadline<PrepareResult>(runtime.prepare(a.processId, { ...base, kind: 'prepare', why: a.why, deadlineMs: deadline }), deadline, () => ({ ready: false, message: `not ready within ${deadline} ms` })),
+      })),
+    ),
+    { 'changeover.processes': analysis.affected.length },
   );
   const notReady = answers.filter((x) => !x.r.ready);
   if (notReady.length) {
+    for (const x of notReady) t.event('not ready', { 'changeover.process_id': x.a.processId });
     return rollback('NOT_READY', notReady.map((x) => `${x.a.processId}: ${x.r.ready ? '' : x.r.message}`).join('; '), bytesFetched);
   }
   journal = { ...journal, step: 'prepared' };
@@ -93,7 +108,11 @@ export async function runChangeover(core: AgentCore, req: ChangeoverRequest): Pr
   // 3. New beside old; a failed health check leaves the old set running untouched.
   core.phase = 'starting';
   report('starting');
-  const started = await runtime.startCandidates(req.target, deadline);
+  const started = await t.step('agent.health-check', async () => {
+    const r = await runtime.startCandidates(req.target, deadline);
+    if (!r.ok) t.fail('HEALTH_CHECK_FAILED', r.output);
+    return r;
+  });
   if (!started.ok) {
     await runtime.discardCandidates();
     core.opts.counters.inc('agent_health_check_failures_total');
@@ -117,8 +136,10 @@ export async function runChangeover(core: AgentCore, req: ChangeoverRequest): Pr
   };
   await store.save(core.state);
   fault('mid-switch');
-  await runtime.switchOver(req.target);
-  await notifyChanged(core, req.target, analysis.affected, base);
+  await t.step('agent.switch', async () => {
+    await runtime.switchOver(req.target);
+    await notifyChanged(core, req.target, analysis.affected, base);
+  });
   fault('before-confirm');
 
   // 5. Confirm.

@@ -1,5 +1,6 @@
 import type { AgentReport, Module, PackageManifest, PackageRef, Signature, VetoReason } from '@changeover/contracts';
 import type { AgentEvent } from '@changeover/agent-sdk';
+import type { UnitTracer } from '@changeover/telemetry';
 import type { RunningProcess } from '../affected/affected-processes.js';
 import type { NodeState, StoredPackage } from '../model/state.js';
 
@@ -78,6 +79,8 @@ export interface CoreOptions {
   onFault?: (point: FaultPoint) => void;
   counters: Counters;
   log: Log;
+  /** Spans of the node's part in a rollout (none by default). */
+  tracing?: UnitTracer;
 }
 
 export interface Counters {
