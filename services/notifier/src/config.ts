@@ -1,9 +1,21 @@
 import { readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ChangeoverError, CreateSubscriptionRequest, parse } from '@changeover/contracts';
 import { AuthEnv, type AuthConfig } from '@changeover/http-auth';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+/** NATS_CREDS: the path of a readable NATS .creds file (user JWT and nkey seed). */
+const CredsFile = z
+  .string()
+  .min(1)
+  .refine((p) => {
+    try {
+      return readFileSync(p, 'utf8').includes('BEGIN NATS USER JWT');
+    } catch {
+      return false;
+    }
+  }, 'must be a readable NATS .creds file');
 /** NATS_CREDS: the path of a readable NATS .creds file (user JWT and nkey seed). */
 const CredsFile = z
   .string()
@@ -36,6 +48,8 @@ const DefaultSubscriptions = z
 export const NotifierConfig = z.object({
   DATABASE_URL: z.string().min(1),
   NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222'),
+  /** The notifier's own NATS user (.creds path); unset: no NATS authentication. */
+  NATS_CREDS: CredsFile.optional(),
   /** The notifier's own NATS user (.creds path); unset: no NATS authentication. */
   NATS_CREDS: CredsFile.optional(),
   NOTIFIER_HTTP_PORT: int(0, 65535).default(7103),

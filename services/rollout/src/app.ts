@@ -3,7 +3,8 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { connect } from '@nats-io/transport-node';
+import { readFileSync } from 'node:fs';
+import { connect, credsAuthenticator } from '@nats-io/transport-node';
 import { EventStore, startOutboxRelay } from '@changeover/event-store';
 import { encode } from '@changeover/contracts';
 import { changeoverMetrics, createLogger, metricsHandler } from '@changeover/telemetry';
@@ -51,7 +52,7 @@ export async function startRollout(input: RolloutConfig, opts: { registry?: Regi
   // Readiness reports the schema as migrated only from here on.
   migrated = true;
   const store = await EventStore.connect({ url: config.databaseUrl, poolSize: 6 });
-  const nc = await connect({ servers: config.natsUrl, name: `rollout-${config.instanceId}`, maxReconnectAttempts: -1 });
+  const nc = await connect({ servers: config.natsUrl, name: `rollout-${config.instanceId}`, maxReconnectAttempts: -1, ...(config.natsCreds ? { authenticator: credsAuthenticator(readFileSync(config.natsCreds)) } : {}) });
   const registry = opts.registry ?? natsRegistry(nc, config.registryTimeoutMs);
   const sender = new CommandSender(nc, (refs) => registry.getPackages(refs));
   const leases = new LeaseStore(store.pool, config.instanceId, config.leaseMs);
