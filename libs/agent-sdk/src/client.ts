@@ -12,7 +12,8 @@ export interface AgentClientOptions {
   pollWaitMs?: number;
 }
 
-function call(socketPath: string, method: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<{ status: number; json: unknown }> {
+/** One JSON request to the agent's local API over its Unix socket. */
+export function call(socketPath: string, method: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<{ status: number; json: unknown }> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const req = request({ socketPath, method, path, headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}, timeout: timeoutMs }, (res) => {

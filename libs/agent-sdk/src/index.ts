@@ -1,2 +1,3 @@
 export * from './local-api.js';
 export * from './client.js';
+export * from './groups.js';

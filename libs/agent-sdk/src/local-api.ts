@@ -69,3 +69,43 @@ export const AnswerRequest = z.strictObject({
   answer: z.union([EvaluateAnswer, PrepareAnswer, z.strictObject({ ack: z.literal(true) })]),
 });
 export type AnswerRequest = z.infer<typeof AnswerRequest>;
+
+// ── Groups (under /v1/groups): join, leave, the member's view, leader election from cluster version 2 ──
+
+export const GROUP_PATHS = {
+  join: (groupId: string) => `/v1/groups/${encodeURIComponent(groupId)}/join`,
+  leave: (groupId: string) => `/v1/groups/${encodeURIComponent(groupId)}/leave`,
+  view: (groupId: string) => `/v1/groups/${encodeURIComponent(groupId)}`,
+  leader: (groupId: string) => `/v1/groups/${encodeURIComponent(groupId)}/leader`,
+} as const;
+
+export const MemberId = z.string().min(1).max(128);
+
+export const GroupJoinRequest = z.strictObject({ processId: ProcessId, memberId: MemberId });
+export type GroupJoinRequest = z.infer<typeof GroupJoinRequest>;
+export const GroupLeaveRequest = z.strictObject({ processId: ProcessId, memberId: MemberId, cause: Text.default('') });
+export type GroupLeaveRequest = z.infer<typeof GroupLeaveRequest>;
+
+/** A member's view of its group, as its agent applied the group's ordered log. */
+export const GroupMemberView = z.strictObject({
+  groupId: z.string().max(64),
+  memberId: MemberId,
+  nodeId: z.string().max(64),
+  /** The member is in the group's log and this agent holds it. */
+  joined: z.boolean(),
+  /** The cluster infrastructure version the group runs on this node. */
+  activeVersion: z.number().int().positive(),
+  lastSequence: z.number().int().nonnegative(),
+  members: z.array(z.strictObject({ memberId: MemberId, nodeId: z.string().max(64) })).max(1000),
+  /** Group functions available at this version (`leader-election` from version 2). */
+  features: z.array(z.string().max(64)).max(64),
+});
+export type GroupMemberView = z.infer<typeof GroupMemberView>;
+
+export const LeaderReply = z.strictObject({
+  groupId: z.string().max(64),
+  leader: z.strictObject({ memberId: MemberId, nodeId: z.string().max(64) }).nullable(),
+  sequence: z.number().int().nonnegative(),
+  version: z.number().int().positive(),
+});
+export type LeaderReply = z.infer<typeof LeaderReply>;

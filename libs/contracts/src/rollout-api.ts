@@ -113,3 +113,36 @@ export const PlanResult = z.strictObject({
   wouldBlock: z.boolean(),
 });
 export type PlanResult = z.infer<typeof PlanResult>;
+
+const ClusterBlocker = z.strictObject({
+  code: z.enum(['NODE_NOT_ACTIVE', 'GROUP_PARTITIONED', 'NODE_INCAPABLE']),
+  nodeId: NodeId.optional(),
+  groupId: z.string().max(64).optional(),
+  range: z.strictObject({ min: z.number().int().positive(), max: z.number().int().positive() }).optional(),
+  members: z.array(z.string()).optional(),
+  message: Text,
+});
+
+/** GET /cluster-version: nodes, groups, whether an adjustment could start now and what blocks it, progress. */
+export const ClusterVersionStatus = z.strictObject({
+  activeVersion: z.number().int().positive(),
+  /** The version checked for readiness: the one asked for, else the highest every node can run (null: nothing above the active version). */
+  candidateVersion: z.number().int().positive().nullable(),
+  ready: z.boolean(),
+  blockers: z.array(ClusterBlocker),
+  nodes: z.array(z.strictObject({ nodeId: NodeId, status: z.string(), agentVersion: z.string().nullable(), clusterVersions: z.strictObject({ min: z.number().int(), max: z.number().int() }).nullable() })),
+  groups: z.array(z.strictObject({ groupId: z.string(), activeVersion: z.number().int().positive(), lastSequence: z.number().int().nonnegative(), members: z.array(z.strictObject({ memberId: z.string(), nodeId: NodeId })) })),
+  adjustment: z
+    .strictObject({
+      adjustmentId: z.string(),
+      version: z.number().int().positive(),
+      state: z.enum(['adjusting', 'adjusted', 'refused']),
+      by: z.string(),
+      startedAt: z.string(),
+      finishedAt: z.string().nullable(),
+      acknowledged: z.number().int().nonnegative(),
+      total: z.number().int().nonnegative(),
+    })
+    .nullable(),
+});
+export type ClusterVersionStatus = z.infer<typeof ClusterVersionStatus>;

@@ -10,6 +10,9 @@ import type { CounterRegistry } from './metrics.js';
 import { registryManifests } from './registry/manifest-source.js';
 import { ChildProcessRuntime } from './runtime/child-runtime.js';
 import { FsStore } from './store/fs-store.js';
+import { GroupLogStore } from './groups/group-log.js';
+import { GroupManager } from './groups/group-manager.js';
+import { groupRouter } from './groups/group-routes.js';
 import { agentConnectionOptions } from './transport/connection.js';
 import { NatsFleet, natsSink } from './transport/nats-fleet.js';
 import { loadTrustRoots, signatureVerifier } from './trust/signatures.js';
@@ -31,6 +34,9 @@ export async function startRealAgent(config: AgentConfig, log: Log, counters: Co
   const runtime = new ChildProcessRuntime({ store, api, log, counters });
   const nc = await connect({ servers: config.NATS_URL, name: `node-agent-${config.NODE_ID}`, maxReconnectAttempts: -1, reconnectTimeWait: 500, waitOnFirstConnect: true, ...agentConnectionOptions(config) });
   const disk = await store.freeBytes();
+  // Group membership (DESIGN §6): ordered logs on JetStream, served to processes under /v1/groups.
+  const groups = new GroupManager(config.NODE_ID, config.AGENT_CLUSTER_VERSIONS, await GroupLogStore.open(nc), natsSink(nc, log), counters, log);
+  api.groups = { route: groupRouter(groups), processGone: (processId) => groups.processGone(processId) };
   const core = new AgentCore(
     {
       identity: { nodeId: config.NODE_ID, classId: config.NODE_CLASS, processorType: config.NODE_PROCESSOR_TYPE },
@@ -58,12 +64,15 @@ export async function startRealAgent(config: AgentConfig, log: Log, counters: Co
   );
   // Recovery (an interrupted changeover is regressed) and the active set running before the node says hello.
   await core.start();
-  const fleet = new NatsFleet(nc, [core], { nodeSubjects: 'own', heartbeatMs: config.AGENT_HEARTBEAT_MS, counters, log });
+  const fleet = new NatsFleet(nc, [core], { nodeSubjects: 'own', heartbeatMs: config.AGENT_HEARTBEAT_MS, counters, log, validate: (_nodeId, cmd) => groups.validate(cmd) });
   fleet.start();
   return {
     core,
     connected: () => !nc.isClosed(),
     async stop() {
+      // Members leave their groups before the node goes (claim 5); they join again when it is back.
+      await groups.leaveAll(`agent on ${config.NODE_ID} stopping`);
+      groups.stop();
       await fleet.stop();
       await runtime.stopAll();
       await api.stop();

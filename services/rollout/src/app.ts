@@ -24,11 +24,14 @@ import { HTTP_LIMITS, RolloutController, type HttpLimits } from './http/rollout.
 import { openHttpAuth, withStatementTimeout, type HttpAuth } from '@changeover/http-auth';
 import { bodyErrors, ErrorFilter } from './http/error.filter.js';
 import { READINESS, readinessOf, type Readiness } from './http/readiness.js';
+import { ClusterVersionController } from './cluster-version/cluster-version.controller.js';
+import { ClusterVersionService } from './cluster-version/cluster-version.service.js';
+import { GroupLogs } from './cluster-version/group-logs.js';
 
 @Module({})
 class RolloutHttpModule {
-  static with(api: RolloutCommands, auth: HttpAuth, readiness: Readiness, limits: HttpLimits): DynamicModule {
-    return { module: RolloutHttpModule, imports: [auth.tokensModule], controllers: [RolloutController], providers: [{ provide: RolloutCommands, useValue: api }, { provide: READINESS, useValue: readiness }, { provide: HTTP_LIMITS, useValue: limits }] };
+  static with(api: RolloutCommands, auth: HttpAuth, readiness: Readiness, limits: HttpLimits, cluster: ClusterVersionService): DynamicModule {
+    return { module: RolloutHttpModule, imports: [auth.tokensModule], controllers: [RolloutController, ClusterVersionController], providers: [{ provide: RolloutCommands, useValue: api }, { provide: READINESS, useValue: readiness }, { provide: HTTP_LIMITS, useValue: limits }, { provide: ClusterVersionService, useValue: cluster }] };
   }
 }
 
@@ -75,13 +78,16 @@ export async function startRollout(input: RolloutConfig, opts: { registry?: Regi
   const api = new RolloutCommands({ runner, store, registry, planner, acquire: (id) => keeper.acquire(id), list: (n) => table.list(n), clock });
   const intake = startAgentIntake(nc, { runner, planner, log, clock });
   await nc.flush();
+  // Cluster infrastructure version (DESIGN §6): resumes an adjustment a previous process was killed in.
+  const cluster = new ClusterVersionService({ store, pool: store.pool, nc, logs: await GroupLogs.open(nc), registryTimeoutMs: config.registryTimeoutMs, validateTimeoutMs: config.validateTimeoutMs, clock, log, ...(config.faultAt ? { faultAt: config.faultAt } : {}) });
+  cluster.start();
   // Every event reaches JetStream CHANGEOVER_EVENTS off the critical path; duplicates from two instances are dropped by event id.
   const relay = config.relay ? await startOutboxRelay({ store, nats: nc, onError: (e) => log.warn({ err: e }, 'outbox relay error') }) : undefined;
   keeper.start();
 
   const auth = await openHttpAuth({ service: 'rollout', databaseUrl: config.databaseUrl, config: config.auth, onAuditError: (e) => log.warn({ err: e }, 'audit log write failed') });
   const readiness = readinessOf({ ping: () => store.pool.query('SELECT 1'), natsClosed: () => nc.isClosed(), migrated: () => migrated });
-  const app = await NestFactory.create<NestExpressApplication>(RolloutHttpModule.with(api, auth, readiness, { maxImageBytes: config.maxImageBytes }), { logger: false, bodyParser: false });
+  const app = await NestFactory.create<NestExpressApplication>(RolloutHttpModule.with(api, auth, readiness, { maxImageBytes: config.maxImageBytes }, cluster), { logger: false, bodyParser: false });
   app.useBodyParser('json', { limit: config.maxBodyBytes });
   app.use(bodyErrors);
   app.useGlobalFilters(new ErrorFilter());
@@ -109,6 +115,7 @@ export async function startRollout(input: RolloutConfig, opts: { registry?: Regi
       runner.close();
       if (handBack) await leases.expireAll(owned).catch(() => undefined);
       await Promise.all(intake.map((s) => s.stop()));
+      await cluster.close();
       await app.close();
       await auth.close();
       await relay?.stop();

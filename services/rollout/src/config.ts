@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { hostname } from 'node:os';
 import { parse } from '@changeover/contracts';
+import { CLUSTER_FAULT_POINTS, type ClusterFaultPoint } from './cluster-version/cluster-version.service.js';
 import { loadAuthConfig, type AuthConfig } from '@changeover/http-auth';
 
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
@@ -33,6 +34,10 @@ export const RolloutConfigSchema = z.object({
   ROLLOUT_MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
   /** Largest update image accepted by POST /rollouts/from-image (413 TOO_LARGE beyond). */
   ROLLOUT_MAX_IMAGE_BYTES: z.coerce.number().int().min(1024).max(4 * 1024 * 1024 * 1024).default(1024 * 1024 * 1024),
+  /** How long a node hosting group members has to answer a validate round before its members count as not reached. */
+  ROLLOUT_VALIDATE_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(2000),
+  /** Test only: stop dead (SIGKILL) at this point of a cluster version adjustment. */
+  ROLLOUT_FAULT_AT: z.enum(CLUSTER_FAULT_POINTS).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type RolloutConfigEnv = z.infer<typeof RolloutConfigSchema>;
@@ -53,6 +58,8 @@ export interface RolloutConfig {
   /** CHANGEOVER_AUTH, CHANGEOVER_ADMIN_TOKEN, CHANGEOVER_DB_STATEMENT_TIMEOUT_MS (see @changeover/http-auth). */
   auth: AuthConfig;
   logLevel: RolloutConfigEnv['LOG_LEVEL'];
+  validateTimeoutMs: number;
+  faultAt?: ClusterFaultPoint;
 }
 
 /** Reads and validates the environment; a bad value fails start-up naming the variable. */
@@ -72,6 +79,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxImageBytes: e.ROLLOUT_MAX_IMAGE_BYTES,
     auth: loadAuthConfig(env),
     logLevel: e.LOG_LEVEL,
+    validateTimeoutMs: e.ROLLOUT_VALIDATE_TIMEOUT_MS,
+    ...(e.ROLLOUT_FAULT_AT ? { faultAt: e.ROLLOUT_FAULT_AT } : {}),
     ...overrides,
   };
 }

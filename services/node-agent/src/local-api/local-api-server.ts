@@ -4,6 +4,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { AnswerRequest, LOCAL_API_PATHS, RegisterRequest, type AgentEvent, type EventKind } from '@changeover/agent-sdk';
 import { ChangeoverError, HTTP_STATUS, isChangeoverError, parse } from '@changeover/contracts';
 import type { Counters, EventPayload, Log } from '../core/ports.js';
+import type { GroupRouter } from '../groups/group-routes.js';
 
 interface Registration {
   handles: Set<EventKind>;
@@ -22,6 +23,8 @@ export class LocalApiServer {
   private server?: Server;
   private readonly processes = new Map<string, Registration>();
   private readonly pending = new Map<string, { processId: string; resolve: (a: Answer) => void }>();
+  /** Group membership under /v1/groups, when the agent runs groups. */
+  groups?: { route: GroupRouter; processGone(processId: string): void };
 
   constructor(
     readonly socketPath: string,
@@ -58,6 +61,7 @@ export class LocalApiServer {
     const reg = this.processes.get(processId);
     reg?.waiter?.([]);
     this.processes.delete(processId);
+    this.groups?.processGone(processId);
     for (const [id, p] of this.pending) if (p.processId === processId) this.pending.delete(id);
   }
 
@@ -106,6 +110,7 @@ export class LocalApiServer {
         }
         return send(res, 200, { events });
       }
+      if (this.groups && url.pathname.startsWith('/v1/groups/')) return send(res, 200, await this.groups.route(req.method ?? 'GET', url, () => readJson(req)));
       const m = /^\/v1\/events\/([^/]+)\/answer$/.exec(url.pathname);
       if (req.method === 'POST' && m) {
         const body = parse(AnswerRequest, await readJson(req), 'answer');

@@ -1,5 +1,5 @@
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
-import { COMMAND_SCHEMAS, ChangeoverError, decode, encode, isChangeoverError, parseSubject, subjects, type AgentReport, type NodeCommand } from '@changeover/contracts';
+import { COMMAND_SCHEMAS, ChangeoverError, decode, encode, isChangeoverError, parseSubject, subjects, type AgentReport, type NodeCommand, type ValidateCommand, type ValidatedReport } from '@changeover/contracts';
 import { publish } from '@changeover/messaging';
 import { extractTraceContext } from '@changeover/telemetry';
 import type { AgentCore, AnyCommand } from '../core/agent-core.js';
@@ -11,6 +11,8 @@ export interface FleetOptions {
   heartbeatMs: number;
   counters: Counters;
   log: Log;
+  /** Answers a validate round (group members' views of their logs); without it validate is FEATURE_NOT_ACTIVE. */
+  validate?: (nodeId: string, cmd: ValidateCommand) => Promise<ValidatedReport>;
 }
 
 /** Reports of every local node go out on the one shared connection, with the trace context in headers. */
@@ -125,7 +127,21 @@ export class NatsFleet {
       return this.reject(msg, 'unknown', e);
     }
     if (command === 'validate') {
-      return this.reject(msg, command, new ChangeoverError('FEATURE_NOT_ACTIVE', 'group validate rounds are not served by this agent version'));
+      const validate = this.opts.validate;
+      if (!validate) return this.reject(msg, command, new ChangeoverError('FEATURE_NOT_ACTIVE', 'group validate rounds are not served by this agent version'));
+      let round: ValidateCommand;
+      try {
+        round = decode(COMMAND_SCHEMAS.validate, msg.data, 'validate command');
+      } catch (e) {
+        return this.reject(msg, command, e);
+      }
+      return void Promise.all(targets.map((core) => validate(core.nodeId, round)))
+        .then((reports) => {
+          // A request gets its answer on the inbox; a plain publish is answered on changeover.agent.<node>.validated.
+          for (const r of reports) if (msg.reply) msg.respond(encode({ ok: true, result: r }));
+          else publish(this.nc, subjects.agent(r.nodeId, 'validated'), r);
+        })
+        .catch((e: unknown) => this.reject(msg, command, e));
     }
     let cmd: AnyCommand;
     try {
