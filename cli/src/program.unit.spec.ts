@@ -89,6 +89,17 @@ describe('changeover CLI', () => {
     expect(h.out[2]).toContain('completed 2');
   });
 
+  it('prints the rollout trace id on create and show, and --json carries it', async () => {
+    const traceId = '0af7651916cd43dd8448eb211c80319c';
+    const h = harness({ 'POST /rollouts': [{ status: 201, body: summary({ status: 'voting', traceId }) }], 'GET /rollouts/r1': [{ status: 200, body: summary({ traceId }) }] });
+    await h.run('rollout', 'create', '-p', 'app@2.0.0', '-n', 'n1');
+    expect(h.out.join('\n')).toContain(`trace id ${traceId}`);
+    await h.run('rollout', 'show', 'r1');
+    expect(h.out.join('\n')).toMatch(new RegExp(`trace\\s+${traceId}`));
+    await h.run('rollout', 'show', 'r1', '--json');
+    expect(JSON.parse(h.out.at(-1)!)).toMatchObject({ traceId });
+  });
+
   it('refuses a malformed package spec before calling anything', async () => {
     const h = harness({});
     expect(await h.run('rollout', 'create', '-p', 'app', '-n', 'n1')).toBe(2);

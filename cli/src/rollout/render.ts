@@ -25,6 +25,7 @@ export function renderSummary(s: RolloutSummary): string {
   const lines = [
     `rollout ${s.rolloutId}: ${s.status}${s.description ? ` — ${s.description}` : ''}`,
     `  created ${s.createdAt} by ${s.createdBy}, attempt ${s.attempt}, updated ${s.updatedAt}`,
+    ...(s.traceId ? [`  trace   ${s.traceId}   (search this trace id in Jaeger)`] : []),
     `  nodes   ${s.nodes}: ${phaseLine(s.phases)}`,
     `  policy  vote ${s.policy.vote.mode === 'quorum' ? `quorum (tolerates ${s.policy.vote.toleratedVetoes})` : 'atomic'}, unreachable=${s.policy.unreachable}, canary ${s.policy.waves.canary}, waves of ${s.policy.waves.size}, error threshold ${s.policy.errorThreshold} → ${s.policy.onErrorThreshold}`,
   ];

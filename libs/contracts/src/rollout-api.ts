@@ -95,6 +95,8 @@ export const RolloutSummary = z.strictObject({
   /** Per-node phase, when asked for (`?nodes=true`), at most 10,000. */
   nodePhases: z.record(NodeId, z.string()).optional(),
   failures: z.array(z.strictObject({ nodeId: NodeId, code: z.string(), message: z.string() })).optional(),
+  /** The rollout's trace (W3C trace id, 32 hex digits): search it in Jaeger to see the whole rollout. */
+  traceId: z.string().regex(/^[0-9a-f]{32}$/).optional(),
 });
 export type RolloutSummary = z.infer<typeof RolloutSummary>;
 

@@ -21,6 +21,7 @@ import { resolveTargets } from '../creation/resolve-targets.js';
 import { fold } from './rollout.state.js';
 import { rolloutStreamId, type RolloutEvent } from './rollout.events.js';
 import { summarize } from './rollout.view.js';
+import { currentTraceIds, traceIdOf } from '@changeover/telemetry';
 import type { RolloutCommand } from './rollout.decider.js';
 
 /** Who asked (event metadata: the audit trail). */
@@ -75,7 +76,7 @@ export class RolloutCommands {
     const applied = await this.deps.runner.apply(rolloutId, { type: 'Create', now: this.deps.clock(), rolloutId, update: req.update, policy: req.policy, assignments, unsupported, createdBy: actor.actor }, actor);
     await this.deps.acquire(rolloutId);
     if (applied.state.status === 'initial') throw new ChangeoverError('INTERNAL', 'rollout was not created');
-    return summarize(applied.state, applied.version);
+    return this.withTraceId(summarize(applied.state, applied.version));
   }
 
   force(id: string, body: unknown, actor: Actor) {
@@ -115,7 +116,8 @@ export class RolloutCommands {
     if (state.status === 'initial') throw new ChangeoverError('NOT_FOUND', `no rollout ${rolloutId}`);
     const summary = summarize(state, stored.at(-1)!.streamPosition, opts);
     const failures = stored.filter((e) => e.type === 'rollout.node-failed').slice(-1000).map((e) => e.data as { nodeId: string; code: string; message: string });
-    return failures.length ? { ...summary, failures: failures.map(({ nodeId, code, message }) => ({ nodeId, code, message })) } : summary;
+    const traceId = traceIdOf(stored[0]?.metadata?.traceparent);
+    return { ...summary, ...(failures.length ? { failures: failures.map(({ nodeId, code, message }) => ({ nodeId, code, message })) } : {}), ...(traceId ? { traceId } : {}) };
   }
 
   async list(limit = 100) {
@@ -127,6 +129,12 @@ export class RolloutCommands {
     const rolloutId = parse(RolloutId, id, 'rollout id');
     const applied = await this.deps.runner.apply(rolloutId, command, actor);
     if (applied.state.status === 'initial') throw new ChangeoverError('NOT_FOUND', `no rollout ${rolloutId}`);
-    return summarize(applied.state, applied.version);
+    return this.withTraceId(summarize(applied.state, applied.version));
+  }
+
+  /** Adds the rollout's trace id (stored with its first event), the one to search for in Jaeger. */
+  private async withTraceId(summary: RolloutSummary): Promise<RolloutSummary> {
+    const traceId = currentTraceIds(await this.deps.runner.traceOf(summary.rolloutId))?.traceId;
+    return traceId ? { ...summary, traceId } : summary;
   }
 }
