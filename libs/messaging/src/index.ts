@@ -4,3 +4,4 @@ export * from './pubsub.js';
 export * from './rejections.js';
 export * from './nats-errors.js';
 export { assertSubject } from './guards.js';
+export * from './rate-limit.js';

@@ -5,6 +5,7 @@ import { createLogger, extractTraceContext, injectTraceHeaders, SpanKind, withSp
 import { assertConnection, assertSchema, assertSubject, InFlight } from './guards.js';
 import { fromNatsError } from './nats-errors.js';
 import { RejectionCounter } from './rejections.js';
+import { RateLimiter, type RateLimit } from './rate-limit.js';
 
 export interface PublishOptions {
   headers?: MsgHdrs;
@@ -40,7 +41,14 @@ export interface SubscribeValidatedOptions {
   /** Queue group (default: none, every subscriber gets every message). */
   queue?: string;
   logger?: Logger;
+  /** Largest accepted message in bytes (default 1 MiB); larger ones are rejected TOO_LARGE, counted, never decoded. */
+  maxBytes?: number;
+  /** Messages over this rate are rejected RATE_LIMITED (counted, dropped) before they are decoded. */
+  rateLimit?: RateLimit | RateLimiter;
 }
+
+/** Default largest message a subscribeValidated handler takes. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
 
 export interface ValidatedSubscription {
   subject: string;
@@ -73,6 +81,9 @@ export function subscribeValidated<S extends z.ZodType>(
   if (typeof handler !== 'function') throw new ChangeoverError('VALIDATION_FAILED', 'subscribeValidated needs a handler function');
   if (opts.onInvalid !== undefined && typeof opts.onInvalid !== 'function') throw new ChangeoverError('VALIDATION_FAILED', 'onInvalid must be a function');
   if (opts.queue !== undefined) assertSubject(opts.queue, { what: 'queue group' });
+  const maxBytes = opts.maxBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  if (!Number.isInteger(maxBytes) || maxBytes < 1) throw new ChangeoverError('VALIDATION_FAILED', 'maxBytes must be a positive integer');
+  const limiter = opts.rateLimit === undefined ? undefined : opts.rateLimit instanceof RateLimiter ? opts.rateLimit : new RateLimiter(opts.rateLimit);
   const log = opts.logger ?? messagingLogger();
   const rejections = new RejectionCounter();
   const inFlight = new InFlight();
@@ -82,6 +93,8 @@ export function subscribeValidated<S extends z.ZodType>(
     const ctx: MessageContext = { subject: msg.subject, headers: msg.headers, ...(msg.reply ? { reply: msg.reply } : {}) };
     let value: z.infer<S>;
     try {
+      if (msg.data.length > maxBytes) throw new ChangeoverError('TOO_LARGE', `message on ${msg.subject} of ${msg.data.length} bytes exceeds ${maxBytes}`, { limit: maxBytes });
+      if (limiter && !limiter.take(limiter.keyOf(msg.subject))) throw new ChangeoverError('RATE_LIMITED', `too many messages on ${msg.subject}; dropped`);
       value = decode(schema, msg.data, `message on ${msg.subject}`);
     } catch (err) {
       const e = err instanceof ChangeoverError ? err : new ChangeoverError('VALIDATION_FAILED', `invalid message on ${msg.subject}`);

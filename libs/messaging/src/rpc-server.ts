@@ -3,6 +3,7 @@ import type { z } from 'zod';
 import { ChangeoverError, decode, encode, parse, type ErrorBody } from '@changeover/contracts';
 import { createLogger, extractTraceContext, SpanKind, withSpan, type Logger } from '@changeover/telemetry';
 import { RejectionCounter } from './rejections.js';
+import { RateLimiter, type RateLimit } from './rate-limit.js';
 import { assertConnection, assertSchema, assertSubject, InFlight } from './guards.js';
 
 export interface RpcContext {
@@ -21,6 +22,8 @@ export interface ServeRpcOptions<Res> {
   logger?: Logger;
   /** Largest accepted request payload in bytes (default 4 MiB); larger requests are rejected TOO_LARGE. */
   maxRequestBytes?: number;
+  /** Requests over this rate are answered RATE_LIMITED (and counted) before they are decoded. */
+  rateLimit?: RateLimit | RateLimiter;
 }
 
 export interface RpcServer {
@@ -63,6 +66,7 @@ export function serveRpc<S extends z.ZodType, Res>(nc: NatsConnection, subject: 
   const queue = opts.queue === false ? undefined : (opts.queue ?? defaultQueue(subject));
   if (queue !== undefined) assertSubject(queue, { wildcards: false, what: 'queue group' });
   const maxBytes = opts.maxRequestBytes ?? 4 * 1024 * 1024;
+  const limiter = opts.rateLimit === undefined ? undefined : opts.rateLimit instanceof RateLimiter ? opts.rateLimit : new RateLimiter(opts.rateLimit);
   const log = opts.logger ?? messagingLogger();
   const rejections = new RejectionCounter();
   const inFlight = new InFlight();
@@ -90,6 +94,10 @@ export function serveRpc<S extends z.ZodType, Res>(nc: NatsConnection, subject: 
     if (msg.data.length > maxBytes) {
       rejections.count(msg.subject, 'TOO_LARGE');
       return respond(msg, { ok: false, error: { code: 'TOO_LARGE', message: `request of ${msg.data.length} bytes exceeds ${maxBytes}` } });
+    }
+    if (limiter && !limiter.take(limiter.keyOf(msg.subject))) {
+      rejections.count(msg.subject, 'RATE_LIMITED');
+      return respond(msg, { ok: false, error: { code: 'RATE_LIMITED', message: `too many requests on ${msg.subject}; try again later` } });
     }
     let parent;
     try {
