@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { serviceConnectionOptions } from '@changeover/nats-auth';
 import { EventStore, startOutboxRelay } from '@changeover/event-store';
-import { createLogger, type Logger } from '@changeover/telemetry';
+import { changeoverMetrics, createLogger, onScrape, type Logger } from '@changeover/telemetry';
 import { ClassService } from './classes/class.service.js';
 import type { RegistryConfig } from './config.js';
 import { openDatabase } from './db/data-source.js';
@@ -21,6 +21,8 @@ import type { RegistryDomain } from './registry.domain.js';
 import { startRolloutRefs } from './packages/rollout-refs.js';
 import { SelectionService } from './selection/selection.service.js';
 import { startHttp, type HttpServer } from './http/http.app.js';
+import { openHttpAuth, withStatementTimeout } from '@changeover/http-auth';
+import { RateLimiter } from '@changeover/messaging';
 import { readinessOf } from './http/readiness.js';
 
 export interface RunningRegistry {
@@ -37,7 +39,9 @@ export interface RunningRegistry {
 }
 
 /** Starts the registry: database (migrated), NATS, object store, REST and NATS APIs, the periodic sweep. */
-export async function startRegistry(config: RegistryConfig, opts: { logger?: Logger } = {}): Promise<RunningRegistry> {
+export async function startRegistry(input: RegistryConfig, opts: { logger?: Logger } = {}): Promise<RunningRegistry> {
+  // Every connection of the registry gets a statement_timeout: no query waits for ever.
+  const config = { ...input, databaseUrl: withStatementTimeout(input.databaseUrl, input.auth.statementTimeoutMs) };
   const log = opts.logger ?? createLogger('registry', { level: config.logLevel });
   const cleanups: (() => Promise<unknown>)[] = [];
   let closing: Promise<void> | undefined;
@@ -84,10 +88,15 @@ export async function startRegistry(config: RegistryConfig, opts: { logger?: Log
       // Relays every committed event to JetStream CHANGEOVER_EVENTS (shared checkpoint; duplicates are dropped by Nats-Msg-Id).
       const relay = await startOutboxRelay({ store, nats: nc, onError: (err) => log.error({ err }, 'outbox relay failed') });
       cleanups.push(() => relay.stop());
+      // changeover_outbox_lag_events: read from the relay at each scrape.
+      const off = onScrape(() => changeoverMetrics.outboxLag.set(relay.lag()));
+      cleanups.push(async () => off());
     }
     const refs = await startRolloutRefs(nc, db, log);
     cleanups.push(() => refs.stop());
-    const nats = serveRegistryNats(nc, domain, { queue: config.queueGroup, maxImageBytes: config.maxImageBytes, logger: log });
+    // One enrollment budget for NATS and REST together.
+    const enrollLimiter = new RateLimiter(config.enrollRate);
+    const nats = serveRegistryNats(nc, domain, { queue: config.queueGroup, maxImageBytes: config.maxImageBytes, maxMessageBytes: config.maxMessageBytes, enrollLimiter, helloRate: config.helloRate, logger: log });
     cleanups.push(() => nats.stop());
 
     const tick = async (now = new Date()) => {
@@ -101,7 +110,9 @@ export async function startRegistry(config: RegistryConfig, opts: { logger?: Log
       await nodes.flushHeartbeats();
     });
 
-    const http: HttpServer = await startHttp(domain, { port: config.httpPort, host: config.httpHost, logger: log, readiness: readinessOf({ ping: () => db.query('SELECT 1'), natsClosed: () => nc.isClosed(), migrated: () => migrated }) });
+    const auth = await openHttpAuth({ service: 'registry', databaseUrl: config.databaseUrl, config: config.auth, onAuditError: (err) => log.warn({ err }, 'audit log write failed') });
+    cleanups.push(() => auth.close());
+    const http: HttpServer = await startHttp(domain, { port: config.httpPort, host: config.httpHost, logger: log, auth, enrollLimiter, readiness: readinessOf({ ping: () => db.query('SELECT 1'), natsClosed: () => nc.isClosed(), migrated: () => migrated }) });
     cleanups.push(() => http.close());
     log.info({ httpPort: http.port, nats: config.natsUrl }, 'registry started');
     return { domain, db, nc, events: store, httpPort: http.port, tick, close: closeAll };

@@ -4,6 +4,31 @@ import { ChangeoverError } from '@changeover/contracts';
 /** The one registry every Changeover part registers into and `/metrics` serves. */
 export const registry = new Registry();
 
+const scrapeHooks = new Set<() => void>();
+// Registered first, so its collect runs before any other metric is read: gauges set by a hook are current.
+new Gauge({
+  name: 'changeover_scrape_hooks',
+  help: 'Callbacks run before each scrape to set gauges',
+  registers: [registry],
+  collect() {
+    for (const hook of scrapeHooks) {
+      try {
+        hook();
+      } catch {
+        // A failing hook leaves its gauge at the last value; the scrape goes on.
+      }
+    }
+    this.set(scrapeHooks.size);
+  },
+});
+
+/** Runs `fn` before each scrape (to set gauges read from live state, e.g. an outbox relay's lag); returns the way to remove it. */
+export function onScrape(fn: () => void): () => void {
+  if (typeof fn !== 'function') throw new ChangeoverError('VALIDATION_FAILED', 'onScrape needs a function');
+  scrapeHooks.add(fn);
+  return () => void scrapeHooks.delete(fn);
+}
+
 export const METRIC_PREFIX = 'changeover_';
 const NAME = /^[a-z_][a-z0-9_]{0,127}$/;
 const LABEL = /^[a-z_][a-z0-9_]{0,63}$/;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { ChangeoverError } from '@changeover/contracts';
-import { changeoverMetrics, metrics, registry } from '../index.js';
+import { changeoverMetrics, metrics, onScrape, registry } from '../index.js';
 
 describe('metrics', () => {
   it('predefines the shared metric names', async () => {
@@ -38,5 +38,21 @@ describe('metrics', () => {
     expect(() => metrics.gauge({ name: 'ok_gauge', help: '' })).toThrow(/help/);
     expect(() => metrics.histogram({ name: 'ok_hist', help: 'x', labelNames: ['bad label'] })).toThrow(/label/);
     expect(() => metrics.gauge({ name: 'changeover_vetoes_total', help: 'x' })).toThrow(expect.objectContaining({ code: 'CONFLICT' }));
+  });
+
+  it('runs scrape hooks before the gauges are read, survives a failing hook, and removes a hook', async () => {
+    let lag = 7;
+    const off = onScrape(() => changeoverMetrics.outboxLag.set(lag));
+    const offBad = onScrape(() => {
+      throw new Error('broken');
+    });
+    expect(await registry.metrics()).toMatch(/^changeover_outbox_lag_events 7$/m);
+    lag = 3;
+    expect(await registry.metrics()).toMatch(/^changeover_outbox_lag_events 3$/m);
+    off();
+    offBad();
+    lag = 99;
+    expect(await registry.metrics()).toMatch(/^changeover_outbox_lag_events 3$/m);
+    expect(() => onScrape('x' as never)).toThrow(ChangeoverError);
   });
 });

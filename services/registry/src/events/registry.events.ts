@@ -1,7 +1,9 @@
 import { EVENT_SCHEMAS, parse, type EventData, type EventType } from '@changeover/contracts';
+import { currentAuditMetadata } from '@changeover/http-auth';
 import type { AppendResult, NewEvent, TransactionAppend, TransactionClient } from '@changeover/event-store';
 import type { Tx } from '../db/sql.js';
 import type { Counters, Logger } from '../observability.js';
+import { changeoverMetrics } from '@changeover/telemetry';
 
 /** The part of the event store the registry uses: appends inside the registry's own transactions. */
 export interface EventAppender {
@@ -42,10 +44,11 @@ export class RegistryEvents {
   async appendIn(tx: Tx, events: readonly RegistryEvent[]): Promise<void> {
     if (events.length === 0) return;
     const byStream = new Map<string, NewEvent[]>();
-    for (const e of events) byStream.set(e.streamId, [...(byStream.get(e.streamId) ?? []), { type: e.type, data: e.data, metadata: { actor: 'registry' } }]);
+    for (const e of events) byStream.set(e.streamId, [...(byStream.get(e.streamId) ?? []), { type: e.type, data: e.data, metadata: { actor: 'registry', ...currentAuditMetadata() } }]);
     try {
       await this.store.appendAllInTransaction(tx.client, [...byStream].map(([streamId, batch]) => ({ streamId, expectedVersion: 'any' as const, events: batch })));
       this.counters.inc('registry_events_appended_total', events.length);
+      changeoverMetrics.eventsAppended.inc(events.length);
     } catch (e) {
       this.counters.inc('registry_event_append_failures_total', events.length);
       this.log.error({ err: e, streams: [...byStream.keys()].slice(0, 10), types: [...new Set(events.map((x) => x.type))] }, 'event append failed; the change is rolled back');
