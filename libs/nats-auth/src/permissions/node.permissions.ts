@@ -1,4 +1,4 @@
-import { ChangeoverError, MODULE_BUCKET, assertId, subjects } from '@changeover/contracts';
+import { CLUSTER_RECORD, ChangeoverError, MODULE_BUCKET, STREAMS, assertId, subjects } from '@changeover/contracts';
 
 /** What one NATS user may publish and subscribe to; the shape of a user JWT's permission claims. */
 export interface SubjectPermissions {
@@ -51,17 +51,36 @@ export function objectStoreReadPermissions(bucket: string = MODULE_BUCKET, reads
   };
 }
 
+/**
+ * What the agent reads of the group logs at start-up (DESIGN §6): the JetStream account info, the
+ * info of CHANGEOVER_GROUPS and of the cluster record stream, and their messages by message-get.
+ * Never stream creation, consumers or appends: a node that may create a consumer can make the
+ * server deliver stored messages onto any subject, and one that may append to a group log could
+ * plant any payload there. Joining a group from a confined node needs a mediated append.
+ */
+export function groupLogReadPermissions(): string[] {
+  return [
+    '$JS.API.INFO',
+    `$JS.API.STREAM.INFO.${STREAMS.groups}`,
+    `$JS.API.STREAM.MSG.GET.${STREAMS.groups}`,
+    `$JS.API.STREAM.INFO.${CLUSTER_RECORD.stream}`,
+    `$JS.API.STREAM.MSG.GET.${CLUSTER_RECORD.stream}`,
+  ];
+}
+
 /** One reply per message received, within two minutes: answers to commands and JetStream flow-control replies. */
 const NODE_RESPONSES = { max: 1, ttlMs: 120_000 } as const;
 
 /**
- * A node's confinement (DESIGN §4, §10): it publishes only its own reports, hears only its own
- * node and class commands and its own replies, and reads (never writes) the module store.
+ * A node's confinement (DESIGN §4, §10): it publishes only its own reports and requests
+ * (`changeover.agent.<node>.>`, e.g. get-packages answered by the registry on its inbox), hears
+ * only its own node and class commands and its own replies, reads (never writes) the module store,
+ * and reads the group logs.
  */
 export function nodePermissions(nodeId: string, classId: string, opts: { bucket?: string; moduleReads?: ModuleReads } = {}): SubjectPermissions {
   const store = objectStoreReadPermissions(opts.bucket ?? MODULE_BUCKET, opts.moduleReads ?? 'message-get');
   return {
-    pub: { allow: [subjects.agentAll(nodeId), ...store.pubAllow], deny: store.pubDeny },
+    pub: { allow: [...new Set([subjects.agentAll(nodeId), ...store.pubAllow, ...groupLogReadPermissions()])], deny: store.pubDeny },
     sub: { allow: [subjects.nodeAll(nodeId), subjects.classAll(classId), `${nodeInboxPrefix(nodeId)}.>`], deny: [] },
     resp: { ...NODE_RESPONSES },
   };

@@ -3,6 +3,8 @@ import { MODULE_BUCKET, isChangeoverError } from '@changeover/contracts';
 import { assertService, nodeInboxPrefix, nodePermissions, objectStoreReadPermissions } from './node.permissions.js';
 
 const STREAM = `OBJ_${MODULE_BUCKET}`;
+/** Read-only access to the group logs the agent opens at start-up (no consumers, no appends). */
+const GROUP_READS = ['$JS.API.INFO', '$JS.API.STREAM.INFO.CHANGEOVER_GROUPS', '$JS.API.STREAM.MSG.GET.CHANGEOVER_GROUPS', '$JS.API.STREAM.INFO.KV_changeover-cluster', '$JS.API.STREAM.MSG.GET.KV_changeover-cluster'];
 
 function expectInvalidId(fn: () => unknown) {
   try {
@@ -17,7 +19,7 @@ function expectInvalidId(fn: () => unknown) {
 describe('nodePermissions', () => {
   it('publishes only its own reports and reads the module store by message-get', () => {
     const p = nodePermissions('node-a', 'web');
-    expect(p.pub.allow).toEqual(['changeover.agent.node-a.>', `$JS.API.STREAM.MSG.GET.${STREAM}`]);
+    expect(p.pub.allow).toEqual(['changeover.agent.node-a.>', `$JS.API.STREAM.MSG.GET.${STREAM}`, ...GROUP_READS]);
     expect(p.pub.deny).toEqual([`$O.${MODULE_BUCKET}.>`]);
   });
 
@@ -50,6 +52,7 @@ describe('nodePermissions', () => {
       `$JS.API.STREAM.INFO.${STREAM}`,
       `$JS.API.STREAM.MSG.GET.${STREAM}`,
       `$JS.API.CONSUMER.CREATE.${STREAM}.>`,
+      ...GROUP_READS.slice(1),
     ]);
     expect(p.pub.allow.some((s) => /STREAM\.(CREATE|UPDATE|DELETE|PURGE)|MSG\.DELETE|CONSUMER\.DELETE|DURABLE/.test(s))).toBe(false);
     expect(p.pub.deny).toEqual([`$O.${MODULE_BUCKET}.>`]);
