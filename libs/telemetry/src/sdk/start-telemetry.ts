@@ -10,6 +10,8 @@ export interface StartTelemetryOptions {
   env?: Record<string, string | undefined>;
   /** Extra instrumentations (e.g. @opentelemetry/instrumentation-pg) when preloading. */
   instrumentations?: NodeSDKConfiguration['instrumentations'];
+  /** Extra resource attributes, e.g. `service.instance.id` (a node id), merged with the detected ones. */
+  resourceAttributes?: Record<string, string>;
 }
 
 export type ShutdownTelemetry = () => Promise<void>;
@@ -42,7 +44,7 @@ async function boot(opts: StartTelemetryOptions, cfg: TelemetryEnv): Promise<{ s
   if (!exportEnabled(cfg)) {
     return { enabled: false, shutdown: async () => void (running = undefined) };
   }
-  const [{ NodeSDK }, { OTLPTraceExporter }] = await Promise.all([import('@opentelemetry/sdk-node'), import('@opentelemetry/exporter-trace-otlp-http')]);
+  const [{ NodeSDK }, { OTLPTraceExporter }, { resourceFromAttributes }] = await Promise.all([import('@opentelemetry/sdk-node'), import('@opentelemetry/exporter-trace-otlp-http'), import('@opentelemetry/resources')]);
   // The SDK reads these from process.env when it is constructed; without them it would try to export metrics and logs too.
   process.env['OTEL_METRICS_EXPORTER'] ??= 'none';
   process.env['OTEL_LOGS_EXPORTER'] ??= 'none';
@@ -50,6 +52,7 @@ async function boot(opts: StartTelemetryOptions, cfg: TelemetryEnv): Promise<{ s
     serviceName: cfg.OTEL_SERVICE_NAME ?? opts.serviceName,
     traceExporter: new OTLPTraceExporter(),
     instrumentations: opts.instrumentations ?? [],
+    ...(opts.resourceAttributes ? { resource: resourceFromAttributes(opts.resourceAttributes) } : {}),
   });
   sdk.start();
   let done: Promise<void> | undefined;
