@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { Command, Option } from 'commander';
 import { ChangeoverError, isChangeoverError, SignedPackage, parse, type PlanResult, type RolloutSummary } from '@changeover/contracts';
 import { RestClient } from './client.js';
+import { registerClusterVersion } from './cluster-version.js';
 import { createRequest, packageRef, type CreateOptions } from './rollout/options.js';
 import { progressLine, renderList, renderPlan, renderSummary } from './rollout/render.js';
 
@@ -150,6 +151,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     (o) => ({ reason: o['reason'] ?? '', ...(o['node'] ? { nodes: o['node'] } : {}), to: o['to'] ? { kind: 'version', ...packageRefAs(String(o['to'])) } : { kind: 'previous' } }),
     (c) => c.option('-n, --node <id...>', 'only these nodes').option('--to <name@version>', 'a named version instead of the previous one').option('-r, --reason <text>'),
   );
+
+  registerClusterVersion(program, { api: rolloutApi, out: io.out, err: io.err, sleep: io.sleep, setCode: (c) => (code = c) });
 
   async function watch(id: string, json: boolean): Promise<number> {
     let last = '';
