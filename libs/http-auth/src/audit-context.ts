@@ -18,3 +18,9 @@ export function currentAuditMetadata(): AuditMetadata | Record<string, never> {
   const p = current.getStore();
   return p ? auditMetadataOf(p) : {};
 }
+
+/** The request's audit metadata, or `{ actor: fallback }` outside a request (a NATS handler, a timer). */
+export function auditMetadataOr(fallback: string): AuditMetadata | { actor: string } {
+  const p = current.getStore();
+  return p ? auditMetadataOf(p) : { actor: fallback };
+}

@@ -116,3 +116,19 @@ export class TokensModule {
     return { module: TokensModule, controllers: [TokensController], providers: [{ provide: TOKEN_ADMIN, useValue: tokens }] };
   }
 }
+
+/**
+ * Express middleware run before any body parser: a request carrying a body must present a valid
+ * token first, so nobody unauthenticated can make the service read a large body. Roles are still
+ * checked per route by the AuthGuard.
+ */
+export function authenticateBeforeBody(auth: Authenticator, refuse: (res: ServerResponse, err: unknown) => void) {
+  return (req: AuthedRequest, res: ServerResponse, next: () => void): void => {
+    const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+    if (!hasBody || !auth.enabled) return next();
+    auth.authenticate(req.headers.authorization).then(
+      () => next(),
+      (err: unknown) => refuse(res, err),
+    );
+  };
+}

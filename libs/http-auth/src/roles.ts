@@ -19,12 +19,12 @@ export interface Principal {
   role: Role;
 }
 
-/** The event metadata that records who caused an event (the audit trail). */
-export interface AuditMetadata {
+/** The event metadata that records who caused an event (the audit trail); a type alias, so it fits EventMetadata. */
+export type AuditMetadata = {
   actor: string;
   actorTokenId: string;
   actorRole: Role;
-}
+};
 
 export function auditMetadataOf(p: Principal): AuditMetadata {
   return { actor: p.name, actorTokenId: p.tokenId, actorRole: p.role };

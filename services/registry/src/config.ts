@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ChangeoverError, parseTrustConfig, RETIRED_KEY_POLICIES, type RetiredKeyPolicy, type TrustConfig, type TrustRoots } from '@changeover/contracts';
 import { loadAuthority, type Authority } from '@changeover/nats-auth';
+import { AuthEnv, type AuthConfig } from '@changeover/http-auth';
 
 const bool = (fallback: boolean) =>
   z
@@ -42,7 +43,17 @@ export const RegistryEnv = z.object({
   REGISTRY_REQUIRE_ENROLLMENT: bool(false),
   REGISTRY_RELAY: bool(true),
   REGISTRY_QUEUE_GROUP: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).default('changeover-registry'),
+  /** Largest NATS message the registry takes (requests other than publish/import, agent reports); TOO_LARGE beyond. */
+  REGISTRY_MAX_MESSAGE_BYTES: int(1024 * 1024, 1024),
+  /** Enrollments (NATS and REST together) per second, and the burst above that rate; RATE_LIMITED beyond. */
+  REGISTRY_ENROLL_RATE_PER_S: z.coerce.number().positive().max(100_000).default(50),
+  REGISTRY_ENROLL_BURST: int(200, 1),
+  /** Hello reports per second from one node, and the burst; RATE_LIMITED (counted, dropped) beyond. */
+  REGISTRY_HELLO_RATE_PER_S: z.coerce.number().positive().max(1000).default(1),
+  REGISTRY_HELLO_BURST: int(5, 1),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  /** CHANGEOVER_AUTH, CHANGEOVER_ADMIN_TOKEN, CHANGEOVER_DB_STATEMENT_TIMEOUT_MS: see @changeover/http-auth. */
+  ...AuthEnv.shape,
 });
 
 export interface RegistryConfig {
@@ -70,6 +81,10 @@ export interface RegistryConfig {
   relay: boolean;
   queueGroup: string;
   logLevel: z.infer<typeof RegistryEnv>['LOG_LEVEL'];
+  maxMessageBytes: number;
+  enrollRate: { perSecond: number; burst: number };
+  helloRate: { perSecond: number; burst: number };
+  auth: AuthConfig;
 }
 
 /** Validates the environment once at start-up; a bad value throws with every offending variable named. */
@@ -108,6 +123,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     relay: e.REGISTRY_RELAY,
     queueGroup: e.REGISTRY_QUEUE_GROUP,
     logLevel: e.LOG_LEVEL,
+    maxMessageBytes: e.REGISTRY_MAX_MESSAGE_BYTES,
+    enrollRate: { perSecond: e.REGISTRY_ENROLL_RATE_PER_S, burst: e.REGISTRY_ENROLL_BURST },
+    helloRate: { perSecond: e.REGISTRY_HELLO_RATE_PER_S, burst: e.REGISTRY_HELLO_BURST },
+    auth: { enabled: e.CHANGEOVER_AUTH === 'on', ...(e.CHANGEOVER_ADMIN_TOKEN ? { adminToken: e.CHANGEOVER_ADMIN_TOKEN } : {}), statementTimeoutMs: e.CHANGEOVER_DB_STATEMENT_TIMEOUT_MS },
   };
 }
 

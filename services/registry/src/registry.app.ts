@@ -21,6 +21,8 @@ import type { RegistryDomain } from './registry.domain.js';
 import { startRolloutRefs } from './packages/rollout-refs.js';
 import { SelectionService } from './selection/selection.service.js';
 import { startHttp, type HttpServer } from './http/http.app.js';
+import { openHttpAuth, withStatementTimeout } from '@changeover/http-auth';
+import { RateLimiter } from '@changeover/messaging';
 import { readinessOf } from './http/readiness.js';
 
 export interface RunningRegistry {
@@ -37,7 +39,9 @@ export interface RunningRegistry {
 }
 
 /** Starts the registry: database (migrated), NATS, object store, REST and NATS APIs, the periodic sweep. */
-export async function startRegistry(config: RegistryConfig, opts: { logger?: Logger } = {}): Promise<RunningRegistry> {
+export async function startRegistry(input: RegistryConfig, opts: { logger?: Logger } = {}): Promise<RunningRegistry> {
+  // Every connection of the registry gets a statement_timeout: no query waits for ever.
+  const config = { ...input, databaseUrl: withStatementTimeout(input.databaseUrl, input.auth.statementTimeoutMs) };
   const log = opts.logger ?? createLogger('registry', { level: config.logLevel });
   const cleanups: (() => Promise<unknown>)[] = [];
   let closing: Promise<void> | undefined;
@@ -90,7 +94,9 @@ export async function startRegistry(config: RegistryConfig, opts: { logger?: Log
     }
     const refs = await startRolloutRefs(nc, db, log);
     cleanups.push(() => refs.stop());
-    const nats = serveRegistryNats(nc, domain, { queue: config.queueGroup, maxImageBytes: config.maxImageBytes, logger: log });
+    // One enrollment budget for NATS and REST together.
+    const enrollLimiter = new RateLimiter(config.enrollRate);
+    const nats = serveRegistryNats(nc, domain, { queue: config.queueGroup, maxImageBytes: config.maxImageBytes, maxMessageBytes: config.maxMessageBytes, enrollLimiter, helloRate: config.helloRate, logger: log });
     cleanups.push(() => nats.stop());
 
     const tick = async (now = new Date()) => {
@@ -104,7 +110,9 @@ export async function startRegistry(config: RegistryConfig, opts: { logger?: Log
       await nodes.flushHeartbeats();
     });
 
-    const http: HttpServer = await startHttp(domain, { port: config.httpPort, host: config.httpHost, logger: log, readiness: readinessOf({ ping: () => db.query('SELECT 1'), natsClosed: () => nc.isClosed(), migrated: () => migrated }) });
+    const auth = await openHttpAuth({ service: 'registry', databaseUrl: config.databaseUrl, config: config.auth, onAuditError: (err) => log.warn({ err }, 'audit log write failed') });
+    cleanups.push(() => auth.close());
+    const http: HttpServer = await startHttp(domain, { port: config.httpPort, host: config.httpHost, logger: log, auth, enrollLimiter, readiness: readinessOf({ ping: () => db.query('SELECT 1'), natsClosed: () => nc.isClosed(), migrated: () => migrated }) });
     cleanups.push(() => http.close());
     log.info({ httpPort: http.port, nats: config.natsUrl }, 'registry started');
     return { domain, db, nc, events: store, httpPort: http.port, tick, close: closeAll };

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { canonicalJson, encode, subjects, type HelloReport, type Inventory } from '@changeover/contracts';
 import { waitFor } from '@changeover/test-kit';
-import { buildPackage, digestOf, publishRequest, sign, startTestRegistry, storeSnapshot, type TestRegistry } from './testing/registry.fixtures.js';
+import { buildPackage, digestOf, publishRequest, sign, startTestRegistry, storeSnapshot, TEST_AUTH_HEADER, type TestRegistry } from './testing/registry.fixtures.js';
 
 // Every registry row and its event commit in one transaction: a failing event append leaves neither.
 // The failure is forced in Postgres itself: a trigger refuses event rows whose data mentions "boom".
@@ -18,7 +18,7 @@ afterAll(async () => {
   await t?.stop();
 });
 
-const post = (path: string, body: unknown, method = 'POST') => fetch(`${t.baseUrl}${path}`, { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+const post = (path: string, body: unknown, method = 'POST') => fetch(`${t.baseUrl}${path}`, { method, headers: { ...TEST_AUTH_HEADER, 'content-type': 'application/json' }, body: JSON.stringify(body) });
 const failures = () => t.registry.domain.counters.get('registry_event_append_failures_total');
 const streamTypes = async (streamId: string) => (await t.registry.events.readStream(streamId)).map((e) => e.type);
 

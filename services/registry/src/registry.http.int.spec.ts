@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { ImportImageReply, type PublishPackageRequest } from '@changeover/contracts';
 import { makeImage } from './testing/image.fixtures.js';
-import { buildPackage, publisherKey, publishRequest, sign, startTestRegistry, storeSnapshot, type TestRegistry } from './testing/registry.fixtures.js';
+import { buildPackage, publisherKey, publishRequest, sign, startTestRegistry, storeSnapshot, TEST_AUTH_HEADER, type TestRegistry } from './testing/registry.fixtures.js';
 
 jest.setTimeout(60_000);
 
@@ -15,7 +15,7 @@ describe('registry REST API and bad input', () => {
     const raw = body instanceof Uint8Array;
     const res = await fetch(`${t.baseUrl}${path}`, {
       method,
-      headers: body === undefined ? headers : { 'content-type': raw ? 'application/octet-stream' : 'application/json', ...headers },
+      headers: { ...TEST_AUTH_HEADER, ...(body === undefined ? headers : { 'content-type': raw ? 'application/octet-stream' : 'application/json', ...headers }) },
       body: body === undefined ? undefined : raw ? body : JSON.stringify(body),
     });
     const text = await res.text();

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { encode, subjects } from '@changeover/contracts';
 import { waitFor } from '@changeover/test-kit';
 import { fuzzInventory, heartbeatReport, helloReport } from './testing/fuzz.setup.js';
-import { startTestRegistry, type TestRegistry } from './testing/registry.fixtures.js';
+import { startTestRegistry, TEST_AUTH_HEADER, type TestRegistry } from './testing/registry.fixtures.js';
 
 // A heartbeat claiming another inventory digest than the stored one marks the stored inventory stale
 // (an inventory report got lost) until the node's next inventory or hello brings it up to date.
@@ -17,7 +17,7 @@ afterAll(async () => {
 });
 
 const status = async (nodeId: string) => {
-  const res = await fetch(`${t.baseUrl}/nodes/${nodeId}/inventory`);
+  const res = await fetch(`${t.baseUrl}/nodes/${nodeId}/inventory`, { headers: TEST_AUTH_HEADER });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 };
 const reports = (report: string) => t.registry.domain.counters.get('registry_agent_reports_total', { report });

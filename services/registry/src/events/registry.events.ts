@@ -1,4 +1,5 @@
 import { EVENT_SCHEMAS, parse, type EventData, type EventType } from '@changeover/contracts';
+import { auditMetadataOr } from '@changeover/http-auth';
 import type { AppendResult, NewEvent, TransactionAppend, TransactionClient } from '@changeover/event-store';
 import type { Tx } from '../db/sql.js';
 import type { Counters, Logger } from '../observability.js';
@@ -43,7 +44,7 @@ export class RegistryEvents {
   async appendIn(tx: Tx, events: readonly RegistryEvent[]): Promise<void> {
     if (events.length === 0) return;
     const byStream = new Map<string, NewEvent[]>();
-    for (const e of events) byStream.set(e.streamId, [...(byStream.get(e.streamId) ?? []), { type: e.type, data: e.data, metadata: { actor: 'registry' } }]);
+    for (const e of events) byStream.set(e.streamId, [...(byStream.get(e.streamId) ?? []), { type: e.type, data: e.data, metadata: auditMetadataOr('registry') }]);
     try {
       await this.store.appendAllInTransaction(tx.client, [...byStream].map(([streamId, batch]) => ({ streamId, expectedVersion: 'any' as const, events: batch })));
       this.counters.inc('registry_events_appended_total', events.length);

@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { metricSum, mutatedPayload } from '../testing/fuzz.mutations.js';
 import { enrollment, errorBodyProblem, fuzzImage, fuzzPackage, processFaults, scrape, seed } from '../testing/fuzz.setup.js';
 import { makeImage } from '../testing/image.fixtures.js';
-import { publishRequest, sign, startTestRegistry, type TestRegistry } from '../testing/registry.fixtures.js';
+import { publishRequest, sign, startTestRegistry, TEST_AUTH_HEADER, type TestRegistry } from '../testing/registry.fixtures.js';
 
 // Property-based fuzzing of every REST endpoint of the registry: mutated JSON bodies, raw bytes,
 // hostile path segments and query strings. Every answer is 2xx or a typed 4xx ErrorBody whose
@@ -29,7 +29,7 @@ interface Answer {
 }
 
 async function call(method: string, path: string, body?: Uint8Array, contentType = 'application/json'): Promise<Answer> {
-  const res = await fetch(`${t.baseUrl}${path}`, { method, ...(body ? { body, headers: { 'content-type': contentType } } : {}) });
+  const res = await fetch(`${t.baseUrl}${path}`, { method, headers: { ...TEST_AUTH_HEADER, ...(body ? { 'content-type': contentType } : {}) }, ...(body ? { body } : {}) });
   const text = await res.text();
   let parsed: unknown = text;
   try {

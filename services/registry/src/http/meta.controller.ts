@@ -1,10 +1,12 @@
 import type { ServerResponse } from 'node:http';
 import { Controller, Get, Inject, Res } from '@nestjs/common';
+import { Public } from '@changeover/http-auth';
 import { registry } from '@changeover/telemetry';
 import { openApiDocument } from './openapi.js';
 import { READINESS, type Readiness } from './readiness.js';
 
 @Controller()
+@Public()
 export class MetaController {
   constructor(@Inject(READINESS) private readonly readiness: Readiness) {}
 

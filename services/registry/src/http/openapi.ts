@@ -17,6 +17,10 @@ import {
   SelectModulesReply,
   SelectModulesRequest,
   SignedPackage,
+  ApiTokenList,
+  ApiTokenRecord,
+  CreatedApiToken,
+  CreateTokenRequest,
 } from '@changeover/contracts';
 import { BlobUploadReply, HealthReply, InventoryStatusReply, ReadyReply, SetClassBody } from './http.schemas.js';
 
@@ -38,6 +42,10 @@ const SCHEMAS = {
   RevokeNodeReply,
   NodeRecord,
   ListNodesReply,
+  CreateTokenRequest,
+  CreatedApiToken,
+  ApiTokenList,
+  ApiTokenRecord,
   SetClassBody,
   ClassRecord,
   ClassList: z.strictObject({ classes: z.array(ClassRecord) }),
@@ -84,10 +92,38 @@ const PATHS: Record<string, Record<string, Op>> = {
     get: { summary: 'One node class', reply: 'ClassRecord', path: ['classId'], errors: [400, 404] },
     put: { summary: 'Set the desired packages of a class (event class.configuration-changed)', body: 'SetClassBody', reply: 'ClassRecord', path: ['classId'], errors: [400, 404] },
   },
+  '/tokens': {
+    post: { summary: 'Create an API token (the secret is shown in this answer only)', body: 'CreateTokenRequest', reply: 'CreatedApiToken', status: 201, errors: [400, 401, 403] },
+    get: { summary: 'List API tokens (never their secrets)', reply: 'ApiTokenList', errors: [401, 403] },
+  },
+  '/tokens/{id}': { delete: { summary: 'Revoke an API token at once', reply: 'ApiTokenRecord', path: ['id'], errors: [400, 401, 403, 404] } },
   '/health': { get: { summary: 'Liveness (kept for older probes; same as /health/live)', reply: 'HealthReply', errors: [] } },
   '/health/live': { get: { summary: 'Liveness: the process is up', reply: 'HealthReply', errors: [] } },
   '/health/ready': { get: { summary: 'Readiness: 200 when Postgres answers, NATS is connected and migrations ran; 503 naming the failed check (same body)', reply: 'ReadyReply', errors: [] } },
   '/metrics': { get: { summary: 'Prometheus metrics', reply: 'text', errors: [] } },
+};
+
+/** The role each route needs (the controllers' @Roles); routes missing here are open (health, metrics, this document). */
+const ROLES: Record<string, 'viewer' | 'operator' | 'admin'> = {
+  'get /packages': 'viewer',
+  'post /packages': 'operator',
+  'post /packages/get': 'viewer',
+  'get /packages/{name}/{version}': 'viewer',
+  'put /blobs/{digest}': 'operator',
+  'get /blobs/{digest}': 'viewer',
+  'post /images': 'operator',
+  'post /select-modules': 'viewer',
+  'get /nodes': 'viewer',
+  'post /nodes': 'operator',
+  'get /nodes/{nodeId}': 'viewer',
+  'post /nodes/{nodeId}/revoke': 'admin',
+  'get /nodes/{nodeId}/inventory': 'viewer',
+  'get /classes': 'viewer',
+  'get /classes/{classId}': 'viewer',
+  'put /classes/{classId}': 'operator',
+  'post /tokens': 'admin',
+  'get /tokens': 'admin',
+  'delete /tokens/{id}': 'admin',
 };
 
 const ref = (name: SchemaName) => ({ $ref: `#/components/schemas/${name}` });
@@ -108,6 +144,7 @@ export function openApiDocument(): Record<string, unknown> {
           method,
           {
             summary: op.summary,
+            ...(ROLES[`${method} ${path}`] ? { 'x-role': ROLES[`${method} ${path}`], security: [{ bearer: [] }] } : {}),
             parameters: [...(op.path ?? []).map((name) => ({ name, in: 'path', required: true, schema: { type: 'string' } })), ...(op.query ?? []).map((name) => ({ name, in: 'query', required: false, schema: { type: 'string' } }))],
             ...(op.body ? { requestBody: { required: true, content: content(op.body) } } : {}),
             responses: {
@@ -119,6 +156,6 @@ export function openApiDocument(): Record<string, unknown> {
       ),
     ]),
   );
-  cached = { openapi: '3.1.0', info: { title: 'Changeover registry', version: '0.1.0', description: 'Packages, module blobs, update images, nodes and classes. Errors have the ErrorBody shape.' }, paths, components: { schemas } };
+  cached = { openapi: '3.1.0', info: { title: 'Changeover registry', version: '0.1.0', description: 'Packages, module blobs, update images, nodes and classes. Errors have the ErrorBody shape.' }, paths, components: { schemas, securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } } };
   return cached;
 }

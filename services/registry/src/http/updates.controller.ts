@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { Body, Controller, HttpCode, Inject, Post, Req } from '@nestjs/common';
+import { Roles } from '@changeover/http-auth';
 import { SelectModulesRequest, type SelectModulesReply } from '@changeover/contracts';
 import type { RegistryDomain } from '../registry.domain.js';
 import type { ImportResult } from '../images/image.service.js';
@@ -13,12 +14,14 @@ export class UpdatesController {
 
   /** Body: the .tar.gz itself (application/gzip or application/octet-stream). */
   @Post('images')
+  @Roles('operator')
   @HttpCode(201)
   async importImage(@Req() req: IncomingMessage): Promise<ImportResult> {
     return this.d.images.import(await readBody(req, this.d.maxImageBytes));
   }
 
   @Post('select-modules')
+  @Roles('viewer')
   @HttpCode(200)
   select(@Body(new ZodPipe(SelectModulesRequest)) body: SelectModulesRequest): Promise<SelectModulesReply> {
     return this.d.selection.select(body);

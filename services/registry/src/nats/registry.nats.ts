@@ -27,7 +27,7 @@ import {
   subjects,
   type AgentReport,
 } from '@changeover/contracts';
-import { serveRpc, subscribeValidated, type RpcServer, type ValidatedSubscription } from '@changeover/messaging';
+import { serveRpc, subscribeValidated, type RateLimit, type RateLimiter, type RpcServer, type ValidatedSubscription } from '@changeover/messaging';
 import type { z } from 'zod';
 import type { Logger } from '../observability.js';
 import { assertStorable } from '../validation/storable.js';
@@ -37,12 +37,12 @@ import type { RegistryDomain } from '../registry.domain.js';
 type Op = Parameters<typeof subjects.registry>[0];
 
 /** The NATS side: request/reply on changeover.registry.<op> and the agents' reports. One line per operation. */
-export function serveRegistryNats(nc: NatsConnection, d: RegistryDomain, opts: { queue: string; maxImageBytes: number; logger: Logger }): { stop(): Promise<void>; servers: RpcServer[]; reports: ValidatedSubscription[] } {
+export function serveRegistryNats(nc: NatsConnection, d: RegistryDomain, opts: { queue: string; maxImageBytes: number; maxMessageBytes: number; enrollLimiter: RateLimiter; helloRate: Omit<RateLimit, 'key'>; logger: Logger }): { stop(): Promise<void>; servers: RpcServer[]; reports: ValidatedSubscription[] } {
   const log = opts.logger;
-  const q = { queue: opts.queue, logger: log };
+  const q = { queue: opts.queue, logger: log, maxRequestBytes: opts.maxMessageBytes };
   const big = { ...q, maxRequestBytes: Math.ceil(opts.maxImageBytes * 1.4) + 1024 };
   // Every request is checked storable, and every error answer counted by op and code (malformed ones are counted by serveRpc).
-  const rpc = <S extends z.ZodType, Res>(op: Op, schema: S, fn: (r: z.infer<S>) => Promise<Res>, o: typeof q & { resultSchema: z.ZodType<Res>; maxRequestBytes?: number }) =>
+  const rpc = <S extends z.ZodType, Res>(op: Op, schema: S, fn: (r: z.infer<S>) => Promise<Res>, o: typeof q & { resultSchema: z.ZodType<Res>; rateLimit?: RateLimiter }) =>
     serveRpc(
       nc,
       subjects.registry(op),
@@ -64,7 +64,7 @@ export function serveRegistryNats(nc: NatsConnection, d: RegistryDomain, opts: {
     rpc('publish-package', PublishPackageRequest, (r) => d.packages.publish(r), { ...big, resultSchema: PublishPackageReply }),
     rpc('list-packages', ListPackagesRequest, async (r) => ({ packages: await d.packages.list(r.name, r.limit) }), { ...q, resultSchema: ListPackagesReply }),
     rpc('list-nodes', ListNodesRequest, (r) => d.nodes.list(r), { ...q, resultSchema: ListNodesReply }),
-    rpc('enroll-node', EnrollNodeRequest, (r) => enrollNode(d, r), { ...q, resultSchema: EnrollNodeReply }),
+    rpc('enroll-node', EnrollNodeRequest, (r) => enrollNode(d, r), { ...q, resultSchema: EnrollNodeReply, rateLimit: opts.enrollLimiter }),
     rpc('revoke-node', RevokeNodeRequest, (r) => d.identities.revoke(r.nodeId, { keepLatest: r.keepLatest }), { ...q, resultSchema: RevokeNodeReply }),
     rpc('import-image', ImportImageRequest, (r) => d.images.import(Buffer.from(r.imageBase64, 'base64')), { ...big, resultSchema: ImportImageReply }),
     rpc('get-class', GetClassRequest, (r) => d.classes.get(r.classId), { ...q, resultSchema: ClassRecord }),
@@ -93,7 +93,7 @@ export function serveRegistryNats(nc: NatsConnection, d: RegistryDomain, opts: {
   };
   const rejected = (report: AgentReport, code: string) => d.counters.inc('registry_agent_reports_rejected_total', 1, { report, code });
   // Every report ends counted once: processed (by the domain), or rejected here with its code, malformed ones included.
-  const report = <S extends z.ZodType>(kind: AgentReport, schema: S, fn: (r: z.infer<S>, nodeId: string) => unknown) =>
+  const report = <S extends z.ZodType>(kind: AgentReport, schema: S, fn: (r: z.infer<S>, nodeId: string) => unknown, rateLimit?: RateLimit) =>
     subscribeValidated(
       nc,
       subjects.agentAny(kind),
@@ -107,10 +107,11 @@ export function serveRegistryNats(nc: NatsConnection, d: RegistryDomain, opts: {
           if (!(e instanceof ChangeoverError)) log.error({ err: e, subject: ctx.subject }, 'agent report failed');
         }
       },
-      { ...q, onInvalid: (e) => rejected(kind, e.code) },
+      { queue: opts.queue, logger: log, maxBytes: opts.maxMessageBytes, ...(rateLimit ? { rateLimit } : {}), onInvalid: (e) => rejected(kind, e.code) },
     );
   const reports = [
-    report('hello', HelloReport, (r, node) => d.nodes.hello(node, r)),
+    // Hello is rate limited per node: a node in a restart loop cannot flood the registry.
+    report('hello', HelloReport, (r, node) => d.nodes.hello(node, r), { ...opts.helloRate, key: nodeOf }),
     report('heartbeat', HeartbeatReport, (r, node) => d.nodes.heartbeat(node, r)),
     report('inventory', InventoryReport, (r, node) => d.nodes.inventory(node, r)),
   ];

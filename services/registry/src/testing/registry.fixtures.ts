@@ -3,7 +3,10 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { z } from 'zod';
 import { signManifest, subjects, type Module, type PackageManifest, type PublishPackageRequest, type Requirements, type SignedPackage } from '@changeover/contracts';
 import { requestRpc } from '@changeover/messaging';
-import { createTestDatabase, startNats, type TestDatabase, type TestNats } from '@changeover/test-kit';
+import { createTestDatabase, startNats, TEST_ADMIN_TOKEN, type TestDatabase, type TestNats } from '@changeover/test-kit';
+
+/** The Authorization header of the test admin (the registries here are started with it as the bootstrap admin token). */
+export { TEST_AUTH_HEADER } from '@changeover/test-kit';
 import { loadConfig } from '../config.js';
 import { startRegistry, type RunningRegistry } from '../registry.app.js';
 
@@ -75,6 +78,7 @@ export async function startTestRegistry(env: Record<string, string> = {}): Promi
     REGISTRY_SWEEP_INTERVAL_MS: '3600000',
     REGISTRY_HEARTBEAT_FLUSH_MS: '3600000',
     LOG_LEVEL: process.env['REGISTRY_TEST_LOG_LEVEL'] ?? 'silent',
+    CHANGEOVER_ADMIN_TOKEN: TEST_ADMIN_TOKEN,
     ...env,
   });
   const registry = await startRegistry(config);
