@@ -297,15 +297,14 @@ describe('cluster infrastructure version with real agents', () => {
   });
 
   it('two adjustments at once: one wins, the other gets a typed CONFLICT; a member joining meanwhile is adjusted too; every group gets one ADJUST_VERSION', async () => {
-    const [a, b] = await Promise.all([adjust(2), adjust(2)]);
+    // A concurrent join: a new member on n2 joins while the two adjustments are checked and one runs.
+    const [a, b] = await Promise.all([adjust(2), adjust(2), startMember('m4', 'n2', 'orders')]);
     const won = [a, b].filter((r) => r.status === 200);
     const lost = [a, b].filter((r) => r.status !== 200);
     expect(won).toHaveLength(1);
     expect(lost).toHaveLength(1);
     expect(lost[0]).toMatchObject({ status: 409, body: { code: 'CONFLICT' } });
     const adjustmentId = (won[0]!.body as AdjustClusterVersionReply).adjustmentId!;
-    // A concurrent join: a new member on n2 while the adjustment runs.
-    await startMember('m4', 'n2', 'orders');
     await waitFor('adjusted', async () => (await status()).adjustment?.state === 'adjusted', { timeoutMs: 60_000, intervalMs: 200 });
     const s = await status();
     expect(s.activeVersion).toBe(2);

@@ -88,9 +88,16 @@ export class ClusterVersionService {
   private async check(version: number, nodes?: NodeInfo[], groups?: GroupView[]): Promise<{ blockers: Blocker[]; nodes: NodeInfo[]; groups: GroupView[] }> {
     nodes ??= await listNodes(this.deps.nc, this.deps.registryTimeoutMs);
     groups ??= await this.deps.logs.readAll();
-    const reports = await validateRound(this.deps.nc, groups, `check-${randomBytes(4).toString('hex')}`, this.deps.validateTimeoutMs);
-    const blockers = blockersFor(version, nodes, groups, reports, this.deps.validateTimeoutMs).sort((a, b) => ORDER.indexOf(a.code) - ORDER.indexOf(b.code));
-    return { blockers, nodes, groups };
+    for (let round = 1; ; round++) {
+      const reports = await validateRound(this.deps.nc, groups, `check-${randomBytes(4).toString('hex')}`, this.deps.validateTimeoutMs);
+      const blockers = blockersFor(version, nodes, groups, reports, this.deps.validateTimeoutMs).sort((a, b) => ORDER.indexOf(a.code) - ORDER.indexOf(b.code));
+      if (round >= 3 || !blockers.some((b) => b.code === 'GROUP_PARTITIONED')) return { blockers, nodes, groups };
+      // A member joining or leaving during the round makes views differ without any partition: ask again.
+      const after = await this.deps.logs.readAll();
+      const moved = after.length !== groups.length || after.some((g, i) => g.lastSequence !== groups![i]!.lastSequence);
+      if (!moved) return { blockers, nodes, groups };
+      groups = after;
+    }
   }
 
   /** POST /cluster-version/adjust: refused with a typed error naming every blocker, checked only on a dry run, else started. */
