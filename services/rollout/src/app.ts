@@ -21,7 +21,7 @@ import { Planner } from './planning/planner.js';
 import { RolloutCommands } from './rollout/rollout.commands.js';
 import { RolloutsTable } from './queries/rollouts-table.js';
 import { HTTP_LIMITS, RolloutController, type HttpLimits } from './http/rollout.controller.js';
-import { openHttpAuth, withStatementTimeout, type HttpAuth } from '@changeover/http-auth';
+import { authenticateBeforeBody, openHttpAuth, withStatementTimeout, type HttpAuth } from '@changeover/http-auth';
 import { bodyErrors, ErrorFilter } from './http/error.filter.js';
 import { READINESS, readinessOf, type Readiness } from './http/readiness.js';
 import { ClusterVersionController } from './cluster-version/cluster-version.controller.js';
@@ -88,6 +88,8 @@ export async function startRollout(input: RolloutConfig, opts: { registry?: Regi
   const auth = await openHttpAuth({ service: 'rollout', databaseUrl: config.databaseUrl, config: config.auth, onAuditError: (e) => log.warn({ err: e }, 'audit log write failed') });
   const readiness = readinessOf({ ping: () => store.pool.query('SELECT 1'), natsClosed: () => nc.isClosed(), migrated: () => migrated });
   const app = await NestFactory.create<NestExpressApplication>(RolloutHttpModule.with(api, auth, readiness, { maxImageBytes: config.maxImageBytes }, cluster), { logger: false, bodyParser: false });
+  // No body is read before its sender has shown a valid token.
+  app.use(authenticateBeforeBody(auth.authenticator, (res, err) => bodyErrors(err, undefined, res, undefined)));
   app.useBodyParser('json', { limit: config.maxBodyBytes });
   app.use(bodyErrors);
   app.useGlobalFilters(new ErrorFilter());

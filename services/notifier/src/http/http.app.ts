@@ -4,7 +4,7 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import type { HttpAuth } from '@changeover/http-auth';
+import { authenticateBeforeBody, type HttpAuth } from '@changeover/http-auth';
 import { DeliveriesController } from '../delivery/deliveries.controller.js';
 import { DeliveryStore } from '../delivery/delivery.store.js';
 import type { Logger } from '../log.js';
@@ -46,6 +46,14 @@ type ErrorMiddleware = (err: unknown, req: unknown, res: { status(n: number): { 
 /** The REST API on `port` (0 = any free port). */
 export async function startHttp(deps: HttpDeps, port: number): Promise<{ port: number; close(): Promise<void> }> {
   const app = await NestFactory.create<NestExpressApplication>(NotifierHttpModule.with(deps), { logger: false, bodyParser: false });
+  // No body is read before its sender has shown a valid token.
+  app.use(
+    authenticateBeforeBody(deps.auth.authenticator, (res, err) => {
+      const { status, body } = toErrorBody(err);
+      deps.metrics.requestErrors.inc({ code: body.code });
+      res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    }),
+  );
   app.useBodyParser('json', { limit: deps.maxBodyBytes });
   // Body-parser errors happen before any route, so the exception filter never sees them.
   // Express recognises an error handler by its four parameters.
