@@ -6,6 +6,8 @@ export class RestClient {
     readonly baseUrl: string,
     private readonly token: string | undefined,
     private readonly fetchImpl: typeof fetch = fetch,
+    /** No answer within this many milliseconds: TIMEOUT. */
+    private readonly timeoutMs = 30_000,
   ) {}
 
   async request<T>(method: string, path: string, body?: unknown, raw?: { data: Uint8Array; contentType: string }): Promise<T> {
@@ -21,8 +23,9 @@ export class RestClient {
     }
     let res: Response;
     try {
-      res = await this.fetchImpl(new URL(path, this.baseUrl), { method, headers, ...(payload !== undefined ? { body: payload } : {}) });
+      res = await this.fetchImpl(new URL(path, this.baseUrl), { method, headers, signal: AbortSignal.timeout(this.timeoutMs), ...(payload !== undefined ? { body: payload } : {}) });
     } catch (e) {
+      if (e instanceof DOMException && e.name === 'TimeoutError') throw new ChangeoverError('TIMEOUT', `${method} ${path}: no answer from ${this.baseUrl} within ${this.timeoutMs} ms`);
       throw new ChangeoverError('UNAVAILABLE', `cannot reach ${this.baseUrl}: ${e instanceof Error ? (e.cause instanceof Error ? e.cause.message : e.message) : String(e)}`);
     }
     const text = await res.text();

@@ -4,6 +4,7 @@ import { Command, Option } from 'commander';
 import { ChangeoverError, isChangeoverError, SignedPackage, parse, type PlanResult, type RolloutSummary } from '@changeover/contracts';
 import { RestClient } from './client.js';
 import { registerClusterVersion } from './cluster-version.js';
+import { registerToken } from './token.js';
 import { createRequest, packageRef, type CreateOptions } from './rollout/options.js';
 import { progressLine, renderList, renderPlan, renderSummary } from './rollout/render.js';
 
@@ -153,6 +154,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   );
 
   registerClusterVersion(program, { api: rolloutApi, out: io.out, err: io.err, sleep: io.sleep, setCode: (c) => (code = c) });
+  registerToken(program, { api: registryApi, out: io.out });
 
   async function watch(id: string, json: boolean): Promise<number> {
     let last = '';
