@@ -223,7 +223,7 @@ describe('observability end to end: one trace per rollout, metrics on every part
     const root = roots[0]!;
     const step = (name: string) => spans.filter((s) => s.service === 'changeover-rollout' && s.name === name);
     for (const name of ['rollout.propose', 'rollout.vote-tally', 'rollout.force', 'rollout.commit-wave', 'rollout.verify']) {
-      expect({ name, parents: step(name).map((s) => parentOf(s)?.name) }).toEqual({ name, parents: step(name).map(() => 'rollout') });
+      expect({ name, parents: step(name).map((s) => parentOf(s)?.spanId) }).toEqual({ name, parents: step(name).map(() => root.spanId) });
       expect(step(name).length).toBeGreaterThan(0);
     }
     expect(step('rollout.vote-tally').map((s) => attr(s.attributes, 'changeover.outcome'))).toContain('blocked');

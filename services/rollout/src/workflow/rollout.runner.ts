@@ -176,7 +176,7 @@ export class RolloutRunner {
       // A lease row before the stream exists: a crash right after the first append must not leave a rollout nobody adopts.
       if (version === 0) await this.deps.leases.ensure(id);
       try {
-        const r = await this.deps.store.append(rolloutStreamId(id), version === 0 ? 'no-stream' : version, decision.map((e) => this.toNew(e, actor)));
+        const r = await this.deps.store.append(rolloutStreamId(id), version === 0 ? 'no-stream' : version, decision.map((e) => this.toNew(e, actor, rolloutTraceContext(stored[0]))));
         const before = state;
         for (const e of decision) state = evolve(state, e);
         recordAppended(before, state, decision);
@@ -193,8 +193,9 @@ export class RolloutRunner {
     }
   }
 
-  private toNew(e: RolloutEvent, actor: EventActor): NewEvent {
-    const ids = currentTraceIds();
+  /** The event's traceparent: the active span's, else the rollout's own trace (a timer, a report with no context). */
+  private toNew(e: RolloutEvent, actor: EventActor, trace: Context = ROOT_CONTEXT): NewEvent {
+    const ids = currentTraceIds() ?? currentTraceIds(trace);
     return { type: e.type, data: e.data, metadata: { ...(typeof actor === 'string' ? { actor } : actor), ...(ids ? { traceparent: `00-${ids.traceId}-${ids.spanId}-01` } : {}) } };
   }
 
@@ -231,7 +232,7 @@ export class RolloutRunner {
         }
         if (d.length === 0) ignored.inc({ reason: whyIgnored(job.command, state) });
         for (const e of d) state = evolve(state, e);
-        events.push(...d.map((e) => this.toNew(e, job.actor)));
+        events.push(...d.map((e) => this.toNew(e, job.actor, o.trace)));
         decided.push({ job, events: d });
       }
       if (events.length === 0) {
