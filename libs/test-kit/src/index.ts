@@ -2,3 +2,4 @@ export * from './postgres.js';
 export * from './nats.js';
 export * from './wait.js';
 export * from './auth.js';
+export * from './fuzz.js';
