@@ -21,7 +21,7 @@ async function main(): Promise<void> {
   const log = createLog(config.LOG_LEVEL, { service: 'node-agent', ...(config.SIMULATE ? { simulated: config.SIMULATE } : { nodeId: config.NODE_ID }) });
   const counters = new CounterRegistry();
   // Spans go by OTLP/HTTP only with OTEL_EXPORTER_OTLP_ENDPOINT; a simulated fleet sampled at 0 records nothing at all.
-  const stopTelemetry = await startTelemetry({ serviceName: config.SIMULATE > 0 ? 'changeover-agent-sim' : 'changeover-agent', resourceAttributes: { 'service.instance.id': config.SIMULATE > 0 ? `sim-${config.SIM_NODE_PREFIX}` : config.NODE_ID } });
+  const stopTelemetry = await startTelemetry({ serviceName: config.SIMULATE > 0 ? 'changeover-node-agent-sim' : 'changeover-node-agent', resourceAttributes: { 'service.instance.id': config.SIMULATE > 0 ? `sim-${config.SIM_NODE_PREFIX}` : config.NODE_ID } });
   const tracing = unitTracer({ enabled: telemetryEnabled(), ratio: config.AGENT_TRACE_SAMPLE_RATIO, keepFailures: config.SIMULATE === 0 || config.AGENT_TRACE_SAMPLE_RATIO > 0 });
   const stops: (() => Promise<void>)[] = [stopTelemetry];
   // Ready once NATS is connected and the local store is loaded (the agent or fleet started), while NATS stays open.
