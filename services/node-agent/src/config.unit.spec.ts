@@ -1,4 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { loadConfig } from './config.js';
 
 describe('agent config', () => {
@@ -6,6 +9,19 @@ describe('agent config', () => {
     const c = loadConfig({ NODE_ID: 'n1', NODE_LABELS: 'zone=a,tier=web', AGENT_CLUSTER_VERSIONS: '1-2' }, ['--simulate', '10000', '--class', 'web', '--veto-rate=0.01', '--arm-ratio', '0.5']);
     expect(c).toMatchObject({ NODE_ID: 'n1', NODE_CLASS: 'web', SIMULATE: 10000, SIM_VETO_RATE: 0.01, SIM_ARM_RATIO: 0.5, NODE_LABELS: { zone: 'a', tier: 'web' }, AGENT_CLUSTER_VERSIONS: { min: 1, max: 2 } });
     expect(c.AGENT_SOCKET).toBe('/var/lib/changeover-agent/agent.sock');
+  });
+
+  it('reads NATS_CREDS (a readable .creds file) and AGENT_RETIRED_KEYS', () => {
+    const creds = join(mkdtempSync(join(tmpdir(), 'agent-creds-')), 'node.creds');
+    writeFileSync(creds, '-----BEGIN NATS USER JWT-----\nx\n------END NATS USER JWT------\n-----BEGIN USER NKEY SEED-----\nSU\n------END USER NKEY SEED------\n');
+    expect(loadConfig({ NATS_CREDS: creds, AGENT_RETIRED_KEYS: 'refuse' })).toMatchObject({ NATS_CREDS: creds, AGENT_RETIRED_KEYS: 'refuse' });
+    expect(loadConfig({}, ['--nats-creds', creds]).NATS_CREDS).toBe(creds);
+    expect(loadConfig({})).toMatchObject({ NATS_CREDS: undefined, AGENT_RETIRED_KEYS: 'accept' });
+    expect(() => loadConfig({ NATS_CREDS: '/nonexistent/node.creds' })).toThrow(/NATS_CREDS: cannot read/);
+    const notCreds = join(mkdtempSync(join(tmpdir(), 'agent-creds-')), 'x.creds');
+    writeFileSync(notCreds, 'hello');
+    expect(() => loadConfig({ NATS_CREDS: notCreds })).toThrow(/NATS_CREDS: .* is not a NATS .creds file/);
+    expect(() => loadConfig({ AGENT_RETIRED_KEYS: 'sometimes' })).toThrow(/AGENT_RETIRED_KEYS/);
   });
 
   it('fails with a message naming each bad value', () => {

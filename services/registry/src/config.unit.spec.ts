@@ -3,6 +3,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createAuthority, exportAuthority } from '@changeover/nats-auth';
 import { loadConfig } from './config.js';
 
 const pem = () => generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString();
@@ -24,6 +25,33 @@ describe('loadConfig', () => {
     const c = loadConfig({ REGISTRY_TRUST_ROOTS: file, REGISTRY_REQUIRE_SIGNATURES: 'false' });
     expect(Object.keys(c.trustRoots)).toEqual(['a', 'b']);
     expect(c.requireSignatures).toBe(false);
+  });
+
+  it('reads retired keys and their policy, the NATS authority and the service creds file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'registry-nats-'));
+    const creds = join(dir, 'registry.creds');
+    writeFileSync(creds, '-----BEGIN NATS USER JWT-----\nx\n------END NATS USER JWT------\n-----BEGIN USER NKEY SEED-----\nSU\n------END USER NKEY SEED------\n');
+    const authority = JSON.stringify(exportAuthority(createAuthority()));
+    const c = loadConfig({ REGISTRY_TRUST_ROOTS: JSON.stringify({ old: { key: pem(), retired: true }, now: pem() }), REGISTRY_RETIRED_KEYS: 'refuse', NATS_CREDS: creds, REGISTRY_NATS_AUTHORITY: authority, REGISTRY_NODE_CREDS_TTL_S: '86400' });
+    expect(c).toMatchObject({ retiredKeys: ['old'], retiredKeyPolicy: 'refuse', natsCreds: creds, nodeCredsTtlS: 86400 });
+    expect(c.natsAuthority).toBeDefined();
+    expect(loadConfig({}).natsAuthority).toBeUndefined();
+    expect(loadConfig({}).retiredKeyPolicy).toBe('accept');
+  });
+
+  it('refuses a bad retired-key policy, an unreadable creds file and a malformed authority without echoing a seed', () => {
+    expect(() => loadConfig({ REGISTRY_RETIRED_KEYS: 'maybe' })).toThrow(/REGISTRY_RETIRED_KEYS/);
+    expect(() => loadConfig({ NATS_CREDS: '/nonexistent/registry.creds' })).toThrow(/NATS_CREDS/);
+    const stored = exportAuthority(createAuthority());
+    let message = '';
+    try {
+      loadConfig({ REGISTRY_NATS_AUTHORITY: JSON.stringify({ ...stored, operatorSeed: stored.accountSeed }) });
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toMatch(/REGISTRY_NATS_AUTHORITY/);
+    expect(message).not.toContain(stored.accountSeed);
+    expect(() => loadConfig({ REGISTRY_TRUST_ROOTS: JSON.stringify({ old: { key: pem(), retired: 'yes' } }) })).toThrow(/REGISTRY_TRUST_ROOTS: key old/);
   });
 
   it('refuses required signatures without trust roots, and unreadable trust roots', () => {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
 import { generateKeyPairSync } from 'node:crypto';
 import { signManifest, verifyManifest, type PackageManifest } from '@changeover/contracts';
-import { checkManifest, contentHash, judgeSignature, prunableVersions, referencedBlobs } from './package.rules.js';
-import { parseTrustRoots } from '../config.js';
+import { assertNotNewFromRetiredKey, checkManifest, contentHash, judgeSignature, prunableVersions, referencedBlobs } from './package.rules.js';
+import { parseTrustConfigSpec, parseTrustRoots } from '../config.js';
 
 const manifest = (over: Partial<PackageManifest> = {}): PackageManifest => ({
   name: 'billing',
@@ -76,6 +76,24 @@ describe('signatures', () => {
     expect(judgeSignature({ manifest: manifest() }, { trustRoots: roots, requireSignatures: false })).toEqual({ verdict: 'unsigned', signedBy: null });
     expect(() => judgeSignature(good, { trustRoots: roots, requireSignatures: false })).toThrow(expect.objectContaining({ code: 'SIGNATURE_INVALID' }));
     expect(judgeSignature(good, { trustRoots: {}, requireSignatures: false })).toEqual({ verdict: 'not-checked', signedBy: 'release' });
+  });
+
+  it('rotation: a retired key still vouches for its packages under accept, is refused under refuse, and never signs a new version', () => {
+    const old = keys();
+    const current = keys();
+    const rotated = parseTrustConfigSpec(JSON.stringify({ r2025: { key: old.pub, retired: true }, r2026: current.pub }));
+    expect(rotated.retired).toEqual(['r2025']);
+    const policy = (retiredKeyPolicy: 'accept' | 'refuse') => ({ trustRoots: rotated.roots, requireSignatures: true, retiredKeys: rotated.retired, retiredKeyPolicy });
+    const byOld = signManifest(manifest(), old.priv, 'r2025');
+    const judged = judgeSignature(byOld, policy('accept'));
+    expect(judged).toEqual({ verdict: 'valid', signedBy: 'r2025', retired: true });
+    expect(() => assertNotNewFromRetiredKey('billing@1.2.3', judged)).toThrow(expect.objectContaining({ code: 'UNTRUSTED_KEY', message: expect.stringMatching(/retired key r2025/) }));
+    expect(() => judgeSignature(byOld, policy('refuse'))).toThrow(expect.objectContaining({ code: 'UNTRUSTED_KEY' }));
+    // Optional signatures: a present one by a retired key is judged the same way.
+    expect(() => judgeSignature(byOld, { ...policy('refuse'), requireSignatures: false })).toThrow(expect.objectContaining({ code: 'UNTRUSTED_KEY' }));
+    const byCurrent = judgeSignature(signManifest(manifest(), current.priv, 'r2026'), policy('refuse'));
+    expect(byCurrent).toEqual({ verdict: 'valid', signedBy: 'r2026' });
+    expect(() => assertNotNewFromRetiredKey('billing@1.2.3', byCurrent)).not.toThrow();
   });
 
   it('refuses a trust root that is not an Ed25519 key', () => {
