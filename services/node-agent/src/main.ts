@@ -30,7 +30,7 @@ async function main(): Promise<void> {
 
   if (config.SIMULATE > 0) {
     // One shared connection for the whole simulated fleet.
-    const nc = await connect({ servers: config.NATS_URL, name: `node-agent-sim-${config.SIM_NODE_PREFIX}`, maxReconnectAttempts: -1, ...fleetConnectionOptions(config) });
+    const nc = await connect({ servers: config.NATS_URL, name: `node-agent-sim-${config.SIM_NODE_PREFIX}`, maxReconnectAttempts: -1, noAsyncTraces: true, ...fleetConnectionOptions(config) });
     const fleet = await startSimFleet(nc, {
       count: config.SIMULATE,
       classId: config.NODE_CLASS,
@@ -44,7 +44,7 @@ async function main(): Promise<void> {
       heartbeatMs: config.AGENT_HEARTBEAT_MS,
       counters,
       log,
-      tracing,
+      ...(tracing.enabled ? { tracing } : {}),
     });
     stops.push(async () => {
       await fleet.stop();

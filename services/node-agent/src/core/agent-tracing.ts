@@ -15,6 +15,8 @@ const UNIT_NAMES = { propose: 'agent.propose', commit: 'agent.commit', regress: 
 /** Runs one command as a traced unit, and records the vote and changeover latencies. */
 export async function traceUnit(core: AgentCore, cmd: AnyCommand, parent: TraceParent | undefined, fn: (unit: AgentTrace) => Promise<void>): Promise<void> {
   const tracer = core.opts.tracing ?? NOOP_UNIT_TRACER;
+  // Without a tracer (a simulated fleet sampled at 0) not even the context is entered: no cost per node.
+  if (!core.opts.tracing) parent = undefined;
   const unit =
     parent && cmd.kind !== 'abort'
       ? tracer.unit(UNIT_NAMES[cmd.kind], parent, core.nodeId, { 'changeover.rollout_id': cmd.body.rolloutId, 'changeover.attempt': cmd.body.attempt, 'changeover.node_id': core.nodeId, 'changeover.class_id': core.opts.identity.classId })
