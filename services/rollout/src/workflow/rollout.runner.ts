@@ -1,6 +1,6 @@
 import { ChangeoverError, isChangeoverError } from '@changeover/contracts';
 import type { NewEvent, StoredEvent } from '@changeover/event-store';
-import { currentTraceIds, metrics, runInContext, startRootSpan, ROOT_CONTEXT, type Context, type Logger } from '@changeover/telemetry';
+import { metrics, runInContext, startRootSpan, traceparentOf, ROOT_CONTEXT, type Context, type Logger } from '@changeover/telemetry';
 import { decide, type RolloutCommand } from '../rollout/rollout.decider.js';
 import { rolloutStreamId, type RolloutEvent } from '../rollout/rollout.events.js';
 import { evolve, fold, initialState, type ActiveState, type RolloutState } from '../rollout/rollout.state.js';
@@ -195,8 +195,9 @@ export class RolloutRunner {
 
   /** The event's traceparent: the active span's, else the rollout's own trace (a timer, a report with no context). */
   private toNew(e: RolloutEvent, actor: EventActor, trace: Context = ROOT_CONTEXT): NewEvent {
-    const ids = currentTraceIds() ?? currentTraceIds(trace);
-    return { type: e.type, data: e.data, metadata: { ...(typeof actor === 'string' ? { actor } : actor), ...(ids ? { traceparent: `00-${ids.traceId}-${ids.spanId}-01` } : {}) } };
+    // With its sampled flag, so the notifier follows the rollout's sampling decision.
+    const traceparent = traceparentOf() ?? traceparentOf(trace);
+    return { type: e.type, data: e.data, metadata: { ...(typeof actor === 'string' ? { actor } : actor), ...(traceparent ? { traceparent } : {}) } };
   }
 
   private async drain(o: Owned): Promise<void> {
