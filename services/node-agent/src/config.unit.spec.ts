@@ -24,6 +24,13 @@ describe('agent config', () => {
     expect(() => loadConfig({ AGENT_RETIRED_KEYS: 'sometimes' })).toThrow(/AGENT_RETIRED_KEYS/);
   });
 
+  it('reads the trace sample ratio (default 0.01) and refuses one outside 0..1', () => {
+    expect(loadConfig({}).AGENT_TRACE_SAMPLE_RATIO).toBe(0.01);
+    expect(loadConfig({ AGENT_TRACE_SAMPLE_RATIO: '0.25' }).AGENT_TRACE_SAMPLE_RATIO).toBe(0.25);
+    expect(loadConfig({}, ['--trace-sample-ratio', '1']).AGENT_TRACE_SAMPLE_RATIO).toBe(1);
+    for (const bad of ['1.5', '-0.1', 'often']) expect(() => loadConfig({ AGENT_TRACE_SAMPLE_RATIO: bad })).toThrow(/AGENT_TRACE_SAMPLE_RATIO/);
+  });
+
   it('fails with a message naming each bad value', () => {
     expect(() => loadConfig({ NODE_ID: 'bad id', AGENT_CLUSTER_VERSIONS: '3-1' })).toThrow(/NODE_ID.*AGENT_CLUSTER_VERSIONS|AGENT_CLUSTER_VERSIONS.*NODE_ID/);
     expect(() => loadConfig({}, ['--veto-rate', '2'])).toThrow(/SIM_VETO_RATE/);
