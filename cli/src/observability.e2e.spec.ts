@@ -22,7 +22,7 @@ const adminToken = randomBytes(32).toString('hex');
 interface Attr { key: string; value: { stringValue?: string; intValue?: string | number; boolValue?: boolean } }
 interface OtlpSpan { traceId: string; spanId: string; parentSpanId?: string; name: string; attributes?: Attr[]; events?: { name: string; attributes?: Attr[] }[]; status?: { code?: number } }
 interface OtlpBody { resourceSpans: { resource: { attributes: Attr[] }; scopeSpans: { spans: OtlpSpan[] }[] }[] }
-interface Span extends OtlpSpan { service: string; instance: string }
+interface Span extends OtlpSpan { service: string; instance: string; pid: string }
 
 const attr = (attrs: Attr[] | undefined, key: string) => {
   const v = attrs?.find((a) => a.key === key)?.value;
@@ -43,7 +43,8 @@ async function otlpReceiver(): Promise<{ url: string; spans: Span[]; contentType
         for (const rs of body.resourceSpans) {
           const service = String(attr(rs.resource.attributes, 'service.name'));
           const instance = String(attr(rs.resource.attributes, 'service.instance.id') ?? '');
-          for (const ss of rs.scopeSpans) for (const s of ss.spans) spans.push({ ...s, service, instance });
+          const pid = String(attr(rs.resource.attributes, 'process.pid') ?? '');
+          for (const ss of rs.scopeSpans) for (const s of ss.spans) spans.push({ ...s, service, instance, pid });
         }
       }
       res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
@@ -86,6 +87,7 @@ describe('observability end to end: one trace per rollout, metrics on every part
   let workDir = '';
   const started: Started[] = [];
   const urls = { registry: '', rollout: '', notifier: '', agents: [] as string[] };
+  let startRollout: () => Promise<Started>;
 
   beforeAll(async () => {
     for (const pkg of ['services/registry', 'services/rollout', 'services/notifier', 'services/node-agent']) {
@@ -115,7 +117,8 @@ describe('observability end to end: one trace per rollout, metrics on every part
     urls.notifier = `http://127.0.0.1:${notifierPort}`;
     started.push(await startProcess('registry', entry('services/registry'), [], { ...common, REGISTRY_HTTP_PORT: String(registryPort), REGISTRY_TRUST_ROOTS: trustRoots }, workDir));
     await waitFor('the registry', () => fetch(`${urls.registry}/health/ready`).then((r) => r.ok, () => false), { timeoutMs: 30_000, intervalMs: 100 });
-    started.push(await startProcess('rollout', entry('services/rollout'), [], { ...common, ROLLOUT_HTTP_PORT: String(rolloutPort), ROLLOUT_RELAY: 'false' }, workDir));
+    startRollout = () => startProcess('rollout', entry('services/rollout'), [], { ...common, ROLLOUT_HTTP_PORT: String(rolloutPort), ROLLOUT_RELAY: 'false', ROLLOUT_LEASE_MS: '2000' }, workDir);
+    started.push(await startRollout());
     started.push(await startProcess('notifier', entry('services/notifier'), [], { ...common, NOTIFIER_HTTP_PORT: String(notifierPort), NOTIFIER_BACKOFF_BASE_MS: '50' }, workDir));
     await waitFor('the rollout service', () => fetch(`${urls.rollout}/health/ready`).then((r) => r.ok, () => false), { timeoutMs: 30_000, intervalMs: 100 });
     await waitFor('the notifier', () => fetch(`${urls.notifier}/health/live`).then((r) => r.ok, () => false), { timeoutMs: 30_000, intervalMs: 100 });
@@ -179,6 +182,11 @@ describe('observability end to end: one trace per rollout, metrics on every part
     expect(metric(during.rollout, 'changeover_rollouts', { state: 'blocked' })).toBe(1);
     expect(during.registry).toMatch(/^changeover_outbox_lag_events \d+$/m);
 
+    // The rollout service restarts while the rollout waits: the new process continues the same trace.
+    const oldRollout = started.find((s) => s.name === 'rollout')!;
+    await oldRollout.stop();
+    started.splice(started.indexOf(oldRollout), 1, await startRollout());
+    await waitFor('the restarted rollout service', () => fetch(`${urls.rollout}/health/ready`).then((r) => r.ok, () => false), { timeoutMs: 30_000, intervalMs: 100 });
     await http('POST', `${urls.rollout}/rollouts/${second.rolloutId}/force`, { reason: 'the export resumes after the upgrade' });
     const done = await until(second.rolloutId, (s) => ['completed', 'failed', 'aborted', 'cancelled'].includes(s.status), 'the forced rollout to finish');
     expect(done.status).toBe('completed');
@@ -227,6 +235,11 @@ describe('observability end to end: one trace per rollout, metrics on every part
       expect(step(name).length).toBeGreaterThan(0);
     }
     expect(step('rollout.vote-tally').map((s) => attr(s.attributes, 'changeover.outcome'))).toContain('blocked');
+    // Before and after the restart: the root and the proposal by the first process, force and commit by the second.
+    const pidOf = (name: string) => new Set(step(name).map((s) => s.pid));
+    expect(pidOf('rollout.force')).toEqual(pidOf('rollout.commit-wave'));
+    expect([...pidOf('rollout.force')].some((pid) => pid === root.pid || pidOf('rollout.propose').has(pid))).toBe(false);
+    expect(root.pid).toMatch(/^\d+$/);
 
     // The registry answered inside the proposal (its handler continued the trace).
     const registrySpans = spans.filter((s) => s.service === 'changeover-registry');
