@@ -14,6 +14,17 @@ export const MembershipMessage = z.discriminatedUnion('reason', [
 ]);
 export type MembershipMessage = z.infer<typeof MembershipMessage>;
 
+/**
+ * changeover.agent.<node>.group-append — a node that may not write the group logs itself (NATS
+ * credentials confine it) asks the rollout service to append its JOIN or LEAVE at the expected last
+ * sequence. The message must name the requesting node; ADJUST_VERSION only as a new group's first
+ * entry at the cluster's active version.
+ */
+export const GroupAppendRequest = z.strictObject({ message: MembershipMessage, expectedLastSequence: z.number().int().nonnegative() });
+export type GroupAppendRequest = z.infer<typeof GroupAppendRequest>;
+export const GroupAppendReply = z.strictObject({ groupId: GroupId, sequence: z.number().int().positive() });
+export type GroupAppendReply = z.infer<typeof GroupAppendReply>;
+
 /** A group's log folded: who is in it and the cluster infrastructure version it runs (the last ADJUST_VERSION). */
 export interface GroupView {
   groupId: string;

@@ -17,10 +17,11 @@ export const AGENT_REPORTS = ['hello', 'heartbeat', 'vote', 'progress', 'invento
 export type AgentReport = (typeof AGENT_REPORTS)[number];
 
 /**
- * Requests a node makes on its own agent subject (`changeover.agent.<node>.<op>`), answered by the
- * registry on the node's inbox: a confined node may publish nothing else (DESIGN §4, §10).
+ * Requests a node makes on its own agent subject (`changeover.agent.<node>.<op>`), answered on the
+ * node's inbox — get-packages by the registry, group-append by the rollout service: a confined node
+ * may publish nothing else (DESIGN §4, §10).
  */
-export const AGENT_REQUESTS = ['get-packages'] as const;
+export const AGENT_REQUESTS = ['get-packages', 'group-append'] as const;
 export type AgentRequest = (typeof AGENT_REQUESTS)[number];
 
 export const STREAMS = {

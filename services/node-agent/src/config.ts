@@ -54,6 +54,8 @@ export const AgentConfig = z.object({
   AGENT_SOCKET: z.string().optional(),
   AGENT_VERSION: SemVer.default('0.1.0'),
   AGENT_CLUSTER_VERSIONS: VersionRangeText,
+  /** How group JOIN/LEAVE reach the logs: `direct` JetStream appends, or `mediated` by the rollout service (needed with confined NATS_CREDS; the default then). */
+  AGENT_GROUP_APPENDS: z.enum(['direct', 'mediated']).optional(),
   AGENT_HEARTBEAT_MS: z.coerce.number().int().min(100).max(3_600_000).default(10_000),
   AGENT_TRUST_ROOTS: z.string().default(''),
   /** Packages signed by a key marked retired in AGENT_TRUST_ROOTS: still trusted (`accept`) or refused. */

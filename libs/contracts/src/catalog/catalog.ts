@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { CloudEvent } from '../cloudevents.js';
 import { EVENT_SCHEMAS, EVENT_TYPES, type EventType } from '../events.js';
-import { MembershipMessage } from '../groups.js';
+import { GroupAppendReply, GroupAppendRequest, MembershipMessage } from '../groups.js';
 import { COMMAND_SCHEMAS, REPORT_SCHEMAS } from '../node-protocol.js';
 import { Notification } from '../notification-message.js';
 import { CreateSubscriptionRequest } from '../notifications.js';
@@ -113,6 +113,7 @@ const REGISTRY_RPC: Record<keyof typeof REGISTRY_EXAMPLES, { request: z.ZodType;
 
 const AGENT_REQUEST_RPC: Record<(typeof AGENT_REQUESTS)[number], { request: z.ZodType; reply: z.ZodType; text: string }> = {
   'get-packages': { request: GetPackagesRequest, reply: GetPackagesReply, text: 'A node asks for signed manifests by name@version; the registry answers on the node inbox (_INBOX.node.<nodeId>).' },
+  'group-append': { request: GroupAppendRequest, reply: GroupAppendReply, text: 'A confined node asks the rollout service to append its JOIN or LEAVE to a group log at the expected last sequence (VERSION_CONFLICT when the log moved); answered on the node inbox.' },
 };
 
 const ROLLOUT_TEXT: Record<keyof typeof ROLLOUT_RPC, string> = {

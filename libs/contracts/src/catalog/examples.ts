@@ -90,6 +90,7 @@ export const REGISTRY_EXAMPLES = {
 /** Requests a node makes on its own agent subject (answered by the registry on the node's inbox). */
 export const AGENT_REQUEST_EXAMPLES = {
   'get-packages': REGISTRY_EXAMPLES['get-packages'],
+  'group-append': { request: { message: { reason: 'JOIN', groupId: 'billing-group', memberId: 'billing-1', nodeId, at }, expectedLastSequence: 41 }, reply: { groupId: 'billing-group', sequence: 42 } },
 };
 
 export const ROLLOUT_EXAMPLES = {

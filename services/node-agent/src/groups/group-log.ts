@@ -1,6 +1,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, JetStreamApiError, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
-import { ChangeoverError, CLUSTER_RECORD, ClusterRecord, decode, encode, MembershipMessage, STREAMS, subjects } from '@changeover/contracts';
+import { ChangeoverError, CLUSTER_RECORD, ClusterRecord, decode, encode, GroupAppendReply, MembershipMessage, STREAMS, subjects } from '@changeover/contracts';
+import { requestRpc } from '@changeover/messaging';
 
 const STREAM_NOT_FOUND = 10059;
 const WRONG_LAST_SEQUENCE = 10071;
@@ -35,23 +36,40 @@ export class GroupLogStore {
   private constructor(
     readonly js: JetStreamClient,
     readonly jsm: JetStreamManager,
+    private readonly nc: NatsConnection,
+    private readonly mediated?: { nodeId: string; timeoutMs: number },
   ) {}
 
-  static async open(nc: NatsConnection): Promise<GroupLogStore> {
+  /**
+   * `mediated`: the node may only read the logs (confined NATS credentials), so its appends go to the
+   * rollout service on changeover.agent.<node>.group-append; the streams are created by the service.
+   */
+  static async open(nc: NatsConnection, opts: { mediated?: { nodeId: string; timeoutMs: number } } = {}): Promise<GroupLogStore> {
     const jsm = await jetstreamManager(nc);
-    await ensureStream(jsm, STREAMS.groups, [subjects.groupsAll]);
-    await ensureStream(jsm, CLUSTER_RECORD.stream, [CLUSTER_RECORD.subject], 1);
-    return new GroupLogStore(jetstream(nc), jsm);
+    if (!opts.mediated) {
+      await ensureStream(jsm, STREAMS.groups, [subjects.groupsAll]);
+      await ensureStream(jsm, CLUSTER_RECORD.stream, [CLUSTER_RECORD.subject], 1);
+    }
+    return new GroupLogStore(jetstream(nc), jsm, nc, opts.mediated);
   }
 
   /** Sequence of the group's last message (0: the group has no log yet). */
   async lastSequence(groupId: string): Promise<number> {
-    const m = await this.jsm.streams.getMessage(STREAMS.groups, { last_by_subj: subjects.groupMembership(groupId) });
-    return m?.seq ?? 0;
+    try {
+      const m = await this.jsm.streams.getMessage(STREAMS.groups, { last_by_subj: subjects.groupMembership(groupId) });
+      return m?.seq ?? 0;
+    } catch (e) {
+      if (e instanceof JetStreamApiError && e.code === STREAM_NOT_FOUND) throw new ChangeoverError('UNAVAILABLE', `stream ${STREAMS.groups} does not exist yet (the rollout service creates it)`);
+      throw e;
+    }
   }
 
   /** Appends if the log still ends at `expectedLast`; throws VERSION_CONFLICT otherwise. */
   async append(msg: MembershipMessage, expectedLast: number): Promise<number> {
+    if (this.mediated) {
+      const reply = await requestRpc(this.nc, subjects.agentRequest(this.mediated.nodeId, 'group-append'), { message: msg, expectedLastSequence: expectedLast }, GroupAppendReply, { timeoutMs: this.mediated.timeoutMs });
+      return reply.sequence;
+    }
     try {
       const ack = await this.js.publish(subjects.groupMembership(msg.groupId), encode(msg), { expect: { lastSubjectSequence: expectedLast } });
       return ack.seq;
@@ -61,12 +79,22 @@ export class GroupLogStore {
     }
   }
 
-  /** Follows one group's log from its first message, in order; `onMessage` gets null for an entry that fails the schema. */
-  async follow(groupId: string, onMessage: (seq: number, msg: MembershipMessage | null) => void): Promise<{ stop(): void }> {
-    const consumer = await this.js.consumers.get(STREAMS.groups, { filter_subjects: subjects.groupMembership(groupId) });
-    const messages = await consumer.consume();
-    void (async () => {
-      for await (const m of messages) {
+  /**
+   * Follows one group's log from its first message, in order, by message-get only (`next_by_subj`):
+   * a node confined to reading the group logs needs no right to create consumers. Polls every
+   * `pollMs`, and at once when kicked (after an append, before answering a validate round).
+   * `onMessage` gets null for an entry that fails the schema.
+   */
+  async follow(groupId: string, onMessage: (seq: number, msg: MembershipMessage | null) => void, pollMs = 250): Promise<{ stop(): void; kick(): void }> {
+    const subject = subjects.groupMembership(groupId);
+    let next = 1;
+    let stopped = false;
+    let wake: (() => void) | undefined;
+    const pump = async () => {
+      for (;;) {
+        const m = await this.jsm.streams.getMessage(STREAMS.groups, { seq: next, next_by_subj: subject } as unknown as { seq: number });
+        if (!m || stopped) return;
+        next = m.seq + 1;
         let msg: MembershipMessage | null = null;
         try {
           msg = decode(MembershipMessage, m.data, 'membership message');
@@ -75,8 +103,28 @@ export class GroupLogStore {
         }
         onMessage(m.seq, msg);
       }
+    };
+    await pump();
+    void (async () => {
+      while (!stopped) {
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, pollMs);
+          wake = () => {
+            clearTimeout(t);
+            resolve();
+          };
+        });
+        // NATS down for a moment: the next poll tries again.
+        await pump().catch(() => undefined);
+      }
     })();
-    return { stop: () => void messages.stop() };
+    return {
+      stop: () => {
+        stopped = true;
+        wake?.();
+      },
+      kick: () => wake?.(),
+    };
   }
 
   /** The cluster record (active version and any adjustment target), or null before the first adjustment. */

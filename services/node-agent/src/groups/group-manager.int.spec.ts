@@ -69,7 +69,8 @@ describe('group manager on JetStream', () => {
         }
       }
     })();
-    await Promise.all([a!, b!, c!].flatMap((m) => Array.from({ length: 10 }, (_, i) => m.join('race', `${m.nodeId}-${i}`, `p-${m.nodeId}-${i}`))).concat([adjust.then(() => undefined)]));
+    const joining: Promise<unknown>[] = [a!, b!, c!].flatMap((m) => Array.from({ length: 10 }, (_, i) => m.join('race', `${m.nodeId}-${i}`, `p-${m.nodeId}-${i}`)));
+    await Promise.all([...joining, adjust]);
     const entries = await log('race');
     const joins = entries.filter((e) => e.reason === 'JOIN').map((e) => (e.reason === 'JOIN' ? e.memberId : ''));
     expect(joins).toHaveLength(30);

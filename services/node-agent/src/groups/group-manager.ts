@@ -6,7 +6,7 @@ import type { Counters, Log, ReportSink } from '../core/ports.js';
 export interface GroupLogPort {
   lastSequence(groupId: string): Promise<number>;
   append(msg: MembershipMessage, expectedLast: number): Promise<number>;
-  follow(groupId: string, onMessage: (seq: number, msg: MembershipMessage | null) => void): Promise<{ stop(): void }>;
+  follow(groupId: string, onMessage: (seq: number, msg: MembershipMessage | null) => void): Promise<{ stop(): void; kick(): void }>;
   clusterRecord(): Promise<ClusterRecord | null>;
 }
 
@@ -20,6 +20,8 @@ interface Followed {
   local: Map<string, { processId: string }>;
   waiters: Set<() => void>;
   stop(): void;
+  /** Reads the log now instead of at the next poll. */
+  kick(): void;
   queue: Promise<unknown>;
 }
 
@@ -117,6 +119,8 @@ export class GroupManager {
   async view(groupId: string, memberId: string, after?: number, waitMs = 0): Promise<GroupMemberView> {
     const f = this.groups.get(groupId);
     if (!f?.local.has(memberId)) throw new ChangeoverError('NOT_FOUND', `${memberId} is not a member of group ${groupId} on node ${this.nodeId} (join first)`, { groupId, memberId });
+    // Without `after` the view is brought up to the log's end first.
+    if (after === undefined) await this.sync(groupId, f);
     if (after !== undefined && f.view.lastSequence <= after && waitMs > 0) {
       await new Promise<void>((resolve) => {
         const done = () => {
@@ -201,9 +205,10 @@ export class GroupManager {
     let opening = this.opening.get(groupId);
     if (!opening) {
       opening = (async () => {
-        const f: Followed = { view: emptyGroupView(groupId), running: 1, local: new Map(), waiters: new Set(), stop: () => undefined, queue: Promise.resolve() };
+        const f: Followed = { view: emptyGroupView(groupId), running: 1, local: new Map(), waiters: new Set(), stop: () => undefined, kick: () => undefined, queue: Promise.resolve() };
         const sub = await this.logs.follow(groupId, (seq, msg) => this.apply(groupId, f, seq, msg));
         f.stop = () => sub.stop();
+        f.kick = () => sub.kick();
         this.groups.set(groupId, f);
         await this.sync(groupId, f);
         return f;
@@ -245,6 +250,7 @@ export class GroupManager {
 
   private async appliedUpTo(f: Followed, seq: number): Promise<void> {
     const deadline = Date.now() + SYNC_TIMEOUT_MS;
+    if (f.view.lastSequence < seq) f.kick();
     while (f.view.lastSequence < seq) {
       if (Date.now() > deadline) throw new ChangeoverError('TIMEOUT', `group ${f.view.groupId}: log not applied up to ${seq} within ${SYNC_TIMEOUT_MS} ms`);
       await new Promise<void>((resolve) => {

@@ -8,7 +8,7 @@ import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import pg from 'pg';
 import { createTestDatabase, freePort, startNats, TEST_ADMIN_TOKEN, waitFor, type TestDatabase, type TestNats } from '@changeover/test-kit';
 import { applyMembership, decode, emptyGroupView, MembershipMessage, STREAMS, type AdjustClusterVersionReply, type ClusterVersionStatus, type ErrorBody, type GroupView } from '@changeover/contracts';
-import { healthy, http, kill9, REPO_ROOT, startService, type Child } from '../testing/processes.js';
+import { counterValue, healthy, http, kill9, REPO_ROOT, startService, type Child } from '../testing/processes.js';
 
 // DESIGN §6 with real processes: three (then five) node agents, the registry, the rollout service,
 // NATS with JetStream and Postgres. Group members are small processes that join through their
@@ -35,7 +35,7 @@ let starts = 0;
 
 const socketOf = (nodeId: string) => join(dir, nodeId, 'agent.sock');
 
-async function startAgent(nodeId: string, agentVersion: string, range: string): Promise<Child> {
+async function startAgent(nodeId: string, agentVersion: string, range: string, appends: 'direct' | 'mediated' = 'direct'): Promise<Child> {
   const child = startService(`agent-${nodeId}-${++starts}`, 'services/node-agent', [], {
     NATS_URL: nats.url,
     NODE_ID: nodeId,
@@ -44,6 +44,7 @@ async function startAgent(nodeId: string, agentVersion: string, range: string): 
     AGENT_VERSION: agentVersion,
     AGENT_CLUSTER_VERSIONS: range,
     AGENT_HEARTBEAT_MS: '300',
+    AGENT_GROUP_APPENDS: appends,
     AGENT_MIN_FREE_DISK_MB: '1',
     LOG_LEVEL: 'warn',
   }, dir);
@@ -223,7 +224,8 @@ describe('cluster infrastructure version with real agents', () => {
       expect((await memberGet(memberId)).status).toBe(503);
       const before = stats.ok;
       await waitFor(`group still answering while ${nodeId} is down`, () => stats.ok > before + 10);
-      await startAgent(nodeId, '2.0.0', '1-3');
+      // n3 comes back as a node that may not write the logs: its member's JOIN goes through the rollout service.
+      await startAgent(nodeId, '2.0.0', '1-3', nodeId === 'n3' ? 'mediated' : 'direct');
       await waitFor(`${memberId} back in the group`, async () => (await memberGet(memberId)).status === 200, { timeoutMs: 30_000 });
     }
     running = false;
@@ -242,9 +244,21 @@ describe('cluster infrastructure version with real agents', () => {
     expect(fewest).toBe(2);
     const moves = orders.filter((e) => e.msg.reason !== 'ADJUST_VERSION').map((e) => `${e.msg.reason}:${'memberId' in e.msg ? e.msg.memberId : ''}`);
     expect(moves).toEqual(['JOIN:m1', 'JOIN:m2', 'JOIN:m3', 'LEAVE:m1', 'JOIN:m1', 'LEAVE:m2', 'JOIN:m2', 'LEAVE:m3', 'JOIN:m3']);
+    // m3's JOIN after n3 came back went through the rollout service (mediated append).
+    const metrics = await (await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } })).text();
+    expect(counterValue(metrics, 'changeover_group_mediated_appends_total', { outcome: 'appended' })).toBeGreaterThanOrEqual(1);
     const s = await status();
     expect(s.nodes.every((n) => n.agentVersion === '2.0.0')).toBe(true);
     expect(s).toMatchObject({ activeVersion: 1, candidateVersion: 3, ready: true, blockers: [] });
+  });
+
+  it('a mediated append names its own node only: a JOIN for another node is FORBIDDEN', async () => {
+    const forged = { message: { reason: 'JOIN', groupId: 'orders', memberId: 'intruder', nodeId: 'n2', at: new Date().toISOString() }, expectedLastSequence: 0 };
+    const reply = (await nc.request('changeover.agent.n3.group-append', JSON.stringify(forged), { timeout: 5000 })).json<{ ok: boolean; error?: { code: string } }>();
+    expect(reply).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+    const adjustForged = { message: { reason: 'ADJUST_VERSION', groupId: 'orders', version: 3, adjustmentId: 'mine', at: new Date().toISOString() }, expectedLastSequence: 0 };
+    expect((await nc.request('changeover.agent.n3.group-append', JSON.stringify(adjustForged), { timeout: 5000 })).json()).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+    expect((await status()).groups.find((g) => g.groupId === 'orders')!.members.map((m) => m.memberId)).toEqual(['m1', 'm2', 'm3']);
   });
 
   it('an agent advertising a lower range blocks with NODE_INCAPABLE naming it and its range', async () => {
@@ -354,7 +368,7 @@ describe('cluster infrastructure version with real agents', () => {
   });
 
   it('an agent that cannot run the active version refuses a member\'s join with VERSION_UNSUPPORTED', async () => {
-    await startAgent('n5', '2.0.0', '1-2');
+    await startAgent('n5', '2.0.0', '1-2', 'mediated');
     await startMember('p5', 'n5', 'orders', false);
     await waitFor('p5 refused', () => memberOutput.get('p5')!().includes('joinRefused'));
     const refusal = JSON.parse(memberOutput.get('p5')!().split('\n').find((l) => l.includes('joinRefused'))!) as { joinRefused: string; message: string };

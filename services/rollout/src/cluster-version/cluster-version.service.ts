@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type pg from 'pg';
-import { AdjustClusterVersionRequest, ChangeoverError, isChangeoverError, parse, subjects, ValidatedReport, type AdjustClusterVersionReply, type ClusterVersionStatus, type GroupView } from '@changeover/contracts';
-import { subscribeValidated, type ValidatedSubscription } from '@changeover/messaging';
+import { AdjustClusterVersionRequest, ChangeoverError, GroupAppendReply, GroupAppendRequest, isChangeoverError, parse, parseSubject, subjects, ValidatedReport, type AdjustClusterVersionReply, type ClusterVersionStatus, type GroupView } from '@changeover/contracts';
+import { serveRpc, subscribeValidated, type RpcServer, type ValidatedSubscription } from '@changeover/messaging';
 import { metrics, type Logger } from '@changeover/telemetry';
 import type { EventLog } from '../workflow/rollout.runner.js';
 import { ackKey, CLUSTER_STREAM, decide, fold, type Blocker, type ClusterCommand, type ClusterEvent, type ClusterState } from './cluster-version.decider.js';
@@ -18,6 +18,7 @@ const DRIVER_LOCK = 7_406_006;
 const ORDER: Blocker['code'][] = ['NODE_NOT_ACTIVE', 'GROUP_PARTITIONED', 'NODE_INCAPABLE'];
 
 const refusals = metrics.counter({ name: 'changeover_cluster_version_refusals_total', help: 'Cluster version adjustments refused, by blocking reason', labelNames: ['code'] as const });
+const mediated = metrics.counter({ name: 'changeover_group_mediated_appends_total', help: 'Group log appends made for confined nodes, by outcome', labelNames: ['outcome'] as const });
 const adjustments = metrics.counter({ name: 'changeover_cluster_version_adjustments_total', help: 'Cluster version adjustments, by outcome', labelNames: ['outcome'] as const });
 
 export interface ClusterVersionDeps {
@@ -42,6 +43,7 @@ export class ClusterVersionService {
   private driving: string | null = null;
   private timer?: NodeJS.Timeout;
   private intake?: ValidatedSubscription;
+  private appends?: RpcServer;
   private closed = false;
   private wake?: () => void;
 
@@ -49,6 +51,7 @@ export class ClusterVersionService {
 
   /** Resumes an adjustment left unfinished (by a crash or another instance's), and listens for members' acknowledgements. */
   start(): void {
+    this.appends = serveRpc(this.deps.nc, subjects.agentRequestAny('group-append'), GroupAppendRequest, (req, ctx) => this.groupAppend(req, ctx.subject), { queue: 'rollout', resultSchema: GroupAppendReply, logger: this.deps.log });
     this.intake = subscribeValidated(this.deps.nc, subjects.agentAny('validated'), ValidatedReport, (r) => this.onAck(r), { logger: this.deps.log });
     const tick = () => void this.resume().catch((e: unknown) => this.deps.log.warn({ err: e }, 'cluster version resume failed'));
     tick();
@@ -61,6 +64,34 @@ export class ClusterVersionService {
     if (this.timer) clearInterval(this.timer);
     this.wake?.();
     await this.intake?.stop();
+    await this.appends?.stop();
+  }
+
+  /**
+   * A confined node's JOIN or LEAVE, appended for it at the expected sequence (mediated appends):
+   * it may speak only for itself, and write ADJUST_VERSION only as a new group's first entry at the
+   * cluster's active version.
+   */
+  private async groupAppend(req: GroupAppendRequest, subject: string): Promise<GroupAppendReply> {
+    const from = parseSubject(subject);
+    const nodeId = from.kind === 'agent-request' ? from.nodeId : '';
+    const m = req.message;
+    try {
+      if (m.reason === 'ADJUST_VERSION') {
+        const { state } = await this.read();
+        if (m.adjustmentId !== 'initial' || req.expectedLastSequence !== 0 || m.version !== state.activeVersion) {
+          throw new ChangeoverError('FORBIDDEN', `node ${nodeId} may write ADJUST_VERSION only as the first entry of a new group, at the cluster version ${state.activeVersion}`, { nodeId, groupId: m.groupId });
+        }
+      } else if (m.nodeId !== nodeId) {
+        throw new ChangeoverError('FORBIDDEN', `node ${nodeId} may not append a ${m.reason} for node ${m.nodeId}`, { nodeId, groupId: m.groupId });
+      }
+      const sequence = await this.deps.logs.appendAt(m, req.expectedLastSequence);
+      mediated.inc({ outcome: 'appended' });
+      return { groupId: m.groupId, sequence };
+    } catch (e) {
+      mediated.inc({ outcome: isChangeoverError(e) ? e.code : 'INTERNAL' });
+      throw e;
+    }
   }
 
   async read(): Promise<{ state: ClusterState; version: number }> {

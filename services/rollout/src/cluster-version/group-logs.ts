@@ -90,6 +90,16 @@ export class GroupLogs {
     return (await this.readAll()).find((g) => g.groupId === groupId) ?? emptyGroupView(groupId);
   }
 
+  /** Appends if the group's log still ends at `expectedLast`, else VERSION_CONFLICT. */
+  async appendAt(msg: MembershipMessage, expectedLast: number): Promise<number> {
+    try {
+      return (await this.js.publish(subjects.groupMembership(msg.groupId), encode(msg), { expect: { lastSubjectSequence: expectedLast } })).seq;
+    } catch (e) {
+      if ((e instanceof JetStreamApiError && e.code === WRONG_LAST_SEQUENCE) || /wrong last sequence/i.test(String(e))) throw new ChangeoverError('VERSION_CONFLICT', `group ${msg.groupId} log moved past sequence ${expectedLast}`, { groupId: msg.groupId });
+      throw e;
+    }
+  }
+
   async writeRecord(record: ClusterRecord): Promise<void> {
     await this.js.publish(CLUSTER_RECORD.subject, encode(record));
   }
