@@ -1,21 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ChangeoverError, CreateSubscriptionRequest, parse } from '@changeover/contracts';
 import { AuthEnv, type AuthConfig } from '@changeover/http-auth';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
-/** NATS_CREDS: the path of a readable NATS .creds file (user JWT and nkey seed). */
-const CredsFile = z
-  .string()
-  .min(1)
-  .refine((p) => {
-    try {
-      return readFileSync(p, 'utf8').includes('BEGIN NATS USER JWT');
-    } catch {
-      return false;
-    }
-  }, 'must be a readable NATS .creds file');
 /** NATS_CREDS: the path of a readable NATS .creds file (user JWT and nkey seed). */
 const CredsFile = z
   .string()
@@ -50,8 +38,6 @@ export const NotifierConfig = z.object({
   NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222'),
   /** The notifier's own NATS user (.creds path); unset: no NATS authentication. */
   NATS_CREDS: CredsFile.optional(),
-  /** The notifier's own NATS user (.creds path); unset: no NATS authentication. */
-  NATS_CREDS: CredsFile.optional(),
   NOTIFIER_HTTP_PORT: int(0, 65535).default(7103),
   NOTIFIER_CONSUMER_NAME: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).default('notifier'),
   NOTIFIER_MAX_ATTEMPTS: int(1, 100).default(8),
@@ -65,6 +51,8 @@ export const NotifierConfig = z.object({
   NOTIFIER_DEFAULT_SUBSCRIPTIONS: DefaultSubscriptions,
   /** Largest JSON request body (413 TOO_LARGE beyond). */
   NOTIFIER_MAX_BODY_BYTES: int(1024, 16 * 1024 * 1024).default(256 * 1024),
+  /** Largest event read from CHANGEOVER_EVENTS; a larger one is skipped (counted TOO_LARGE). */
+  NOTIFIER_MAX_EVENT_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
   /** CHANGEOVER_AUTH, CHANGEOVER_ADMIN_TOKEN, CHANGEOVER_DB_STATEMENT_TIMEOUT_MS: see @changeover/http-auth. */
   ...AuthEnv.shape,
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
-import { SpanKind, extractTraceContext, withSpan } from '@changeover/telemetry';
+import { SpanKind, changeoverMetrics, extractTraceContext, withSpan } from '@changeover/telemetry';
 import type { DataSource } from 'typeorm';
 import { EmailChannel } from './channels/email.channel.js';
 import { SlackChannel } from './channels/slack.channel.js';
@@ -43,7 +43,7 @@ export async function startNotifier(input: NotifierConfig | NotifierConfigInput)
     const databaseUrl = withStatementTimeout(config.DATABASE_URL, auth.statementTimeoutMs);
     const db: DataSource = await openDatabase(databaseUrl);
     cleanup.push(() => db.destroy());
-    const nc: NatsConnection = await connect({ servers: config.NATS_URL, name: `notifier-${config.NOTIFIER_CONSUMER_NAME}`, maxReconnectAttempts: -1, ...(config.NATS_CREDS ? { authenticator: credsAuthenticator(readFileSync(config.NATS_CREDS)) } : {}) });
+    const nc: NatsConnection = await connect({ servers: config.NATS_URL, name: `notifier-${config.NOTIFIER_CONSUMER_NAME}`, maxReconnectAttempts: -1, noAsyncTraces: true, ...(config.NATS_CREDS ? { authenticator: credsAuthenticator(readFileSync(config.NATS_CREDS)) } : {}) });
     cleanup.push(() => nc.close());
 
     const email = new EmailChannel(config.SMTP_URL, config.SMTP_FROM, config.NOTIFIER_HTTP_TIMEOUT_MS);
@@ -76,10 +76,17 @@ export async function startNotifier(input: NotifierConfig | NotifierConfigInput)
       name: config.NOTIFIER_CONSUMER_NAME,
       log,
       handle: async (payload, headers) => {
+        if (payload.length > config.NOTIFIER_MAX_EVENT_BYTES) {
+          metrics.events.inc({ outcome: 'invalid' });
+          changeoverMetrics.rejectedMessages.inc({ subject_kind: 'event', code: 'TOO_LARGE' });
+          log.warn('event skipped', { reason: 'invalid', detail: `${payload.length} bytes, over NOTIFIER_MAX_EVENT_BYTES` });
+          return;
+        }
         // The span joins the rollout's trace through the relay's traceparent header.
         const outcome = await withSpan('notifier.intake', () => intake.handle(payload), { parent: extractTraceContext(headers), kind: SpanKind.CONSUMER });
         if (outcome.kind === 'skipped') {
           metrics.events.inc({ outcome: outcome.reason });
+          changeoverMetrics.rejectedMessages.inc({ subject_kind: 'event', code: 'VALIDATION_FAILED' });
           log.warn('event skipped', { reason: outcome.reason, detail: outcome.detail });
           return;
         }

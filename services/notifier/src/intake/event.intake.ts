@@ -33,13 +33,25 @@ export class EventIntake {
     if (!data.success) return { kind: 'skipped', reason: 'invalid', detail: `${type} data: ${data.error.issues[0]?.path.join('.')}: ${data.error.issues[0]?.message}` };
 
     const facts = eventFacts(type, data.data);
+    try {
+      return await this.record(type, data.data, ce.data, facts);
+    } catch (e) {
+      // A value Postgres cannot store (class 22: a NUL character, a lone surrogate) is the event's fault:
+      // skipped as invalid, never redelivered for ever.
+      const code = (e as { code?: unknown; driverError?: { code?: unknown } })?.code ?? (e as { driverError?: { code?: unknown } })?.driverError?.code;
+      if (typeof code === 'string' && code.startsWith('22')) return { kind: 'skipped', reason: 'invalid', detail: `cannot be stored (${code}): ${e instanceof Error ? e.message : String(e)}`.slice(0, 500) };
+      throw e;
+    }
+  }
+
+  private record(type: EventType, data: unknown, ce: CloudEvent, facts: Omit<EventContext, 'nodeLabels'>): Promise<IntakeOutcome> {
     return inTransaction(this.db, async (tx) => {
-      await learn(tx, type, data.data);
+      await learn(tx, type, data);
       const subs = await activeSubscriptions(tx);
       const ctx = subs.some((s) => needsNodeFacts(s.filter)) ? await widen(tx, facts) : { ...facts, nodeLabels: [] };
       const matched = subs.filter((s) => matches(s.filter, ctx));
-      const inserted = await insertDeliveries(tx, matched, ce.data, type);
-      return { kind: 'recorded' as const, eventId: ce.data.id, matched: matched.length, inserted };
+      const inserted = await insertDeliveries(tx, matched, ce, type);
+      return { kind: 'recorded' as const, eventId: ce.id, matched: matched.length, inserted };
     });
   }
 }

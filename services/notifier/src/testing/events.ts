@@ -23,7 +23,7 @@ export async function eventPublisher(url: string) {
       h.set('Nats-Msg-Id', ce.id);
       return js.publish(subject ?? eventSubject(type), JSON.stringify(ce), { headers: h });
     },
-    async publishRaw(subject: string, payload: string) {
+    async publishRaw(subject: string, payload: string | Uint8Array) {
       return js.publish(subject, payload);
     },
     close: () => nc.close(),
