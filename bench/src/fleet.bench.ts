@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { createTestDatabase, freePort, startNats, waitFor } from '@changeover/test-kit';
 import { measureFloor } from './fleet-floor.js';
@@ -22,22 +22,27 @@ const value = (name: string, fallback: string) => {
 const nodes = Number(value('nodes', '10000'));
 if (!Number.isInteger(nodes) || nodes < 1 || nodes > 200_000) throw new Error('--nodes must be an integer from 1 to 200000');
 const json = flag('json');
+/** `--cpu-prof-dir DIR`: every service and the fleet write a V8 CPU profile there when they stop. */
+const cpuProfDir = value('cpu-prof-dir', '');
 const say = (msg: string) => {
   if (!json) process.stderr.write(`${msg}\n`);
 };
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const children: ChildProcess[] = [];
+/** The bootstrap admin token the services are started with; every REST call sends it. */
+const adminToken = randomBytes(32).toString('hex');
 
 function start(name: string, pkg: string, argv: string[], env: Record<string, string>): ChildProcess {
   const out = openSync(join(tmpdir(), `changeover-bench-${name}.log`), 'w');
-  const child = spawn(process.execPath, [join(root, pkg, 'dist/main.js'), ...argv], { env: { ...process.env, ...env }, stdio: ['ignore', out, out] });
+  const profile = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${resolve(cpuProfDir)}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
+  const child = spawn(process.execPath, [...profile, join(root, pkg, 'dist/main.js'), ...argv], { env: { ...process.env, ...env }, stdio: ['ignore', out, out] });
   children.push(child);
   return child;
 }
 
 async function http<T>(method: string, url: string, body?: unknown): Promise<T> {
-  const res = await fetch(url, { method, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(120_000) });
+  const res = await fetch(url, { method, headers: { authorization: `Bearer ${adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(120_000) });
   const text = await res.text();
   if (!res.ok) throw new Error(`${method} ${url} → ${res.status} ${text.slice(0, 300)}`);
   return JSON.parse(text) as T;
@@ -54,7 +59,7 @@ async function main(): Promise<void> {
   const nats = await startNats('max_payload: 8MB');
   try {
     const [registryPort, rolloutPort] = await Promise.all([freePort(), freePort()]);
-    const common = { DATABASE_URL: db.url, NATS_URL: nats.url, LOG_LEVEL: 'warn', OTEL_SDK_DISABLED: 'true' };
+    const common = { DATABASE_URL: db.url, NATS_URL: nats.url, LOG_LEVEL: 'warn', OTEL_SDK_DISABLED: 'true', CHANGEOVER_ADMIN_TOKEN: adminToken };
     start('registry', 'services/registry', [], { ...common, REGISTRY_HTTP_PORT: String(registryPort), REGISTRY_STALE_AFTER_MS: '600000' });
     const registry = `http://127.0.0.1:${registryPort}`;
     await waitFor('the registry', () => fetch(`${registry}/health`).then((r) => r.ok), { timeoutMs: 60_000, intervalMs: 200 });
@@ -105,7 +110,13 @@ async function main(): Promise<void> {
     const eventsAppended = rows.reduce((n, r) => n + Number(r.n), 0);
     await sql.end();
 
-    for (const c of children.splice(0)) c.kill('SIGTERM');
+    // Stopped before the floor is measured, so they do not compete with it (and write their profiles).
+    await Promise.all(children.splice(0).map((c) => new Promise<void>((done) => {
+      if (c.exitCode !== null || c.signalCode !== null) return done();
+      c.once('exit', () => done());
+      c.kill('SIGTERM');
+      setTimeout(() => c.kill('SIGKILL'), 30_000).unref();
+    })));
     say('measuring the floor');
     const floor = await measureFloor({ natsUrl: nats.url, databaseUrl: db.url, nodes, roundTrips: 2 * nodes, events: eventsAppended });
     const result = {

@@ -9,7 +9,7 @@ const log = (msg: string, extra: Record<string, unknown> = {}) => console.log(JS
 async function main(): Promise<void> {
   const config = loadRelayConfig(process.env);
   const store = await EventStore.connect({ url: config.DATABASE_URL, poolSize: config.PG_POOL_SIZE, migrate: true });
-  const nats = await connect({ servers: config.NATS_URL, name: config.RELAY_NAME, maxReconnectAttempts: -1 });
+  const nats = await connect({ servers: config.NATS_URL, name: config.RELAY_NAME, maxReconnectAttempts: -1, noAsyncTraces: true });
   const relay = await startOutboxRelay({
     store,
     nats,

@@ -32,7 +32,7 @@ export async function startRealAgent(config: AgentConfig, log: Log, counters: Co
   const api = new LocalApiServer(config.AGENT_SOCKET, counters, log);
   await api.start();
   const runtime = new ChildProcessRuntime({ store, api, log, counters });
-  const nc = await connect({ servers: config.NATS_URL, name: `node-agent-${config.NODE_ID}`, maxReconnectAttempts: -1, reconnectTimeWait: 500, waitOnFirstConnect: true, ...agentConnectionOptions(config) });
+  const nc = await connect({ servers: config.NATS_URL, name: `node-agent-${config.NODE_ID}`, maxReconnectAttempts: -1, noAsyncTraces: true, reconnectTimeWait: 500, waitOnFirstConnect: true, ...agentConnectionOptions(config) });
   const disk = await store.freeBytes();
   // Group membership (DESIGN §6): ordered logs on JetStream, served to processes under /v1/groups.
   const groups = new GroupManager(config.NODE_ID, config.AGENT_CLUSTER_VERSIONS, await GroupLogStore.open(nc, (config.AGENT_GROUP_APPENDS ?? (config.NATS_CREDS ? 'mediated' : 'direct')) === 'mediated' ? { mediated: { nodeId: config.NODE_ID, timeoutMs: config.AGENT_REGISTRY_TIMEOUT_MS } } : {}), natsSink(nc, log), counters, log);

@@ -51,7 +51,7 @@ export async function startRegistry(input: RegistryConfig, opts: { logger?: Logg
       for (const c of [...cleanups].reverse()) await c().catch((err: unknown) => log.error({ err }, 'shutdown step failed'));
     })());
   try {
-    const nc = await connect({ servers: config.natsUrl, name: 'changeover-registry', maxReconnectAttempts: -1, ...(config.natsCreds ? serviceConnectionOptions(readFileSync(config.natsCreds)) : {}) });
+    const nc = await connect({ servers: config.natsUrl, name: 'changeover-registry', maxReconnectAttempts: -1, noAsyncTraces: true, ...(config.natsCreds ? serviceConnectionOptions(readFileSync(config.natsCreds)) : {}) });
     cleanups.push(() => nc.drain());
     // TypeORM migrates the schema and is closed again; the service itself speaks plain SQL.
     await (await openDatabase(config.databaseUrl)).destroy();

@@ -55,7 +55,7 @@ export async function startRollout(input: RolloutConfig, opts: { registry?: Regi
   // Readiness reports the schema as migrated only from here on.
   migrated = true;
   const store = await EventStore.connect({ url: config.databaseUrl, poolSize: 6 });
-  const nc = await connect({ servers: config.natsUrl, name: `rollout-${config.instanceId}`, maxReconnectAttempts: -1, ...(config.natsCreds ? { authenticator: credsAuthenticator(readFileSync(config.natsCreds)) } : {}) });
+  const nc = await connect({ servers: config.natsUrl, name: `rollout-${config.instanceId}`, maxReconnectAttempts: -1, noAsyncTraces: true, ...(config.natsCreds ? { authenticator: credsAuthenticator(readFileSync(config.natsCreds)) } : {}) });
   const registry = opts.registry ?? natsRegistry(nc, config.registryTimeoutMs);
   const sender = new CommandSender(nc, (refs) => registry.getPackages(refs));
   const leases = new LeaseStore(store.pool, config.instanceId, config.leaseMs);

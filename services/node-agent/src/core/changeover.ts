@@ -29,7 +29,13 @@ export interface ChangeoverRequest {
 export async function runChangeover(core: AgentCore, req: ChangeoverRequest): Promise<ChangeoverOutcome> {
   const { store, fetcher, runtime } = core.opts;
   const fault = (p: Parameters<NonNullable<typeof core.opts.onFault>>[0]) => core.opts.onFault?.(p);
-  const report = (phase: 'fetching' | 'preparing' | 'starting' | 'switching', extra = {}) => core.reportPhase(req.rolloutId, req.attempt, phase, extra);
+  const liveEvery = core.opts.liveProgressEveryMs ?? 1000;
+  let lastLive = Date.now();
+  const report = (phase: 'fetching' | 'preparing' | 'starting' | 'switching', extra = {}) => {
+    if (Date.now() - lastLive < liveEvery) return;
+    lastLive = Date.now();
+    core.reportPhase(req.rolloutId, req.attempt, phase, extra);
+  };
   const from = { active: core.state.active, previous: core.state.previous };
   const aborted = () => core.abortRequested.has(req.rolloutId);
   const deadline = localDeadline(req.timeoutMs);

@@ -81,6 +81,12 @@ export interface CoreOptions {
   log: Log;
   /** Spans of the node's part in a rollout (none by default). */
   tracing?: UnitTracer;
+  /**
+   * Live phases (fetching … switching) of a changeover are reported only once it has run this long,
+   * then at most this often (default 1000 ms): a fleet of fast changeovers sends one report per node,
+   * a slow one still shows where it is. Terminal reports always go at once.
+   */
+  liveProgressEveryMs?: number;
 }
 
 export interface Counters {

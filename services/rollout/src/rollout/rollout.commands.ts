@@ -18,7 +18,7 @@ import type { EventLog, RolloutRunner } from '../workflow/rollout.runner.js';
 import type { RegistryPort } from '../nats/registry-client.js';
 import type { Planner } from '../planning/planner.js';
 import { resolveTargets } from '../creation/resolve-targets.js';
-import { fold } from './rollout.state.js';
+import { fold, type ActiveState } from './rollout.state.js';
 import { rolloutStreamId, type RolloutEvent } from './rollout.events.js';
 import { summarize } from './rollout.view.js';
 import { currentTraceIds, traceIdOf } from '@changeover/telemetry';
@@ -111,13 +111,16 @@ export class RolloutCommands {
   /** Rebuilt from the stream on each request, so any instance answers with the truth. */
   async show(id: string, opts: { nodes?: boolean } = {}): Promise<RolloutSummary> {
     const rolloutId = parse(RolloutId, id, 'rollout id');
+    const withFailures = (summary: RolloutSummary, state: ActiveState) => (state.failures.length ? { ...summary, failures: [...state.failures] } : summary);
+    // Owned here: the live state answers (a `watch` of a 100k-node rollout must not re-read its stream every second).
+    const owned = this.deps.runner.stateOf(rolloutId);
+    if (owned && owned.state.status !== 'initial') return this.withTraceId(withFailures(summarize(owned.state, owned.version, opts), owned.state));
     const stored = await this.deps.store.readStream(rolloutStreamId(rolloutId));
     const state = fold(stored.map((e) => ({ type: e.type, data: e.data }) as RolloutEvent));
     if (state.status === 'initial') throw new ChangeoverError('NOT_FOUND', `no rollout ${rolloutId}`);
-    const summary = summarize(state, stored.at(-1)!.streamPosition, opts);
-    const failures = stored.filter((e) => e.type === 'rollout.node-failed').slice(-1000).map((e) => e.data as { nodeId: string; code: string; message: string });
     const traceId = traceIdOf(stored[0]?.metadata?.traceparent);
-    return { ...summary, ...(failures.length ? { failures: failures.map(({ nodeId, code, message }) => ({ nodeId, code, message })) } : {}), ...(traceId ? { traceId } : {}) };
+    const summary = withFailures(summarize(state, stored.at(-1)!.streamPosition, opts), state);
+    return traceId ? { ...summary, traceId } : summary;
   }
 
   async list(limit = 100) {

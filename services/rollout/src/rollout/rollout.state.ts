@@ -50,6 +50,8 @@ export interface RolloutCore {
   waves: Wave[];
   inventories: Map<string, Inventory>;
   discrepancies: Discrepancy[];
+  /** The latest node failures (at most MAX_RECENT_FAILURES), for `rollout show`. */
+  failures: { nodeId: string; code: string; message: string }[];
   regressTo: string | null;
   updatedAt: string;
 }
@@ -76,6 +78,8 @@ export const initialState = (): RolloutState => ({ status: 'initial' });
 
 export const TERMINAL_STATUSES = ['completed', 'cancelled', 'aborted', 'failed'] as const;
 export const isTerminal = (s: RolloutState) => (TERMINAL_STATUSES as readonly string[]).includes(s.status);
+
+export const MAX_RECENT_FAILURES = 1000;
 
 const zeroCounts = (): Record<NodePhase, number> => Object.fromEntries(NODE_PHASE_LIST.map((p) => [p, 0])) as Record<NodePhase, number>;
 
@@ -123,6 +127,7 @@ export function evolve(state: RolloutState, event: RolloutEvent): RolloutState {
       waves: [],
       inventories: new Map(),
       discrepancies: [],
+      failures: [],
       regressTo: null,
       updatedAt: d.at,
     };
@@ -195,6 +200,9 @@ export function evolve(state: RolloutState, event: RolloutEvent): RolloutState {
       const entry = core.nodes.get(event.data.nodeId);
       if (entry?.phase === 'committing' && entry.wave !== undefined && core.waves[entry.wave]) core.waves[entry.wave]!.failed++;
       setPhase(core, event.data.nodeId, 'failed');
+      // In place, like the node map: a wave of failures must not copy the list each time.
+      core.failures.push({ nodeId: event.data.nodeId, code: event.data.code, message: event.data.message });
+      if (core.failures.length > MAX_RECENT_FAILURES) core.failures.splice(0, core.failures.length - MAX_RECENT_FAILURES);
       return afterNodeOutcome(state, core);
     }
     case 'rollout.paused':
