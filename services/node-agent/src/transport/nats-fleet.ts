@@ -13,7 +13,11 @@ export interface FleetOptions {
   log: Log;
   /** Answers a validate round (group members' views of their logs); without it validate is FEATURE_NOT_ACTIVE. */
   validate?: (nodeId: string, cmd: ValidateCommand) => Promise<ValidatedReport>;
+  /** Largest command accepted (default 1 MiB, the NATS default max_payload); larger ones are rejected TOO_LARGE, never decoded. */
+  maxMessageBytes?: number;
 }
+
+export const DEFAULT_MAX_COMMAND_BYTES = 1024 * 1024;
 
 /** Reports of every local node go out on the one shared connection, with the trace context in headers. */
 export function natsSink(nc: NatsConnection, log: Log): ReportSink {
@@ -126,6 +130,8 @@ export class NatsFleet {
     } catch (e) {
       return this.reject(msg, 'unknown', e);
     }
+    const maxBytes = this.opts.maxMessageBytes ?? DEFAULT_MAX_COMMAND_BYTES;
+    if (msg.data.length > maxBytes) return this.reject(msg, command, new ChangeoverError('TOO_LARGE', `${command} command of ${msg.data.length} bytes exceeds ${maxBytes}`));
     if (command === 'validate') {
       const validate = this.opts.validate;
       if (!validate) return this.reject(msg, command, new ChangeoverError('FEATURE_NOT_ACTIVE', 'group validate rounds are not served by this agent version'));
