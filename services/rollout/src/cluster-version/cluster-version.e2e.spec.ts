@@ -225,7 +225,7 @@ describe('cluster infrastructure version with real agents', () => {
       const before = stats.ok;
       await waitFor(`group still answering while ${nodeId} is down`, () => stats.ok > before + 10);
       // n3 comes back as a node that may not write the logs: its member's JOIN goes through the rollout service.
-      await startAgent(nodeId, '2.0.0', '1-3', nodeId === 'n3' ? 'mediated' : 'direct');
+      await startAgent(nodeId, '2.0.0', '1-4', nodeId === 'n3' ? 'mediated' : 'direct');
       await waitFor(`${memberId} back in the group`, async () => (await memberGet(memberId)).status === 200, { timeoutMs: 30_000 });
     }
     running = false;
@@ -249,7 +249,7 @@ describe('cluster infrastructure version with real agents', () => {
     expect(counterValue(metrics, 'changeover_group_mediated_appends_total', { outcome: 'appended' })).toBeGreaterThanOrEqual(1);
     const s = await status();
     expect(s.nodes.every((n) => n.agentVersion === '2.0.0')).toBe(true);
-    expect(s).toMatchObject({ activeVersion: 1, candidateVersion: 3, ready: true, blockers: [] });
+    expect(s).toMatchObject({ activeVersion: 1, candidateVersion: 4, ready: true, blockers: [] });
   });
 
   it('a mediated append names its own node only: a JOIN for another node is FORBIDDEN', async () => {
@@ -267,7 +267,7 @@ describe('cluster infrastructure version with real agents', () => {
     expect(r.status).toBe(409);
     expect((r.body as ErrorBody).details!['blockers']).toEqual([expect.objectContaining({ code: 'NODE_INCAPABLE', nodeId: 'n4', range: { min: 1, max: 1 } })]);
     await stopAgent('n4');
-    await startAgent('n4', '2.0.0', '1-3');
+    await startAgent('n4', '2.0.0', '1-4');
   });
 
   it('an agent stopped with SIGSTOP: first GROUP_PARTITIONED (naming the group and the member not reached), then NODE_NOT_ACTIVE once its heartbeats are missed', async () => {
@@ -367,13 +367,67 @@ describe('cluster infrastructure version with real agents', () => {
     expect(JSON.parse(w.out)).toMatchObject({ activeVersion: 3, adjustment: { state: 'adjusted', version: 3 } });
   });
 
+  it('killed after recording the target, the restarted service checks again: a member not reached then abandons the adjustment and the version stays', async () => {
+    await kill9(rollout);
+    const killed = startRolloutService({ ROLLOUT_FAULT_AT: 'after-target-recorded' });
+    await healthy(base, 'the rollout service (with a fault point)');
+    expect(await adjust(4).then((x) => x.status, () => 'no answer')).toBe('no answer');
+    await waitFor('the service killed itself', () => killed.proc.signalCode === 'SIGKILL');
+    const n1 = agents.get('n1')!;
+    n1.proc.kill('SIGSTOP');
+    try {
+      startRolloutService();
+      await healthy(base, 'the rollout service again');
+      await waitFor('abandoned on the re-check', async () => (await eventsOfType('cluster-version.adjust-refused')).some((r) => r['version'] === 4), { timeoutMs: 30_000, intervalMs: 200 });
+    } finally {
+      n1.proc.kill('SIGCONT');
+    }
+    const refused = (await eventsOfType('cluster-version.adjust-refused')).find((r) => r['version'] === 4)!;
+    expect(refused['blockers']).toEqual(expect.arrayContaining([expect.objectContaining({ code: 'GROUP_PARTITIONED' })]));
+    const s = await status();
+    expect(s).toMatchObject({ activeVersion: 3, adjustment: { version: 4, state: 'refused' } });
+    expect((await groupLog()).some((e) => e.msg.reason === 'ADJUST_VERSION' && e.msg.version === 4)).toBe(false);
+    await waitFor('cluster ready again', async () => (await status(4)).ready, { timeoutMs: 30_000, intervalMs: 300 });
+  });
+
+  it('killed after the first group got its ADJUST_VERSION, the restarted service sends the rest and shows acknowledged/total until a paused member catches up', async () => {
+    await kill9(rollout);
+    const killed = startRolloutService({ ROLLOUT_FAULT_AT: 'after-first-group-adjusted' });
+    await healthy(base, 'the rollout service (with a fault point)');
+    // Accepted (the answer usually leaves before the first ADJUST_VERSION is appended and the service dies).
+    expect([200, 'no answer']).toContain(await adjust(4).then((x) => x.status, () => 'no answer'));
+    await waitFor('the service killed itself', () => killed.proc.signalCode === 'SIGKILL');
+    expect((await groupLog()).filter((e) => e.msg.reason === 'ADJUST_VERSION' && e.msg.version === 4).map((e) => e.msg.groupId)).toEqual(['billing']);
+    const n1 = agents.get('n1')!;
+    n1.proc.kill('SIGSTOP');
+    let during: ClusterVersionStatus | undefined;
+    try {
+      startRolloutService();
+      await healthy(base, 'the rollout service again');
+      // b1 and m1 live on the paused node: every other member acknowledges, the adjustment waits for them.
+      during = await waitFor('4 of 6 acknowledged', async () => {
+        const st = await status();
+        return st.adjustment?.state === 'adjusting' && st.adjustment.acknowledged === 4 ? st : undefined;
+      }, { timeoutMs: 30_000, intervalMs: 200 });
+      const c = await cli('cluster-version', 'status');
+      expect(c.out).toContain('4/6 members acknowledged');
+    } finally {
+      n1.proc.kill('SIGCONT');
+    }
+    expect(during!.adjustment).toMatchObject({ version: 4, total: 6, acknowledged: 4 });
+    expect(during!.ready).toBe(false);
+    await waitFor('adjusted to 4', async () => (await status()).activeVersion === 4, { timeoutMs: 60_000, intervalMs: 200 });
+    expect((await status()).adjustment).toMatchObject({ version: 4, state: 'adjusted', acknowledged: 6 });
+    expect((await groupLog()).filter((e) => e.msg.reason === 'ADJUST_VERSION' && e.msg.version === 4).map((e) => e.msg.groupId).sort()).toEqual(['billing', 'orders']);
+  });
+
   it('an agent that cannot run the active version refuses a member\'s join with VERSION_UNSUPPORTED', async () => {
     await startAgent('n5', '2.0.0', '1-2', 'mediated');
     await startMember('p5', 'n5', 'orders', false);
     await waitFor('p5 refused', () => memberOutput.get('p5')!().includes('joinRefused'));
     const refusal = JSON.parse(memberOutput.get('p5')!().split('\n').find((l) => l.includes('joinRefused'))!) as { joinRefused: string; message: string };
     expect(refusal.joinRefused).toBe('VERSION_UNSUPPORTED');
-    expect(refusal.message).toContain('group orders runs cluster version 3');
+    expect(refusal.message).toContain('group orders runs cluster version 4');
     expect((await status()).groups.find((g) => g.groupId === 'orders')!.members.map((m) => m.memberId)).not.toContain('p5');
   });
 });

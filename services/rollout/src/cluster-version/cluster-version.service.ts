@@ -264,7 +264,8 @@ export class ClusterVersionService {
       const common = highestCommonVersion(nodes);
       candidate = common !== null && common > state.activeVersion ? common : null;
     }
-    const blockers = candidate !== null && candidate > state.activeVersion ? (await this.check(candidate, nodes, groups)).blockers : [];
+    // While an adjustment runs the question is its progress, not readiness for another one.
+    const blockers = state.status === 'idle' && candidate !== null && candidate > state.activeVersion ? (await this.check(candidate, nodes, groups)).blockers : [];
     const members = groups.flatMap((g) => g.members.map((m) => ackKey(g.groupId, m.memberId)));
     let adjustment: ClusterVersionStatus['adjustment'] = null;
     if (state.status === 'adjusting') {
