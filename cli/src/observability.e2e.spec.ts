@@ -134,7 +134,8 @@ describe('observability end to end: one trace per rollout, metrics on every part
           ...otel,
           // Each agent its own service name, so Jaeger (and this test) tell the processes apart.
           OTEL_SERVICE_NAME: `changeover-agent-edge-${i}`,
-          AGENT_TRACE_SAMPLE_RATIO: '1',
+          // edge-1 is always sampled, edge-2 and edge-3 never: edge-2's veto is kept all the same.
+          AGENT_TRACE_SAMPLE_RATIO: i === 1 ? '1' : '0',
           NATS_URL: nats.url, NODE_ID: `edge-${i}`, NODE_CLASS: 'edge', AGENT_STATE_DIR: join(dir, 'state'), AGENT_TRUST_ROOTS: trustRoots, AGENT_HEARTBEAT_MS: '1000', AGENT_HEALTH_PORT: String(agentPorts[i - 1]), LOG_LEVEL: 'info',
         }, workDir, dir),
       );
@@ -207,7 +208,7 @@ describe('observability end to end: one trace per rollout, metrics on every part
     const has = (service: string, name: string) => inTrace().some((s) => s.service === service && s.name === name);
     await waitFor('the spans of every part', () =>
       has('changeover-rollout', 'rollout') && has('changeover-rollout', 'rollout.verify') &&
-      [1, 2, 3].every((i) => has(`changeover-agent-edge-${i}`, 'agent.propose') && has(`changeover-agent-edge-${i}`, 'agent.commit')) &&
+      has('changeover-agent-edge-1', 'agent.propose') && has('changeover-agent-edge-1', 'agent.commit') && has('changeover-agent-edge-2', 'agent.propose') &&
       inTrace().some((s) => s.service === 'changeover-registry') &&
       inTrace().filter((s) => s.service === 'changeover-notifier' && s.name.startsWith('notifier.deliver')).length >= 2,
     { timeoutMs: 30_000, intervalMs: 200 });
@@ -218,7 +219,7 @@ describe('observability end to end: one trace per rollout, metrics on every part
     const parentOf = (s: Span) => (s.parentSpanId ? byId.get(s.parentSpanId) : undefined);
     const services = new Set(spans.map((s) => s.service));
     expect(services.size).toBeGreaterThanOrEqual(5);
-    expect([...services].sort()).toEqual(expect.arrayContaining(['changeover-agent-edge-1', 'changeover-agent-edge-2', 'changeover-agent-edge-3', 'changeover-notifier', 'changeover-registry', 'changeover-rollout']));
+    expect([...services].sort()).toEqual(['changeover-agent-edge-1', 'changeover-agent-edge-2', 'changeover-notifier', 'changeover-registry', 'changeover-rollout']);
 
     // One root, opened by the rollout service; every other span's parent is in the trace (one tree).
     const roots = spans.filter((s) => !s.parentSpanId);
@@ -245,24 +246,29 @@ describe('observability end to end: one trace per rollout, metrics on every part
     const registrySpans = spans.filter((s) => s.service === 'changeover-registry');
     expect(registrySpans.some((s) => /^rpc changeover\.registry\./.test(s.name) && parentOf(parentOf(s)!)?.name === 'rollout.propose')).toBe(true);
 
-    // Each agent: propose under the rollout's propose, with a vote span whose events are the process verdicts.
-    for (const i of [1, 2, 3]) {
-      const svc = `changeover-agent-edge-${i}`;
-      const propose = spans.filter((s) => s.service === svc && s.name === 'agent.propose');
-      expect(propose.every((p) => parentOf(p)?.name === 'rollout.propose')).toBe(true);
-      const votes = spans.filter((s) => s.service === svc && s.name === 'agent.vote');
-      expect(votes.every((v) => parentOf(v)?.name === 'agent.propose')).toBe(true);
+    // Each traced agent: propose under the rollout's propose, with a vote span whose events are the process verdicts.
+    const agentSpans = (i: number, name: string) => spans.filter((s) => s.service === `changeover-agent-edge-${i}` && s.name === name);
+    for (const i of [1, 2]) {
+      expect(agentSpans(i, 'agent.propose').map((p) => parentOf(p)?.name)).toEqual(['rollout.propose']);
+      const votes = agentSpans(i, 'agent.vote');
+      expect(votes.map((v) => parentOf(v)?.name)).toEqual(['agent.propose']);
       const verdicts = votes.flatMap((v) => v.events ?? []).filter((e) => e.name === 'verdict');
       expect(verdicts.length).toBeGreaterThan(0);
       if (i === 2) expect(verdicts.some((e) => attr(e.attributes, 'changeover.decision') === 'veto' && attr(e.attributes, 'changeover.reason') === 'PROCESS_BUSY')).toBe(true);
       else expect(verdicts.every((e) => attr(e.attributes, 'changeover.decision') === 'accept')).toBe(true);
-      // Commit under the wave, with fetch, changeover barrier, health check and switch.
-      const commits = spans.filter((s) => s.service === svc && s.name === 'agent.commit');
-      expect(commits).toHaveLength(1);
-      expect(parentOf(commits[0]!)?.name).toBe('rollout.commit-wave');
-      expect(spans.filter((s) => s.parentSpanId === commits[0]!.spanId).map((s) => s.name)).toEqual(expect.arrayContaining(['agent.fetch', 'agent.barrier', 'agent.health-check', 'agent.switch']));
-      expect(new Set(spans.filter((s) => s.service === svc).map((s) => s.instance))).toEqual(new Set([`edge-${i}`]));
+      expect(new Set(spans.filter((s) => s.service === `changeover-agent-edge-${i}`).map((s) => s.instance))).toEqual(new Set([`edge-${i}`]));
     }
+    // edge-2 is not sampled by its ratio (0) but vetoed: its proposal is kept, its (successful) commit is not.
+    expect(agentSpans(2, 'agent.propose').map((p) => [attr(p.attributes, 'changeover.sampled'), attr(p.attributes, 'changeover.kept')])).toEqual([[false, 'veto']]);
+    expect(agentSpans(2, 'agent.commit')).toEqual([]);
+    // edge-1 (ratio 1): the commit under the wave, with fetch, changeover barrier, health check and switch.
+    const commits = agentSpans(1, 'agent.commit');
+    expect(commits.map((c) => parentOf(c)?.name)).toEqual(['rollout.commit-wave']);
+    expect(spans.filter((s) => s.parentSpanId === commits[0]!.spanId).map((s) => s.name)).toEqual(expect.arrayContaining(['agent.fetch', 'agent.barrier', 'agent.health-check', 'agent.switch']));
+    // edge-3 (ratio 0, accepted and completed): no span of it, and its reports went out unsampled, so the
+    // rollout service recorded none for them either (every span above has its parent in the trace).
+    expect(spans.filter((s) => s.service === 'changeover-agent-edge-3' || s.name.includes('edge-3'))).toEqual([]);
+    expect(done.phases['completed']).toBe(3);
 
     // The notifier delivered the blocked and completed events inside the rollout's trace.
     const deliveries = spans.filter((s) => s.service === 'changeover-notifier' && s.name === 'notifier.deliver webhook');

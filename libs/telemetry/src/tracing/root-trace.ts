@@ -43,6 +43,19 @@ export function startRootSpan(name: string, attributes: Attributes = {}, tracerN
   return { span, context: trace.setSpan(ROOT_CONTEXT, span), traceId: span.spanContext().traceId };
 }
 
+/** The traceparent of the span active in `ctx` only if that span is sampled (so a child of it would be exported). */
+export function sampledTraceparentOf(ctx: Context = context.active()): string | undefined {
+  const sc = trace.getSpanContext(ctx);
+  return sc && (sc.traceFlags & TraceFlags.SAMPLED) === TraceFlags.SAMPLED ? traceparentOf(ctx) : undefined;
+}
+
+/** `ctx` with its span context's sampled flag set or cleared: what the next hop's parent-based sampler follows. */
+export function withSampledFlag(ctx: Context, sampled: boolean): Context {
+  const sc = trace.getSpanContext(ctx);
+  if (!sc || !isSpanContextValid(sc)) return ctx;
+  return trace.setSpanContext(ctx, { ...sc, traceFlags: sampled ? sc.traceFlags | TraceFlags.SAMPLED : sc.traceFlags & ~TraceFlags.SAMPLED });
+}
+
 /** Runs `fn` with `ctx` active (so spans, logs and outgoing headers use it). */
 export function runInContext<T>(ctx: Context, fn: () => T): T {
   return context.with(ctx, fn);

@@ -23,6 +23,8 @@ interface Rec {
 export interface UnitTrace {
   /** Whether anything is recorded (false on the no-op unit). */
   readonly recording: boolean;
+  /** Whether the sampling ratio picked this unit (a kept unit is exported even when not picked). */
+  readonly sampled: boolean;
   /** Runs `fn` as a child step; a thrown error marks the step failed (and keeps the unit). */
   step<T>(name: string, fn: () => T | Promise<T>, attributes?: Attributes): Promise<T>;
   /** A timestamped event on the innermost running step (or the unit). */
@@ -45,6 +47,7 @@ export interface UnitTracer {
 /** The unit that records nothing. */
 export const NOOP_UNIT: UnitTrace = {
   recording: false,
+  sampled: false,
   step: async (_n, fn) => fn(),
   event: () => undefined,
   set: () => undefined,
@@ -99,6 +102,7 @@ export function unitTracer(opts: UnitTracerOptions): UnitTracer {
 
 class RecordingUnit implements UnitTrace {
   readonly recording = true;
+  readonly sampled: boolean;
   private readonly root: Rec;
   private readonly stack: Rec[] = [];
   private kept: boolean;
@@ -112,6 +116,7 @@ class RecordingUnit implements UnitTrace {
     private readonly tracerName?: string,
   ) {
     this.kept = sampled;
+    this.sampled = sampled;
     this.root = { name, start: now(), attributes: { ...attributes, 'changeover.sampled': sampled }, events: [], children: [] };
     this.stack.push(this.root);
   }

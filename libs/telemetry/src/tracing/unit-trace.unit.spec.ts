@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { ROOT_CONTEXT, SpanStatusCode, trace } from '@opentelemetry/api';
 import { ChangeoverError } from '@changeover/contracts';
-import { contextFromTraceparent, installTestTracing, NOOP_UNIT_TRACER, sampleDraw, startRootSpan, traceIdOf, traceparentOf, unitTracer, type TestTracing } from '../index.js';
+import { contextFromTraceparent, installTestTracing, NOOP_UNIT_TRACER, sampleDraw, sampledTraceparentOf, startRootSpan, traceIdOf, traceparentOf, unitTracer, withSampledFlag, type TestTracing } from '../index.js';
 
 let tracing: TestTracing;
 beforeAll(() => {
@@ -27,6 +27,14 @@ describe('root trace', () => {
     const [root] = tracing.spans();
     expect(root!.parentSpanContext).toBeUndefined();
     expect(root!.attributes['changeover.rollout_id']).toBe('r1');
+  });
+
+  it('sets or clears the sampled flag of a context, and gives a traceparent only for a sampled span', () => {
+    const unsampled = withSampledFlag(parent, false);
+    expect(traceparentOf(unsampled)).toBe(`00-${TRACE}-b7ad6b7169203331-00`);
+    expect(sampledTraceparentOf(unsampled)).toBeUndefined();
+    expect(sampledTraceparentOf(withSampledFlag(unsampled, true))).toBe(`00-${TRACE}-b7ad6b7169203331-01`);
+    expect(withSampledFlag(ROOT_CONTEXT, true)).toBe(ROOT_CONTEXT);
   });
 
   it('reads a missing or malformed traceparent as no parent', () => {

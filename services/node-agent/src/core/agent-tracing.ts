@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { isChangeoverError, type Verdict } from '@changeover/contracts';
-import { changeoverMetrics, NOOP_UNIT, NOOP_UNIT_TRACER, runInContext, type Context, type UnitTrace } from '@changeover/telemetry';
+import { changeoverMetrics, NOOP_UNIT, NOOP_UNIT_TRACER, runInContext, withSampledFlag, type Context, type UnitTrace } from '@changeover/telemetry';
 import type { AgentCore, AnyCommand } from './agent-core.js';
 
 // A command of a rollout runs as one unit of the rollout's trace (the parent comes from the command's
@@ -22,8 +22,11 @@ export async function traceUnit(core: AgentCore, cmd: AnyCommand, parent: TraceP
       ? tracer.unit(UNIT_NAMES[cmd.kind], parent, core.nodeId, { 'changeover.rollout_id': cmd.body.rolloutId, 'changeover.attempt': cmd.body.attempt, 'changeover.node_id': core.nodeId, 'changeover.class_id': core.opts.identity.classId })
       : NOOP_UNIT;
   const started = performance.now();
+  // Reports of a node the ratio did not pick go out unsampled, so the services do not record a span
+  // for each of 100,000 reports either; the trace id still rides along (logs, events).
+  const active = parent && tracer.enabled && cmd.kind !== 'abort' ? withSampledFlag(parent, unit.sampled) : parent;
   try {
-    await (parent ? runInContext(parent, () => fn(unit)) : fn(unit));
+    await (active ? runInContext(active, () => fn(unit)) : fn(unit));
     if (cmd.kind === 'commit' || cmd.kind === 'regress') {
       const rec = core.record(cmd.body.rolloutId);
       const final = cmd.kind === 'commit' ? rec?.final : rec?.regressFinal;

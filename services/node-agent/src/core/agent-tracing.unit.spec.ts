@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
-import { contextFromTraceparent, currentTraceIds, installTestTracing, NOOP_UNIT, unitTracer, type TestTracing, type UnitTracer } from '@changeover/telemetry';
+import { contextFromTraceparent, currentTraceIds, installTestTracing, NOOP_UNIT, sampledTraceparentOf, traceparentOf, unitTracer, type TestTracing, type UnitTracer } from '@changeover/telemetry';
 import type { AgentCore, AnyCommand } from './agent-core.js';
 import { traceUnit, vetoMetrics } from './agent-tracing.js';
 
@@ -32,9 +32,21 @@ describe('agent units of a rollout trace', () => {
     expect(vote!.events.map((e) => [e.attributes?.['changeover.process_id'], e.attributes?.['changeover.decision']])).toEqual([['db', 'veto'], ['web', 'accept']]);
   });
 
-  it('drops an accepting node the ratio does not sample', async () => {
-    await traceUnit(core(unitTracer({ ratio: 0 })), propose, parent, async (unit) => void (await unit.step('agent.vote', () => undefined)));
+  it('drops an accepting node the ratio does not sample, and its reports go out unsampled in the same trace', async () => {
+    let headers: { any?: string; sampled?: string } = {};
+    await traceUnit(core(unitTracer({ ratio: 0 })), propose, parent, async (unit) => {
+      await unit.step('agent.vote', () => undefined);
+      headers = { any: traceparentOf(), sampled: sampledTraceparentOf() };
+    });
     expect(tracing.spans()).toHaveLength(0);
+    expect(headers).toEqual({ any: `00-${TRACE}-b7ad6b7169203331-00`, sampled: undefined });
+  });
+
+  it('a node the ratio picks reports sampled', async () => {
+    let header: string | undefined;
+    await traceUnit(core(unitTracer({ ratio: 1 })), propose, parent, async () => void (header = sampledTraceparentOf()));
+    expect(header).toBe(`00-${TRACE}-b7ad6b7169203331-01`);
+    expect(tracing.spans().map((s) => s.name)).toEqual(['agent.propose']);
   });
 
   it('without a tracer (a simulated fleet sampled at 0) enters no context and records nothing', async () => {

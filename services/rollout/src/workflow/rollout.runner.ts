@@ -1,6 +1,6 @@
 import { ChangeoverError, isChangeoverError } from '@changeover/contracts';
 import type { NewEvent, StoredEvent } from '@changeover/event-store';
-import { metrics, runInContext, startRootSpan, traceparentOf, ROOT_CONTEXT, type Context, type Logger } from '@changeover/telemetry';
+import { metrics, runInContext, sampledTraceparentOf, startRootSpan, traceparentOf, ROOT_CONTEXT, type Context, type Logger } from '@changeover/telemetry';
 import { decide, type RolloutCommand } from '../rollout/rollout.decider.js';
 import { rolloutStreamId, type RolloutEvent } from '../rollout/rollout.events.js';
 import { evolve, fold, initialState, type ActiveState, type RolloutState } from '../rollout/rollout.state.js';
@@ -193,10 +193,10 @@ export class RolloutRunner {
     }
   }
 
-  /** The event's traceparent: the active span's, else the rollout's own trace (a timer, a report with no context). */
+  /** The event's traceparent: the active span's if it is sampled, else the rollout's own trace (a timer, a report of an unsampled node). */
   private toNew(e: RolloutEvent, actor: EventActor, trace: Context = ROOT_CONTEXT): NewEvent {
     // With its sampled flag, so the notifier follows the rollout's sampling decision.
-    const traceparent = traceparentOf() ?? traceparentOf(trace);
+    const traceparent = sampledTraceparentOf() ?? traceparentOf(trace) ?? traceparentOf();
     return { type: e.type, data: e.data, metadata: { ...(typeof actor === 'string' ? { actor } : actor), ...(traceparent ? { traceparent } : {}) } };
   }
 
