@@ -1,5 +1,6 @@
 // Stand-alone outbox relay: node libs/event-store/dist/relay.main.js (DATABASE_URL, NATS_URL; see README).
-import { connect } from '@nats-io/transport-node';
+import { readFileSync } from 'node:fs';
+import { connect, credsAuthenticator } from '@nats-io/transport-node';
 import { EventStore } from './event-store.js';
 import { startOutboxRelay } from './relay/outbox-relay.js';
 import { loadRelayConfig } from './relay/relay.config.js';
@@ -9,7 +10,7 @@ const log = (msg: string, extra: Record<string, unknown> = {}) => console.log(JS
 async function main(): Promise<void> {
   const config = loadRelayConfig(process.env);
   const store = await EventStore.connect({ url: config.DATABASE_URL, poolSize: config.PG_POOL_SIZE, migrate: true });
-  const nats = await connect({ servers: config.NATS_URL, name: config.RELAY_NAME, maxReconnectAttempts: -1, noAsyncTraces: true });
+  const nats = await connect({ servers: config.NATS_URL, name: config.RELAY_NAME, maxReconnectAttempts: -1, noAsyncTraces: true, ...(config.NATS_CREDS ? { authenticator: credsAuthenticator(readFileSync(config.NATS_CREDS)) } : {}) });
   const relay = await startOutboxRelay({
     store,
     nats,
