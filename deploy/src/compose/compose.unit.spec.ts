@@ -56,7 +56,7 @@ describe('deploy/compose.yaml', () => {
   });
 
   it('still validates when the operator sets the optional variables', () => {
-    const vars = { CHANGEOVER_DB_PASSWORD: 's3cret', CHANGEOVER_LOG_LEVEL: 'debug', CHANGEOVER_TOKENS: 'tok-1=alice:admin', CHANGEOVER_VERSION: '1.2.3' };
+    const vars = { CHANGEOVER_DB_PASSWORD: 's3cret', CHANGEOVER_LOG_LEVEL: 'debug', CHANGEOVER_ADMIN_TOKEN: 'a'.repeat(64), CHANGEOVER_VERSION: '1.2.3' };
     for (const { name, svc, kind } of loadOurs(vars)) expect({ name, problems: checkEnvironment(kind.name, svc.environment) }).toEqual({ name, problems: [] });
   });
 

@@ -8,13 +8,19 @@ import { TOKEN_PATTERN } from './token-hash.js';
  * CHANGEOVER_ADMIN_TOKEN (the bootstrap admin token, to create the first tokens), and
  * CHANGEOVER_DB_STATEMENT_TIMEOUT_MS (Postgres statement_timeout of the token lookups and audit writes).
  */
+// An empty value (compose's `${VAR:-}`) counts as unset.
+const blank = (v: unknown) => (v === '' ? undefined : v);
+
 export const AuthEnv = z.object({
-  CHANGEOVER_AUTH: z.enum(['on', 'off']).default('on'),
-  CHANGEOVER_ADMIN_TOKEN: z
-    .string()
-    .regex(/^[A-Za-z0-9_-]{32,256}$/, 'must be 32 to 256 characters of [A-Za-z0-9_-] (e.g. the output of `openssl rand -hex 32`)')
-    .optional(),
-  CHANGEOVER_DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
+  CHANGEOVER_AUTH: z.preprocess(blank, z.enum(['on', 'off']).default('on')),
+  CHANGEOVER_ADMIN_TOKEN: z.preprocess(
+    blank,
+    z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{32,256}$/, 'must be 32 to 256 characters of [A-Za-z0-9_-] (e.g. the output of `openssl rand -hex 32`)')
+      .optional(),
+  ),
+  CHANGEOVER_DB_STATEMENT_TIMEOUT_MS: z.preprocess(blank, z.coerce.number().int().min(100).max(600_000).default(10_000)),
 });
 
 export interface AuthConfig {

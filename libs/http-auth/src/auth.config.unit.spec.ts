@@ -32,3 +32,9 @@ describe('auth configuration', () => {
     expect(new URL(withStatementTimeout(url.toString(), 100)).searchParams.get('options')).toBe('-c search_path=x -c statement_timeout=100');
   });
 });
+
+describe('auth variables left empty', () => {
+  it('should count an empty value as unset', () => {
+    expect(loadAuthConfig({ CHANGEOVER_AUTH: '', CHANGEOVER_ADMIN_TOKEN: '', CHANGEOVER_DB_STATEMENT_TIMEOUT_MS: '' })).toEqual({ enabled: true, statementTimeoutMs: 10_000 });
+  });
+});

@@ -8,6 +8,7 @@ import { startRealAgent } from './real-agent.js';
 import { startSimFleet } from './simulate/sim-fleet.js';
 import { readTelemetryEnv, startTelemetry, telemetryEnabled, unitTracer } from '@changeover/telemetry';
 import { fleetConnectionOptions } from './transport/connection.js';
+import { loadTrustRoots, signatureVerifier } from './trust/signatures.js';
 
 async function main(): Promise<void> {
   let config: AgentConfig;
@@ -29,6 +30,8 @@ async function main(): Promise<void> {
   let connected = () => false;
 
   if (config.SIMULATE > 0) {
+    // Simulated nodes check signatures like real ones when trust roots are set (cached per shared manifest).
+    const trust = loadTrustRoots(config.AGENT_TRUST_ROOTS);
     // One shared connection for the whole simulated fleet.
     const nc = await connect({ servers: config.NATS_URL, name: `node-agent-sim-${config.SIM_NODE_PREFIX}`, maxReconnectAttempts: -1, noAsyncTraces: true, ...fleetConnectionOptions(config) });
     const fleet = await startSimFleet(nc, {
@@ -42,6 +45,7 @@ async function main(): Promise<void> {
       agentVersion: config.AGENT_VERSION,
       clusterVersions: config.AGENT_CLUSTER_VERSIONS,
       heartbeatMs: config.AGENT_HEARTBEAT_MS,
+      ...(Object.keys(trust.roots).length ? { verifySignature: signatureVerifier(trust, config.AGENT_RETIRED_KEYS) } : {}),
       counters,
       log,
       ...(tracing.enabled ? { tracing } : {}),

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { hostname } from 'node:os';
 import { parse } from '@changeover/contracts';
 import { CLUSTER_FAULT_POINTS, type ClusterFaultPoint } from './cluster-version/cluster-version.service.js';
-import { loadAuthConfig, type AuthConfig } from '@changeover/http-auth';
+import { AuthEnv, type AuthConfig } from '@changeover/http-auth';
 
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 /** NATS_CREDS: the path of a readable NATS .creds file (user JWT and nkey seed). */
@@ -39,6 +39,8 @@ export const RolloutConfigSchema = z.object({
   /** Test only: stop dead (SIGKILL) at this point of a cluster version adjustment. */
   ROLLOUT_FAULT_AT: z.enum(CLUSTER_FAULT_POINTS).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** CHANGEOVER_AUTH, CHANGEOVER_ADMIN_TOKEN, CHANGEOVER_DB_STATEMENT_TIMEOUT_MS: see @changeover/http-auth. */
+  ...AuthEnv.shape,
 });
 export type RolloutConfigEnv = z.infer<typeof RolloutConfigSchema>;
 
@@ -77,7 +79,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     registryTimeoutMs: e.ROLLOUT_REGISTRY_TIMEOUT_MS,
     maxBodyBytes: e.ROLLOUT_MAX_BODY_BYTES,
     maxImageBytes: e.ROLLOUT_MAX_IMAGE_BYTES,
-    auth: loadAuthConfig(env),
+    auth: { enabled: e.CHANGEOVER_AUTH === 'on', ...(e.CHANGEOVER_ADMIN_TOKEN ? { adminToken: e.CHANGEOVER_ADMIN_TOKEN } : {}), statementTimeoutMs: e.CHANGEOVER_DB_STATEMENT_TIMEOUT_MS },
     logLevel: e.LOG_LEVEL,
     validateTimeoutMs: e.ROLLOUT_VALIDATE_TIMEOUT_MS,
     ...(e.ROLLOUT_FAULT_AT ? { faultAt: e.ROLLOUT_FAULT_AT } : {}),

@@ -23,6 +23,9 @@ export function toErrorBody(e: unknown): { status: number; body: ErrorBody } {
   if (typeof status === 'number' && status >= 400 && status < 500) {
     return { status, body: { code: CODE_OF_STATUS[status] ?? 'VALIDATION_FAILED', message: status === 400 ? 'request body is not valid JSON' : String((e as Error).message) } };
   }
+  // Postgres cancelled a statement past statement_timeout (CHANGEOVER_DB_STATEMENT_TIMEOUT_MS); TypeORM keeps the code.
+  const pg = (e as { code?: unknown; driverError?: { code?: unknown } } | undefined);
+  if (pg?.code === '57014' || pg?.driverError?.code === '57014') return { status: 504, body: { code: 'TIMEOUT', message: 'the database did not answer in time' } };
   return { status: 500, body: { code: 'INTERNAL', message: 'internal error' } };
 }
 

@@ -28,6 +28,8 @@ export function toErrorResponse(err: unknown): { status: number; body: ErrorBody
     const status = err.getStatus();
     return { status, body: { code: STATUS_CODES[status] ?? (status >= 500 ? 'INTERNAL' : 'VALIDATION_FAILED'), message: err.message } };
   }
+  // Postgres cancelled a statement past statement_timeout (CHANGEOVER_DB_STATEMENT_TIMEOUT_MS).
+  if ((err as { code?: unknown } | undefined)?.code === '57014') return { status: 504, body: { code: 'TIMEOUT', message: 'the database did not answer in time' } };
   return { status: 500, body: { code: 'INTERNAL', message: 'internal error' } };
 }
 

@@ -51,6 +51,7 @@ beforeAll(async () => {
     REGISTRY_ENROLL_BURST: '4',
     REGISTRY_HELLO_RATE_PER_S: '0.001',
     REGISTRY_HELLO_BURST: '2',
+    CHANGEOVER_DB_STATEMENT_TIMEOUT_MS: '7000',
   });
   for (const role of ['viewer', 'operator', 'admin'] as const) {
     const r = await call('POST', '/tokens', { token: TEST_ADMIN_TOKEN, body: { name: `${role}-bot`, role } });
@@ -156,6 +157,10 @@ describe('registry limits', () => {
     const over = await call('POST', '/images', { token: tokens.operator.token, raw: Buffer.alloc(maxImage + 1, 1), contentType: 'application/gzip' });
     expect(over.status).toBe(413);
     expect(over.json).toMatchObject({ code: 'TOO_LARGE' });
+  });
+
+  it('should bound every statement of the registry by CHANGEOVER_DB_STATEMENT_TIMEOUT_MS', async () => {
+    expect(await t.registry.db.query(`SHOW statement_timeout`)).toEqual([{ statement_timeout: '7s' }]);
   });
 
   it('should answer a NATS request at the message limit and one byte over with TOO_LARGE', async () => {
