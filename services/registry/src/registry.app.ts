@@ -108,6 +108,7 @@ export async function startRegistry(input: RegistryConfig, opts: { logger?: Logg
       clearInterval(flushTimer);
       clearInterval(sweepTimer);
       await nodes.flushHeartbeats();
+      await nodes.flushInventories();
     });
 
     const auth = await openHttpAuth({ service: 'registry', databaseUrl: config.databaseUrl, config: config.auth, onAuditError: (err) => log.warn({ err }, 'audit log write failed') });

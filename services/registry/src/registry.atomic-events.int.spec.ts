@@ -96,4 +96,33 @@ describe('registry rows and events are written in one transaction', () => {
     expect((await t.registry.domain.nodes.get('n-1', later)).status).toBe('stale');
     expect((await streamTypes('node-n-1')).at(-1)).toBe('node.went-stale');
   });
+
+  it('inventory reports gathered into one write: a failing or unknown one is refused alone, the others are stored with their events', async () => {
+    for (const id of ['n-2', 'n-3']) t.nc.publish(subjects.agent(id, 'hello'), encode(hello(id)));
+    await waitFor('n-2 and n-3 enrolled', async () => (await streamTypes('node-n-2')).length === 2 && (await streamTypes('node-n-3')).length === 2);
+    const nodes = t.registry.domain.nodes;
+    const report = (nodeId: string, inv: Inventory) => ({ nodeId, at: new Date().toISOString(), inventory: inv });
+    const good = inventory(['ledger']);
+    // Same tick: gathered into one batch.
+    const outcomes = await Promise.allSettled([
+      nodes.inventory('n-2', report('n-2', inventory(['boom']))),
+      nodes.inventory('n-3', report('n-3', good)),
+      nodes.inventory('n-3', report('n-3', good)),
+      nodes.inventory('n-404', report('n-404', good)),
+    ]);
+    expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'fulfilled', 'fulfilled', 'rejected']);
+    expect((outcomes[3] as PromiseRejectedResult).reason).toMatchObject({ code: 'NOT_FOUND' });
+    expect((await nodes.get('n-2')).inventory?.digest).toBe(inventory([]).digest);
+    expect(await streamTypes('node-n-2')).toEqual(['node.enrolled', 'node.inventory-changed']);
+    expect((await nodes.get('n-3')).inventory?.digest).toBe(good.digest);
+    expect(await streamTypes('node-n-3')).toEqual(['node.enrolled', 'node.inventory-changed', 'node.inventory-changed']);
+
+    // A batch with nothing wrong in it: every row and event written together.
+    const next = inventory(['ledger', 'web']);
+    await Promise.all(['n-2', 'n-3'].map((id) => nodes.inventory(id, report(id, next))));
+    for (const id of ['n-2', 'n-3']) {
+      expect((await nodes.get(id)).inventory?.digest).toBe(next.digest);
+      expect((await streamTypes(`node-${id}`)).at(-1)).toBe('node.inventory-changed');
+    }
+  });
 });

@@ -78,6 +78,24 @@ export class NodeRepository {
     );
   }
 
+  /**
+   * Stores a batch of inventory reports in one UPDATE (rows locked in node-id order, as heartbeats
+   * lock them); returns, per known node, the digest each replaced. Unknown nodes are absent.
+   */
+  async recordInventories(m: Sql, batch: readonly { nodeId: string; inventory: Inventory }[]): Promise<Map<string, string | null>> {
+    if (batch.length === 0) return new Map();
+    const sorted = [...batch].sort((a, b) => (a.nodeId < b.nodeId ? -1 : 1));
+    const rows = await m.query<{ node_id: string; old: string | null }>(
+      `WITH v AS (SELECT * FROM unnest($1::text[], $2::jsonb[], $3::text[]) AS v(node_id, inventory, digest)),
+            o AS (SELECT n.node_id, n.inventory_digest AS old FROM registry_nodes n WHERE n.node_id = ANY($1::text[]) ORDER BY n.node_id FOR UPDATE)
+       UPDATE registry_nodes n SET inventory = v.inventory, inventory_digest = v.digest, reported_inventory_digest = v.digest
+       FROM v JOIN o USING (node_id) WHERE n.node_id = v.node_id
+       RETURNING n.node_id, o.old`,
+      [sorted.map((b) => b.nodeId), sorted.map((b) => JSON.stringify(b.inventory)), sorted.map((b) => b.inventory.digest)],
+    );
+    return new Map(rows.map((r) => [r.node_id, r.old]));
+  }
+
   /** Stores an inventory report; returns the digest it replaced (undefined when the node is unknown). */
   async recordInventory(m: Sql, nodeId: string, inventory: Inventory): Promise<string | null | undefined> {
     const rows = await m.query<{ old: string | null }>(

@@ -12,6 +12,16 @@ export interface NodePolicy {
 
 type ListNodes = z.infer<typeof ListNodesRequest>;
 
+interface PendingInventory {
+  report: InventoryReport;
+  now: Date;
+  waiters: { resolve: () => void; reject: (e: unknown) => void }[];
+}
+
+/** Inventory reports are gathered this long, or until this many are pending, then written together. */
+const INVENTORY_GATHER_MS = 20;
+const INVENTORY_BATCH = 2000;
+
 export interface InventoryStatus {
   nodeId: string;
   inventory: Inventory | null;
@@ -26,6 +36,9 @@ export interface InventoryStatus {
 export class NodeService {
   private pending = new Map<string, HeartbeatUpdate>();
   private flushing: Promise<void> = Promise.resolve();
+  private pendingInventories = new Map<string, PendingInventory>();
+  private inventoryTimer: NodeJS.Timeout | null = null;
+  private inventoryFlushing: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly repo: NodeRepository,
@@ -114,15 +127,69 @@ export class NodeService {
     return this.flushing;
   }
 
-  /** node.inventory-changed when the digest differs from the one on record. */
-  async inventory(subjectNodeId: string, r: InventoryReport, now = new Date()): Promise<void> {
+  /**
+   * node.inventory-changed when the digest differs from the one on record. Reports are gathered for
+   * a few milliseconds and written in one transaction (a wave of 10,000 nodes finishing is a handful
+   * of writes, not 10,000); the promise settles when this node's report is stored or refused.
+   */
+  inventory(subjectNodeId: string, r: InventoryReport, now = new Date()): Promise<void> {
     this.sameNode(subjectNodeId, r.nodeId, 'inventory');
+    return new Promise<void>((resolve, reject) => {
+      const earlier = this.pendingInventories.get(r.nodeId);
+      // A newer report of the same node replaces the older one; both callers learn the outcome.
+      this.pendingInventories.set(r.nodeId, { report: r, now, waiters: [...(earlier?.waiters ?? []), { resolve, reject }] });
+      if (this.pendingInventories.size >= INVENTORY_BATCH) void this.flushInventories();
+      else this.inventoryTimer ??= setTimeout(() => void this.flushInventories(), INVENTORY_GATHER_MS);
+    });
+  }
+
+  private async inventoryAlone(r: InventoryReport, now: Date): Promise<void> {
     await this.repo.transaction(async (m) => {
       const previous = await this.repo.recordInventory(m, r.nodeId, r.inventory);
       if (previous === undefined) throw this.reject('inventory', new ChangeoverError('NOT_FOUND', `node ${r.nodeId} is not enrolled`, { nodeId: r.nodeId }));
       if (previous !== r.inventory.digest) await this.events.appendIn(m, [this.inventoryEvent(r.nodeId, r.inventory, now)]);
     });
     this.counters.inc('registry_agent_reports_total', 1, { report: 'inventory' });
+  }
+
+  /** Writes the gathered inventory reports (also called on shutdown). */
+  flushInventories(): Promise<void> {
+    const run = async () => {
+      if (this.inventoryTimer) clearTimeout(this.inventoryTimer);
+      this.inventoryTimer = null;
+      const batch = [...this.pendingInventories.values()];
+      this.pendingInventories = new Map();
+      if (batch.length === 0) return;
+      let replaced: Map<string, string | null>;
+      try {
+        replaced = await this.repo.transaction(async (m) => {
+          const old = await this.repo.recordInventories(m, batch.map((b) => ({ nodeId: b.report.nodeId, inventory: b.report.inventory })));
+          const changed = batch.filter((b) => old.has(b.report.nodeId) && old.get(b.report.nodeId) !== b.report.inventory.digest);
+          await this.events.appendIn(m, changed.map((b) => this.inventoryEvent(b.report.nodeId, b.report.inventory, b.now)));
+          return old;
+        });
+      } catch {
+        // One bad report must not sink the others gathered with it: write each on its own.
+        for (const b of batch) {
+          await this.inventoryAlone(b.report, b.now).then(
+            () => b.waiters.forEach((w) => w.resolve()),
+            (e: unknown) => b.waiters.forEach((w) => w.reject(e)),
+          );
+        }
+        return;
+      }
+      for (const b of batch) {
+        if (replaced.has(b.report.nodeId)) {
+          this.counters.inc('registry_agent_reports_total', b.waiters.length, { report: 'inventory' });
+          for (const w of b.waiters) w.resolve();
+        } else {
+          const e = this.reject('inventory', new ChangeoverError('NOT_FOUND', `node ${b.report.nodeId} is not enrolled`, { nodeId: b.report.nodeId }));
+          for (const w of b.waiters) w.reject(e);
+        }
+      }
+    };
+    this.inventoryFlushing = this.inventoryFlushing.then(run, run);
+    return this.inventoryFlushing;
   }
 
   /** Marks nodes without a recent heartbeat stale; one node.went-stale per transition. */
