@@ -177,6 +177,17 @@ describe('cluster infrastructure version with real agents', () => {
     expect(shown.out).toContain('orders               1        m1@n1, m2@n2, m3@n3');
   });
 
+  it('status is a viewer read; adjust needs the admin role (an operator gets FORBIDDEN, no token UNAUTHENTICATED)', async () => {
+    const token = async (role: string) => (await http<{ token: string }>('POST', `${base}/tokens`, { name: `cv-${role}`, role })).body.token;
+    const [viewer, operator] = [await token('viewer'), await token('operator')];
+    const as = (t: string | null, method: string, path: string, body?: unknown) =>
+      fetch(`${base}${path}`, { method, headers: { ...(t ? { authorization: `Bearer ${t}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}) }).then(async (r) => ({ status: r.status, body: (await r.json()) as { code?: string } }));
+    expect((await as(viewer, 'GET', '/cluster-version')).status).toBe(200);
+    expect(await as(operator, 'POST', '/cluster-version/adjust', { version: 2, dryRun: true })).toMatchObject({ status: 403, body: { code: 'FORBIDDEN' } });
+    expect(await as(null, 'POST', '/cluster-version/adjust', { version: 2 })).toMatchObject({ status: 401, body: { code: 'UNAUTHENTICATED' } });
+    expect(await as(TEST_ADMIN_TOKEN, 'POST', '/cluster-version/adjust', { version: 'two' })).toMatchObject({ status: 400, body: { code: 'VALIDATION_FAILED' } });
+  });
+
   it('a version-2 function (leader election) answers FEATURE_NOT_ACTIVE before the adjustment', async () => {
     const r = await memberGet('m1', '/leader');
     expect(r).toMatchObject({ status: 409, body: { code: 'FEATURE_NOT_ACTIVE' } });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ApiTokenList, ApiTokenRecord, CreatedApiToken, CreateTokenRequest, CancelRequest, CreateRolloutRequest, ErrorBody, ForceRequest, PlanRequest, PlanResult, RegressRequest, ResumeRequest, RevoteRequest, RolloutList, RolloutSummary } from '@changeover/contracts';
+import { AdjustClusterVersionReply, AdjustClusterVersionRequest, ClusterVersionStatus, ApiTokenList, ApiTokenRecord, CreatedApiToken, CreateTokenRequest, CancelRequest, CreateRolloutRequest, ErrorBody, ForceRequest, PlanRequest, PlanResult, RegressRequest, ResumeRequest, RevoteRequest, RolloutList, RolloutSummary } from '@changeover/contracts';
 
 /** 'none': open to probes, no token. */
 type Role = 'viewer' | 'operator' | 'admin' | 'none';
@@ -33,6 +33,8 @@ export const ROUTES: Route[] = [
   { method: 'get', path: '/tokens', summary: 'List API tokens (never their secrets)', role: 'admin', response: ApiTokenList },
   { method: 'delete', path: '/tokens/{id}', summary: 'Revoke an API token at once', role: 'admin', response: ApiTokenRecord },
   { method: 'post', path: '/plans', summary: 'Dry run: selections and would-be votes, nothing committed', role: 'operator', request: PlanRequest, response: PlanResult },
+  { method: 'get', path: '/cluster-version', summary: 'Cluster infrastructure version: nodes (agent version, range), groups (version, members), readiness for ?version= (default the highest every node can run) with every blocker, adjustment progress', role: 'viewer', response: ClusterVersionStatus },
+  { method: 'post', path: '/cluster-version/adjust', summary: 'Adjust every group to a cluster version (dryRun: checks only); refused 409 NODE_NOT_ACTIVE / GROUP_PARTITIONED / NODE_INCAPABLE with details.blockers, CONFLICT while one runs', role: 'admin', request: AdjustClusterVersionRequest, response: AdjustClusterVersionReply },
 ];
 
 const schema = (s: z.ZodType, io: 'input' | 'output') => z.toJSONSchema(s, { io, unrepresentable: 'any' });
