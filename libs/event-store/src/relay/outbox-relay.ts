@@ -1,9 +1,10 @@
 import { ChangeoverError, eventSubject, STREAMS, subjects, toCloudEvent } from '@changeover/contracts';
-import { JetStreamApiError, jetstream, jetstreamManager, StorageType, type JetStreamManager, type PubAck } from '@nats-io/jetstream';
+import { JetStreamApiError, jetstreamManager, StorageType, type JetStreamManager } from '@nats-io/jetstream';
 import { headers, nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { EventStore } from '../event-store.js';
 import type { StoredEvent, Subscription } from '../types.js';
 import { assertSubscriptionName, optionalInt } from '../validation/input.validate.js';
+import { PipelinedPublisher } from './pipelined-publisher.js';
 
 export interface OutboxRelayOptions {
   store: EventStore;
@@ -76,25 +77,24 @@ export async function startOutboxRelay(options: OutboxRelayOptions): Promise<Out
   const duplicateWindowMs = optionalInt(options.duplicateWindowMs, 'duplicateWindowMs', 120_000, 1000, 86_400_000);
 
   await ensureEventsStream(await jetstreamManager(nats), streamName, duplicateWindowMs);
-  const js = jetstream(nats);
+  const publisher = new PipelinedPublisher(nats, streamName);
 
-  const publishBatch = async (events: StoredEvent[]) => {
-    const acks: Promise<PubAck>[] = events.map((event) => {
-      const h = headers();
-      const traceparent = event.metadata.traceparent;
-      if (typeof traceparent === 'string' && TRACEPARENT.test(traceparent)) {
-        h.set('traceparent', traceparent);
-        const tracestate = event.metadata.tracestate;
-        if (typeof tracestate === 'string' && HEADER_SAFE.test(tracestate)) h.set('tracestate', tracestate);
-      }
-      const payload = JSON.stringify(toCloudEvent(event, source));
-      return js.publish(eventSubject(event.type), payload, { msgID: event.id, headers: h, expect: { streamName } });
-    });
-    // Wait for every ack (even after a failure) so no publish of this batch is still in flight on retry.
-    const settled = await Promise.allSettled(acks);
-    const failed = settled.find((s) => s.status === 'rejected');
-    if (failed) throw failed.reason;
-  };
+  // Every ack is awaited (even after a failure) so no publish of this batch is still in flight on retry.
+  const publishBatch = (events: StoredEvent[]) =>
+    publisher.publishAll(
+      events.map((event) => {
+        const h = headers();
+        // The de-duplication key: a batch published again after a crash is dropped by the stream.
+        h.set('Nats-Msg-Id', event.id);
+        const traceparent = event.metadata.traceparent;
+        if (typeof traceparent === 'string' && TRACEPARENT.test(traceparent)) {
+          h.set('traceparent', traceparent);
+          const tracestate = event.metadata.tracestate;
+          if (typeof tracestate === 'string' && HEADER_SAFE.test(tracestate)) h.set('tracestate', tracestate);
+        }
+        return { subject: eventSubject(event.type), payload: JSON.stringify(toCloudEvent(event, source)), headers: h };
+      }),
+    );
 
   const subscription: Subscription = await store.subscribe(name, publishBatch, {
     batchSize,
@@ -105,6 +105,9 @@ export async function startOutboxRelay(options: OutboxRelayOptions): Promise<Out
     lag: () => subscription.lag(),
     position: () => subscription.position(),
     caughtUpTo: (position, timeoutMs) => subscription.caughtUpTo(position, timeoutMs),
-    stop: () => subscription.stop(),
+    stop: async () => {
+      await subscription.stop();
+      publisher.close();
+    },
   };
 }
