@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
-import { createTestDatabase, startNats, TEST_ADMIN_TOKEN, type TestDatabase, type TestNats } from '@changeover/test-kit';
+import { createTestDatabase, startNats, TEST_ADMIN_TOKEN, waitFor, type TestDatabase, type TestNats } from '@changeover/test-kit';
 import { startNotifier, type RunningNotifier } from '../notifier.js';
 import { restClient, TEST_AUTH_ENV } from '../testing/api.js';
 
@@ -60,6 +60,17 @@ describe('notifier REST API roles', () => {
     }
     const ok = await as(tokens[r.role].token)(r.method, r.path, r.body?.());
     expect([401, 403]).not.toContain(ok.status);
+    // Every mutating request that passed the role check is in the audit log, with its outcome.
+    if (r.method !== 'GET') {
+      const c = new pg.Client({ connectionString: db.url });
+      await c.connect();
+      try {
+        const q = () => c.query(`SELECT 1 FROM auth.audit_log WHERE service = 'notifier' AND method = $1 AND path = $2 AND actor_token_id = $3 AND status = $4`, [r.method, r.path, tokens[r.role].tokenId, ok.status]);
+        await waitFor(`audit row of ${r.method} ${r.path}`, async () => (await q()).rowCount! > 0);
+      } finally {
+        await c.end();
+      }
+    }
   });
 
   it('should keep health, readiness, metrics and the OpenAPI document open', async () => {

@@ -110,6 +110,11 @@ describe('registry REST API roles', () => {
     }
     const ok = await send(r, tokens[r.role].token);
     expect([401, 403]).not.toContain(ok.status);
+    // Every mutating request that passed the role check is in the audit log, with its outcome.
+    if (r.method !== 'GET') {
+      const q = () => t.registry.db.query(`SELECT 1 AS hit FROM auth.audit_log WHERE service = 'registry' AND method = $1 AND path = $2 AND actor_token_id = $3 AND status = $4`, [r.method, r.path, tokens[r.role].tokenId, ok.status]);
+      await waitFor(`audit row of ${r.method} ${r.path}`, async () => (await q()).length > 0);
+    }
   });
 
   it('should keep health, readiness, metrics and the OpenAPI document open', async () => {

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import pg from 'pg';
 import { EventStore } from '@changeover/event-store';
-import { createTestDatabase, startNats, TEST_ADMIN_TOKEN, type TestDatabase, type TestNats } from '@changeover/test-kit';
+import { createTestDatabase, startNats, TEST_ADMIN_TOKEN, waitFor, type TestDatabase, type TestNats } from '@changeover/test-kit';
 import { startRollout, type RunningRollout } from '../app.js';
 import { loadConfig } from '../config.js';
 import { fakeAgents, fakeRegistry, manifest, type FakeNode } from '../testing/fake-fleet.js';
@@ -77,6 +78,17 @@ const ROUTES: Route[] = [
   { method: 'DELETE', path: '/tokens/tok_0000000000000000', role: 'admin' },
 ];
 const weaker = { viewer: undefined, operator: 'viewer', admin: 'operator' } as const;
+
+/** Waits for the audit_log row of a mutating request (written just after the answer). */
+async function audited(method: string, path: string, tokenId: string, status: number): Promise<void> {
+  const c = new pg.Client({ connectionString: db.url });
+  await c.connect();
+  try {
+    await waitFor(`audit row of ${method} ${path}`, async () => (await c.query(`SELECT 1 FROM auth.audit_log WHERE service = 'rollout' AND method = $1 AND path = $2 AND actor_token_id = $3 AND status = $4`, [method, path, tokenId, status])).rowCount! > 0);
+  } finally {
+    await c.end();
+  }
+}
 const send = (r: Route, token?: string) => call(r.method, r.path, { ...(token ? { token } : {}), ...(r.body ? { body: r.body() } : {}), ...(r.raw ? { raw: r.raw(), contentType: 'application/gzip' } : {}) });
 
 describe('rollout REST API roles', () => {
@@ -98,6 +110,7 @@ describe('rollout REST API roles', () => {
     const ok = await send(r, tokens[r.role].token);
     // Passing the role check: the answer is the route's own (success or a domain error), never 401/403.
     expect([401, 403]).not.toContain(ok.status);
+    if (r.method !== 'GET') await audited(r.method, r.path.split('?')[0]!, tokens[r.role].tokenId, ok.status);
   });
 
   it('should keep health, readiness and the OpenAPI document open', async () => {
@@ -129,6 +142,56 @@ describe('rollout REST API roles', () => {
     expect(JSON.stringify(listed.json)).not.toContain(made.json.token);
     expect((await call('DELETE', `/tokens/${made.json.tokenId}`, { token: tokens.admin.token })).json).toMatchObject({ revokedBy: 'admin-bot' });
     expect((await call('GET', '/rollouts', { token: made.json.token })).status).toBe(401);
+  });
+});
+
+describe('rollout audit trail per mutating route', () => {
+  let voters: ReturnType<typeof fakeAgents>;
+  beforeAll(() => {
+    // Agents that answer from here on; n-2 vetoes until forced.
+    voters = fakeAgents(nc, fleet, { veto: new Map([['n-2', 'db']]) });
+  });
+  afterAll(() => voters?.stop());
+
+  /** Runs a request and returns the events it appended to the rollout's stream. */
+  async function appendedBy(rolloutId: string, run: () => Promise<{ status: number }>) {
+    const store = await EventStore.connect({ url: db.url });
+    try {
+      const before = (await store.readStream(`rollout-${rolloutId}`)).length;
+      const r = await run();
+      expect(r.status).toBeLessThan(300);
+      return (await store.readStream(`rollout-${rolloutId}`)).slice(before);
+    } finally {
+      await store.close();
+    }
+  }
+  const by = (who: 'operator' | 'admin') => ({ actor: `${who}-bot`, actorTokenId: tokens[who].tokenId, actorRole: who });
+  const status = async (id: string) => (await call('GET', `/rollouts/${id}`, { token: tokens.viewer.token })).json.status as string;
+
+  it('create, revote, force, regress, cancel and create-from-image each record their caller on the events they append', async () => {
+    const created = await appendedBy('ev', () => call('POST', '/rollouts', { token: tokens.operator.token, body: { ...create('ev'), policy: { voteTimeoutMs: 60_000, changeoverTimeoutMs: 10_000 } } }));
+    expect(created.find((e) => e.type === 'rollout.created')!.metadata).toMatchObject(by('operator'));
+    await waitFor('ev blocked by the veto', async () => (await status('ev')) === 'blocked', { timeoutMs: 20_000 });
+
+    const revoted = await appendedBy('ev', () => call('POST', '/rollouts/ev/revote', { token: tokens.operator.token, body: { reason: 'again' } }));
+    expect(revoted.find((e) => e.type === 'rollout.revote-requested')!.metadata).toMatchObject(by('operator'));
+    await waitFor('ev blocked again', async () => (await status('ev')) === 'blocked', { timeoutMs: 20_000 });
+
+    const forced = await appendedBy('ev', () => call('POST', '/rollouts/ev/force', { token: tokens.admin.token, body: { reason: 'window approved' } }));
+    expect(forced.find((e) => e.type === 'rollout.forced')!.metadata).toMatchObject(by('admin'));
+    await waitFor('ev completed', async () => (await status('ev')) === 'completed', { timeoutMs: 30_000 });
+
+    const regressed = await appendedBy('ev', () => call('POST', '/rollouts/ev/regress', { token: tokens.operator.token, body: { nodes: ['n-1'], reason: 'back' } }));
+    expect(regressed.find((e) => e.type === 'rollout.regress-requested')!.metadata).toMatchObject(by('operator'));
+
+    const cancelled = await appendedBy('ev-c', async () => {
+      expect((await call('POST', '/rollouts', { token: tokens.operator.token, body: { ...create('ev-c'), policy: { voteTimeoutMs: 60_000 } } })).status).toBe(201);
+      return call('POST', '/rollouts/ev-c/cancel', { token: tokens.operator.token, body: { reason: 'not today' } });
+    });
+    expect(cancelled.find((e) => e.type === 'rollout.cancelled')!.metadata).toMatchObject(by('operator'));
+
+    const imported = await appendedBy('ev-img', () => call('POST', '/rollouts/from-image?rolloutId=ev-img', { token: tokens.operator.token, raw: new Uint8Array([0x1f, 0x8b, 0, 1]), contentType: 'application/gzip' }));
+    expect(imported.find((e) => e.type === 'rollout.created')!.metadata).toMatchObject(by('operator'));
   });
 });
 
