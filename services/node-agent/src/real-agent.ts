@@ -13,6 +13,7 @@ import { FsStore } from './store/fs-store.js';
 import { GroupLogStore } from './groups/group-log.js';
 import { GroupManager } from './groups/group-manager.js';
 import { groupRouter } from './groups/group-routes.js';
+import { RESTART_EXIT_CODE, SelfUpgrade } from './upgrade/self-upgrade.js';
 import { agentConnectionOptions } from './transport/connection.js';
 import { NatsFleet, natsSink } from './transport/nats-fleet.js';
 import { loadTrustRoots, signatureVerifier } from './trust/signatures.js';
@@ -37,13 +38,19 @@ export async function startRealAgent(config: AgentConfig, log: Log, counters: Co
   // Group membership (DESIGN §6): ordered logs on JetStream, served to processes under /v1/groups.
   const groups = new GroupManager(config.NODE_ID, config.AGENT_CLUSTER_VERSIONS, await GroupLogStore.open(nc, (config.AGENT_GROUP_APPENDS ?? (config.NATS_CREDS ? 'mediated' : 'direct')) === 'mediated' ? { mediated: { nodeId: config.NODE_ID, timeoutMs: config.AGENT_REGISTRY_TIMEOUT_MS } } : {}), natsSink(nc, log), counters, log);
   api.groups = { route: groupRouter(groups), processGone: (processId) => groups.processGone(processId) };
+  // An upgrade of the agent's own package: members leave, the agent exits for the launcher to start the new version.
+  const upgrade = new SelfUpgrade({ stateDir: config.AGENT_STATE_DIR, agentPackage: config.AGENT_PACKAGE, agentVersion: config.AGENT_VERSION, sink: natsSink(nc, log), log, groups: () => groups, restart: async () => {
+    await stop();
+    process.exit(RESTART_EXIT_CODE);
+  } });
+  await upgrade.load();
   const core = new AgentCore(
     {
       identity: { nodeId: config.NODE_ID, classId: config.NODE_CLASS, processorType: config.NODE_PROCESSOR_TYPE },
       store,
       fetcher: new ObjectStoreFetcher(nc, store),
       runtime,
-      sink: natsSink(nc, log),
+      sink: upgrade.sink,
       manifests: registryManifests(nc, config.NODE_ID, config.AGENT_REGISTRY_TIMEOUT_MS),
       verifySignature: signatureVerifier(trust, config.AGENT_RETIRED_KEYS),
       minFreeBytes: config.AGENT_MIN_FREE_DISK_MB * 1024 * 1024,
@@ -66,17 +73,16 @@ export async function startRealAgent(config: AgentConfig, log: Log, counters: Co
   await core.start();
   const fleet = new NatsFleet(nc, [core], { nodeSubjects: 'own', heartbeatMs: config.AGENT_HEARTBEAT_MS, counters, log, validate: (_nodeId, cmd) => groups.validate(cmd) });
   fleet.start();
-  return {
-    core,
-    connected: () => !nc.isClosed(),
-    async stop() {
-      // Members leave their groups before the node goes (claim 5); they join again when it is back.
-      await groups.leaveAll(`agent on ${config.NODE_ID} stopping`);
-      groups.stop();
-      await fleet.stop();
-      await runtime.stopAll();
-      await api.stop();
-      await nc.drain().catch(() => undefined);
-    },
-  };
+  void upgrade.resume();
+  return { core, connected: () => !nc.isClosed(), stop };
+
+  async function stop(): Promise<void> {
+    // Members leave their groups before the node goes (claim 5); they join again when it is back.
+    await groups.leaveAll(`agent on ${config.NODE_ID} stopping`);
+    groups.stop();
+    await fleet.stop();
+    await runtime.stopAll();
+    await api.stop();
+    await nc.drain().catch(() => undefined);
+  }
 }

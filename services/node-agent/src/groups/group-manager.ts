@@ -99,6 +99,11 @@ export class GroupManager {
     return this.memberView(f, memberId);
   }
 
+  /** The members this agent holds. */
+  localMembers(): { groupId: string; memberId: string }[] {
+    return [...this.groups].flatMap(([groupId, f]) => [...f.local.keys()].map((memberId) => ({ groupId, memberId })));
+  }
+
   /** Every local member leaves (the agent is stopping for an upgrade). */
   async leaveAll(cause: string): Promise<void> {
     // From here on joins are refused: members come back when the agent has restarted.
