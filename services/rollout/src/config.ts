@@ -34,6 +34,9 @@ export const RolloutConfigSchema = z.object({
   ROLLOUT_MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
   /** Largest update image accepted by POST /rollouts/from-image (413 TOO_LARGE beyond). */
   ROLLOUT_MAX_IMAGE_BYTES: z.coerce.number().int().min(1024).max(4 * 1024 * 1024 * 1024).default(1024 * 1024 * 1024),
+  /** Hello reports per second from one node, and the burst, acted on (each makes owned rollouts re-send); RATE_LIMITED (dropped, counted) beyond. */
+  ROLLOUT_HELLO_RATE_PER_S: z.coerce.number().positive().max(1000).default(1),
+  ROLLOUT_HELLO_BURST: z.coerce.number().int().min(1).max(10_000).default(5),
   /** How long a node hosting group members has to answer a validate round before its members count as not reached. */
   ROLLOUT_VALIDATE_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(2000),
   /** Test only: stop dead (SIGKILL) at this point of a cluster version adjustment. */
@@ -57,6 +60,7 @@ export interface RolloutConfig {
   registryTimeoutMs: number;
   maxBodyBytes: number;
   maxImageBytes: number;
+  helloRate: { perSecond: number; burst: number };
   /** CHANGEOVER_AUTH, CHANGEOVER_ADMIN_TOKEN, CHANGEOVER_DB_STATEMENT_TIMEOUT_MS (see @changeover/http-auth). */
   auth: AuthConfig;
   logLevel: RolloutConfigEnv['LOG_LEVEL'];
@@ -79,6 +83,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     registryTimeoutMs: e.ROLLOUT_REGISTRY_TIMEOUT_MS,
     maxBodyBytes: e.ROLLOUT_MAX_BODY_BYTES,
     maxImageBytes: e.ROLLOUT_MAX_IMAGE_BYTES,
+    helloRate: { perSecond: e.ROLLOUT_HELLO_RATE_PER_S, burst: e.ROLLOUT_HELLO_BURST },
     auth: { enabled: e.CHANGEOVER_AUTH === 'on', ...(e.CHANGEOVER_ADMIN_TOKEN ? { adminToken: e.CHANGEOVER_ADMIN_TOKEN } : {}), statementTimeoutMs: e.CHANGEOVER_DB_STATEMENT_TIMEOUT_MS },
     logLevel: e.LOG_LEVEL,
     validateTimeoutMs: e.ROLLOUT_VALIDATE_TIMEOUT_MS,

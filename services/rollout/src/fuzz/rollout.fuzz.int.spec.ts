@@ -32,7 +32,7 @@ beforeAll(async () => {
   nc = await connect({ servers: nats.url });
   fakeRegistry(nc, fleet, [manifest('app')]);
   agents = fakeAgents(nc, fleet);
-  service = await startRollout(loadConfig({ DATABASE_URL: db.url, NATS_URL: nats.url, ROLLOUT_HTTP_PORT: '0', ROLLOUT_INSTANCE_ID: 'fuzz-a', LOG_LEVEL: 'silent', CHANGEOVER_ADMIN_TOKEN: TEST_ADMIN_TOKEN, ROLLOUT_REGISTRY_TIMEOUT_MS: '2000' }));
+  service = await startRollout(loadConfig({ DATABASE_URL: db.url, NATS_URL: nats.url, ROLLOUT_HTTP_PORT: '0', ROLLOUT_INSTANCE_ID: 'fuzz-a', LOG_LEVEL: 'silent', CHANGEOVER_ADMIN_TOKEN: TEST_ADMIN_TOKEN, ROLLOUT_REGISTRY_TIMEOUT_MS: '2000', ROLLOUT_HELLO_BURST: '10000' }));
   base = `http://127.0.0.1:${service.httpPort}`;
 });
 

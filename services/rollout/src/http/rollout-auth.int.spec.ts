@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import pg from 'pg';
 import { EventStore } from '@changeover/event-store';
+import { encode, subjects } from '@changeover/contracts';
+import { registry } from '@changeover/telemetry';
 import { createTestDatabase, startNats, TEST_ADMIN_TOKEN, waitFor, type TestDatabase, type TestNats } from '@changeover/test-kit';
 import { startRollout, type RunningRollout } from '../app.js';
 import { loadConfig } from '../config.js';
@@ -42,7 +44,7 @@ beforeAll(async () => {
   // Agents that never answer: the rollouts stay put while the test steers them.
   agents = fakeAgents(nc, [], {});
   service = await startRollout(
-    loadConfig({ DATABASE_URL: db.url, NATS_URL: nats.url, ROLLOUT_HTTP_PORT: '0', ROLLOUT_INSTANCE_ID: 'auth-a', LOG_LEVEL: 'silent', CHANGEOVER_ADMIN_TOKEN: TEST_ADMIN_TOKEN, ROLLOUT_MAX_BODY_BYTES: String(MAX_BODY), ROLLOUT_MAX_IMAGE_BYTES: String(MAX_IMAGE), ROLLOUT_REGISTRY_TIMEOUT_MS: '2000' }),
+    loadConfig({ DATABASE_URL: db.url, NATS_URL: nats.url, ROLLOUT_HTTP_PORT: '0', ROLLOUT_INSTANCE_ID: 'auth-a', LOG_LEVEL: 'silent', CHANGEOVER_ADMIN_TOKEN: TEST_ADMIN_TOKEN, ROLLOUT_MAX_BODY_BYTES: String(MAX_BODY), ROLLOUT_MAX_IMAGE_BYTES: String(MAX_IMAGE), ROLLOUT_REGISTRY_TIMEOUT_MS: '2000', ROLLOUT_HELLO_RATE_PER_S: '0.001', ROLLOUT_HELLO_BURST: '2' }),
   );
   base = `http://127.0.0.1:${service.httpPort}`;
   for (const role of ['viewer', 'operator', 'admin'] as const) {
@@ -192,6 +194,23 @@ describe('rollout audit trail per mutating route', () => {
 
     const imported = await appendedBy('ev-img', () => call('POST', '/rollouts/from-image?rolloutId=ev-img', { token: tokens.operator.token, raw: new Uint8Array([0x1f, 0x8b, 0, 1]), contentType: 'application/gzip' }));
     expect(imported.find((e) => e.type === 'rollout.created')!.metadata).toMatchObject(by('operator'));
+  });
+});
+
+describe('rollout NATS limits', () => {
+  it('should act on at most the burst of hellos from one node and drop the rest as RATE_LIMITED, counted', async () => {
+    const limited = async () => {
+      const { values } = await registry.getSingleMetric('changeover_rejected_messages_total')!.get();
+      return values.filter((v) => v.labels['subject_kind'] === 'agent' && v.labels['code'] === 'RATE_LIMITED').reduce((a, v) => a + v.value, 0);
+    };
+    const before = await limited();
+    const hello = (nodeId: string) => encode({ nodeId, classId: 'web', processorType: 'x86_64', characteristics: { arch: 'x86_64', os: 'linux', memoryMb: 1024, labels: {} }, agentVersion: '1.0.0', clusterVersions: { min: 1, max: 1 }, inventory: { active: [], previous: [], digest: `sha256:${'e'.repeat(64)}` }, startedAt: new Date().toISOString() });
+    for (let i = 0; i < 5; i++) nc.publish(subjects.agent('hello-flood', 'hello'), hello('hello-flood'));
+    // Another node keeps its own budget.
+    nc.publish(subjects.agent('hello-calm', 'hello'), hello('hello-calm'));
+    await waitFor('three hellos of one node dropped', async () => (await limited()) - before === 3);
+    await nc.flush();
+    expect((await limited()) - before).toBe(3);
   });
 });
 

@@ -1,5 +1,5 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import { subscribeValidated, type ValidatedSubscription } from '@changeover/messaging';
+import { subscribeValidated, type RateLimit, type ValidatedSubscription } from '@changeover/messaging';
 import { ChangeoverError, HelloReport, parseSubject, ProgressReport, subjects, VoteReport } from '@changeover/contracts';
 import { changeoverMetrics, type Logger } from '@changeover/telemetry';
 import { z } from 'zod';
@@ -22,8 +22,10 @@ function sameNode(subject: string, nodeId: string, log: Logger): boolean {
  * Agent reports reach every instance (plain subscriptions, no queue group); only the owner of the
  * rollout acts on them.
  */
-export function startAgentIntake(nc: NatsConnection, deps: { runner: RolloutRunner; planner: Planner; log: Logger; clock: () => Date }): ValidatedSubscription[] {
+export function startAgentIntake(nc: NatsConnection, deps: { runner: RolloutRunner; planner: Planner; log: Logger; clock: () => Date; helloRate?: Omit<RateLimit, 'key'> }): ValidatedSubscription[] {
   const { runner, planner, log, clock } = deps;
+  // A hello makes every owned rollout re-send what the node is owed: limited per node (the node id is the subject's third token).
+  const helloLimit = deps.helloRate ? { rateLimit: { ...deps.helloRate, key: (subject: string) => subject.split('.')[2] ?? '' } } : {};
   const onInvalid = (e: ChangeoverError, ctx: { subject: string }) => log.warn({ code: e.code, subject: ctx.subject, err: e.message }, 'agent report rejected');
   const refused = (e: unknown) => log.info({ err: e instanceof Error ? e.message : String(e) }, 'agent report refused');
   return [
@@ -39,7 +41,7 @@ export function startAgentIntake(nc: NatsConnection, deps: { runner: RolloutRunn
     subscribeValidated(nc, subjects.agentAny('hello'), HelloReport, async (report, ctx) => {
       if (!sameNode(ctx.subject, report.nodeId, log)) return;
       await runner.hello(report.nodeId);
-    }, { onInvalid, logger: log }),
+    }, { onInvalid, logger: log, ...helloLimit }),
     subscribeValidated(nc, APPENDED_SUBJECT, AppendedNotice, async ({ rolloutId }) => {
       await runner.catchUp(rolloutId);
     }, { onInvalid, logger: log }),
