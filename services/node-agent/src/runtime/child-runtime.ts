@@ -34,6 +34,8 @@ export interface ChildRuntimeOptions {
 }
 
 const STATE_MARKER = 'CHANGEOVER_STATE_DIR';
+/** How long a module's port may still be held by something else (a killed agent's dying process) before starting fails. */
+const BIND_RETRY_MS = 10_000;
 
 /** A failed evaluate hook vetoes; output that starts with a known reason (`PROCESS_BUSY: …`) keeps it. */
 export function hookVeto(output: string): EvaluateVerdict {
@@ -129,6 +131,11 @@ export class ChildProcessRuntime implements ProcessRuntime {
   async startCandidates(target: StoredPackage[], deadlineMs: number): Promise<{ ok: true } | { ok: false; output: string }> {
     const deadlineAt = Date.now() + deadlineMs;
     const toStart = [...runnables(target).values()].filter((r) => this.live.get(r.module.name)?.module.digest !== r.module.digest);
+    try {
+      await this.bindListenSockets(toStart, Math.min(deadlineAt, Date.now() + BIND_RETRY_MS));
+    } catch (e) {
+      return { ok: false, output: e instanceof Error ? e.message : String(e) };
+    }
     this.candidates = toStart.map((r) => this.spawn(r));
     const results = await Promise.all(this.candidates.map(async (p) => ({ p, r: await this.waitHealthy(p, deadlineAt) })));
     const failed = results.filter((x) => !x.r.ok);
@@ -184,10 +191,21 @@ export class ChildProcessRuntime implements ProcessRuntime {
         await this.stop(p);
       }
     }
+    const toStart = [...desired.values()].filter((r) => !this.live.has(r.module.name));
+    await this.bindListenSockets(toStart, Date.now() + BIND_RETRY_MS).catch((e: unknown) => {
+      // Started anyway below: spawn fails again on the socket and says so; the rest of the set runs.
+      this.opts.log.error('cannot bind a module socket', { error: e instanceof Error ? e.message : String(e) });
+    });
     const started: Proc[] = [];
-    for (const r of desired.values()) {
-      if (this.live.has(r.module.name)) continue;
-      const p = this.spawn(r);
+    for (const r of toStart) {
+      let p: Proc;
+      try {
+        p = this.spawn(r);
+      } catch (e) {
+        this.opts.counters.inc('agent_process_start_failures_total');
+        this.opts.log.error('cannot start process', { module: r.module.name, error: e instanceof Error ? e.message : String(e) });
+        continue;
+      }
       this.live.set(r.module.name, p);
       started.push(p);
     }
@@ -203,6 +221,14 @@ export class ChildProcessRuntime implements ProcessRuntime {
     this.live.clear();
     this.candidates = [];
     this.sockets.closeAll();
+  }
+
+  /** Binds the shared listening sockets of these modules first, waiting while a port is still held. */
+  private async bindListenSockets(toStart: Runnable[], deadlineAt: number): Promise<void> {
+    for (const r of toStart) {
+      const listen = r.module.run.listen;
+      if (listen) await this.sockets.acquire(listen.host, listen.port, deadlineAt);
+    }
   }
 
   // ── processes ──
@@ -265,7 +291,12 @@ export class ChildProcessRuntime implements ProcessRuntime {
     if (this.live.get(p.module.name) === p) {
       setTimeout(() => {
         if (this.stopped || this.live.get(p.module.name) !== p) return;
-        this.live.set(p.module.name, this.spawn(p));
+        try {
+          this.live.set(p.module.name, this.spawn(p));
+        } catch (e) {
+          this.opts.counters.inc('agent_process_start_failures_total');
+          this.opts.log.error('cannot restart process', { processId: p.processId, error: e instanceof Error ? e.message : String(e) });
+        }
       }, 1000).unref();
     }
   }

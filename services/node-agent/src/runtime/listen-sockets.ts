@@ -24,13 +24,21 @@ export interface BoundSocket {
   close(): void;
 }
 
-/** Binds host:port (0 for any free port) without accepting on it. */
+/**
+ * Binds host:port (0 for any free port) without accepting on it. libuv defers an EADDRINUSE from
+ * bind() to the later listen(), so the address is checked here: an unbound socket handed to a module
+ * would be bound by its listen() to a random port on every interface.
+ */
 export function bindSocket(host: string, port: number): BoundSocket {
   const handle = createServerHandle(host, port, net.isIPv6(host) ? 6 : 4);
   if (typeof handle === 'number') throw new ChangeoverError('UNAVAILABLE', `cannot bind ${host}:${port} (errno ${handle})`);
-  const name: { port?: number } = {};
-  handle.getsockname(name);
-  return { fd: handle.fd, host, port: name.port ?? port, close: () => handle.close() };
+  const name: { port?: number; address?: string } = {};
+  const err = handle.getsockname(name);
+  if (err !== 0 || !name.port || (port !== 0 && name.port !== port)) {
+    handle.close();
+    throw new ChangeoverError('UNAVAILABLE', `cannot bind ${host}:${port}: the address is in use`, { host, port });
+  }
+  return { fd: handle.fd, host, port: name.port, close: () => handle.close() };
 }
 
 /** One socket per host:port, shared by every version of the module that serves it. */
@@ -45,6 +53,21 @@ export class SocketTable {
       this.sockets.set(key, s);
     }
     return s;
+  }
+
+  /**
+   * Binds host:port, trying again until `deadlineAt` while the address is in use: after a crash the
+   * port may still be held for a moment (a dying process, or a connection that took it as its local port).
+   */
+  async acquire(host: string, port: number, deadlineAt: number): Promise<BoundSocket> {
+    for (;;) {
+      try {
+        return this.get(host, port);
+      } catch (e) {
+        if (Date.now() >= deadlineAt) throw e;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
   }
 
   closeAll(): void {

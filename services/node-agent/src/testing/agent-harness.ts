@@ -17,6 +17,7 @@ export interface AgentProcess {
   child: ChildProcess;
   exited: Promise<number | null>;
   stderr: () => string;
+  stdout: () => string;
   stop(): Promise<void>;
 }
 
@@ -55,6 +56,7 @@ export async function spawnAgent(env: Record<string, string>): Promise<AgentProc
     child,
     exited,
     stderr: () => err,
+    stdout: () => out,
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGTERM');
