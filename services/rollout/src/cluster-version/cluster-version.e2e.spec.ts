@@ -343,6 +343,9 @@ describe('cluster infrastructure version with real agents', () => {
     const adjusts = log.filter((e) => e.msg.reason === 'ADJUST_VERSION');
     expect(adjusts.map((e) => [e.msg.groupId, 'version' in e.msg ? e.msg.version : 0]).sort()).toEqual([['billing', 2], ['orders', 2]]);
     expect(await eventsOfType('cluster-version.adjusted')).toEqual([expect.objectContaining({ adjustmentId, version: 2, groups: 2 })]);
+    // Emitted to other systems too: the CloudEvent on JetStream CHANGEOVER_EVENTS.
+    const relayed = await waitFor('cluster-version.adjusted on CHANGEOVER_EVENTS', () => jsm.streams.getMessage(STREAMS.events, { last_by_subj: 'changeover.events.cluster-version.adjusted' }).catch(() => null), { timeoutMs: 30_000, intervalMs: 200 });
+    expect(relayed.json<{ type: string; data: { adjustmentId: string } }>()).toMatchObject({ type: 'io.changeover.cluster-version.adjusted', data: { adjustmentId } });
     const acks = await eventsOfType('cluster-version.member-acknowledged');
     expect(acks.map((x) => `${String(x['groupId'])}/${String(x['memberId'])}`).sort()).toEqual(['billing/b1', 'billing/b2', 'orders/m1', 'orders/m2', 'orders/m3', ...(m4Acked ? ['orders/m4'] : [])]);
     for (const m of ['m1', 'm2', 'm3', 'm4']) expect((await memberGet(m)).body).toMatchObject({ joined: true, version: 2 });
