@@ -98,6 +98,27 @@ describe('notifier REST API roles', () => {
   });
 });
 
+describe('auth off, only when asked for', () => {
+  it('should let a caller without a token in as an anonymous admin and still audit it', async () => {
+    const open = await startNotifier({ DATABASE_URL: db.url, NATS_URL: nats.url, NOTIFIER_HTTP_PORT: '0', NOTIFIER_CONSUMER_NAME: 'notifier-open', LOG_LEVEL: 'silent', CHANGEOVER_AUTH: 'off' });
+    try {
+      const anyone = restClient(open.httpPort, null);
+      expect((await anyone('GET', '/subscriptions')).status).toBe(200);
+      const made = await anyone<{ id: string }>('POST', '/subscriptions', subscription('open-door'));
+      expect(made.status).toBe(201);
+      const c = new pg.Client({ connectionString: db.url });
+      await c.connect();
+      try {
+        await waitFor('the anonymous creation audited', async () => (await c.query(`SELECT 1 FROM auth.audit_log WHERE service = 'notifier' AND actor = 'anonymous' AND actor_role = 'admin' AND path = '/subscriptions' AND status = 201`)).rowCount! > 0);
+      } finally {
+        await c.end();
+      }
+    } finally {
+      await open.close();
+    }
+  });
+});
+
 describe('notifier REST limits', () => {
   // Trailing whitespace is valid JSON: the same subscription, padded to exactly `size` bytes.
   const padded = (size: number) => {

@@ -1,0 +1,33 @@
+import { describe, expect, it } from '@jest/globals';
+import { isChangeoverError } from '@changeover/contracts';
+import { loadConfig } from './config.js';
+
+const code = (fn: () => unknown) => {
+  try {
+    fn();
+    return 'ok';
+  } catch (e) {
+    return isChangeoverError(e) ? e.code : `untyped: ${String(e)}`;
+  }
+};
+
+describe('rollout configuration: auth and limits', () => {
+  it('should turn authentication on unless CHANGEOVER_AUTH=off is set', () => {
+    expect(loadConfig({}).auth).toEqual({ enabled: true, statementTimeoutMs: 10_000 });
+    expect(loadConfig({ CHANGEOVER_AUTH: 'off' }).auth.enabled).toBe(false);
+    expect(loadConfig({ CHANGEOVER_ADMIN_TOKEN: 'x'.repeat(40) }).auth.adminToken).toBe('x'.repeat(40));
+  });
+
+  it('should refuse a weak bootstrap token and out-of-range limits at start-up', () => {
+    expect(code(() => loadConfig({ CHANGEOVER_ADMIN_TOKEN: 'admin' }))).toBe('VALIDATION_FAILED');
+    expect(code(() => loadConfig({ CHANGEOVER_AUTH: 'maybe' }))).toBe('VALIDATION_FAILED');
+    expect(code(() => loadConfig({ ROLLOUT_MAX_BODY_BYTES: '10' }))).toBe('VALIDATION_FAILED');
+    expect(code(() => loadConfig({ ROLLOUT_HELLO_RATE_PER_S: '0' }))).toBe('VALIDATION_FAILED');
+    expect(code(() => loadConfig({ CHANGEOVER_DB_STATEMENT_TIMEOUT_MS: '50' }))).toBe('VALIDATION_FAILED');
+  });
+
+  it('should read the limits', () => {
+    const c = loadConfig({ ROLLOUT_MAX_BODY_BYTES: '2048', ROLLOUT_MAX_IMAGE_BYTES: '4096', ROLLOUT_HELLO_RATE_PER_S: '2', ROLLOUT_HELLO_BURST: '7', CHANGEOVER_DB_STATEMENT_TIMEOUT_MS: '3000' });
+    expect(c).toMatchObject({ maxBodyBytes: 2048, maxImageBytes: 4096, helloRate: { perSecond: 2, burst: 7 }, auth: { statementTimeoutMs: 3000 } });
+  });
+});
