@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Objm } from '@nats-io/obj';
 import { createAuthority, exportAuthority, mintServiceCredentials, serverConfig, serviceConnectionOptions } from '@changeover/nats-auth';
-import { GetPackagesReply, MODULE_BUCKET, type EnrollNodeReply, type PackageManifest, type RevokeNodeReply, type RolloutSummary, type SignedPackage } from '@changeover/contracts';
+import { decode, GetPackagesReply, MODULE_BUCKET, ProgressReport, type EnrollNodeReply, type PackageManifest, type RevokeNodeReply, type RolloutSummary, type SignedPackage } from '@changeover/contracts';
 import { requestRpc } from '@changeover/messaging';
 import { createTestDatabase, freePort, startNats, waitFor, type TestDatabase, type TestNats } from '@changeover/test-kit';
 import { cleanUpAgents, spawnAgent, type AgentProcess } from '../testing/agent-harness.js';
@@ -199,6 +199,29 @@ describe('package trust with key rotation', () => {
     expect(blocked.vetoes).toEqual([expect.objectContaining({ nodeId: 'node-b', reason: 'SIGNATURE_INVALID', message: expect.stringMatching(/retired key release-2025/) })]);
     expect(activePackages(stateDir('node-b'))).not.toContain('legacy@1.0.0');
     expect((await http('POST', `${rolloutBase}/rollouts/legacy-b/cancel`, { reason: 'refused by node policy' })).status).toBe(200);
+  });
+});
+
+describe('regression to a version only the registry keeps', () => {
+  it('the confined agent asks for the signed manifest on its own subject and checks it by its policy', async () => {
+    const extra = pkg('extra', '1.0.0');
+    expect((await publish(current.sign(extra.manifest), extra.blob)).status).toBe(201);
+    const regress = (node: string, to: { name: string; version: string }) => http('POST', `${rolloutBase}/rollouts/app-2/regress`, { nodes: [node], to: { kind: 'version', package: to.name, version: to.version }, reason: 'e2e' });
+    expect((await regress('node-a', { name: 'extra', version: '1.0.0' })).status).toBe(200);
+    await waitFor('extra@1.0.0 active on node-a', () => activePackages(stateDir('node-a')).includes('extra@1.0.0'), { timeoutMs: 60_000, intervalMs: 200 });
+    expect(existsSync(join(stateDir('node-a'), 'modules', digestOf(extra.blob).slice(7)))).toBe(true);
+    // node-b refuses the retired key's package it would have to get from the registry: its own report says why.
+    const reports: ProgressReport[] = [];
+    const sub = observer.subscribe('changeover.agent.node-b.progress', { callback: (_e, m) => void reports.push(decode(ProgressReport, m.data)) });
+    await observer.flush();
+    try {
+      expect((await regress('node-b', { name: 'legacy', version: '1.0.0' })).status).toBe(200);
+      const refused = await waitFor('node-b reports the regression failed', () => reports.find((r) => r.rolloutId === 'app-2' && r.phase === 'failed'), { timeoutMs: 60_000, intervalMs: 100 });
+      expect(refused.error).toMatchObject({ code: 'UNTRUSTED_KEY', message: expect.stringMatching(/retired key release-2025/) });
+    } finally {
+      sub.unsubscribe();
+    }
+    expect(activePackages(stateDir('node-b'))).not.toContain('legacy@1.0.0');
   });
 });
 
