@@ -18,8 +18,10 @@ export interface HttpAuth {
 }
 
 /** Migrates the auth schema and opens the token store for `service` (its name in the audit log). */
-export async function openHttpAuth(opts: { service: string; databaseUrl: string; config: AuthConfig; onAuditError?: (err: unknown) => void }): Promise<HttpAuth> {
+export async function openHttpAuth(opts: { service: string; databaseUrl: string; config: AuthConfig; onAuditError?: (err: unknown) => void; warn?: (message: string) => void }): Promise<HttpAuth> {
   await migrateAuth(opts.databaseUrl);
+  if (!opts.config.enabled) opts.warn?.('CHANGEOVER_AUTH=off: every caller of the REST API is an anonymous admin');
+  else if (!opts.config.adminToken) opts.warn?.('no CHANGEOVER_ADMIN_TOKEN: only API tokens already in the database are accepted');
   const store = TokenStore.open(opts.databaseUrl, { statementTimeoutMs: opts.config.statementTimeoutMs });
   const authenticator = new Authenticator(opts.config, store);
   return {

@@ -96,7 +96,7 @@ export async function startNotifier(input: NotifierConfig | NotifierConfigInput)
     });
     cleanup.push(() => consumer.close());
 
-    const httpAuth = await openHttpAuth({ service: 'notifier', databaseUrl, config: auth, onAuditError: (e) => log.warn('audit log write failed', { error: String(e) }) });
+    const httpAuth = await openHttpAuth({ service: 'notifier', databaseUrl, config: auth, onAuditError: (e) => log.warn('audit log write failed', { error: String(e) }), warn: (m) => log.warn(m) });
     cleanup.push(() => httpAuth.close());
     const http = await startHttp(
       {

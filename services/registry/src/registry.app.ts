@@ -109,9 +109,10 @@ export async function startRegistry(input: RegistryConfig, opts: { logger?: Logg
       clearInterval(sweepTimer);
       await nodes.flushHeartbeats();
       await nodes.flushInventories();
+      await nodes.flushHellos();
     });
 
-    const auth = await openHttpAuth({ service: 'registry', databaseUrl: config.databaseUrl, config: config.auth, onAuditError: (err) => log.warn({ err }, 'audit log write failed') });
+    const auth = await openHttpAuth({ service: 'registry', databaseUrl: config.databaseUrl, config: config.auth, onAuditError: (err) => log.warn({ err }, 'audit log write failed'), warn: (m) => log.warn(m) });
     cleanups.push(() => auth.close());
     const http: HttpServer = await startHttp(domain, { port: config.httpPort, host: config.httpHost, logger: log, auth, enrollLimiter, readiness: readinessOf({ ping: () => db.query('SELECT 1'), natsClosed: () => nc.isClosed(), migrated: () => migrated }) });
     cleanups.push(() => http.close());

@@ -85,7 +85,7 @@ export async function startRollout(input: RolloutConfig, opts: { registry?: Regi
   const relay = config.relay ? await startOutboxRelay({ store, nats: nc, onError: (e) => log.warn({ err: e }, 'outbox relay error') }) : undefined;
   keeper.start();
 
-  const auth = await openHttpAuth({ service: 'rollout', databaseUrl: config.databaseUrl, config: config.auth, onAuditError: (e) => log.warn({ err: e }, 'audit log write failed') });
+  const auth = await openHttpAuth({ service: 'rollout', databaseUrl: config.databaseUrl, config: config.auth, onAuditError: (e) => log.warn({ err: e }, 'audit log write failed'), warn: (m) => log.warn(m) });
   const readiness = readinessOf({ ping: () => store.pool.query('SELECT 1'), natsClosed: () => nc.isClosed(), migrated: () => migrated });
   const app = await NestFactory.create<NestExpressApplication>(RolloutHttpModule.with(api, auth, readiness, { maxImageBytes: config.maxImageBytes }, cluster), { logger: false, bodyParser: false });
   // No body is read before its sender has shown a valid token.
