@@ -133,6 +133,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
       throw new Error(`invalid node-agent configuration: NATS_CREDS: cannot read ${creds} (${e instanceof Error ? e.message : String(e)})`);
     }
     if (!text.includes('BEGIN NATS USER JWT') || !text.includes('BEGIN USER NKEY SEED')) throw new Error(`invalid node-agent configuration: NATS_CREDS: ${creds} is not a NATS .creds file`);
+    // Node credentials name their node: a real agent with another node's file would be refused every subject.
+    const user = credsUserName(text);
+    if (result.data.SIMULATE === 0 && user?.startsWith('node:') && user !== `node:${result.data.NODE_ID}`) {
+      throw new Error(`invalid node-agent configuration: NATS_CREDS: ${creds} was issued to ${user.slice(5)}, not NODE_ID ${result.data.NODE_ID}`);
+    }
   }
   return { ...result.data, AGENT_SOCKET: result.data.AGENT_SOCKET ?? join(result.data.AGENT_STATE_DIR, 'agent.sock') };
+}
+
+/** The `name` claim of the user JWT in a .creds file (`node:<id>` for node credentials), if readable. */
+function credsUserName(text: string): string | undefined {
+  const jwt = /-----BEGIN NATS USER JWT-----\s*([A-Za-z0-9_.-]+)\s*-/.exec(text)?.[1];
+  const payload = jwt?.split('.')[1];
+  if (!payload) return undefined;
+  try {
+    const claims: unknown = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
+    return claims && typeof claims === 'object' && 'name' in claims && typeof claims.name === 'string' ? claims.name : undefined;
+  } catch {
+    return undefined;
+  }
 }

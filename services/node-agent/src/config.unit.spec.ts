@@ -2,6 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createAuthority, mintNodeCredentials } from '@changeover/nats-auth';
 import { loadConfig } from './config.js';
 
 describe('agent config', () => {
@@ -29,6 +30,15 @@ describe('agent config', () => {
     expect(loadConfig({ AGENT_TRACE_SAMPLE_RATIO: '0.25' }).AGENT_TRACE_SAMPLE_RATIO).toBe(0.25);
     expect(loadConfig({}, ['--trace-sample-ratio', '1']).AGENT_TRACE_SAMPLE_RATIO).toBe(1);
     for (const bad of ['1.5', '-0.1', 'often']) expect(() => loadConfig({ AGENT_TRACE_SAMPLE_RATIO: bad })).toThrow(/AGENT_TRACE_SAMPLE_RATIO/);
+  });
+
+  it('refuses node credentials issued to another node (a simulated fleet may use any user)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'agent-creds-'));
+    const file = join(dir, 'n1.creds');
+    writeFileSync(file, (await mintNodeCredentials(createAuthority(), { nodeId: 'n1', classId: 'web' })).creds);
+    expect(loadConfig({ NATS_CREDS: file, NODE_ID: 'n1' }).NATS_CREDS).toBe(file);
+    expect(() => loadConfig({ NATS_CREDS: file, NODE_ID: 'n2' })).toThrow(/issued to n1, not NODE_ID n2/);
+    expect(loadConfig({ NATS_CREDS: file, NODE_ID: 'n2' }, ['--simulate', '10']).SIMULATE).toBe(10);
   });
 
   it('fails with a message naming each bad value', () => {
