@@ -56,6 +56,27 @@ describe('registry policies: retention, required enrollment, events on JetStream
     await waitFor('hello applied', async () => (await t.registry.domain.nodes.get('edge-1')).status === 'active');
   });
 
+  it('hellos gathered into one transaction: refused ones are undone alone, the others stored with their events', async () => {
+    await t.rpc('enroll-node', { nodeId: 'edge-2', classId: 'edge', processorType: 'x86_64', characteristics: { arch: 'x86_64', memoryMb: 512 } }, NodeRecord);
+    await t.rpc('enroll-node', { nodeId: 'edge-3', classId: 'edge', processorType: 'x86_64', characteristics: { arch: 'x86_64', memoryMb: 512 } }, NodeRecord);
+    const nodes = t.registry.domain.nodes;
+    // Same tick: one batch, in which two hellos are refused (unknown node, wrong class).
+    const outcomes = await Promise.allSettled([
+      nodes.hello('edge-2', hello('edge-2', inventoryOf('tool', '2.0.0'))),
+      nodes.hello('ghost-2', hello('ghost-2', inventoryOf('tool', '2.0.0'))),
+      nodes.hello('edge-3', { ...hello('edge-3', inventoryOf('tool', '2.0.0')), classId: 'core' }),
+      nodes.hello('edge-3', hello('edge-3', inventoryOf('tool', '3.0.0'))),
+    ]);
+    expect(outcomes.map((o) => (o.status === 'fulfilled' ? 'ok' : (o.reason as { code: string }).code))).toEqual(['ok', 'NOT_FOUND', 'FORBIDDEN', 'ok']);
+    expect((await nodes.get('edge-2')).inventory?.digest).toBe(inventoryOf('tool', '2.0.0').digest);
+    expect((await nodes.get('edge-3')).inventory?.digest).toBe(inventoryOf('tool', '3.0.0').digest);
+    expect(await t.registry.db.query(`SELECT node_id FROM registry_nodes WHERE node_id = 'ghost-2'`)).toEqual([]);
+    const types = async (id: string) => (await t.registry.events.readStream(`node-${id}`)).map((e) => e.type);
+    expect(await types('edge-2')).toEqual(['node.enrolled', 'node.inventory-changed']);
+    expect(await types('edge-3')).toEqual(['node.enrolled', 'node.inventory-changed']);
+    expect(await types('ghost-2')).toEqual([]);
+  });
+
   it('relays registry events to JetStream CHANGEOVER_EVENTS as CloudEvents', async () => {
     await publish('1.0.0');
     const jsm = await jetstreamManager(t.nc);

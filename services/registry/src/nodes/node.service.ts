@@ -1,5 +1,6 @@
 import { ChangeoverError, type Inventory, type EnrollNodeRequest, type HeartbeatReport, type HelloReport, type InventoryReport, type ListNodesReply, type ListNodesRequest, type NodeRecord } from '@changeover/contracts';
 import type { z } from 'zod';
+import type { Tx } from '../db/sql.js';
 import { RegistryEvents, streams, type RegistryEvent } from '../events/registry.events.js';
 import type { Counters, Logger } from '../observability.js';
 import { inventoryPackageIds } from './node.status.js';
@@ -21,6 +22,8 @@ interface PendingInventory {
 /** Inventory reports are gathered this long, or until this many are pending, then written together. */
 const INVENTORY_GATHER_MS = 20;
 const INVENTORY_BATCH = 2000;
+const HELLO_GATHER_MS = 20;
+const HELLO_BATCH = 1000;
 
 export interface InventoryStatus {
   nodeId: string;
@@ -37,6 +40,9 @@ export class NodeService {
   private pending = new Map<string, HeartbeatUpdate>();
   private flushing: Promise<void> = Promise.resolve();
   private pendingInventories = new Map<string, PendingInventory>();
+  private pendingHellos: { hello: HelloReport; now: Date; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  private helloTimer: NodeJS.Timeout | null = null;
+  private helloFlushing: Promise<void> = Promise.resolve();
   private inventoryTimer: NodeJS.Timeout | null = null;
   private inventoryFlushing: Promise<void> = Promise.resolve();
 
@@ -63,27 +69,87 @@ export class NodeService {
    * An agent said hello: unknown nodes are enrolled (unless enrollment is required), the record
    * takes the node's identity, inventory and versions, and counts as a heartbeat.
    */
-  async hello(subjectNodeId: string, h: HelloReport, now = new Date()): Promise<void> {
+  hello(subjectNodeId: string, h: HelloReport, now = new Date()): Promise<void> {
     this.sameNode(subjectNodeId, h.nodeId, 'hello');
-    const events: RegistryEvent[] = [];
-    await this.repo.transaction(async (m) => {
-      const existing = await this.repo.lock(m, h.nodeId);
-      if (!existing) {
-        if (this.policy.requireEnrollment) throw this.reject('hello', new ChangeoverError('NOT_FOUND', `node ${h.nodeId} is not enrolled`, { nodeId: h.nodeId }));
-        await this.repo.insert(m, h, now);
-        events.push(this.enrolledEvent(h, now));
-      } else {
-        if (this.policy.requireEnrollment && existing.class_id !== h.classId) {
-          throw this.reject('hello', new ChangeoverError('FORBIDDEN', `node ${h.nodeId} is enrolled in class ${existing.class_id}, not ${h.classId}`, { nodeId: h.nodeId }));
-        }
-        await this.repo.updateIdentity(m, h, now);
-        if (existing.stale && existing.last_heartbeat_at) events.push(RegistryEvents.event(streams.node(h.nodeId), 'node.became-active', { nodeId: h.nodeId, at: now.toISOString() }));
-      }
-      await this.repo.recordHello(m, h.nodeId, { at: now, agentVersion: h.agentVersion, clusterVersions: h.clusterVersions, inventory: h.inventory });
-      if (existing?.inventory_digest !== h.inventory.digest) events.push(this.inventoryEvent(h.nodeId, h.inventory, now));
-      await this.events.appendIn(m, events);
+    // Hellos come in storms (a fleet starting, or reconnecting after an outage): gathered like inventories.
+    return new Promise<void>((resolve, reject) => {
+      this.pendingHellos.push({ hello: h, now, resolve, reject });
+      if (this.pendingHellos.length >= HELLO_BATCH) void this.flushHellos();
+      else this.helloTimer ??= setTimeout(() => void this.flushHellos(), HELLO_GATHER_MS);
     });
-    this.counters.inc('registry_agent_reports_total', 1, { report: 'hello' });
+  }
+
+  /**
+   * Writes the gathered hellos in one transaction, each under a savepoint so a refused one is undone
+   * alone, and their events in one append; if that append fails, each hello is written on its own.
+   */
+  flushHellos(): Promise<void> {
+    const run = async () => {
+      if (this.helloTimer) clearTimeout(this.helloTimer);
+      this.helloTimer = null;
+      // Node-id order, as heartbeats and inventories lock rows; a node's later hello after its earlier one.
+      const batch = this.pendingHellos.splice(0).sort((a, b) => (a.hello.nodeId < b.hello.nodeId ? -1 : a.hello.nodeId > b.hello.nodeId ? 1 : 0));
+      if (batch.length === 0) return;
+      let outcomes: (Error | null)[];
+      try {
+        outcomes = await this.repo.transaction(async (m) => {
+          const events: RegistryEvent[] = [];
+          const out: (Error | null)[] = [];
+          for (const b of batch) {
+            await m.query('SAVEPOINT hello');
+            try {
+              events.push(...(await this.helloIn(m, b.hello, b.now)));
+              await m.query('RELEASE SAVEPOINT hello');
+              out.push(null);
+            } catch (e) {
+              await m.query('ROLLBACK TO SAVEPOINT hello');
+              out.push(e instanceof Error ? e : new Error(String(e)));
+            }
+          }
+          await this.events.appendIn(m, events);
+          return out;
+        });
+      } catch {
+        for (const b of batch) {
+          await this.repo.transaction(async (m) => this.events.appendIn(m, await this.helloIn(m, b.hello, b.now))).then(
+            () => {
+              this.counters.inc('registry_agent_reports_total', 1, { report: 'hello' });
+              b.resolve();
+            },
+            (e: unknown) => b.reject(e),
+          );
+        }
+        return;
+      }
+      batch.forEach((b, i) => {
+        const e = outcomes[i];
+        if (e) return b.reject(e);
+        this.counters.inc('registry_agent_reports_total', 1, { report: 'hello' });
+        b.resolve();
+      });
+    };
+    this.helloFlushing = this.helloFlushing.then(run, run);
+    return this.helloFlushing;
+  }
+
+  /** One hello inside a transaction; returns the events it makes. */
+  private async helloIn(m: Tx, h: HelloReport, now: Date): Promise<RegistryEvent[]> {
+    const events: RegistryEvent[] = [];
+    const existing = await this.repo.lock(m, h.nodeId);
+    if (!existing) {
+      if (this.policy.requireEnrollment) throw this.reject('hello', new ChangeoverError('NOT_FOUND', `node ${h.nodeId} is not enrolled`, { nodeId: h.nodeId }));
+      await this.repo.insert(m, h, now);
+      events.push(this.enrolledEvent(h, now));
+    } else {
+      if (this.policy.requireEnrollment && existing.class_id !== h.classId) {
+        throw this.reject('hello', new ChangeoverError('FORBIDDEN', `node ${h.nodeId} is enrolled in class ${existing.class_id}, not ${h.classId}`, { nodeId: h.nodeId }));
+      }
+      await this.repo.updateIdentity(m, h, now);
+      if (existing.stale && existing.last_heartbeat_at) events.push(RegistryEvents.event(streams.node(h.nodeId), 'node.became-active', { nodeId: h.nodeId, at: now.toISOString() }));
+    }
+    await this.repo.recordHello(m, h.nodeId, { at: now, agentVersion: h.agentVersion, clusterVersions: h.clusterVersions, inventory: h.inventory });
+    if (existing?.inventory_digest !== h.inventory.digest) events.push(this.inventoryEvent(h.nodeId, h.inventory, now));
+    return events;
   }
 
   /** Heartbeats are buffered and written in one UPDATE per flush (no event per heartbeat). */
