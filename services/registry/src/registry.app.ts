@@ -109,6 +109,7 @@ export async function startRegistry(input: RegistryConfig, opts: { logger?: Logg
       clearInterval(sweepTimer);
       await nodes.flushHeartbeats();
       await nodes.flushInventories();
+      await nodes.flushHellos();
     });
 
     const auth = await openHttpAuth({ service: 'registry', databaseUrl: config.databaseUrl, config: config.auth, onAuditError: (err) => log.warn({ err }, 'audit log write failed'), warn: (m) => log.warn(m) });
