@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { createTestDatabase, freePort, startNats, waitFor, type TestDatabase, type TestNats } from '@changeover/test-kit';
-import { applyMembership, decode, emptyGroupView, MembershipMessage, STREAMS, type AdjustClusterVersionReply, type ClusterVersionStatus, type GroupView, type RolloutSummary } from '@changeover/contracts';
+import { createTestDatabase, freePort, startNats, TEST_ADMIN_TOKEN, waitFor, type TestDatabase, type TestNats } from '@changeover/test-kit';
+import { applyMembership, decode, emptyGroupView, MembershipMessage, STREAMS, type ClusterVersionStatus, type GroupView, type RolloutSummary } from '@changeover/contracts';
 import { healthy, http, kill9, REPO_ROOT, startService, type Child } from '../testing/processes.js';
 
 // The whole story of the second document with the agent upgrade carried out as a rollout: three
@@ -145,9 +145,17 @@ describe('agent upgrade as a rollout, then the cluster version adjustment', () =
     expect(s).toMatchObject({ activeVersion: 1, candidateVersion: 4, ready: true });
 
     expect((await memberGet('m2', '/leader')).body).toMatchObject({ code: 'FEATURE_NOT_ACTIVE' });
-    const adjusted = await http<AdjustClusterVersionReply>('POST', `${base}/cluster-version/adjust`, { version: 2 });
-    expect(adjusted).toMatchObject({ status: 200, body: { accepted: true, groups: 1 } });
-    await waitFor('adjusted to 2', async () => (await status()).activeVersion === 2, { timeoutMs: 60_000, intervalMs: 200 });
+    // The operator's command, waiting until every member has acknowledged.
+    const cli = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      const p = spawn(process.execPath, [join(REPO_ROOT, 'cli/dist/main.js'), 'cluster-version', 'adjust', '2', '--wait'], { env: { PATH: process.env['PATH'] ?? '', CHANGEOVER_ROLLOUT_URL: base, CHANGEOVER_TOKEN: TEST_ADMIN_TOKEN }, stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      p.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      p.once('exit', (code) => resolve({ code, out }));
+    });
+    expect(cli.code).toBe(0);
+    expect(cli.out).toMatch(/adjusting to version 2 \(adj-2-[^)]+\) on 1 group\(s\)/);
+    expect(cli.out).toContain('adjusted: 3/3 members acknowledged');
+    expect((await status()).activeVersion).toBe(2);
     const leaders = await Promise.all(['m1', 'm2', 'm3'].map((m) => memberGet(m, '/leader')));
     for (const l of leaders) expect(l).toMatchObject({ status: 200, body: { version: 2 } });
     expect(new Set(leaders.map((l) => JSON.stringify(l.body['leader']))).size).toBe(1);
