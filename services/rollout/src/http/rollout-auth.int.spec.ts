@@ -195,6 +195,17 @@ describe('rollout audit trail per mutating route', () => {
     const imported = await appendedBy('ev-img', () => call('POST', '/rollouts/from-image?rolloutId=ev-img', { token: tokens.operator.token, raw: new Uint8Array([0x1f, 0x8b, 0, 1]), contentType: 'application/gzip' }));
     expect(imported.find((e) => e.type === 'rollout.created')!.metadata).toMatchObject(by('operator'));
   });
+
+  it('resume records its caller on the events it appends', async () => {
+    voters.stop();
+    // From here n-1 fails its changeover: any failure pauses a rollout (errorThreshold 0).
+    voters = fakeAgents(nc, fleet, { fail: new Set(['n-1']) });
+    const body = { rolloutId: 'ev-p', update: { description: 'pauses', targets: [{ nodes: ['n-1', 'n-2'], packages: [{ name: 'app', version: '1.0.0' }] }] }, policy: { voteTimeoutMs: 60_000, changeoverTimeoutMs: 10_000, waves: { canary: 1, size: '100%' } } };
+    expect((await call('POST', '/rollouts', { token: tokens.operator.token, body })).status).toBe(201);
+    await waitFor('ev-p paused by the failure', async () => (await status('ev-p')) === 'paused', { timeoutMs: 20_000 });
+    const resumed = await appendedBy('ev-p', () => call('POST', '/rollouts/ev-p/resume', { token: tokens.operator.token, body: {} }));
+    expect(resumed.find((e) => e.type === 'rollout.resumed')!.metadata).toMatchObject(by('operator'));
+  });
 });
 
 describe('rollout NATS limits', () => {
