@@ -234,6 +234,11 @@ describe('rollout decider: regress', () => {
   it('records a regressed node and refuses nodes that never changed over', () => {
     const g = given(...completed(), { type: 'Regress', now: at(200), by: 'bob', nodes: ['n1'], to: { kind: 'previous' }, reason: '' });
     expect(types(g.when(p(progress('n1', 'regressed'), 300)))).toEqual(['rollout.node-regressed']);
+    // A regression the node could not carry out ends as a named failure, and nothing stays "regressing".
+    const failed = g.when(p(progress('n1', 'failed', { error: { code: 'UNTRUSTED_KEY', message: 'retired key' } }), 300));
+    expect(failed).toEqual([expect.objectContaining({ type: 'rollout.node-failed', data: expect.objectContaining({ nodeId: 'n1', code: 'UNTRUSTED_KEY', message: 'the regression failed: retired key' }) })]);
+    const after = fold(failed as RolloutEvent[], g.state);
+    expect(after.status !== 'initial' && { regressing: after.counts.regressing, failed: after.counts.failed }).toEqual({ regressing: 0, failed: 1 });
     expect(types(given(three()).when({ type: 'Regress', now: at(200), by: 'bob', to: { kind: 'previous' }, reason: '' }))).toBe('INVALID_STATE');
     expect(types(g.when({ type: 'Regress', now: at(200), by: 'bob', nodes: ['zz'], to: { kind: 'previous' }, reason: '' }))).toBe('NOT_IN_ROLLOUT');
   });
