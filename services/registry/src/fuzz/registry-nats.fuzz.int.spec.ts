@@ -74,6 +74,52 @@ describe('registry NATS request/reply under fuzzed input', () => {
   }
 });
 
+describe('the registry handlers beside changeover.registry.<op> under fuzzed input', () => {
+  const ref = { name: 'fz', version: '1.0.0' };
+  const ask = async (subject: string, payload: Uint8Array): Promise<Reply> => JSON.parse(new TextDecoder().decode((await t.nc.request(subject, payload, { timeout: 15_000 })).data)) as Reply;
+
+  it("get-packages on a node's own subject: every mutated request gets a typed answer, refusals are counted, it still works", async () => {
+    const subject = subjects.agentRequest('fz-1', 'get-packages');
+    const counted = async () => {
+      const text = await scrape(t);
+      return metricSum(text, 'changeover_rejected_messages_total', { subject_kind: 'agent' }) + metricSum(text, 'changeover_registry_rpc_rejected_total', { op: 'agent-get-packages' });
+    };
+    const before = await counted();
+    let errors = 0;
+    await fc.assert(
+      fc.asyncProperty(mutatedPayload([{ packages: [ref] }]), async (payload) => {
+        const reply = await ask(subject, payload);
+        if (reply.ok) return;
+        errors++;
+        expect(errorBodyProblem(reply.error)).toBeNull();
+      }),
+      { numRuns: RUNS },
+    );
+    expect(errors).toBeGreaterThan(0);
+    expect((await counted()) - before).toBe(errors);
+    expect(await ask(subject, encode({ packages: [ref] }))).toMatchObject({ ok: true });
+    expect(faults.faults).toEqual([]);
+  });
+
+  it('revoke-node without a NATS authority: every request, valid or mutated, is a typed refusal, counted', async () => {
+    const valid = { nodeId: 'fz-1' };
+    const before = await countedErrors('revoke-node');
+    let errors = 0;
+    await fc.assert(
+      fc.asyncProperty(mutatedPayload([valid]), async (payload) => {
+        const reply = await request('revoke-node', payload);
+        expect(reply.ok).toBe(false);
+        errors++;
+        if (!reply.ok) expect(errorBodyProblem(reply.error)).toBeNull();
+      }),
+      { numRuns: RUNS },
+    );
+    expect(await request('revoke-node', encode(valid))).toMatchObject({ ok: false, error: { code: 'FEATURE_NOT_ACTIVE' } });
+    expect((await countedErrors('revoke-node')) - before).toBe(errors + 1);
+    expect(faults.faults).toEqual([]);
+  });
+});
+
 describe('agent reports under fuzzed input', () => {
   const processed = (report: AgentReport) => t.registry.domain.counters.get('registry_agent_reports_total', { report }) + t.registry.domain.counters.get('registry_agent_reports_rejected_total', { report });
   const reports: [AgentReport, (nodeId: string) => unknown][] = [
