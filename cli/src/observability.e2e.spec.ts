@@ -84,6 +84,7 @@ describe('observability end to end: one trace per rollout, metrics on every part
   let otlp: Awaited<ReturnType<typeof otlpReceiver>>;
   let hook: Server;
   const delivered: string[] = [];
+  let holdBlocked = true;
   let workDir = '';
   const started: Started[] = [];
   const urls = { registry: '', rollout: '', notifier: '', agents: [] as string[] };
@@ -100,9 +101,12 @@ describe('observability end to end: one trace per rollout, metrics on every part
     [nats, db, otlp] = await Promise.all([startNats(), createTestDatabase('obs'), otlpReceiver()]);
     workDir = await makeWorkDir();
     hook = createServer((req, res) => {
-      delivered.push(String(req.headers['ce-type']));
+      const type = String(req.headers['ce-type']);
+      // The blocked event is refused (503, retried) until the test has seen it wait in the notifier's outbox.
+      const refuse = holdBlocked && type === 'io.changeover.rollout.blocked';
+      if (!refuse) delivered.push(type);
       req.resume();
-      req.on('end', () => res.writeHead(204).end());
+      req.on('end', () => res.writeHead(refuse ? 503 : 204).end());
     });
     await new Promise<void>((r) => hook.listen(0, '127.0.0.1', () => r()));
 
@@ -119,7 +123,7 @@ describe('observability end to end: one trace per rollout, metrics on every part
     await waitFor('the registry', () => fetch(`${urls.registry}/health/ready`).then((r) => r.ok, () => false), { timeoutMs: 30_000, intervalMs: 100 });
     startRollout = () => startProcess('rollout', entry('services/rollout'), [], { ...common, ROLLOUT_HTTP_PORT: String(rolloutPort), ROLLOUT_RELAY: 'false', ROLLOUT_LEASE_MS: '2000' }, workDir);
     started.push(await startRollout());
-    started.push(await startProcess('notifier', entry('services/notifier'), [], { ...common, NOTIFIER_HTTP_PORT: String(notifierPort), NOTIFIER_BACKOFF_BASE_MS: '50' }, workDir));
+    started.push(await startProcess('notifier', entry('services/notifier'), [], { ...common, NOTIFIER_HTTP_PORT: String(notifierPort), NOTIFIER_BACKOFF_BASE_MS: '50', NOTIFIER_BACKOFF_MAX_MS: '200', NOTIFIER_MAX_ATTEMPTS: '100' }, workDir));
     await waitFor('the rollout service', () => fetch(`${urls.rollout}/health/ready`).then((r) => r.ok, () => false), { timeoutMs: 30_000, intervalMs: 100 });
     await waitFor('the notifier', () => fetch(`${urls.notifier}/health/live`).then((r) => r.ok, () => false), { timeoutMs: 30_000, intervalMs: 100 });
     await http('POST', `${urls.notifier}/subscriptions`, { name: 'obs-webhook', channel: { type: 'webhook', url: `http://127.0.0.1:${(hook.address() as { port: number }).port}/hook`, secret: 'obs-secret-0123456789abcdef' }, filter: { eventTypes: ['rollout.blocked', 'rollout.completed'] } });
@@ -176,12 +180,17 @@ describe('observability end to end: one trace per rollout, metrics on every part
     expect(blocked.traceId).toBe(traceId);
 
     // Scraped while the rollout waits on the operator: the veto is counted on edge-2, and the registry appended events.
-    const during = { agent2: await scrape(`${urls.agents[1]}/metrics`), registry: await scrape(`${urls.registry}/metrics`), rollout: await scrape(`${urls.rollout}/metrics`) };
+    const during = { agent2: await scrape(`${urls.agents[1]}/metrics`), registry: await scrape(`${urls.registry}/metrics`) };
     expect(metric(during.agent2, 'changeover_vetoes_total', { reason: 'PROCESS_BUSY' })).toBe(metric(before.agent2, 'changeover_vetoes_total', { reason: 'PROCESS_BUSY' }) + 1);
     expect(metric(during.agent2, 'changeover_votes_total', { decision: 'veto' })).toBe(metric(before.agent2, 'changeover_votes_total', { decision: 'veto' }) + 1);
     expect(metric(during.agent2, 'changeover_vote_latency_seconds_count')).toBeGreaterThan(metric(before.agent2, 'changeover_vote_latency_seconds_count'));
-    expect(metric(during.rollout, 'changeover_rollouts', { state: 'blocked' })).toBe(1);
+    // Rollouts by state come from the projection, written a moment after the state changes.
+    await waitFor('the rollouts gauge to show the blocked rollout', async () => metric(await scrape(`${urls.rollout}/metrics`), 'changeover_rollouts', { state: 'blocked' }) === 1, { timeoutMs: 30_000, intervalMs: 100 });
     expect(during.registry).toMatch(/^changeover_outbox_lag_events \d+$/m);
+    // The blocked notification waits in the notifier's outbox while its webhook refuses it, then leaves it.
+    await waitFor('the blocked delivery to wait in the outbox', async () => metric(await scrape(`${urls.notifier}/metrics`), 'changeover_notifier_pending_deliveries') >= 1, { timeoutMs: 30_000, intervalMs: 100 });
+    expect(metric(await scrape(`${urls.notifier}/metrics`), 'changeover_deliveries_total', { outcome: 'retry' })).toBeGreaterThan(metric(before.notifier, 'changeover_deliveries_total', { outcome: 'retry' }));
+    holdBlocked = false;
 
     // The rollout service restarts while the rollout waits: the new process continues the same trace.
     const oldRollout = started.find((s) => s.name === 'rollout')!;
@@ -200,7 +209,8 @@ describe('observability end to end: one trace per rollout, metrics on every part
     expect(metric(after.agent1, 'changeover_changeover_latency_seconds_count')).toBe(metric(before.agent1, 'changeover_changeover_latency_seconds_count') + 1);
     expect(metric(after.agent1, 'changeover_fetched_bytes_total')).toBeGreaterThan(metric(before.agent1, 'changeover_fetched_bytes_total'));
     expect(metric(after.notifier, 'changeover_deliveries_total', { outcome: 'delivered' })).toBe(deliveredBefore + 2);
-    expect(metric(after.rollout, 'changeover_rollouts', { state: 'completed' })).toBe(2);
+    await waitFor('the notifier outbox to empty', async () => metric(await scrape(`${urls.notifier}/metrics`), 'changeover_notifier_pending_deliveries') === 0, { timeoutMs: 30_000, intervalMs: 100 });
+    await waitFor('the rollouts gauge to show both completed', async () => metric(await scrape(`${urls.rollout}/metrics`), 'changeover_rollouts', { state: 'completed' }) === 2, { timeoutMs: 30_000, intervalMs: 100 });
     expect(metric(after.rollout, 'changeover_events_appended_total')).toBeGreaterThan(0);
 
     // The trace: wait until every part has exported its spans of this rollout.

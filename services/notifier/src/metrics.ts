@@ -18,6 +18,8 @@ export function createNotifierMetrics() {
       help: 'Events read from CHANGEOVER_EVENTS by outcome (matched, unmatched, unknown-type, invalid).',
       labelNames: ['outcome'] as const,
     }),
+    /** The notifier's outbox: deliveries recorded but not yet sent (refreshed by the worker when idle, at most each second). */
+    pendingDeliveries: metrics.gauge({ name: 'changeover_notifier_pending_deliveries', help: 'Deliveries waiting to be sent or retried (the notifier outbox)' }),
     requestErrors: metrics.counter({ name: 'changeover_notifier_request_errors_total', help: 'REST requests refused, by error code.', labelNames: ['code'] as const }),
   };
 }
