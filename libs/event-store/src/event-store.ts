@@ -25,6 +25,7 @@ import type {
   TransactionAppend,
   TransactionClient,
 } from './types.js';
+import { PG_CONNECT_TIMEOUT_MS } from './pg-timeouts.js';
 import {
   assertExpectedVersion,
   assertLimit,
@@ -92,7 +93,7 @@ export class EventStore {
       concurrency: optionalInt(options.groupCommit?.concurrency, 'groupCommit.concurrency', DEFAULT_GROUP_COMMIT.concurrency, 1, 16),
     };
     if (options.migrate) await migrate(url);
-    const pool = new pg.Pool({ connectionString: url, max: poolSize, idleTimeoutMillis: 30_000 });
+    const pool = new pg.Pool({ connectionString: url, max: poolSize, idleTimeoutMillis: 30_000, connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS });
     // An idle connection dropped by a Postgres restart must not crash the process; the next query reconnects.
     pool.on('error', () => undefined);
     return new EventStore(pool, url, groupCommit);

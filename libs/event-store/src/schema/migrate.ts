@@ -1,6 +1,7 @@
 import { ChangeoverError } from '@changeover/contracts';
 import { DataSource, type DataSourceOptions } from 'typeorm';
 import { eventStoreMigrations } from './event-store.migration.js';
+import { PG_CONNECT_TIMEOUT_MS } from '../pg-timeouts.js';
 
 export const EVENT_STORE_MIGRATIONS_TABLE = 'event_store_migrations';
 /**
@@ -50,6 +51,7 @@ export async function migrate(target: string | DataSource): Promise<string[]> {
     migrationsRun: false,
     logging: false,
     poolSize: 2,
+    extra: { connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS },
   } as DataSourceOptions);
   try {
     await ds.initialize();

@@ -1,5 +1,5 @@
 import { DataSource } from 'typeorm';
-import { runMigrationsLocked } from '@changeover/event-store';
+import { PG_CONNECT_TIMEOUT_MS, runMigrationsLocked } from '@changeover/event-store';
 import { ENTITIES } from './entities.js';
 import { RegistryInit1732350000000 } from './migrations/1732350000000-registry-init.js';
 import { NodeReportedInventory1764100000000 } from './migrations/1764100000000-node-reported-inventory.js';
@@ -15,7 +15,7 @@ export async function openDatabase(url: string): Promise<DataSource> {
     migrationsTableName: 'registry_migrations',
     synchronize: false,
     logging: false,
-    extra: { max: 10 },
+    extra: { max: 10, connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS },
   });
   await ds.initialize();
   await runMigrationsLocked(ds, 'changeover:registry:migrations');
