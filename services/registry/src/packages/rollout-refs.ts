@@ -1,11 +1,13 @@
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { fromCloudEventType, isChangeoverError, packageId, parseCloudEvent, ROOT, STREAMS, type PackageRef } from '@changeover/contracts';
+import { eventSubject, fromCloudEventType, isChangeoverError, packageId, parseCloudEvent, ROOT, STREAMS, type PackageRef } from '@changeover/contracts';
 import type { SqlPool } from '../db/sql.js';
 import type { Logger } from '../observability.js';
 
 const DURABLE = 'registry-rollout-refs';
 const FINISHED = new Set(['rollout.completed', 'rollout.failed', 'rollout.cancelled']);
+/** The subjects of the only events that change references: the rest of a rollout's stream (20,000 events for 10,000 nodes) is acked unread. */
+const RELEVANT = new Set(['rollout.created', ...FINISHED].map(eventSubject));
 
 /** Pure: what one rollout event means for the set of packages unfinished rollouts reference. */
 export function refChange(type: string, data: unknown): { rolloutId: string; add: PackageRef[] } | { rolloutId: string; remove: true } | null {
@@ -49,6 +51,10 @@ export async function startRolloutRefs(nc: NatsConnection, db: SqlPool, log: Log
       messages = await consumer.consume();
       void (async () => {
         for await (const m of messages!) {
+          if (!RELEVANT.has(m.subject)) {
+            m.ack();
+            continue;
+          }
           try {
             const ce = parseCloudEvent(m.json());
             await apply(fromCloudEventType(ce.type), ce.data);
