@@ -5,3 +5,4 @@ export * from './rejections.js';
 export * from './nats-errors.js';
 export { assertSubject } from './guards.js';
 export * from './rate-limit.js';
+export * from './streams.js';

@@ -1,32 +1,8 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager, JetStreamApiError, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { ChangeoverError, CLUSTER_RECORD, ClusterRecord, decode, encode, GroupAppendReply, MembershipMessage, STREAMS, subjects } from '@changeover/contracts';
-import { requestRpc } from '@changeover/messaging';
+import { ensureStream, isStreamNotFound, isWrongLastSequence, requestRpc } from '@changeover/messaging';
 
-const STREAM_NOT_FOUND = 10059;
-const WRONG_LAST_SEQUENCE = 10071;
-
-/** True when an append lost the race: another message reached the group's log first. */
-export function isWrongLastSequence(e: unknown): boolean {
-  return (e instanceof JetStreamApiError && e.code === WRONG_LAST_SEQUENCE) || /wrong last sequence/i.test(e instanceof Error ? e.message : String(e));
-}
-
-async function ensureStream(jsm: JetStreamManager, name: string, subjectsOf: string[], perSubject?: number): Promise<void> {
-  try {
-    await jsm.streams.info(name);
-    return;
-  } catch (e) {
-    if (!(e instanceof JetStreamApiError) || e.code !== STREAM_NOT_FOUND) throw e;
-  }
-  try {
-    await jsm.streams.add({ name, subjects: subjectsOf, storage: StorageType.File, ...(perSubject ? { max_msgs_per_subject: perSubject } : {}) });
-  } catch (e) {
-    // Another agent created it meanwhile.
-    await jsm.streams.info(name).catch(() => {
-      throw e;
-    });
-  }
-}
 
 /**
  * The group logs on JetStream CHANGEOVER_GROUPS (one subject per group) and the cluster record.
@@ -47,8 +23,8 @@ export class GroupLogStore {
   static async open(nc: NatsConnection, opts: { mediated?: { nodeId: string; timeoutMs: number } } = {}): Promise<GroupLogStore> {
     const jsm = await jetstreamManager(nc);
     if (!opts.mediated) {
-      await ensureStream(jsm, STREAMS.groups, [subjects.groupsAll]);
-      await ensureStream(jsm, CLUSTER_RECORD.stream, [CLUSTER_RECORD.subject], 1);
+      await ensureStream(jsm, { name: STREAMS.groups, subjects: [subjects.groupsAll] });
+      await ensureStream(jsm, { name: CLUSTER_RECORD.stream, subjects: [CLUSTER_RECORD.subject], maxMsgsPerSubject: 1 });
     }
     return new GroupLogStore(jetstream(nc), jsm, nc, opts.mediated);
   }
@@ -59,7 +35,7 @@ export class GroupLogStore {
       const m = await this.jsm.streams.getMessage(STREAMS.groups, { last_by_subj: subjects.groupMembership(groupId) });
       return m?.seq ?? 0;
     } catch (e) {
-      if (e instanceof JetStreamApiError && e.code === STREAM_NOT_FOUND) throw new ChangeoverError('UNAVAILABLE', `stream ${STREAMS.groups} does not exist yet (the rollout service creates it)`);
+      if (isStreamNotFound(e)) throw new ChangeoverError('UNAVAILABLE', `stream ${STREAMS.groups} does not exist yet (the rollout service creates it)`);
       throw e;
     }
   }

@@ -1,25 +1,8 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager, JetStreamApiError, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { ensureStream, isWrongLastSequence } from '@changeover/messaging';
 import { applyMembership, ChangeoverError, CLUSTER_RECORD, decode, emptyGroupView, encode, MembershipMessage, parseSubject, STREAMS, subjects, type ClusterRecord, type GroupView } from '@changeover/contracts';
 
-const STREAM_NOT_FOUND = 10059;
-const WRONG_LAST_SEQUENCE = 10071;
-
-async function ensureStream(jsm: JetStreamManager, name: string, subjectsOf: string[], perSubject?: number): Promise<void> {
-  try {
-    await jsm.streams.info(name);
-    return;
-  } catch (e) {
-    if (!(e instanceof JetStreamApiError) || e.code !== STREAM_NOT_FOUND) throw e;
-  }
-  try {
-    await jsm.streams.add({ name, subjects: subjectsOf, storage: StorageType.File, ...(perSubject ? { max_msgs_per_subject: perSubject } : {}) });
-  } catch (e) {
-    await jsm.streams.info(name).catch(() => {
-      throw e;
-    });
-  }
-}
 
 /** The orchestrator's side of the group logs (JetStream CHANGEOVER_GROUPS) and of the cluster record agents read on join. */
 export class GroupLogs {
@@ -30,8 +13,8 @@ export class GroupLogs {
 
   static async open(nc: NatsConnection): Promise<GroupLogs> {
     const jsm = await jetstreamManager(nc);
-    await ensureStream(jsm, STREAMS.groups, [subjects.groupsAll]);
-    await ensureStream(jsm, CLUSTER_RECORD.stream, [CLUSTER_RECORD.subject], 1);
+    await ensureStream(jsm, { name: STREAMS.groups, subjects: [subjects.groupsAll] });
+    await ensureStream(jsm, { name: CLUSTER_RECORD.stream, subjects: [CLUSTER_RECORD.subject], maxMsgsPerSubject: 1 });
     return new GroupLogs(jetstream(nc), jsm);
   }
 
@@ -78,7 +61,7 @@ export class GroupLogs {
         await this.js.publish(subjects.groupMembership(groupId), encode(msg), { expect: { lastSubjectSequence: view.lastSequence } });
         return;
       } catch (e) {
-        if ((e instanceof JetStreamApiError && e.code === WRONG_LAST_SEQUENCE) || /wrong last sequence/i.test(String(e))) continue;
+        if (isWrongLastSequence(e)) continue;
         throw e;
       }
     }
@@ -95,7 +78,7 @@ export class GroupLogs {
     try {
       return (await this.js.publish(subjects.groupMembership(msg.groupId), encode(msg), { expect: { lastSubjectSequence: expectedLast } })).seq;
     } catch (e) {
-      if ((e instanceof JetStreamApiError && e.code === WRONG_LAST_SEQUENCE) || /wrong last sequence/i.test(String(e))) throw new ChangeoverError('VERSION_CONFLICT', `group ${msg.groupId} log moved past sequence ${expectedLast}`, { groupId: msg.groupId });
+      if (isWrongLastSequence(e)) throw new ChangeoverError('VERSION_CONFLICT', `group ${msg.groupId} log moved past sequence ${expectedLast}`, { groupId: msg.groupId });
       throw e;
     }
   }
