@@ -1,4 +1,5 @@
-import { canonicalJson, ERROR_CODES, HTTP_STATUS, type ErrorCode, type HelloReport, type Inventory } from '@changeover/contracts';
+import { canonicalJson, ERROR_CODES, HTTP_STATUS, type HelloReport, type Inventory } from '@changeover/contracts';
+import { errorBodyProblem as typedRefusalProblem } from '@changeover/test-kit';
 import { makeImage } from './image.fixtures.js';
 import { buildPackage, digestOf, publishRequest, sign, type TestRegistry } from './registry.fixtures.js';
 
@@ -44,36 +45,9 @@ export async function seed(t: TestRegistry): Promise<void> {
 }
 
 /** Null when `body` is a well-formed ErrorBody with a known code (and, given a status, the status of that code); else why not. */
-export function errorBodyProblem(body: unknown, status?: number): string | null {
-  if (typeof body !== 'object' || body === null) return `not an object: ${JSON.stringify(body)}`;
-  const { code, message } = body as { code?: unknown; message?: unknown };
-  if (typeof code !== 'string' || !(ERROR_CODES as readonly string[]).includes(code)) return `unknown code ${String(code)}`;
-  if (typeof message !== 'string' || message.length === 0) return 'no message';
-  if (code === 'INTERNAL') return `INTERNAL: ${message}`;
-  if (status !== undefined && HTTP_STATUS[code as ErrorCode] !== status) return `status ${status} for ${code}`;
-  return null;
-}
+export const errorBodyProblem = (body: unknown, status?: number): string | null => typedRefusalProblem(body, { codes: ERROR_CODES, httpStatus: HTTP_STATUS }, status);
 
-/**
- * Records every unhandled rejection and uncaught exception of this process while a suite runs.
- * Listens on the real `process`: Jest hands tests a copy whose listeners never fire, but `Buffer` comes
- * from the outer realm, so its Function constructor evaluates there.
- */
-export function processFaults(): { faults: unknown[]; stop(): void } {
-  const process = (Buffer.constructor as FunctionConstructor)('return process')() as NodeJS.Process;
-  const faults: unknown[] = [];
-  const onRejection = (reason: unknown) => faults.push(reason);
-  const onException = (err: unknown) => faults.push(err);
-  process.on('unhandledRejection', onRejection);
-  process.on('uncaughtException', onException);
-  return {
-    faults,
-    stop() {
-      process.off('unhandledRejection', onRejection);
-      process.off('uncaughtException', onException);
-    },
-  };
-}
+export { processFaults } from '@changeover/test-kit';
 
 /** The registry's Prometheus text (GET /metrics). */
 export async function scrape(t: TestRegistry): Promise<string> {
