@@ -35,6 +35,12 @@ export const Discrepancy = z.strictObject({
 });
 export type Discrepancy = z.infer<typeof Discrepancy>;
 
+/**
+ * Node lists in rollout events come in parts of at most this many ids, so that no event of a
+ * 100,000-node rollout outgrows the event store's per-event limit or a NATS message.
+ */
+export const NODE_LIST_CHUNK = 5000;
+
 /** Every domain event: type → data schema. The type's prefix is its aggregate. */
 export const EVENT_SCHEMAS = {
   // rollout aggregate (stream rollout-<id>)
@@ -47,6 +53,8 @@ export const EVENT_SCHEMAS = {
     createdBy: Actor,
     at: z.string(),
   }),
+  /** More nodes of selection `selection` of the created rollout (its assignments list them only up to NODE_LIST_CHUNK in all). */
+  'rollout.nodes-added': z.strictObject({ rolloutId: RolloutId, selection: z.number().int().nonnegative(), nodes: z.array(NodeId).min(1).max(NODE_LIST_CHUNK), at: z.string() }),
   'rollout.proposed': z.strictObject({ rolloutId: RolloutId, attempt: z.number().int().nonnegative(), nodes: z.number().int().nonnegative(), dryRun: z.boolean().default(false), at: z.string() }),
   'rollout.vote-recorded': z.strictObject({ rolloutId: RolloutId, attempt: z.number().int().nonnegative(), nodeId: NodeId, decision: z.enum(['accept', 'veto']), verdicts: z.array(Verdict).max(MAX.list), at: z.string() }),
   'rollout.node-unreachable': z.strictObject({ rolloutId: RolloutId, attempt: z.number().int().nonnegative(), nodeIds: z.array(NodeId), treatedAs: z.enum(['veto', 'defer', 'exclude']), at: z.string() }),
@@ -54,7 +62,8 @@ export const EVENT_SCHEMAS = {
   'rollout.forced': z.strictObject({ rolloutId: RolloutId, by: Actor, reason: Text, nodes: z.array(NodeId).optional(), at: z.string() }),
   'rollout.revote-requested': z.strictObject({ rolloutId: RolloutId, by: Actor, reason: Text, attempt: z.number().int().nonnegative(), at: z.string() }),
   'rollout.accepted': z.strictObject({ rolloutId: RolloutId, attempt: z.number().int().nonnegative(), nodes: z.number().int().nonnegative(), excluded: z.array(NodeId).default([]), at: z.string() }),
-  'rollout.wave-started': z.strictObject({ rolloutId: RolloutId, wave: z.number().int().nonnegative(), nodes: z.array(NodeId), at: z.string() }),
+  /** A wave's nodes in `parts` events (part 0 … parts-1); the wave's commits go out with the last part. */
+  'rollout.wave-started': z.strictObject({ rolloutId: RolloutId, wave: z.number().int().nonnegative(), nodes: z.array(NodeId).max(NODE_LIST_CHUNK), part: z.number().int().nonnegative().default(0), parts: z.number().int().positive().default(1), at: z.string() }),
   'rollout.node-progressed': z.strictObject({ rolloutId: RolloutId, nodeId: NodeId, phase: ProgressPhase, bytesFetched: z.number().int().nonnegative().optional(), at: z.string() }),
   'rollout.node-completed': z.strictObject({ rolloutId: RolloutId, nodeId: NodeId, inventory: Inventory, bytesFetched: z.number().int().nonnegative().default(0), at: z.string() }),
   'rollout.node-failed': z.strictObject({ rolloutId: RolloutId, nodeId: NodeId, code: z.string().max(MAX.name), message: Text, at: z.string() }),

@@ -128,6 +128,7 @@ const discrepancy = { kind: 'API_UNPROVIDED', nodeId, package: 'billing', missin
 
 export const EVENT_EXAMPLES: Record<EventType, Record<string, unknown>> = {
   'rollout.created': { rolloutId, update, policy: { vote: { mode: 'atomic' }, voteTimeoutMs: 30_000, changeoverTimeoutMs: 120_000, unreachable: 'veto', waves: { canary: 1, size: '100%', successThreshold: 1 }, errorThreshold: 0, onErrorThreshold: 'pause' }, assignments: [assignment], unsupported: [], createdBy: 'alice', at },
+  'rollout.nodes-added': { rolloutId, selection: 0, nodes: [nodeId], at },
   'rollout.proposed': { rolloutId, attempt: 0, nodes: 12, dryRun: false, at },
   'rollout.vote-recorded': { rolloutId, attempt: 0, nodeId, decision: 'veto', verdicts: [verdictVeto], at },
   'rollout.node-unreachable': { rolloutId, attempt: 0, nodeIds: ['node-0003'], treatedAs: 'veto', at },
@@ -135,7 +136,7 @@ export const EVENT_EXAMPLES: Record<EventType, Record<string, unknown>> = {
   'rollout.forced': { rolloutId, by: 'alice', reason: 'month-end is over', nodes: [nodeId], at },
   'rollout.revote-requested': { rolloutId, by: 'alice', reason: 'retry', attempt: 1, at },
   'rollout.accepted': { rolloutId, attempt: 1, nodes: 12, excluded: [], at },
-  'rollout.wave-started': { rolloutId, wave: 0, nodes: [nodeId], at },
+  'rollout.wave-started': { rolloutId, wave: 0, nodes: [nodeId], part: 0, parts: 1, at },
   'rollout.node-progressed': { rolloutId, nodeId, phase: 'fetching', bytesFetched: 512, at },
   'rollout.node-completed': { rolloutId, nodeId, inventory, bytesFetched: 1024, at },
   'rollout.node-failed': { rolloutId, nodeId, code: 'HEALTH_CHECK_FAILED', message: 'GET /health answered 503', at },

@@ -1,4 +1,4 @@
-import { ChangeoverError, type Assignment, type ProgressReport, type RolloutPolicy, type SoftwareUpdate, type VoteReport } from '@changeover/contracts';
+import { ChangeoverError, NODE_LIST_CHUNK, type Assignment, type ProgressReport, type RolloutPolicy, type SoftwareUpdate, type VoteReport } from '@changeover/contracts';
 import { checkDependencies } from '../dependency-check/dependency-check.js';
 import { tally } from '../voting/vote-tally.js';
 import { nextWave, waveSucceeded } from '../waves/wave-plan.js';
@@ -66,7 +66,7 @@ export function decide(command: RolloutCommand, state: RolloutState): Decision {
       if (state.status !== 'paused') return invalidState(state, 'resume');
       const resumed = ev('rollout.resumed', { rolloutId: state.rolloutId, by: command.by, at: iso(command.now) });
       const nodes = state.counts.committing === 0 ? nextWave({ ...state }) : [];
-      return nodes.length ? [resumed, ev('rollout.wave-started', { rolloutId: state.rolloutId, wave: state.waves.length, nodes, at: iso(command.now) })] : [resumed];
+      return nodes.length ? [resumed, ...waveStarted(state, nodes, iso(command.now))] : [resumed];
     }
     case 'Verify':
       return verify(command, state);
@@ -87,10 +87,20 @@ function create(c: Extract<RolloutCommand, { type: 'Create' }>, state: RolloutSt
   const nodes = c.assignments.reduce((n, a) => n + a.nodes.length, 0);
   if (nodes === 0) return new ChangeoverError('VALIDATION_FAILED', 'the update targets no node');
   const at = iso(c.now);
-  return [
-    ev('rollout.created', { rolloutId: c.rolloutId, update: c.update, policy: c.policy, assignments: c.assignments, unsupported: c.unsupported, createdBy: c.createdBy, at }),
-    ev('rollout.proposed', { rolloutId: c.rolloutId, attempt: 0, nodes, dryRun: false, at }),
-  ];
+  const created = (assignments: Assignment[]) => ev('rollout.created', { rolloutId: c.rolloutId, update: c.update, policy: c.policy, assignments, unsupported: c.unsupported, createdBy: c.createdBy, at });
+  const proposed = ev('rollout.proposed', { rolloutId: c.rolloutId, attempt: 0, nodes, dryRun: false, at });
+  if (nodes <= NODE_LIST_CHUNK) return [created(c.assignments), proposed];
+  // A large fleet: the assignments without their nodes, then the nodes in parts.
+  const added = c.assignments.flatMap((a, selection) => chunks(a.nodes).map((part) => ev('rollout.nodes-added', { rolloutId: c.rolloutId, selection, nodes: part, at })));
+  return [created(c.assignments.map((a) => ({ ...a, nodes: [] }))), ...added, proposed];
+}
+
+const chunks = <T>(list: readonly T[]): T[][] => Array.from({ length: Math.ceil(list.length / NODE_LIST_CHUNK) }, (_, i) => list.slice(i * NODE_LIST_CHUNK, (i + 1) * NODE_LIST_CHUNK));
+
+/** A wave starts: its nodes in parts of NODE_LIST_CHUNK (one event for a small wave). */
+function waveStarted(state: ActiveState, nodes: string[], at: string): RolloutEvent[] {
+  const parts = chunks(nodes);
+  return parts.map((part, i) => ev('rollout.wave-started', { rolloutId: state.rolloutId, wave: state.waves.length, nodes: part, part: i, parts: parts.length, at }));
 }
 
 /** Checks a report is about this rollout and one of its nodes. */
@@ -118,7 +128,7 @@ function recordVote(c: Extract<RolloutCommand, { type: 'RecordVote' }>, state: A
   // A deferred node answering after the rollout went ahead: it gets a wave of its own.
   if (phase === 'deferred' && (state.status === 'applying' || state.status === 'verifying' || state.status === 'completed')) {
     if (r.decision === 'veto') return [recorded];
-    return [recorded, ev('rollout.wave-started', { rolloutId: state.rolloutId, wave: state.waves.length, nodes: [r.nodeId], at })];
+    return [recorded, ...waveStarted(state, [r.nodeId], at)];
   }
   return []; // late vote
 }
@@ -143,7 +153,7 @@ function conclude(state: ActiveState, overlay: Map<string, NodePhase>, vetoes: i
   const accepted = ev('rollout.accepted', { rolloutId: state.rolloutId, attempt: state.attempt, nodes: t.accepted, excluded: t.excluded, at });
   const nodes = nextWave({ policy: state.policy, assignments: state.assignments, nodes: state.nodes, overlay, waves: state.waves });
   if (nodes.length === 0) return [accepted]; // nothing to commit: evolve/verify finish it
-  return [accepted, ev('rollout.wave-started', { rolloutId: state.rolloutId, wave: state.waves.length, nodes, at })];
+  return [accepted, ...waveStarted(state, nodes, at)];
 }
 
 function force(c: Extract<RolloutCommand, { type: 'Force' }>, state: ActiveState): Decision {
@@ -169,7 +179,7 @@ function force(c: Extract<RolloutCommand, { type: 'Force' }>, state: ActiveState
   for (const n of t.excluded) overlay.set(n, 'excluded');
   const accepted = ev('rollout.accepted', { rolloutId: state.rolloutId, attempt: state.attempt, nodes: t.accepted, excluded: t.excluded, at });
   const nodes = nextWave({ policy: state.policy, assignments: state.assignments, nodes: state.nodes, overlay, waves: state.waves });
-  return nodes.length ? [forced, accepted, ev('rollout.wave-started', { rolloutId: state.rolloutId, wave: state.waves.length, nodes, at })] : [forced, accepted];
+  return nodes.length ? [forced, accepted, ...waveStarted(state, nodes, at)] : [forced, accepted];
 }
 
 function recordProgress(c: Extract<RolloutCommand, { type: 'RecordProgress' }>, state: ActiveState): Decision {
@@ -248,7 +258,7 @@ function afterOutcome(state: ActiveState, nodeIds: string | string[], outcome: '
   const failedNow = current.failed + ids.filter((n) => outcome === 'failed' && state.nodes.get(n)?.wave === state.waves.length - 1).length;
   if (waveSucceeded(policy, { nodes: current.nodes, completed: completedNow })) {
     const nodes = nextWave({ policy, assignments: state.assignments, nodes: state.nodes, overlay, waves: state.waves });
-    if (nodes.length) return [ev('rollout.wave-started', { rolloutId: state.rolloutId, wave: state.waves.length, nodes, at })];
+    if (nodes.length) return waveStarted(state, nodes, at);
   } else if (completedNow + failedNow === current.nodes.length && committing === 0) {
     const reason = `wave ${state.waves.length - 1} finished with ${completedNow} of ${current.nodes.length} nodes completed, below the success threshold ${policy.waves.successThreshold}`;
     return [ev('rollout.paused', { rolloutId: state.rolloutId, reason, failed, committed, at })];

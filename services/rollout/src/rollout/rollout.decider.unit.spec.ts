@@ -3,7 +3,7 @@ import { ChangeoverError } from '@changeover/contracts';
 import { decide, type Decision, type RolloutCommand } from './rollout.decider.js';
 import { fold, initialState, type RolloutState } from './rollout.state.js';
 import type { RolloutEvent } from './rollout.events.js';
-import { whyIgnored } from '../workflow/rollout.workflow.js';
+import { react, whyIgnored } from '../workflow/rollout.workflow.js';
 import { assignment, at, createCommand, inventory, progress, selected, vote } from '../testing/fixtures.js';
 
 /** Given the events these commands produce, when `command`, then the returned decision. */
@@ -241,5 +241,43 @@ describe('rollout decider: regress', () => {
     expect(after.status !== 'initial' && { regressing: after.counts.regressing, failed: after.counts.failed }).toEqual({ regressing: 0, failed: 1 });
     expect(types(given(three()).when({ type: 'Regress', now: at(200), by: 'bob', to: { kind: 'previous' }, reason: '' }))).toBe('INVALID_STATE');
     expect(types(g.when({ type: 'Regress', now: at(200), by: 'bob', nodes: ['zz'], to: { kind: 'previous' }, reason: '' }))).toBe('NOT_IN_ROLLOUT');
+  });
+});
+
+describe('rollout decider: fleets larger than one event holds', () => {
+  const ids = (n: number) => Array.from({ length: n }, (_, i) => `node-with-a-long-name-${String(i).padStart(6, '0')}`);
+  const big = () => createCommand([assignment(ids(12_001), [selected('app')], 'web'), assignment(['n-small'], [selected('tool')])]);
+
+  it('creates with the node lists in parts, each event small, and the state holds every node', () => {
+    const g = given();
+    const d = g.when(big()) as RolloutEvent[];
+    expect(types(d)).toEqual(['rollout.created', 'rollout.nodes-added', 'rollout.nodes-added', 'rollout.nodes-added', 'rollout.nodes-added', 'rollout.proposed']);
+    expect(d.map((e) => JSON.stringify(e.data).length).every((n) => n < 512 * 1024)).toBe(true);
+    expect((d[0]!.data as { assignments: { nodes: string[] }[] }).assignments.map((a) => a.nodes.length)).toEqual([0, 0]);
+    expect(d.slice(1, 5).map((e) => [(e.data as { selection: number }).selection, (e.data as { nodes: string[] }).nodes.length])).toEqual([[0, 5000], [0, 5000], [0, 2001], [1, 1]]);
+    const state = fold(d);
+    expect(state.status !== 'initial' && { voting: state.counts.voting, web: state.assignments[0]!.nodes.length, tool: state.assignments[1]!.nodes }).toEqual({ voting: 12_002, web: 12_001, tool: ['n-small'] });
+    // The created event's own lists were not grown by folding it.
+    expect((d[0]!.data as { assignments: { nodes: string[] }[] }).assignments[0]!.nodes).toEqual([]);
+  });
+
+  it('starts a large wave in parts and commits it once, with the last part, as one class broadcast', () => {
+    const all = [...ids(12_001), 'n-small'];
+    const g = given(big(), ...all.slice(0, -1).map((n) => v(vote(n))));
+    const d = g.when(v(vote('n-small'))) as RolloutEvent[];
+    expect(types(d)).toEqual(['rollout.vote-recorded', 'rollout.accepted', 'rollout.wave-started', 'rollout.wave-started', 'rollout.wave-started']);
+    expect(d.slice(2).map((e) => e.data)).toEqual([0, 1, 2].map((part) => expect.objectContaining({ wave: 0, part, parts: 3 })));
+    let state = g.state;
+    const actions = d.flatMap((e) => {
+      state = fold([e], state);
+      return react(state, e);
+    });
+    const commits = actions.filter((a) => a.kind === 'commit');
+    expect(commits).toHaveLength(2);
+    expect(commits).toEqual(expect.arrayContaining([
+      expect.objectContaining({ kind: 'commit', selection: 0, to: { kind: 'class', classId: 'web' } }),
+      expect.objectContaining({ kind: 'commit', selection: 1, to: { kind: 'nodes', nodeIds: ['n-small'] } }),
+    ]));
+    expect(state.status !== 'initial' && { committing: state.counts.committing, wave: state.waves[0]!.nodes.length }).toEqual({ committing: 12_002, wave: 12_002 });
   });
 });

@@ -115,7 +115,8 @@ export function evolve(state: RolloutState, event: RolloutEvent): RolloutState {
       rolloutId: d.rolloutId,
       update: d.update,
       policy: d.policy,
-      assignments: d.assignments,
+      // Copied: `rollout.nodes-added` grows these lists, and the event's own data must stay as written.
+      assignments: d.assignments.map((a) => ({ ...a, nodes: [...a.nodes] })),
       unsupported,
       createdBy: d.createdBy,
       createdAt: d.at,
@@ -137,6 +138,18 @@ export function evolve(state: RolloutState, event: RolloutEvent): RolloutState {
   const keep = (): RolloutState => ({ ...state, ...core }) as RolloutState;
 
   switch (event.type) {
+    case 'rollout.nodes-added': {
+      const d = event.data;
+      const a = core.assignments[d.selection];
+      if (!a) return keep();
+      for (const n of d.nodes) {
+        if (core.nodes.has(n)) continue;
+        core.nodes.set(n, { phase: 'voting', selection: d.selection });
+        core.counts.voting++;
+        a.nodes.push(n);
+      }
+      return keep();
+    }
     case 'rollout.proposed': {
       if (event.data.dryRun) return keep();
       return { ...core, status: 'voting', attempt: event.data.attempt, voteDeadline: new Date(Date.parse(event.data.at) + core.policy.voteTimeoutMs).toISOString() };
@@ -184,7 +197,9 @@ export function evolve(state: RolloutState, event: RolloutEvent): RolloutState {
       const wave = event.data.wave;
       for (const n of event.data.nodes) setPhase(core, n, 'committing', { wave });
       core.waves = [...core.waves];
-      core.waves[wave] = { nodes: event.data.nodes, startedAt: event.data.at, completed: 0, failed: 0 };
+      // A wave in parts: later parts add their nodes (copies, never the events' own lists).
+      const earlier = (event.data.part ?? 0) > 0 ? core.waves[wave] : undefined;
+      core.waves[wave] = earlier ? { ...earlier, nodes: [...earlier.nodes, ...event.data.nodes] } : { nodes: [...event.data.nodes], startedAt: event.data.at, completed: 0, failed: 0 };
       return keep();
     }
     case 'rollout.node-progressed':

@@ -65,10 +65,14 @@ export function react(state: RolloutState, event: RolloutEvent): Action[] {
       for (const r of recipients(state, nodesIn(state, 'voting'))) out.push({ kind: 'propose', ...r, attempt: state.attempt });
       out.push({ kind: 'schedule', timer: { name: 'vote', attempt: state.attempt }, at: state.voteDeadline });
       break;
-    case 'rollout.wave-started':
-      for (const r of recipients(state, event.data.nodes)) out.push({ kind: 'commit', ...r, attempt: state.attempt, forced: state.forced !== null });
+    case 'rollout.wave-started': {
+      // A wave in parts is committed once, with its last part: a whole class still gets one broadcast.
+      if ((event.data.part ?? 0) < (event.data.parts ?? 1) - 1) break;
+      const wave = state.waves[event.data.wave];
+      for (const r of recipients(state, wave?.nodes ?? event.data.nodes)) out.push({ kind: 'commit', ...r, attempt: state.attempt, forced: state.forced !== null });
       out.push({ kind: 'schedule', timer: { name: 'wave', wave: event.data.wave }, at: waveDeadline(state, event.data.wave) });
       break;
+    }
     case 'rollout.cancelled': {
       const inFlight = nodesIn(state, 'voting', 'accepted', 'committing', 'deferred');
       for (const r of recipients(state, inFlight)) out.push({ kind: 'abort', to: r.to, attempt: state.attempt, reason: `cancelled by ${event.data.by}: ${event.data.reason}` });
@@ -78,6 +82,7 @@ export function react(state: RolloutState, event: RolloutEvent): Action[] {
       for (const r of recipients(state, event.data.nodes)) out.push({ kind: 'regress', to: r.to, attempt: state.attempt, target: parseRegressTarget(event.data.to), reason: event.data.reason });
       break;
     case 'rollout.created':
+    case 'rollout.nodes-added':
     case 'rollout.vote-recorded':
     case 'rollout.node-unreachable':
     case 'rollout.blocked':
