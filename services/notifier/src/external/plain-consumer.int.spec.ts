@@ -58,7 +58,7 @@ describe('an outside system reading CHANGEOVER_EVENTS with a plain NATS client',
       events.cloudEvent('rollout.blocked', sample.blocked(r), `rollout-${r}`),
       events.cloudEvent('rollout.forced', { rolloutId: r, by: 'alice', reason: 'month closed', at }, `rollout-${r}`),
       events.cloudEvent('rollout.accepted', { rolloutId: r, attempt: 0, nodes: 2, excluded: [], at }, `rollout-${r}`),
-      events.cloudEvent('rollout.wave-started', { rolloutId: r, wave: 0, nodes: ['node-7', 'node-8'], at }, `rollout-${r}`),
+      events.cloudEvent('rollout.wave-started', { rolloutId: r, wave: 0, nodes: ['node-7', 'node-8'], part: 0, parts: 1, at }, `rollout-${r}`),
       events.cloudEvent('rollout.node-progressed', { rolloutId: r, nodeId: 'node-7', phase: 'switching', at }, `rollout-${r}`),
       events.cloudEvent('rollout.completed', sample.completed(r), `rollout-${r}`),
     ];
