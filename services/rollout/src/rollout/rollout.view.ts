@@ -1,5 +1,5 @@
 import type { RolloutSummary } from '@changeover/contracts';
-import { NODE_PHASE_LIST, type ActiveState } from './rollout.state.js';
+import { NODE_PHASE_LIST, type ActiveState, type NodePhase } from './rollout.state.js';
 
 /** The answer to `rollout show`: counts, waves, and for a stuck rollout who blocks it and how to go on. */
 export function summarize(state: ActiveState, version: number, opts: { nodes?: boolean } = {}): RolloutSummary {
@@ -41,12 +41,22 @@ function stuck(state: ActiveState): RolloutSummary['stuck'] {
     };
   }
   if (state.status === 'paused') {
-    const failed = [...state.nodes].filter(([, n]) => n.phase === 'failed').map(([n]) => n);
-    return { reason: state.reason, nodes: failed.slice(0, 1000), processes: [], hint: `changeover rollout resume ${id}   (or: changeover rollout regress ${id}, changeover rollout cancel ${id})` };
+    return { reason: state.reason, nodes: firstIn(state, 'failed'), processes: [], hint: `changeover rollout resume ${id}   (or: changeover rollout regress ${id}, changeover rollout cancel ${id})` };
   }
   if (state.status === 'voting') {
-    const waiting = [...state.nodes].filter(([, n]) => n.phase === 'voting').map(([n]) => n);
-    return { reason: `waiting for ${waiting.length} vote(s) until ${state.voteDeadline}`, nodes: waiting.slice(0, 1000), processes: [], hint: `changeover rollout watch ${id}` };
+    return { reason: `waiting for ${state.counts.voting} vote(s) until ${state.voteDeadline}`, nodes: firstIn(state, 'voting'), processes: [], hint: `changeover rollout watch ${id}` };
   }
   return null;
+}
+
+/** The first `max` nodes in a phase, without copying the node map (a summary is written every 100 ms of a 100,000-node vote). */
+function firstIn(state: ActiveState, phase: NodePhase, max = 1000): string[] {
+  const out: string[] = [];
+  if (state.counts[phase] === 0) return out;
+  for (const [id, n] of state.nodes) {
+    if (n.phase !== phase) continue;
+    out.push(id);
+    if (out.length === max) break;
+  }
+  return out;
 }
