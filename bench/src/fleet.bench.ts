@@ -73,6 +73,11 @@ async function main(): Promise<void> {
     sql.on('error', () => undefined); // dropping the database at the end ends this connection
     await sql.connect();
     await waitFor(`${nodes} nodes registered`, async () => Number((await sql.query(`SELECT count(*) AS n FROM registry_nodes WHERE class_id = 'bench' AND NOT stale`)).rows[0].n) >= nodes, { timeoutMs: 300_000, intervalMs: 500 });
+    // The rollout starts on a settled system: the registry has relayed the registration's events.
+    await waitFor('the registry relay caught up', async () => {
+      const text = await (await fetch(`${registry}/metrics`)).text();
+      return /^changeover_outbox_lag_events 0$/m.test(text);
+    }, { timeoutMs: 600_000, intervalMs: 500 });
 
     const blob = Buffer.from('bench module v2\n');
     const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
