@@ -15,3 +15,4 @@ export * from './notification-message.js';
 export * from './rollout-rpc.js';
 export * from './tokens-api.js';
 export * from './catalog/catalog.js';
+export * from './nats-creds.js';

@@ -1,20 +1,8 @@
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { ChangeoverError, CreateSubscriptionRequest, parse } from '@changeover/contracts';
+import { ChangeoverError, CreateSubscriptionRequest, NatsCredsFile, parse } from '@changeover/contracts';
 import { AuthEnv, type AuthConfig } from '@changeover/http-auth';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
-/** NATS_CREDS: the path of a readable NATS .creds file (user JWT and nkey seed). */
-const CredsFile = z
-  .string()
-  .min(1)
-  .refine((p) => {
-    try {
-      return readFileSync(p, 'utf8').includes('BEGIN NATS USER JWT');
-    } catch {
-      return false;
-    }
-  }, 'must be a readable NATS .creds file');
 
 /** Optional JSON for subscriptions that exist from start-up (one object or an array), e.g. a Slack channel. */
 const DefaultSubscriptions = z
@@ -37,7 +25,7 @@ export const NotifierConfig = z.object({
   DATABASE_URL: z.string().min(1),
   NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222'),
   /** The notifier's own NATS user (.creds path); unset: no NATS authentication. */
-  NATS_CREDS: CredsFile.optional(),
+  NATS_CREDS: NatsCredsFile.optional(),
   NOTIFIER_HTTP_PORT: int(0, 65535).default(7103),
   NOTIFIER_CONSUMER_NAME: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).default('notifier'),
   NOTIFIER_MAX_ATTEMPTS: int(1, 100).default(8),

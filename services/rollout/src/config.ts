@@ -1,29 +1,17 @@
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { hostname } from 'node:os';
-import { parse } from '@changeover/contracts';
+import { NatsCredsFile, parse } from '@changeover/contracts';
 import { CLUSTER_FAULT_POINTS, type ClusterFaultPoint } from './cluster-version/cluster-version.service.js';
 import { AuthEnv, type AuthConfig } from '@changeover/http-auth';
 
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
-/** NATS_CREDS: the path of a readable NATS .creds file (user JWT and nkey seed). */
-const CredsFile = z
-  .string()
-  .min(1)
-  .refine((p) => {
-    try {
-      return readFileSync(p, 'utf8').includes('BEGIN NATS USER JWT');
-    } catch {
-      return false;
-    }
-  }, 'must be a readable NATS .creds file');
 
 /** Every variable the rollout service reads, validated once at start-up. */
 export const RolloutConfigSchema = z.object({
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\/\S+$/, 'must be a postgres:// URL').default('postgres://postgres@127.0.0.1:5432/changeover'),
   NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222'),
   /** The rollout service's own NATS user (.creds path); unset: no NATS authentication. */
-  NATS_CREDS: CredsFile.optional(),
+  NATS_CREDS: NatsCredsFile.optional(),
   ROLLOUT_HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(7102),
   ROLLOUT_HTTP_HOST: z.string().min(1).default('0.0.0.0'),
   ROLLOUT_INSTANCE_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must match [A-Za-z0-9_.-]{1,64}').default(`${hostname().slice(0, 40)}-${process.pid}`),

@@ -1,22 +1,12 @@
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { NatsCredsFile } from '@changeover/contracts';
 
 /** Every variable the stand-alone relay reads; a bad value stops start-up with a clear message. */
 export const RelayConfig = z.object({
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\/\S+$/, 'must be a postgres:// connection string'),
   NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222'),
   /** The relay's own NATS user (.creds path, a `relay` service user); unset: no NATS authentication. */
-  NATS_CREDS: z
-    .string()
-    .min(1)
-    .refine((p) => {
-      try {
-        return readFileSync(p, 'utf8').includes('BEGIN NATS USER JWT');
-      } catch {
-        return false;
-      }
-    }, 'must be a readable NATS .creds file')
-    .optional(),
+  NATS_CREDS: NatsCredsFile.optional(),
   RELAY_NAME: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/).default('outbox-relay'),
   RELAY_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(1000),
   RELAY_SOURCE: z.string().min(1).max(256).default('changeover'),
