@@ -36,8 +36,14 @@ export class LeaseStore {
     return r.rows.map((x) => x.rollout_id);
   }
 
-  /** Makes sure someone will own the rollout (an unowned, already expired row). */
-  async ensure(rolloutId: string): Promise<void> {
+  /** Makes sure someone will own the rollout: an unowned, already expired row, or one this instance holds. */
+  async ensure(rolloutId: string, opts: { claim?: boolean } = {}): Promise<void> {
+    // Claimed (a rollout being created here): ours until it expires, so another instance does not adopt it
+    // between the creator's first append and its acquire; if the creator dies, the lease expires as any.
+    if (opts.claim) {
+      await this.pool.query(`INSERT INTO rollout_leases (rollout_id, owner, expires_at) VALUES ($1, $2, now() + $3 * interval '1 millisecond') ON CONFLICT (rollout_id) DO NOTHING`, [rolloutId, this.owner, this.leaseMs]);
+      return;
+    }
     await this.pool.query(`INSERT INTO rollout_leases (rollout_id, owner, expires_at) VALUES ($1, '', to_timestamp(0)) ON CONFLICT (rollout_id) DO NOTHING`, [rolloutId]);
   }
 

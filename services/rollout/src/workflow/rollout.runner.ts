@@ -17,7 +17,7 @@ export interface EventLog {
 export interface RunnerDeps {
   store: EventLog;
   send(state: ActiveState, action: Extract<Action, { kind: 'propose' | 'commit' | 'abort' | 'regress' }>): Promise<void>;
-  leases: { release(id: string): Promise<void>; ensure(id: string): Promise<void> };
+  leases: { release(id: string): Promise<void>; ensure(id: string, opts?: { claim?: boolean }): Promise<void> };
   /** After every append: the projection, and a nudge to the owning instance. */
   appended(state: ActiveState, version: number, byOwner: boolean): void;
   /** Writes the projection row now: done before a finished rollout's lease goes, as nothing would rewrite it later. */
@@ -173,8 +173,9 @@ export class RolloutRunner {
         throw decision;
       }
       if (decision.length === 0) return { state, version, events: [] };
-      // A lease row before the stream exists: a crash right after the first append must not leave a rollout nobody adopts.
-      if (version === 0) await this.deps.leases.ensure(id);
+      // A lease row before the stream exists: a crash right after the first append must not leave a rollout
+      // nobody adopts. It is this instance's, which acquires it right after the append.
+      if (version === 0) await this.deps.leases.ensure(id, { claim: true });
       try {
         const r = await this.deps.store.append(rolloutStreamId(id), version === 0 ? 'no-stream' : version, decision.map((e) => this.toNew(e, actor, rolloutTraceContext(stored[0]))));
         const before = state;
