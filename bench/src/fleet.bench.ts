@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,7 +36,7 @@ const adminToken = randomBytes(32).toString('hex');
 function start(name: string, pkg: string, argv: string[], env: Record<string, string>): ChildProcess {
   const out = openSync(join(tmpdir(), `changeover-bench-${name}.log`), 'w');
   const profile = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${resolve(cpuProfDir)}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
-  const child = spawn(process.execPath, [...profile, join(root, pkg, 'dist/main.js'), ...argv], { env: { ...process.env, ...env }, stdio: ['ignore', out, out] });
+  const child = spawn(process.execPath, [...profile, join(root, pkg, 'dist/main.js'), ...argv], { env: { ...process.env, ...(process.env['BENCH_NODE_OPTIONS'] ? { NODE_OPTIONS: process.env['BENCH_NODE_OPTIONS'] } : {}), ...env }, stdio: ['ignore', out, out] });
   children.push(child);
   return child;
 }
@@ -46,6 +46,31 @@ async function http<T>(method: string, url: string, body?: unknown): Promise<T> 
   const text = await res.text();
   if (!res.ok) throw new Error(`${method} ${url} → ${res.status} ${text.slice(0, 300)}`);
   return JSON.parse(text) as T;
+}
+
+/** CPU time (user + system, ms) of every process on the machine, by role: where the rollout's CPU went. */
+async function cpuByRole(roles: Map<number, string>): Promise<Record<string, number>> {
+  const tick = 100; // USER_HZ on Linux
+  const out: Record<string, number> = {};
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    if (!stat) continue;
+    const close = stat.lastIndexOf(')');
+    const comm = stat.slice(stat.indexOf('(') + 1, close);
+    const fields = stat.slice(close + 2).split(' ');
+    const ms = ((Number(fields[11]) + Number(fields[12])) * 1000) / tick;
+    const role = roles.get(Number(entry)) ?? (comm.startsWith('postgres') ? 'postgres' : comm.startsWith('nats-server') ? 'nats' : 'other');
+    out[role] = (out[role] ?? 0) + ms;
+  }
+  return out;
+}
+
+function cpuDelta(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [role, ms] of Object.entries(after)) if (role !== 'other') out[role] = Math.round(ms - (before[role] ?? 0));
+  out['total'] = Object.values(out).reduce((a, b) => a + b, 0);
+  return out;
 }
 
 async function peakRssMb(pid: number): Promise<number> {
@@ -60,7 +85,7 @@ async function main(): Promise<void> {
   try {
     const [registryPort, rolloutPort] = await Promise.all([freePort(), freePort()]);
     const common = { DATABASE_URL: db.url, NATS_URL: nats.url, LOG_LEVEL: 'warn', OTEL_SDK_DISABLED: 'true', CHANGEOVER_ADMIN_TOKEN: adminToken };
-    start('registry', 'services/registry', [], { ...common, REGISTRY_HTTP_PORT: String(registryPort), REGISTRY_STALE_AFTER_MS: '600000' });
+    const registryProc = start('registry', 'services/registry', [], { ...common, REGISTRY_HTTP_PORT: String(registryPort), REGISTRY_STALE_AFTER_MS: '600000' });
     const registry = `http://127.0.0.1:${registryPort}`;
     await waitFor('the registry', () => fetch(`${registry}/health`).then((r) => r.ok), { timeoutMs: 60_000, intervalMs: 200 });
     const rolloutProc = start('rollout', 'services/rollout', [], { ...common, ROLLOUT_HTTP_PORT: String(rolloutPort) });
@@ -68,7 +93,7 @@ async function main(): Promise<void> {
     await waitFor('the rollout service', () => fetch(`${rollout}/health`).then((r) => r.ok), { timeoutMs: 60_000, intervalMs: 200 });
 
     say(`starting ${nodes} simulated nodes`);
-    start('fleet', 'services/node-agent', ['--simulate', String(nodes), '--class', 'bench', '--node-prefix', 'b', '--heartbeat-ms', '600000'], { NATS_URL: nats.url, LOG_LEVEL: 'warn' });
+    const fleetProc = start('fleet', 'services/node-agent', ['--simulate', String(nodes), '--class', 'bench', '--node-prefix', 'b', '--heartbeat-ms', '600000'], { NATS_URL: nats.url, LOG_LEVEL: 'warn' });
     const sql = new pg.Client({ connectionString: db.url });
     sql.on('error', () => undefined); // dropping the database at the end ends this connection
     await sql.connect();
@@ -87,7 +112,10 @@ async function main(): Promise<void> {
     });
 
     say('rollout started');
+    const roles = new Map<number, string>([[registryProc.pid!, 'registry'], [rolloutProc.pid!, 'rollout'], [fleetProc.pid!, 'fleet'], [process.pid, 'bench']]);
+    const cpuBefore = await cpuByRole(roles);
     const t0 = performance.now();
+    const monoStartUs = process.hrtime.bigint() / 1000n;
     const created = await http<{ rolloutId: string }>('POST', `${rollout}/rollouts`, {
       update: { description: 'bench', targets: [{ classes: ['bench'], packages: [{ name: 'bench-app', version: '2.0.0' }] }] },
       policy: { waves: { canary: 0, size: '100%', successThreshold: 1 }, voteTimeoutMs: 600_000, changeoverTimeoutMs: 600_000 },
@@ -98,6 +126,9 @@ async function main(): Promise<void> {
       return ['completed', 'failed', 'aborted', 'cancelled', 'blocked', 'paused'].includes(status);
     }, { timeoutMs: 1_800_000, intervalMs: 100 });
     const wallMs = performance.now() - t0;
+    const cpuMs = cpuDelta(cpuBefore, await cpuByRole(roles));
+    // The profiles' timestamps are on the same monotonic clock: this window is the rollout's part of them.
+    if (cpuProfDir) await mkdir(resolve(cpuProfDir), { recursive: true }).then(() => writeFile(join(resolve(cpuProfDir), 'rollout-window.json'), JSON.stringify({ startUs: Number(monoStartUs), endUs: Number(process.hrtime.bigint() / 1000n) })));
     if (status !== 'completed') throw new Error(`rollout ended ${status}`);
     const orchestratorRssMb = await peakRssMb(rolloutProc.pid!);
 
@@ -132,12 +163,14 @@ async function main(): Promise<void> {
       phasesMs,
       eventsAppended,
       orchestratorRssMb,
+      cpuMs,
       floor: { roundTrips: floor.roundTrips, natsMs: Math.round(floor.natsMs), events: floor.events, insertMs: Math.round(floor.insertMs) },
     };
     if (json) console.log(JSON.stringify(result));
     else {
       console.log(`fleet rollout over ${nodes} simulated nodes: ${result.wallMs} ms (phases ${JSON.stringify(phasesMs)})`);
       console.log(`floor: ${floor.roundTrips} NATS round trips ${result.floor.natsMs} ms + ${floor.events} event rows ${result.floor.insertMs} ms = ${result.floorMs} ms`);
+      console.log(`CPU during the rollout (ms, by process): ${JSON.stringify(cpuMs)}`);
       console.log(`ratio ${result.ratio} (target ≤ 2 at 10,000 nodes); orchestrator peak RSS ${orchestratorRssMb} MB (target ≤ 512 MB at 10,000)`);
     }
   } finally {
