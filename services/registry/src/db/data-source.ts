@@ -4,6 +4,7 @@ import { ENTITIES } from './entities.js';
 import { RegistryInit1732350000000 } from './migrations/1732350000000-registry-init.js';
 import { NodeReportedInventory1764100000000 } from './migrations/1764100000000-node-reported-inventory.js';
 import { NodeCredentials1764300000000 } from './migrations/1764300000000-node-credentials.js';
+import { FinishedRollouts1764500000000 } from './migrations/1764500000000-finished-rollouts.js';
 
 /** Connects and brings the registry schema up to date (once, when several instances start together). */
 export async function openDatabase(url: string): Promise<DataSource> {
@@ -11,7 +12,7 @@ export async function openDatabase(url: string): Promise<DataSource> {
     type: 'postgres',
     url,
     entities: ENTITIES,
-    migrations: [RegistryInit1732350000000, NodeReportedInventory1764100000000, NodeCredentials1764300000000],
+    migrations: [RegistryInit1732350000000, NodeReportedInventory1764100000000, NodeCredentials1764300000000, FinishedRollouts1764500000000],
     migrationsTableName: 'registry_migrations',
     synchronize: false,
     logging: false,

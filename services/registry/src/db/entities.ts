@@ -51,4 +51,11 @@ export class RolloutRefRow {
   @PrimaryColumn({ type: 'text' }) version: string;
 }
 
-export const ENTITIES = [PackageRow, NodeRow, ClassRow, RolloutRefRow];
+/** Rollouts that finished: a late "created" event of one of them records no references. */
+@Entity({ name: 'registry_finished_rollouts' })
+export class FinishedRolloutRow {
+  @PrimaryColumn({ type: 'text', name: 'rollout_id' }) rolloutId: string;
+  @Column({ type: 'timestamptz', name: 'finished_at' }) finishedAt: Date;
+}
+
+export const ENTITIES = [PackageRow, NodeRow, ClassRow, RolloutRefRow, FinishedRolloutRow];

@@ -1,13 +1,19 @@
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, JetStreamApiError, jetstream, jetstreamManager, type ConsumerConfig, type ConsumerMessages, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { eventSubject, fromCloudEventType, isChangeoverError, packageId, parseCloudEvent, ROOT, STREAMS, type PackageRef } from '@changeover/contracts';
+import { eventSubject, fromCloudEventType, isChangeoverError, packageId, parseCloudEvent, STREAMS, type PackageRef } from '@changeover/contracts';
 import type { SqlPool } from '../db/sql.js';
 import type { Logger } from '../observability.js';
 
-const DURABLE = 'registry-rollout-refs';
-const FINISHED = new Set(['rollout.completed', 'rollout.failed', 'rollout.cancelled']);
-/** The subjects of the only events that change references: the rest of a rollout's stream (20,000 events for 10,000 nodes) is acked unread. */
-const RELEVANT = new Set(['rollout.created', ...FINISHED].map(eventSubject));
+/** The one consumer that used to take every rollout event (and ack all but these four unread). */
+const LEGACY_DURABLE = 'registry-rollout-refs';
+const FINISHED = ['rollout.completed', 'rollout.failed', 'rollout.cancelled'] as const;
+/** The only rollout events that change references, each followed by a consumer of its own subject. */
+export const REF_EVENT_TYPES = ['rollout.created', ...FINISHED] as const;
+/** Durable consumer of one event type (shared by registry instances): registry-refs-rollout-created, … */
+export const refsDurable = (type: (typeof REF_EVENT_TYPES)[number]) => `registry-refs-${type.replace('.', '-')}`;
+/** Two-key advisory lock class (the single-key locks used elsewhere are another key space). */
+const REFS_LOCK_CLASS = 0x52454653; // 'REFS'
+const CONSUMER_NOT_FOUND = 10014;
 
 /** Pure: what one rollout event means for the set of packages unfinished rollouts reference. */
 export function refChange(type: string, data: unknown): { rolloutId: string; add: PackageRef[] } | { rolloutId: string; remove: true } | null {
@@ -18,56 +24,107 @@ export function refChange(type: string, data: unknown): { rolloutId: string; add
     for (const t of d.update?.targets ?? []) for (const p of t.packages) refs.set(packageId(p), { name: p.name, version: p.version });
     return { rolloutId: d.rolloutId, add: [...refs.values()] };
   }
-  return FINISHED.has(type) ? { rolloutId: d.rolloutId, remove: true } : null;
+  return (FINISHED as readonly string[]).includes(type) ? { rolloutId: d.rolloutId, remove: true } : null;
 }
 
 /**
- * Follows rollout events on CHANGEOVER_EVENTS (durable consumer shared by registry instances) to
- * know which package versions unfinished rollouts reference, so retention never prunes them.
+ * Applies one reference change. The created and finished events arrive on separate consumers, so in
+ * any order: a finished rollout is recorded (and its references dropped), and a created event of a
+ * rollout recorded as finished adds nothing. Both take the rollout's lock, so they never interleave.
+ */
+export async function applyRefChange(db: SqlPool, change: NonNullable<ReturnType<typeof refChange>>): Promise<void> {
+  await db.transaction(async (tx) => {
+    await tx.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [REFS_LOCK_CLASS, change.rolloutId]);
+    if ('remove' in change) {
+      await tx.query('INSERT INTO registry_finished_rollouts (rollout_id) VALUES ($1) ON CONFLICT DO NOTHING', [change.rolloutId]);
+      await tx.query('DELETE FROM registry_rollout_refs WHERE rollout_id = $1', [change.rolloutId]);
+    } else if (change.add.length > 0) {
+      await tx.query(
+        `INSERT INTO registry_rollout_refs (rollout_id, name, version) SELECT $1, n, v FROM unnest($2::text[], $3::text[]) AS r(n, v)
+         WHERE NOT EXISTS (SELECT 1 FROM registry_finished_rollouts WHERE rollout_id = $1) ON CONFLICT DO NOTHING`,
+        [change.rolloutId, change.add.map((p) => p.name), change.add.map((p) => p.version)],
+      );
+    }
+  });
+}
+
+const notFound = (e: unknown) => e instanceof JetStreamApiError && e.code === CONSUMER_NOT_FOUND;
+
+/**
+ * Creates the consumers that are missing. Where the one-consumer-for-everything of earlier versions
+ * exists, they start after what it acknowledged (so a rollout it saw finish is not replayed from
+ * its created event alone) and it is then deleted; otherwise from the start of the stream.
+ */
+async function ensureConsumers(jsm: JetStreamManager): Promise<void> {
+  const legacy = await jsm.consumers.info(STREAMS.events, LEGACY_DURABLE).catch((e: unknown) => {
+    if (notFound(e)) return null;
+    throw e;
+  });
+  const start: Partial<ConsumerConfig> = legacy ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: legacy.ack_floor.stream_seq + 1 } : { deliver_policy: DeliverPolicy.All };
+  for (const type of REF_EVENT_TYPES) {
+    const durable = refsDurable(type);
+    const exists = await jsm.consumers.info(STREAMS.events, durable).then(
+      () => true,
+      (e: unknown) => {
+        if (notFound(e)) return false;
+        throw e;
+      },
+    );
+    if (exists) continue;
+    try {
+      await jsm.consumers.add(STREAMS.events, { durable_name: durable, filter_subject: eventSubject(type), ack_policy: AckPolicy.Explicit, ...start });
+    } catch (e) {
+      // Another instance created it meanwhile (perhaps from another start): it is used as it is.
+      await jsm.consumers.info(STREAMS.events, durable).catch(() => {
+        throw e;
+      });
+    }
+  }
+  if (legacy) await jsm.consumers.delete(STREAMS.events, LEGACY_DURABLE).catch((e: unknown) => (notFound(e) ? true : Promise.reject(e)));
+}
+
+/**
+ * Follows the rollout events that change references on CHANGEOVER_EVENTS (one durable consumer per
+ * event subject, shared by registry instances: none of the rest of a rollout's events is delivered)
+ * to know which package versions unfinished rollouts reference, so retention never prunes them.
  * Waits in the background for the stream to exist.
  */
 export async function startRolloutRefs(nc: NatsConnection, db: SqlPool, log: Logger, retryMs = 2000): Promise<{ stop(): Promise<void> }> {
   let stopped = false;
-  let messages: ConsumerMessages | undefined;
+  const open: ConsumerMessages[] = [];
   let timer: NodeJS.Timeout | undefined;
-  const apply = async (type: string, data: unknown) => {
-    const change = refChange(type, data);
-    if (!change) return;
-    if ('remove' in change) await db.query('DELETE FROM registry_rollout_refs WHERE rollout_id = $1', [change.rolloutId]);
-    else if (change.add.length > 0) {
-      await db.query(
-        `INSERT INTO registry_rollout_refs (rollout_id, name, version) SELECT $1, n, v FROM unnest($2::text[], $3::text[]) AS r(n, v) ON CONFLICT DO NOTHING`,
-        [change.rolloutId, change.add.map((p) => p.name), change.add.map((p) => p.version)],
-      );
-    }
-  };
+  const follow = (messages: ConsumerMessages) =>
+    void (async () => {
+      for await (const m of messages) {
+        try {
+          const ce = parseCloudEvent(m.json());
+          const change = refChange(fromCloudEventType(ce.type), ce.data);
+          if (change) await applyRefChange(db, change);
+          m.ack();
+        } catch (err) {
+          // Unknown or malformed events are skipped; a database failure is retried by redelivery.
+          if (isChangeoverError(err, 'VALIDATION_FAILED') || isChangeoverError(err, 'NOT_FOUND')) m.ack();
+          else m.nak(1000);
+          log.warn({ err }, 'rollout event not applied');
+        }
+      }
+    })();
   const attach = async () => {
     if (stopped) return;
     try {
       const jsm = await jetstreamManager(nc);
       await jsm.streams.info(STREAMS.events);
-      await jsm.consumers.add(STREAMS.events, { durable_name: DURABLE, filter_subject: `${ROOT}.events.rollout.>`, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All });
-      const consumer = await jetstream(nc).consumers.get(STREAMS.events, DURABLE);
-      messages = await consumer.consume();
-      void (async () => {
-        for await (const m of messages!) {
-          if (!RELEVANT.has(m.subject)) {
-            m.ack();
-            continue;
-          }
-          try {
-            const ce = parseCloudEvent(m.json());
-            await apply(fromCloudEventType(ce.type), ce.data);
-            m.ack();
-          } catch (err) {
-            // Unknown or malformed events are skipped; a database failure is retried by redelivery.
-            if (isChangeoverError(err, 'VALIDATION_FAILED') || isChangeoverError(err, 'NOT_FOUND')) m.ack();
-            else m.nak(1000);
-            log.warn({ err }, 'rollout event not applied');
-          }
-        }
-      })();
+      await ensureConsumers(jsm);
+      const js = jetstream(nc);
+      for (const type of REF_EVENT_TYPES) {
+        const messages = await (await js.consumers.get(STREAMS.events, refsDurable(type))).consume();
+        open.push(messages);
+        follow(messages);
+      }
+      // Stopped while attaching: what was opened after stop() closed the rest is closed too.
+      if (stopped) await Promise.all(open.splice(0).map((m) => m.close()));
     } catch (err) {
+      await Promise.all(open.splice(0).map((m) => m.close()));
       log.debug({ err }, `${STREAMS.events} not available yet; rollout references retried`);
       timer = setTimeout(() => void attach(), retryMs);
     }
@@ -77,7 +134,7 @@ export async function startRolloutRefs(nc: NatsConnection, db: SqlPool, log: Log
     async stop() {
       stopped = true;
       if (timer) clearTimeout(timer);
-      await messages?.close();
+      await Promise.all(open.splice(0).map((m) => m.close()));
     },
   };
 }
