@@ -85,13 +85,15 @@ export class NodeRepository {
   async recordInventories(m: Sql, batch: readonly { nodeId: string; inventory: Inventory }[]): Promise<Map<string, string | null>> {
     if (batch.length === 0) return new Map();
     const sorted = [...batch].sort((a, b) => (a.nodeId < b.nodeId ? -1 : 1));
+    // The inventories go as one JSON document, not as a jsonb[] literal: no per-element quoting and
+    // escaping of thousands of JSON texts on the way out (most of this write's client time).
     const rows = await m.query<{ node_id: string; old: string | null }>(
-      `WITH v AS (SELECT * FROM unnest($1::text[], $2::jsonb[], $3::text[]) AS v(node_id, inventory, digest)),
+      `WITH v AS (SELECT * FROM jsonb_to_recordset($2::jsonb) AS v(node_id text, inventory jsonb, digest text)),
             o AS (SELECT n.node_id, n.inventory_digest AS old FROM registry_nodes n WHERE n.node_id = ANY($1::text[]) ORDER BY n.node_id FOR UPDATE)
        UPDATE registry_nodes n SET inventory = v.inventory, inventory_digest = v.digest, reported_inventory_digest = v.digest
        FROM v JOIN o USING (node_id) WHERE n.node_id = v.node_id
        RETURNING n.node_id, o.old`,
-      [sorted.map((b) => b.nodeId), sorted.map((b) => JSON.stringify(b.inventory)), sorted.map((b) => b.inventory.digest)],
+      [sorted.map((b) => b.nodeId), JSON.stringify(sorted.map((b) => ({ node_id: b.nodeId, inventory: b.inventory, digest: b.inventory.digest })))],
     );
     return new Map(rows.map((r) => [r.node_id, r.old]));
   }
