@@ -14,16 +14,15 @@ import {
   type VersionRange,
   type VoteReport,
 } from '@changeover/contracts';
-import { analyzeProposal } from '../affected/affected-processes.js';
-import { toView, withResidents } from './views.js';
-import { emptyState, inventoryOf, mergeSet, upsertRecord, type NodeState, type RolloutRecord, type StoredPackage } from '../model/state.js';
+import { analyzeProposalOn } from './views.js';
+import { emptyState, internSet, internState, inventoryOf, mergeSet, upsertRecord, type NodeState, type RolloutRecord, type StoredPackage } from '../model/state.js';
 import { ownVerdicts } from '../voting/own-verdicts.js';
 import { signatureVerdicts } from '../voting/signed-proposal.js';
 import { runChangeover, type ChangeoverOutcome } from './changeover.js';
-import { localDeadline, withDeadline } from './deadline.js';
-import { selectModules } from './select-modules.js';
+import { allOf, localDeadline, withDeadline } from './deadline.js';
+import { selectModules, storedPackageFor } from './select-modules.js';
 import type { CoreOptions, EvaluateVerdict } from './ports.js';
-import { traceUnit, vetoMetrics, type AgentTrace, type TraceParent } from './agent-tracing.js';
+import { step, traceUnit, vetoMetrics, type AgentTrace, type TraceParent } from './agent-tracing.js';
 
 export type NodePhase = HeartbeatReport['phase'];
 
@@ -32,6 +31,15 @@ export interface AgentInfo {
   agentVersion: string;
   clusterVersions: VersionRange;
   characteristics: HelloReport['characteristics'];
+}
+
+const proposedKeys = new WeakMap<ProposeCommand['packages'], string[]>();
+
+/** `name@version` of each proposed package (one list per proposal, shared read-only by the nodes it reaches). */
+function proposedKeysOf(packages: ProposeCommand['packages']): string[] {
+  let keys = proposedKeys.get(packages);
+  if (!keys) proposedKeys.set(packages, (keys = packages.map((p) => `${p.name}@${p.version}`)));
+  return keys;
 }
 
 export type AnyCommand =
@@ -64,10 +72,10 @@ export class AgentCore {
 
   /** Loads the store; an interrupted changeover is regressed to the last good set and reported. */
   async start(): Promise<void> {
-    this.state = await this.opts.store.load();
+    this.state = internState(await this.opts.store.load());
     const journal = this.state.journal;
     if (journal) {
-      this.state = { ...this.state, active: journal.from.active, previous: journal.from.previous, journal: null };
+      this.state = { ...this.state, active: internSet(journal.from.active), previous: internSet(journal.from.previous), journal: null };
       const rec = this.record(journal.rolloutId) ?? { rolloutId: journal.rolloutId };
       const final = this.progress(journal.rolloutId, journal.attempt, 'regressed', {
         error: { code: 'INTERRUPTED', message: `the node restarted during a ${journal.kind} (step ${journal.step}); regressed to the last good set` },
@@ -178,9 +186,9 @@ export class AgentCore {
     }
     this.phase = 'voting';
     try {
-      const vote = await unit.step('agent.vote', () => this.vote(cmd, unit), { 'changeover.attempt': cmd.attempt });
+      const vote = await step(unit, 'agent.vote', () => this.vote(cmd, unit), { 'changeover.attempt': cmd.attempt });
       if (vote.decision === 'veto') unit.keep('veto');
-      if (!cmd.dryRun) await this.saveRecord({ ...(rec ?? { rolloutId: cmd.rolloutId }), voteAttempt: cmd.attempt, vote, proposed: cmd.packages.map((p) => `${p.name}@${p.version}`), aborted: false });
+      if (!cmd.dryRun) await this.saveRecord({ ...(rec ?? { rolloutId: cmd.rolloutId }), voteAttempt: cmd.attempt, vote, proposed: proposedKeysOf(cmd.packages), aborted: false });
       this.opts.sink.publish(this.nodeId, 'vote', vote);
     } finally {
       this.phase = 'idle';
@@ -188,10 +196,12 @@ export class AgentCore {
   }
 
   private async vote(cmd: ProposeCommand, unit: AgentTrace): Promise<VoteReport> {
-    const running = this.opts.runtime.running();
-    const analysis = withResidents(analyzeProposal(this.state.active.map(toView), cmd.packages.map(toView), running), this.opts.runtime);
+    const analysis = analyzeProposalOn(this.state.active, cmd.packages, this.opts.runtime);
     let bytesNeeded = 0;
-    for (const m of analysis.changedModules) if (!(await this.opts.store.hasBlob(m.digest))) bytesNeeded += m.size ?? 0;
+    for (const m of analysis.changedModules) {
+      const has = this.opts.store.hasBlob(m.digest);
+      if (!(typeof has === 'boolean' ? has : await has)) bytesNeeded += m.size ?? 0;
+    }
     const own = ownVerdicts({
       processorType: this.opts.identity.processorType,
       packages: cmd.packages,
@@ -204,18 +214,22 @@ export class AgentCore {
     if (badSignatures.length) this.opts.counters.inc('agent_signature_failures_total');
     own.push(...badSignatures);
     const deadline = localDeadline(cmd.voteTimeoutMs);
-    const processVerdicts = await Promise.all(
-      analysis.affected.map(async (a): Promise<Verdict> => {
-        const v = await withDeadline<EvaluateVerdict>(
-          this.opts.runtime.evaluate(a.processId, { kind: 'evaluate', rolloutId: cmd.rolloutId, attempt: cmd.attempt, changes: analysis.changes, replacedModules: analysis.replacedModules, why: a.why, deadlineMs: deadline }),
-          deadline,
-          () => ({ decision: 'veto', reason: 'NO_ANSWER', message: `no answer within ${deadline} ms` }),
-          (e) => ({ decision: 'veto', reason: 'NO_ANSWER', message: `evaluate failed: ${e instanceof Error ? e.message : String(e)}`.slice(0, 4000) }),
-        );
-        return { processId: a.processId, module: a.module, ...v };
-      }),
+    // Every process is asked at once; a runtime's answers already at hand are taken without waiting.
+    const answers = analysis.affected.map((a) =>
+      withDeadline<EvaluateVerdict>(
+        this.opts.runtime.evaluate(a.processId, { kind: 'evaluate', rolloutId: cmd.rolloutId, attempt: cmd.attempt, changes: analysis.changes, replacedModules: analysis.replacedModules, why: a.why, deadlineMs: deadline }),
+        deadline,
+        () => ({ decision: 'veto', reason: 'NO_ANSWER', message: `no answer within ${deadline} ms` }),
+        (e) => ({ decision: 'veto', reason: 'NO_ANSWER', message: `evaluate failed: ${e instanceof Error ? e.message : String(e)}`.slice(0, 4000) }),
+      ),
     );
-    const verdicts = [...own, ...processVerdicts];
+    const settled = allOf(answers);
+    const evaluated = Array.isArray(settled) ? settled : await settled;
+    const verdicts: Verdict[] = own;
+    for (let i = 0; i < evaluated.length; i++) {
+      const a = analysis.affected[i]!;
+      verdicts.push({ processId: a.processId, module: a.module, ...evaluated[i]! });
+    }
     const vetoed = verdicts.some((v) => v.decision === 'veto');
     vetoMetrics(verdicts, cmd, unit);
     this.opts.counters.inc('agent_votes_total', { decision: vetoed && !cmd.forced ? 'veto' : 'accept' });
@@ -247,20 +261,20 @@ export class AgentCore {
     if (!cmd.forced && rec?.vote?.decision !== 'accept') {
       return fail('NOT_IN_ROLLOUT', rec?.vote ? `this node vetoed ${cmd.rolloutId}; only a forced commit installs it` : `no accepted proposal of ${cmd.rolloutId} on this node`);
     }
-    const proposed = rec?.vote ? new Set(this.proposedKeys(rec)) : null;
+    const proposed = rec?.vote ? this.proposedKeys(rec) : null;
     const incoming: StoredPackage[] = [];
     for (const p of cmd.packages) {
       const key = `${p.manifest.name}@${p.manifest.version}`;
-      if (proposed && proposed.size && !proposed.has(key)) return fail('VALIDATION_FAILED', `package ${key} was not in the proposal`);
+      if (proposed && proposed.length && !proposed.includes(key)) return fail('VALIDATION_FAILED', `package ${key} was not in the proposal`);
       try {
         this.opts.verifySignature(p.manifest, p.signature);
       } catch (e) {
         this.opts.counters.inc('agent_signature_failures_total');
         return fail(isChangeoverError(e) ? e.code : 'SIGNATURE_INVALID', e instanceof Error ? e.message : String(e));
       }
-      const modules = selectModules(p.manifest, this.opts.identity.processorType);
-      if (!modules.length) return fail('PROCESSOR_UNSUPPORTED', `package ${key} has no module for ${this.opts.identity.processorType}`);
-      incoming.push({ manifest: p.manifest, signature: p.signature, modules });
+      const pkg = storedPackageFor(p.manifest, p.signature, this.opts.identity.processorType);
+      if (!pkg.modules.length) return fail('PROCESSOR_UNSUPPORTED', `package ${key} has no module for ${this.opts.identity.processorType}`);
+      incoming.push(pkg);
     }
     const outcome = await runChangeover(this, { rolloutId: cmd.rolloutId, attempt: cmd.attempt, kind: 'commit', target: mergeSet(this.state.active, incoming), timeoutMs: cmd.changeoverTimeoutMs, trace: unit });
     return this.finish(cmd.rolloutId, cmd.attempt, 'commit', outcome);

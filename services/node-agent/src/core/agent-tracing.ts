@@ -56,3 +56,8 @@ export function vetoMetrics(verdicts: readonly Verdict[], cmd: { dryRun: boolean
     if (v.decision === 'veto' && !dryRun) changeoverMetrics.vetoes.inc({ reason: v.reason });
   }
 }
+
+/** `unit.step`, or just `fn` on the no-op unit: a node that records nothing pays no promise for the step. */
+export function step<T>(unit: AgentTrace, name: string, fn: () => T | Promise<T>, attributes?: Parameters<UnitTrace['step']>[2]): T | Promise<T> {
+  return unit === NOOP_UNIT ? fn() : unit.step(name, fn, attributes);
+}

@@ -1,10 +1,11 @@
 import { ChangeoverError, isChangeoverError, type Module } from '@changeover/contracts';
 import { NOOP_UNIT, type UnitTrace } from '@changeover/telemetry';
-import { analyzeChange, type AffectedProcess } from '../affected/affected-processes.js';
-import { keepVersions, type Journal, type StoredPackage } from '../model/state.js';
+import type { AffectedProcess } from '../affected/affected-processes.js';
+import { internSet, keepVersions, type Journal, type StoredPackage } from '../model/state.js';
 import type { AgentCore } from './agent-core.js';
-import { toView, withResidents } from './views.js';
-import { localDeadline, withDeadline } from './deadline.js';
+import { analyzeChangeOn } from './views.js';
+import { step } from './agent-tracing.js';
+import { allOf, localDeadline, withDeadline } from './deadline.js';
 import type { PrepareResult } from './ports.js';
 
 export type ChangeoverOutcome =
@@ -37,6 +38,8 @@ export async function runChangeover(core: AgentCore, req: ChangeoverRequest): Pr
     core.reportPhase(req.rolloutId, req.attempt, phase, extra);
   };
   const from = { active: core.state.active, previous: core.state.previous };
+  // Interned: nodes changing over to the same packages share the set and what is derived from it.
+  const target = internSet(req.target);
   const aborted = () => core.abortRequested.has(req.rolloutId);
   const deadline = localDeadline(req.timeoutMs);
   const t = req.trace ?? NOOP_UNIT;
@@ -55,14 +58,15 @@ export async function runChangeover(core: AgentCore, req: ChangeoverRequest): Pr
   core.phase = 'fetching';
   report('fetching');
   const wanted = new Map<string, Module>();
-  for (const p of req.target) for (const m of p.modules) wanted.set(m.digest, m);
+  for (const p of target) for (const m of p.modules) wanted.set(m.digest, m);
   let bytesFetched = 0;
   let modulesFetched = 0;
   let modulesUnchanged = 0;
   try {
-    await t.step('agent.fetch', async () => {
+    await step(t, 'agent.fetch', async () => {
       for (const m of wanted.values()) {
-        if (await store.hasBlob(m.digest)) {
+        const has = store.hasBlob(m.digest);
+        if (typeof has === 'boolean' ? has : await has) {
           modulesUnchanged++;
           continue;
         }
@@ -80,27 +84,25 @@ export async function runChangeover(core: AgentCore, req: ChangeoverRequest): Pr
     return rollback(isChangeoverError(e) ? e.code : 'UNAVAILABLE', e instanceof Error ? e.message : String(e), bytesFetched);
   }
   core.opts.counters.inc('agent_bytes_fetched_total', {}, bytesFetched);
-  journal = { rolloutId: req.rolloutId, attempt: req.attempt, kind: req.kind, step: 'fetched', from, to: req.target };
+  journal = { rolloutId: req.rolloutId, attempt: req.attempt, kind: req.kind, step: 'fetched', from, to: target };
   core.state = { ...core.state, journal };
   await store.save(core.state);
   fault('after-fetch');
   if (aborted()) return rollback('ABORTED', 'aborted before the barrier', bytesFetched);
 
   // 2. Barrier: the replaced and the affected processes get ready, all of them, by the deadline.
-  const analysis = withResidents(analyzeChange(from.active.map(toView), req.target.map(toView), runtime.running()), runtime);
+  const analysis = analyzeChangeOn(from.active, target, runtime);
   const base = { rolloutId: req.rolloutId, attempt: req.attempt, changes: analysis.changes, replacedModules: analysis.replacedModules };
   core.phase = 'preparing';
   report('preparing', { bytesFetched, modulesFetched, modulesUnchanged });
-  const answers = await t.step('agent.barrier', () =>
-    Promise.all(
-      analysis.affected.map(async (a) => ({
-        a,
-        r: await withDeadline<PrepareResult>(runtime.prepare(a.processId, { ...base, kind: 'prepare', why: a.why, deadlineMs: deadline }), deadline, () => ({ ready: false, message: `not ready within ${deadline} ms` })),
-      })),
-    ),
+  const results = await step(
+    t,
+    'agent.barrier',
+    () => allOf(analysis.affected.map((a) => withDeadline<PrepareResult>(runtime.prepare(a.processId, { ...base, kind: 'prepare', why: a.why, deadlineMs: deadline }), deadline, () => ({ ready: false, message: `not ready within ${deadline} ms` })))),
     { 'changeover.processes': analysis.affected.length },
   );
-  const notReady = answers.filter((x) => !x.r.ready);
+  const notReady: { a: AffectedProcess; r: PrepareResult }[] = [];
+  for (let i = 0; i < results.length; i++) if (!results[i]!.ready) notReady.push({ a: analysis.affected[i]!, r: results[i]! });
   if (notReady.length) {
     for (const x of notReady) t.event('not ready', { 'changeover.process_id': x.a.processId });
     return rollback('NOT_READY', notReady.map((x) => `${x.a.processId}: ${x.r.ready ? '' : x.r.message}`).join('; '), bytesFetched);
@@ -114,8 +116,8 @@ export async function runChangeover(core: AgentCore, req: ChangeoverRequest): Pr
   // 3. New beside old; a failed health check leaves the old set running untouched.
   core.phase = 'starting';
   report('starting');
-  const started = await t.step('agent.health-check', async () => {
-    const r = await runtime.startCandidates(req.target, deadline);
+  const started = await step(t, 'agent.health-check', async () => {
+    const r = await runtime.startCandidates(target, deadline);
     if (!r.ok) t.fail('HEALTH_CHECK_FAILED', r.output);
     return r;
   });
@@ -135,16 +137,16 @@ export async function runChangeover(core: AgentCore, req: ChangeoverRequest): Pr
   journal = { ...journal, step: 'switched' };
   core.state = {
     ...core.state,
-    active: req.target,
+    active: target,
     previous: from.active,
-    kept: keepVersions(core.state.kept, [...from.previous, ...from.active], [...req.target, ...from.active]),
+    kept: internSet(keepVersions(core.state.kept, [...from.previous, ...from.active], [...target, ...from.active])),
     journal,
   };
   await store.save(core.state);
   fault('mid-switch');
-  await t.step('agent.switch', async () => {
-    await runtime.switchOver(req.target);
-    await notifyChanged(core, req.target, analysis.affected, base);
+  await step(t, 'agent.switch', async () => {
+    await runtime.switchOver(target);
+    await notifyChanged(core, target, analysis.affected, base);
   });
   fault('before-confirm');
 
@@ -162,14 +164,13 @@ async function notifyChanged(core: AgentCore, target: StoredPackage[], affected:
   const modules = new Map<string, Module>();
   for (const p of target) for (const m of p.modules) modules.set(m.name, m);
   const restart: string[] = [];
-  await Promise.all(
-    affected
-      .filter((a) => live.has(a.processId))
-      .map(async (a) => {
-        const mustRestart = modules.get(a.module)?.run?.restartOnChange ?? false;
-        if (mustRestart) restart.push(a.processId);
-        await withDeadline(runtime.notifyChanged(a.processId, { ...base, kind: 'changed', why: a.why, restart: mustRestart }), 10_000, () => undefined);
-      }),
-  );
+  const told: (void | Promise<void>)[] = [];
+  for (const a of affected) {
+    if (!live.has(a.processId)) continue;
+    const mustRestart = modules.get(a.module)?.run?.restartOnChange ?? false;
+    if (mustRestart) restart.push(a.processId);
+    told.push(withDeadline(runtime.notifyChanged(a.processId, { ...base, kind: 'changed', why: a.why, restart: mustRestart }), 10_000, () => undefined));
+  }
+  await allOf(told);
   if (restart.length) await runtime.restart(restart);
 }

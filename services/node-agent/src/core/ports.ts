@@ -36,9 +36,10 @@ export interface ProcessRuntime {
   running(): RunningProcess[];
   /** Node-wide processes asked about every update, whatever it touches (a simulated node's application). */
   residents?(): RunningProcess[];
-  evaluate(processId: string, event: Extract<EventPayload, { kind: 'evaluate' }>): Promise<EvaluateVerdict>;
-  prepare(processId: string, event: Extract<EventPayload, { kind: 'prepare' }>): Promise<PrepareResult>;
-  notifyChanged(processId: string, event: Extract<EventPayload, { kind: 'changed' }>): Promise<void>;
+  /** The hook answers below may come at once (a simulated runtime) or later; deadlines apply to the later ones. */
+  evaluate(processId: string, event: Extract<EventPayload, { kind: 'evaluate' }>): EvaluateVerdict | Promise<EvaluateVerdict>;
+  prepare(processId: string, event: Extract<EventPayload, { kind: 'prepare' }>): PrepareResult | Promise<PrepareResult>;
+  notifyChanged(processId: string, event: Extract<EventPayload, { kind: 'changed' }>): void | Promise<void>;
   /** Starts the target set's new or changed processes beside the old ones and waits for their health checks. */
   startCandidates(target: StoredPackage[], deadlineMs: number): Promise<{ ok: true } | { ok: false; output: string }>;
   /** Makes the candidates the live processes and stops the ones they replace, gracefully. */

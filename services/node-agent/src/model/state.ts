@@ -54,8 +54,13 @@ export function emptyState(): NodeState {
   return { active: [], previous: [], kept: [], records: [], journal: null };
 }
 
+const installedCache = new WeakMap<StoredPackage, InstalledPackage>();
+
+/** The package as an inventory lists it (one object per stored package: nodes that share a package share it, read-only). */
 export function installedPackage(p: StoredPackage): InstalledPackage {
-  return {
+  const cached = installedCache.get(p);
+  if (cached) return cached;
+  const out: InstalledPackage = {
     name: p.manifest.name,
     version: p.manifest.version,
     modules: p.modules.map((m) => ({ name: m.name, version: m.version, digest: m.digest })),
@@ -63,6 +68,8 @@ export function installedPackage(p: StoredPackage): InstalledPackage {
     provides: p.manifest.provides,
     consumes: p.manifest.consumes,
   };
+  installedCache.set(p, out);
+  return out;
 }
 
 const digestCache = new WeakMap<StoredPackage[], string>();
@@ -77,8 +84,45 @@ export function setDigest(set: StoredPackage[]): string {
   return digest;
 }
 
+const inventoryCache = new WeakMap<StoredPackage[], WeakMap<StoredPackage[], Inventory>>();
+
+/** The node's inventory; one object per (active, previous) pair of sets, shared read-only by the nodes holding the same interned sets. */
 export function inventoryOf(state: NodeState): Inventory {
-  return { active: state.active.map(installedPackage), previous: state.previous.map(installedPackage), digest: setDigest(state.active) };
+  let byPrevious = inventoryCache.get(state.active);
+  if (!byPrevious) inventoryCache.set(state.active, (byPrevious = new WeakMap()));
+  let inventory = byPrevious.get(state.previous);
+  if (!inventory) byPrevious.set(state.previous, (inventory = { active: state.active.map(installedPackage), previous: state.previous.map(installedPackage), digest: setDigest(state.active) }));
+  return inventory;
+}
+
+const packageIds = new WeakMap<StoredPackage, number>();
+let nextPackageId = 0;
+const internedSets = new Map<string, StoredPackage[]>();
+const MAX_INTERNED_SETS = 4096;
+
+/**
+ * The one array holding exactly these package objects in this order. Sets are never changed in
+ * place (every change makes a new array), so nodes reaching the same set share one array, and
+ * what is derived from a set (its digest, inventory, running processes, analyses) is worked out
+ * once for all of them instead of once per simulated node.
+ */
+export function internSet(set: StoredPackage[]): StoredPackage[] {
+  let key = '';
+  for (const p of set) {
+    let id = packageIds.get(p);
+    if (id === undefined) packageIds.set(p, (id = nextPackageId++));
+    key += `${id},`;
+  }
+  const found = internedSets.get(key);
+  if (found) return found;
+  if (internedSets.size >= MAX_INTERNED_SETS) internedSets.clear();
+  internedSets.set(key, set);
+  return set;
+}
+
+/** The state with its three sets interned (after a load). */
+export function internState(state: NodeState): NodeState {
+  return { ...state, active: internSet(state.active), previous: internSet(state.previous), kept: internSet(state.kept) };
 }
 
 export const packageKey = (p: StoredPackage) => `${p.manifest.name}@${p.manifest.version}`;

@@ -29,6 +29,10 @@ export function draw(...parts: string[]): number {
 const NEVER = new Promise<never>(() => undefined);
 export const SIM_APP = 'sim-app';
 
+const runningOf = new WeakMap<StoredPackage[], RunningProcess[]>();
+const targetKeys = new WeakMap<StoredPackage[], string>();
+const RESIDENTS: RunningProcess[] = [{ processId: SIM_APP, module: SIM_APP, packages: [] }];
+
 export class SimRuntime implements ProcessRuntime {
   constructor(
     private readonly nodeId: string,
@@ -36,33 +40,39 @@ export class SimRuntime implements ProcessRuntime {
     private readonly state: () => NodeState,
   ) {}
 
+  /** Derived from the active set alone, so nodes sharing an (interned) set share the list (read-only). */
   running(): RunningProcess[] {
-    const out: RunningProcess[] = [];
-    for (const p of this.state().active) for (const m of p.modules) out.push({ processId: `${m.name}@${m.version}`, module: m.name, packages: [p.manifest.name] });
+    const active = this.state().active;
+    let out = runningOf.get(active);
+    if (!out) {
+      out = [];
+      for (const p of active) for (const m of p.modules) out.push({ processId: `${m.name}@${m.version}`, module: m.name, packages: [p.manifest.name] });
+      runningOf.set(active, out);
+    }
     return out;
   }
 
   residents(): RunningProcess[] {
-    return [{ processId: SIM_APP, module: SIM_APP, packages: [] }];
+    return RESIDENTS;
   }
 
-  evaluate(processId: string, e: { rolloutId: string; attempt: number }): Promise<EvaluateVerdict> {
+  /** Answers at once (a slow process never does); the core takes an answer at hand without arming a deadline timer. */
+  evaluate(processId: string, e: { rolloutId: string; attempt: number }): EvaluateVerdict | Promise<EvaluateVerdict> {
     const u = draw(this.nodeId, e.rolloutId, String(e.attempt), processId);
-    if (u < this.rates.vetoRate) return Promise.resolve({ decision: 'veto', reason: 'PROCESS_BUSY', message: `${processId} is busy (simulated)`, retryAfterMs: 5000 });
+    if (u < this.rates.vetoRate) return { decision: 'veto', reason: 'PROCESS_BUSY', message: `${processId} is busy (simulated)`, retryAfterMs: 5000 };
     if (u < this.rates.vetoRate + this.rates.slowRate) return NEVER;
-    return Promise.resolve({ decision: 'accept' });
+    return { decision: 'accept' };
   }
 
-  prepare(): Promise<PrepareResult> {
-    return Promise.resolve({ ready: true });
+  prepare(): PrepareResult {
+    return { ready: true };
   }
 
-  notifyChanged(): Promise<void> {
-    return Promise.resolve();
-  }
+  notifyChanged(): void {}
 
   async startCandidates(target: StoredPackage[]): Promise<{ ok: true } | { ok: false; output: string }> {
-    const key = target.map((p) => `${p.manifest.name}@${p.manifest.version}`).join(',');
+    let key = targetKeys.get(target);
+    if (key === undefined) targetKeys.set(target, (key = target.map((p) => `${p.manifest.name}@${p.manifest.version}`).join(',')));
     if (draw(this.nodeId, 'health', key) < this.rates.failRate) return { ok: false, output: 'GET /health → 503 Service Unavailable (simulated failure)' };
     return { ok: true };
   }
@@ -83,12 +93,16 @@ export class SimStore implements ModuleStore {
   async save(): Promise<void> {}
   hasBlob(digest: string): boolean {
     const s = this.state();
-    const sets = [s.active, s.previous, s.kept, s.journal?.to ?? []];
-    return sets.some((set) => set.some((p) => p.modules.some((m) => m.digest === digest)));
+    return holds(s.active, digest) || holds(s.previous, digest) || holds(s.kept, digest) || (!!s.journal && holds(s.journal.to, digest));
   }
   async freeBytes(): Promise<number> {
     return 64 * 1024 ** 3;
   }
+}
+
+function holds(set: StoredPackage[], digest: string): boolean {
+  for (const p of set) for (const m of p.modules) if (m.digest === digest) return true;
+  return false;
 }
 
 /** Pretends to transfer the blob: the figure reported is the module's declared size. */

@@ -25,10 +25,21 @@ export function signatureVerdicts(packages: SelectedPackage[], signed: SignedPac
       out.push(veto(e instanceof Error ? e.message : String(e)));
       continue;
     }
-    const mismatch = selectionMismatch(p, s.manifest);
+    const mismatch = cachedMismatch(p, s.manifest);
     if (mismatch) out.push(veto(`package ${id}: ${mismatch}`));
   }
   return out;
+}
+
+const mismatches = new WeakMap<SelectedPackage, WeakMap<PackageManifest, string | null>>();
+
+/** The comparison is pure: a class broadcast's nodes share the decoded selection and manifest, so it is made once for all of them. */
+function cachedMismatch(p: SelectedPackage, manifest: PackageManifest): string | null {
+  let byManifest = mismatches.get(p);
+  if (!byManifest) mismatches.set(p, (byManifest = new WeakMap()));
+  let found = byManifest.get(manifest);
+  if (found === undefined) byManifest.set(manifest, (found = selectionMismatch(p, manifest)));
+  return found;
 }
 
 /** The selection must be a faithful narrowing of the signed manifest: same modules, dependencies and APIs. */
