@@ -3,7 +3,8 @@ import { AgentCore, type AgentInfo } from '../core/agent-core.js';
 import type { CoreOptions, Counters, Log, ReportSink } from '../core/ports.js';
 import type { NodeState } from '../model/state.js';
 import type { UnitTracer } from '@changeover/telemetry';
-import { NatsFleet, natsSink } from '../transport/nats-fleet.js';
+import { batchedNatsSink } from '../transport/batched-sink.js';
+import { NatsFleet } from '../transport/nats-fleet.js';
 import { draw, SimRuntime, SimStore, simFetcher, type SimRates } from './sim-runtime.js';
 
 export interface SimFleetOptions extends SimRates {
@@ -62,9 +63,11 @@ export function createSimCores(opts: SimFleetOptions, sink: ReportSink): AgentCo
 
 /** `node-agent --simulate N`: N simulated nodes on one shared NATS connection. */
 export async function startSimFleet(nc: NatsConnection, opts: SimFleetOptions): Promise<NatsFleet> {
-  const cores = createSimCores(opts, opts.sink ?? natsSink(nc, opts.log));
+  // The reports of all nodes go out in batches: one socket write per batch, not one per report.
+  const batched = batchedNatsSink(nc, opts.log);
+  const cores = createSimCores(opts, opts.sink ?? batched);
   for (const c of cores) await c.start();
-  const fleet = new NatsFleet(nc, cores, { nodeSubjects: 'wildcard', heartbeatMs: opts.heartbeatMs, counters: opts.counters, log: opts.log });
+  const fleet = new NatsFleet(nc, cores, { nodeSubjects: 'wildcard', heartbeatMs: opts.heartbeatMs, counters: opts.counters, log: opts.log, flushReports: batched.flush });
   fleet.start();
   return fleet;
 }

@@ -3,6 +3,7 @@ import { COMMAND_SCHEMAS, ChangeoverError, decode, encode, isChangeoverError, pa
 import { publish } from '@changeover/messaging';
 import { extractTraceContext } from '@changeover/telemetry';
 import type { AgentCore, AnyCommand } from '../core/agent-core.js';
+import type { TraceParent } from '../core/agent-tracing.js';
 import type { Counters, Log, ReportSink } from '../core/ports.js';
 
 export interface FleetOptions {
@@ -15,9 +16,25 @@ export interface FleetOptions {
   validate?: (nodeId: string, cmd: ValidateCommand) => Promise<ValidatedReport>;
   /** Largest command accepted (default 1 MiB, the NATS default max_payload); larger ones are rejected TOO_LARGE, never decoded. */
   maxMessageBytes?: number;
+  /** Hands reports still held by a batching sink to the connection; called by `stop`. */
+  flushReports?: () => void;
 }
 
 export const DEFAULT_MAX_COMMAND_BYTES = 1024 * 1024;
+
+/** Nodes a command is handed to per turn of the event loop. */
+const DELIVERY_SLICE = 500;
+
+/** A decoded command on its way to its local nodes. */
+interface Delivery {
+  msg: Msg;
+  command: NodeCommand;
+  cmd: AnyCommand;
+  via: { nodeId?: string; classId?: string };
+  trace: TraceParent | undefined;
+  targets: AgentCore[];
+  next: number;
+}
 
 /** Reports of every local node go out on the one shared connection, with the trace context in headers. */
 export function natsSink(nc: NatsConnection, log: Log): ReportSink {
@@ -43,6 +60,8 @@ export class NatsFleet {
   private readonly subs: Subscription[] = [];
   private heartbeatTimer?: NodeJS.Timeout;
   private stopped = false;
+  private readonly deliveries: Delivery[] = [];
+  private delivering = false;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -158,16 +177,45 @@ export class NatsFleet {
     }
     // The rollout's trace context, read once for every local node the command reaches.
     const trace = msg.headers ? extractTraceContext(msg.headers) : undefined;
-    for (const core of targets) {
-      try {
-        const done = core.handle(cmd, via, trace);
-        if (msg.reply) msg.respond(encode({ ok: true, result: { nodeId: core.nodeId, received: command } }));
-        done.catch((e: unknown) => {
-          this.opts.log.warn('command rejected', { nodeId: core.nodeId, command, error: e instanceof Error ? e.message : String(e) });
-        });
-      } catch (e) {
-        if (msg.reply) msg.respond(encode({ ok: false, error: isChangeoverError(e) ? e.toBody() : { code: 'INTERNAL', message: String(e) } }));
+    this.deliveries.push({ msg, command, cmd, via, trace, targets, next: 0 });
+    if (!this.delivering) this.deliver();
+  }
+
+  /**
+   * Hands commands to their nodes in arrival order, at most DELIVERY_SLICE nodes per turn of the
+   * event loop: a class broadcast to 10,000 simulated nodes is worked through a slice at a time
+   * (each slice's nodes run to their next real wait before the next slice starts) instead of
+   * 10,000 nodes' steps interleaving, all alive at once. A command for one node, with nothing
+   * queued before it, is handed over at once, as it arrives.
+   */
+  private deliver(): void {
+    this.delivering = true;
+    let budget = DELIVERY_SLICE;
+    while (this.deliveries.length && !this.stopped) {
+      const d = this.deliveries[0]!;
+      while (d.next < d.targets.length && budget > 0) {
+        this.handOver(d, d.targets[d.next++]!);
+        budget--;
       }
+      if (d.next < d.targets.length) {
+        setImmediate(() => this.deliver());
+        return;
+      }
+      this.deliveries.shift();
+    }
+    this.delivering = false;
+  }
+
+  private handOver(d: Delivery, core: AgentCore): void {
+    const { msg, command } = d;
+    try {
+      const done = core.handle(d.cmd, d.via, d.trace);
+      if (msg.reply) msg.respond(encode({ ok: true, result: { nodeId: core.nodeId, received: command } }));
+      done.catch((e: unknown) => {
+        this.opts.log.warn('command rejected', { nodeId: core.nodeId, command, error: e instanceof Error ? e.message : String(e) });
+      });
+    } catch (e) {
+      if (msg.reply) msg.respond(encode({ ok: false, error: isChangeoverError(e) ? e.toBody() : { code: 'INTERNAL', message: String(e) } }));
     }
   }
 
@@ -181,6 +229,7 @@ export class NatsFleet {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.opts.flushReports?.();
     for (const s of this.subs) s.unsubscribe();
   }
 }
