@@ -23,6 +23,19 @@ const SPECS = {
 } as const;
 export type CounterName = keyof typeof SPECS;
 
+type PromCounter = ReturnType<typeof metrics.counter>;
+/** The Prometheus counter of each name, looked up once (not per increment: reports come by the ten thousand). */
+const promCounters = new Map<CounterName, PromCounter>();
+function promCounter(name: CounterName): PromCounter {
+  let c = promCounters.get(name);
+  if (!c) {
+    const spec = SPECS[name];
+    c = metrics.counter({ name: `changeover_${name}`, help: spec.help, labelNames: spec.labels });
+    promCounters.set(name, c);
+  }
+  return c;
+}
+
 /** Counters readable in-process (tests, health) and exported to Prometheus. */
 export class Counters {
   private readonly values = new Map<string, number>();
@@ -31,8 +44,7 @@ export class Counters {
     if (by <= 0) return;
     const key = `${name}${JSON.stringify(Object.entries(labels).sort())}`;
     this.values.set(key, (this.values.get(key) ?? 0) + by);
-    const spec = SPECS[name];
-    metrics.counter({ name: `changeover_${name}`, help: spec.help, labelNames: spec.labels }).inc(labels, by);
+    promCounter(name).inc(labels, by);
   }
 
   /** The sum over every label set of one counter, or of those whose labels include `match`. */

@@ -38,6 +38,18 @@ export interface NodeFilter {
   after?: string;
 }
 
+/**
+ * A node as module selection sees it. The characteristics come as jsonb's text, which is the same
+ * for equal values: nodes alike (most of a fleet) share one parse and one selection.
+ */
+export interface SelectableRow {
+  node_id: string;
+  class_id: string;
+  processor_type: 'x86_64' | 'arm64';
+  characteristics_json: string;
+}
+const SELECTABLE = 'node_id, class_id, processor_type, characteristics::text AS characteristics_json';
+
 const statusSql = (threshold: string) => `CASE WHEN decommissioned_at IS NOT NULL THEN 'decommissioned' WHEN last_heartbeat_at > ${threshold}::timestamptz THEN 'active' ELSE 'stale' END`;
 
 /** Plain SQL over registry_nodes: heartbeats arrive by the thousand, so updates are batched. */
@@ -137,14 +149,16 @@ export class NodeRepository {
     return rows.map((r) => ({ nodeId: r.node_id, lastHeartbeatAt: r.last_heartbeat_at }));
   }
 
-  async byIds(ids: readonly string[]): Promise<NodeRowData[]> {
+  /** What module selection reads of the given nodes (not their inventories). */
+  async selectableByIds(ids: readonly string[]): Promise<SelectableRow[]> {
     if (ids.length === 0) return [];
-    return this.db.query('SELECT * FROM registry_nodes WHERE node_id = ANY($1::text[]) AND decommissioned_at IS NULL ORDER BY node_id', [ids]);
+    return this.db.query(`SELECT ${SELECTABLE} FROM registry_nodes WHERE node_id = ANY($1::text[]) AND decommissioned_at IS NULL ORDER BY node_id`, [ids]);
   }
 
-  async byClasses(classIds: readonly string[]): Promise<NodeRowData[]> {
+  /** What module selection reads of every node of the given classes (10,000 rows for a big class: no inventories). */
+  async selectableByClasses(classIds: readonly string[]): Promise<SelectableRow[]> {
     if (classIds.length === 0) return [];
-    return this.db.query('SELECT * FROM registry_nodes WHERE class_id = ANY($1::text[]) AND decommissioned_at IS NULL ORDER BY node_id', [classIds]);
+    return this.db.query(`SELECT ${SELECTABLE} FROM registry_nodes WHERE class_id = ANY($1::text[]) AND decommissioned_at IS NULL ORDER BY node_id`, [classIds]);
   }
 
   async list(f: NodeFilter, now: Date, staleAfterMs: number): Promise<NodeRowData[]> {

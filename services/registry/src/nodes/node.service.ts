@@ -121,12 +121,14 @@ export class NodeService {
         }
         return;
       }
+      let stored = 0;
       batch.forEach((b, i) => {
         const e = outcomes[i];
         if (e) return b.reject(e);
-        this.counters.inc('registry_agent_reports_total', 1, { report: 'hello' });
+        stored++;
         b.resolve();
       });
+      this.counters.inc('registry_agent_reports_total', stored, { report: 'hello' });
     };
     this.helloFlushing = this.helloFlushing.then(run, run);
     return this.helloFlushing;
@@ -244,15 +246,17 @@ export class NodeService {
         }
         return;
       }
+      let stored = 0;
       for (const b of batch) {
         if (replaced.has(b.report.nodeId)) {
-          this.counters.inc('registry_agent_reports_total', b.waiters.length, { report: 'inventory' });
+          stored += b.waiters.length;
           for (const w of b.waiters) w.resolve();
         } else {
           const e = this.reject('inventory', new ChangeoverError('NOT_FOUND', `node ${b.report.nodeId} is not enrolled`, { nodeId: b.report.nodeId }));
           for (const w of b.waiters) w.reject(e);
         }
       }
+      this.counters.inc('registry_agent_reports_total', stored, { report: 'inventory' });
     };
     this.inventoryFlushing = this.inventoryFlushing.then(run, run);
     return this.inventoryFlushing;

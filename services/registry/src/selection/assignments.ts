@@ -4,6 +4,8 @@ import { selectForNode, traitsKey, type NodeSelection, type NodeTraits } from '.
 export interface SelectableNode extends NodeTraits {
   nodeId: string;
   classId: string;
+  /** traitsKey(node) when the caller has it already (one per distinct node, not per node). */
+  traits?: string;
 }
 
 export interface AssignmentInput {
@@ -23,7 +25,7 @@ export interface AssignmentInput {
 export function buildAssignments(input: AssignmentInput): SelectModulesReply {
   const cache = new Map<string, NodeSelection>();
   const select = (n: SelectableNode) => {
-    const key = traitsKey(n);
+    const key = n.traits ?? traitsKey(n);
     let s = cache.get(key);
     if (!s) cache.set(key, (s = selectForNode(input.manifests, n)));
     return s;
