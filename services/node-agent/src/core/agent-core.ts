@@ -169,7 +169,8 @@ export class AgentCore {
 
   private async saveRecord(record: RolloutRecord): Promise<void> {
     this.state = { ...this.state, records: upsertRecord(this.state.records, record) };
-    await this.opts.store.save(this.state);
+    const saving = this.opts.store.save(this.state);
+    if (saving) await saving;
   }
 
   // ── Propose → one vote (claims 1, 5, 6) ──
@@ -186,7 +187,7 @@ export class AgentCore {
     }
     this.phase = 'voting';
     try {
-      const vote = await step(unit, 'agent.vote', () => this.vote(cmd, unit), { 'changeover.attempt': cmd.attempt });
+      const vote = await step(unit, 'agent.vote', () => this.vote(cmd, unit), unit.recording ? { 'changeover.attempt': cmd.attempt } : undefined);
       if (vote.decision === 'veto') unit.keep('veto');
       if (!cmd.dryRun) await this.saveRecord({ ...(rec ?? { rolloutId: cmd.rolloutId }), voteAttempt: cmd.attempt, vote, proposed: proposedKeysOf(cmd.packages), aborted: false });
       this.opts.sink.publish(this.nodeId, 'vote', vote);

@@ -31,7 +31,7 @@ export async function traceUnit(core: AgentCore, cmd: AnyCommand, parent: TraceP
       const rec = core.record(cmd.body.rolloutId);
       const final = cmd.kind === 'commit' ? rec?.final : rec?.regressFinal;
       if (final && final.attempt === cmd.body.attempt) {
-        unit.set({ 'changeover.phase': final.phase, ...(final.bytesFetched !== undefined ? { 'changeover.bytes_fetched': final.bytesFetched } : {}) });
+        if (unit.recording) unit.set({ 'changeover.phase': final.phase, ...(final.bytesFetched !== undefined ? { 'changeover.bytes_fetched': final.bytesFetched } : {}) });
         if (final.error) unit.fail(final.error.code, final.error.message);
         if (cmd.kind === 'commit' && final.phase === 'completed') changeoverMetrics.changeoverLatency.observe((performance.now() - started) / 1000);
         if (final.bytesFetched) changeoverMetrics.fetchedBytes.inc(final.bytesFetched);

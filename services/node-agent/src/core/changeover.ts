@@ -44,11 +44,14 @@ export async function runChangeover(core: AgentCore, req: ChangeoverRequest): Pr
   const deadline = localDeadline(req.timeoutMs);
   const t = req.trace ?? NOOP_UNIT;
   let journal: Journal | null = null;
+  // A store in memory saves at once and returns nothing: no promise is waited for then.
+  let saving: void | Promise<void>;
 
   const rollback = async (code: string, message: string, bytesFetched?: number): Promise<ChangeoverOutcome> => {
     if (journal) {
       core.state = { ...core.state, active: from.active, previous: from.previous, journal: null };
-      await store.save(core.state);
+      saving = store.save(core.state);
+      if (saving) await saving;
     }
     core.phase = 'idle';
     return { ok: false, code, message, ...(bytesFetched !== undefined ? { bytesFetched } : {}) };
@@ -71,7 +74,8 @@ export async function runChangeover(core: AgentCore, req: ChangeoverRequest): Pr
           continue;
         }
         try {
-          bytesFetched += await fetcher.fetch(m);
+          const got = fetcher.fetch(m);
+          bytesFetched += typeof got === 'number' ? got : await got;
           modulesFetched++;
         } catch (e) {
           core.opts.counters.inc('agent_fetch_failures_total', { code: isChangeoverError(e) ? e.code : 'INTERNAL' });
@@ -86,7 +90,8 @@ export async function runChangeover(core: AgentCore, req: ChangeoverRequest): Pr
   core.opts.counters.inc('agent_bytes_fetched_total', {}, bytesFetched);
   journal = { rolloutId: req.rolloutId, attempt: req.attempt, kind: req.kind, step: 'fetched', from, to: target };
   core.state = { ...core.state, journal };
-  await store.save(core.state);
+  saving = store.save(core.state);
+  if (saving) await saving;
   fault('after-fetch');
   if (aborted()) return rollback('ABORTED', 'aborted before the barrier', bytesFetched);
 
@@ -109,7 +114,8 @@ export async function runChangeover(core: AgentCore, req: ChangeoverRequest): Pr
   }
   journal = { ...journal, step: 'prepared' };
   core.state = { ...core.state, journal };
-  await store.save(core.state);
+  saving = store.save(core.state);
+  if (saving) await saving;
   fault('after-prepare');
   if (aborted()) return rollback('ABORTED', 'aborted at the barrier', bytesFetched);
 
@@ -142,7 +148,8 @@ export async function runChangeover(core: AgentCore, req: ChangeoverRequest): Pr
     kept: internSet(keepVersions(core.state.kept, [...from.previous, ...from.active], [...target, ...from.active])),
     journal,
   };
-  await store.save(core.state);
+  saving = store.save(core.state);
+  if (saving) await saving;
   fault('mid-switch');
   await step(t, 'agent.switch', async () => {
     await runtime.switchOver(target);
@@ -152,7 +159,8 @@ export async function runChangeover(core: AgentCore, req: ChangeoverRequest): Pr
 
   // 5. Confirm.
   core.state = { ...core.state, journal: null };
-  await store.save(core.state);
+  saving = store.save(core.state);
+  if (saving) await saving;
   core.phase = 'idle';
   return { ok: true, bytesFetched, modulesFetched, modulesUnchanged };
 }

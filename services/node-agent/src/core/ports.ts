@@ -10,7 +10,8 @@ import type { NodeState, StoredPackage } from '../model/state.js';
 /** The node's persistent store (design §7): every save is atomic. */
 export interface ModuleStore {
   load(): Promise<NodeState>;
-  save(state: NodeState): Promise<void>;
+  /** Done when it returns nothing (a store in memory); otherwise once the promise resolves. */
+  save(state: NodeState): void | Promise<void>;
   hasBlob(digest: string): boolean | Promise<boolean>;
   /** Free bytes where module blobs go. */
   freeBytes(): Promise<number>;
@@ -18,7 +19,7 @@ export interface ModuleStore {
 
 /** Gets one module blob into the store, verifying its digest; returns the bytes transferred. */
 export interface ModuleFetcher {
-  fetch(module: Module): Promise<number>;
+  fetch(module: Module): number | Promise<number>;
 }
 
 /** Signed manifests of old versions, for regression to a version no longer local. */

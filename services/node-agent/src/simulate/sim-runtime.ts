@@ -90,7 +90,7 @@ export class SimStore implements ModuleStore {
   async load(): Promise<NodeState> {
     return this.state();
   }
-  async save(): Promise<void> {}
+  save(): void {}
   hasBlob(digest: string): boolean {
     const s = this.state();
     return holds(s.active, digest) || holds(s.previous, digest) || holds(s.kept, digest) || (!!s.journal && holds(s.journal.to, digest));
@@ -107,7 +107,7 @@ function holds(set: StoredPackage[], digest: string): boolean {
 
 /** Pretends to transfer the blob: the figure reported is the module's declared size. */
 export const simFetcher: ModuleFetcher = {
-  async fetch(m: Module) {
+  fetch(m: Module) {
     return m.size;
   },
 };
