@@ -70,7 +70,7 @@ async function measureInserts(databaseUrl: string, events: number): Promise<numb
       for (let i = 0; i < n; i++) {
         const p = params.length;
         values.push(`($${p + 1}, $${p + 2}, $${p + 3}, $${p + 4}, $${p + 5})`);
-        params.push(`floor-${(base + i) % 1000}`, Math.floor((base + i) / 1000) + 1, `e-${base + i}`, 'rollout.vote-recorded', data);
+        params.push(`floor-${(base + i) % 1000}`, Math.floor((base + i) / 1000) + 1, `e-${base + i}`, 'rollout.votes-recorded', data);
       }
       await client.query(`INSERT INTO floor_events (stream_id, stream_position, event_id, event_type, data) VALUES ${values.join(',')}`, params);
     }

@@ -48,27 +48,37 @@ async function http<T>(method: string, url: string, body?: unknown): Promise<T> 
   return JSON.parse(text) as T;
 }
 
-/** CPU time (user + system, ms) of every process on the machine, by role: where the rollout's CPU went. */
-async function cpuByRole(roles: Map<number, string>): Promise<Record<string, number>> {
+/**
+ * CPU time (user + system, ms) of the processes the rollout runs on, by role: our services, the
+ * private nats-server, and the Postgres backends connected to the bench database (their titles name
+ * it) plus the server's own background processes. Other work on the machine is not counted.
+ */
+type CpuSample = Map<number, { role: string; ms: number }>;
+async function sampleCpu(roles: Map<number, string>, database: string): Promise<CpuSample> {
   const tick = 100; // USER_HZ on Linux
-  const out: Record<string, number> = {};
+  const out: CpuSample = new Map();
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    const pid = Number(entry);
+    const [stat, cmdline] = await Promise.all([readFile(`/proc/${entry}/stat`, 'utf8').catch(() => ''), readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '')]);
     if (!stat) continue;
     const close = stat.lastIndexOf(')');
     const comm = stat.slice(stat.indexOf('(') + 1, close);
     const fields = stat.slice(close + 2).split(' ');
     const ms = ((Number(fields[11]) + Number(fields[12])) * 1000) / tick;
-    const role = roles.get(Number(entry)) ?? (comm.startsWith('postgres') ? 'postgres' : comm.startsWith('nats-server') ? 'nats' : 'other');
-    out[role] = (out[role] ?? 0) + ms;
+    let role = roles.get(pid);
+    if (!role && comm.startsWith('postgres')) {
+      if (cmdline.includes(` ${database} `)) role = 'postgres';
+      else if (!/\(\d+\)|\[local\]/.test(cmdline)) role = 'postgres'; // no client: checkpointer, WAL writer…
+    }
+    if (role) out.set(pid, { role, ms });
   }
   return out;
 }
 
-function cpuDelta(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
+function cpuDelta(before: CpuSample, after: CpuSample): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const [role, ms] of Object.entries(after)) if (role !== 'other') out[role] = Math.round(ms - (before[role] ?? 0));
+  for (const [pid, { role, ms }] of after) out[role] = Math.round((out[role] ?? 0) + ms - (before.get(pid)?.ms ?? 0));
   out['total'] = Object.values(out).reduce((a, b) => a + b, 0);
   return out;
 }
@@ -112,8 +122,9 @@ async function main(): Promise<void> {
     });
 
     say('rollout started');
-    const roles = new Map<number, string>([[registryProc.pid!, 'registry'], [rolloutProc.pid!, 'rollout'], [fleetProc.pid!, 'fleet'], [process.pid, 'bench']]);
-    const cpuBefore = await cpuByRole(roles);
+    const roles = new Map<number, string>([[registryProc.pid!, 'registry'], [rolloutProc.pid!, 'rollout'], [fleetProc.pid!, 'fleet'], [process.pid, 'bench'], [nats.process.pid!, 'nats']]);
+    const database = new URL(db.url).pathname.slice(1);
+    const cpuBefore = await sampleCpu(roles, database);
     const t0 = performance.now();
     const monoStartUs = process.hrtime.bigint() / 1000n;
     const created = await http<{ rolloutId: string }>('POST', `${rollout}/rollouts`, {
@@ -126,7 +137,7 @@ async function main(): Promise<void> {
       return ['completed', 'failed', 'aborted', 'cancelled', 'blocked', 'paused'].includes(status);
     }, { timeoutMs: 1_800_000, intervalMs: 100 });
     const wallMs = performance.now() - t0;
-    const cpuMs = cpuDelta(cpuBefore, await cpuByRole(roles));
+    const cpuMs = cpuDelta(cpuBefore, await sampleCpu(roles, database));
     // The profiles' timestamps are on the same monotonic clock: this window is the rollout's part of them.
     if (cpuProfDir) await mkdir(resolve(cpuProfDir), { recursive: true }).then(() => writeFile(join(resolve(cpuProfDir), 'rollout-window.json'), JSON.stringify({ startUs: Number(monoStartUs), endUs: Number(process.hrtime.bigint() / 1000n) })));
     if (status !== 'completed') throw new Error(`rollout ended ${status}`);
@@ -139,8 +150,8 @@ async function main(): Promise<void> {
     const span = (from: number | undefined, to: number | undefined) => (from !== undefined && to !== undefined ? Math.round(to - from) : null);
     const phasesMs = {
       vote: span(at('rollout.proposed'), at('rollout.accepted')),
-      changeover: span(at('rollout.accepted'), at('rollout.node-completed', 'last')),
-      verify: span(at('rollout.node-completed', 'last'), at('rollout.verified') ?? at('rollout.completed')),
+      changeover: span(at('rollout.accepted'), at('rollout.nodes-completed', 'last')),
+      verify: span(at('rollout.nodes-completed', 'last'), at('rollout.verified') ?? at('rollout.completed')),
       complete: span(createdAt, at('rollout.completed')),
     };
     const eventsAppended = rows.reduce((n, r) => n + Number(r.n), 0);

@@ -23,7 +23,7 @@ export const CloudEvent = z.object({
 });
 export type CloudEvent = z.infer<typeof CloudEvent>;
 
-/** `rollout.vote-recorded` → `io.changeover.rollout.vote-recorded`. */
+/** `rollout.votes-recorded` → `io.changeover.rollout.votes-recorded`. */
 export const toCloudEventType = (type: string) => `${CLOUDEVENT_TYPE_PREFIX}${type}`;
 export const fromCloudEventType = (ceType: string) => (ceType.startsWith(CLOUDEVENT_TYPE_PREFIX) ? ceType.slice(CLOUDEVENT_TYPE_PREFIX.length) : ceType);
 

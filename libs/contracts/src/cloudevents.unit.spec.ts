@@ -4,10 +4,10 @@ import { EVENT_EXAMPLES } from './catalog/examples.js';
 
 const stored = {
   id: '0b9f3c1e-1111-4a7e-9a3c-2e1f0d9c8b7a',
-  type: 'rollout.vote-recorded',
+  type: 'rollout.votes-recorded',
   streamId: 'rollout-r1',
   globalPosition: 42n,
-  data: EVENT_EXAMPLES['rollout.vote-recorded'],
+  data: EVENT_EXAMPLES['rollout.votes-recorded'],
   createdAt: new Date('2026-11-23T09:00:00.000Z'),
   metadata: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' },
 };
@@ -19,8 +19,8 @@ describe('CloudEvents', () => {
       specversion: '1.0',
       id: stored.id,
       source: 'changeover/rollout',
-      type: 'io.changeover.rollout.vote-recorded',
-      subject: EVENT_EXAMPLES['rollout.vote-recorded']['rolloutId'],
+      type: 'io.changeover.rollout.votes-recorded',
+      subject: EVENT_EXAMPLES['rollout.votes-recorded']['rolloutId'],
       time: '2026-11-23T09:00:00.000Z',
       datacontenttype: 'application/json',
       changeoversequence: 42,
@@ -28,7 +28,7 @@ describe('CloudEvents', () => {
       traceparent: stored.metadata.traceparent,
     });
     const back = parseCloudEvent(JSON.parse(JSON.stringify(ce)));
-    expect(back.eventType).toBe('rollout.vote-recorded');
+    expect(back.eventType).toBe('rollout.votes-recorded');
     expect(back.data).toEqual(stored.data);
   });
 

@@ -41,6 +41,14 @@ export type Discrepancy = z.infer<typeof Discrepancy>;
  */
 export const NODE_LIST_CHUNK = 5000;
 
+/** One node's vote, as `rollout.votes-recorded` carries it. */
+export const RecordedVote = z.strictObject({ nodeId: NodeId, decision: z.enum(['accept', 'veto']), verdicts: z.array(Verdict).max(MAX.list) });
+export type RecordedVote = z.infer<typeof RecordedVote>;
+
+/** One node's completion, as `rollout.nodes-completed` carries it: `inventory` indexes the event's `inventories` (each distinct one listed once). */
+export const CompletedNode = z.strictObject({ nodeId: NodeId, inventory: z.number().int().nonnegative().max(NODE_LIST_CHUNK - 1), bytesFetched: z.number().int().nonnegative().default(0) });
+export type CompletedNode = z.infer<typeof CompletedNode>;
+
 /** Every domain event: type → data schema. The type's prefix is its aggregate. */
 export const EVENT_SCHEMAS = {
   // rollout aggregate (stream rollout-<id>)
@@ -56,7 +64,7 @@ export const EVENT_SCHEMAS = {
   /** More nodes of selection `selection` of the created rollout (its assignments list them only up to NODE_LIST_CHUNK in all). */
   'rollout.nodes-added': z.strictObject({ rolloutId: RolloutId, selection: z.number().int().nonnegative(), nodes: z.array(NodeId).min(1).max(NODE_LIST_CHUNK), at: z.string() }),
   'rollout.proposed': z.strictObject({ rolloutId: RolloutId, attempt: z.number().int().nonnegative(), nodes: z.number().int().nonnegative(), dryRun: z.boolean().default(false), at: z.string() }),
-  'rollout.vote-recorded': z.strictObject({ rolloutId: RolloutId, attempt: z.number().int().nonnegative(), nodeId: NodeId, decision: z.enum(['accept', 'veto']), verdicts: z.array(Verdict).max(MAX.list), at: z.string() }),
+  'rollout.votes-recorded': z.strictObject({ rolloutId: RolloutId, attempt: z.number().int().nonnegative(), votes: z.array(RecordedVote).min(1).max(NODE_LIST_CHUNK), at: z.string() }),
   'rollout.node-unreachable': z.strictObject({ rolloutId: RolloutId, attempt: z.number().int().nonnegative(), nodeIds: z.array(NodeId), treatedAs: z.enum(['veto', 'defer', 'exclude']), at: z.string() }),
   'rollout.blocked': z.strictObject({ rolloutId: RolloutId, attempt: z.number().int().nonnegative(), vetoes: z.array(Veto).max(MAX.list * 10), at: z.string() }),
   'rollout.forced': z.strictObject({ rolloutId: RolloutId, by: Actor, reason: Text, nodes: z.array(NodeId).optional(), at: z.string() }),
@@ -65,7 +73,7 @@ export const EVENT_SCHEMAS = {
   /** A wave's nodes in `parts` events (part 0 … parts-1); the wave's commits go out with the last part. */
   'rollout.wave-started': z.strictObject({ rolloutId: RolloutId, wave: z.number().int().nonnegative(), nodes: z.array(NodeId).max(NODE_LIST_CHUNK), part: z.number().int().nonnegative().default(0), parts: z.number().int().positive().default(1), at: z.string() }),
   'rollout.node-progressed': z.strictObject({ rolloutId: RolloutId, nodeId: NodeId, phase: ProgressPhase, bytesFetched: z.number().int().nonnegative().optional(), at: z.string() }),
-  'rollout.node-completed': z.strictObject({ rolloutId: RolloutId, nodeId: NodeId, inventory: Inventory, bytesFetched: z.number().int().nonnegative().default(0), at: z.string() }),
+  'rollout.nodes-completed': z.strictObject({ rolloutId: RolloutId, nodes: z.array(CompletedNode).min(1).max(NODE_LIST_CHUNK), inventories: z.array(Inventory).min(1).max(NODE_LIST_CHUNK), at: z.string() }),
   'rollout.node-failed': z.strictObject({ rolloutId: RolloutId, nodeId: NodeId, code: z.string().max(MAX.name), message: Text, at: z.string() }),
   'rollout.paused': z.strictObject({ rolloutId: RolloutId, reason: Text, failed: z.number().int().nonnegative(), committed: z.number().int().nonnegative(), at: z.string() }),
   'rollout.resumed': z.strictObject({ rolloutId: RolloutId, by: Actor, at: z.string() }),
@@ -110,7 +118,7 @@ export function isEventType(type: string): type is EventType {
   return Object.hasOwn(EVENT_SCHEMAS, type);
 }
 
-/** `rollout.vote-recorded` → `rollout`. */
+/** `rollout.votes-recorded` → `rollout`. */
 export const eventAggregate = (type: string) => type.slice(0, type.indexOf('.'));
 
 /** Severity used by notification filters. */

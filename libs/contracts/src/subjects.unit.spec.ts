@@ -9,7 +9,7 @@ describe('subjects', () => {
     expect(parseSubject(subjects.agent('n_2', 'vote'))).toEqual({ kind: 'agent', nodeId: 'n_2', report: 'vote' });
     expect(parseSubject(subjects.registry('select-modules'))).toEqual({ kind: 'registry', op: 'select-modules' });
     expect(parseSubject(subjects.rollout('create'))).toEqual({ kind: 'rollout', op: 'create' });
-    expect(parseSubject(subjects.event('rollout', 'vote-recorded'))).toEqual({ kind: 'event', aggregate: 'rollout', type: 'vote-recorded' });
+    expect(parseSubject(subjects.event('rollout', 'votes-recorded'))).toEqual({ kind: 'event', aggregate: 'rollout', type: 'votes-recorded' });
     expect(parseSubject(subjects.groupMembership('g1'))).toEqual({ kind: 'group', groupId: 'g1' });
   });
 

@@ -238,17 +238,17 @@ describe('rollout service killed with SIGKILL at random points', () => {
     }
 
     // 3. Each rollout's stream is 1..n with unique event ids; the domain recorded each node's completion once.
-    const rows = (await sql.query<{ stream_id: string; stream_position: number; event_id: string; event_type: string; data: { nodeId?: string; nodes?: string[] } }>(`SELECT stream_id, stream_position, event_id, event_type, data FROM events WHERE stream_id LIKE 'rollout-%' ORDER BY stream_id, stream_position`)).rows;
+    const rows = (await sql.query<{ stream_id: string; stream_position: number; event_id: string; event_type: string; data: { nodes?: (string | { nodeId: string })[] } }>(`SELECT stream_id, stream_position, event_id, event_type, data FROM events WHERE stream_id LIKE 'rollout-%' ORDER BY stream_id, stream_position`)).rows;
     for (const p of plans) {
       const stream = rows.filter((r) => r.stream_id === `rollout-${p.id}`);
       expect(stream.map((r) => r.stream_position)).toEqual(stream.map((_, i) => i + 1));
       expect(new Set(stream.map((r) => r.event_id)).size).toBe(stream.length);
       const count = (type: string) => stream.filter((r) => r.event_type === type).length;
       expect({ created: count('rollout.created'), completed: count('rollout.completed'), failed: count('rollout.node-failed') }).toEqual({ created: 1, completed: 1, failed: 0 });
-      const completedNodes = stream.filter((r) => r.event_type === 'rollout.node-completed').map((r) => r.data.nodeId);
+      const completedNodes = stream.filter((r) => r.event_type === 'rollout.nodes-completed').flatMap((r) => (r.data.nodes ?? []).map((n) => (typeof n === 'string' ? n : n.nodeId)));
       expect(new Set(completedNodes).size).toBe(completedNodes.length);
       expect(completedNodes.length).toBe(p.live);
-      const committed = stream.filter((r) => r.event_type === 'rollout.wave-started').flatMap((r) => r.data.nodes ?? []);
+      const committed = stream.filter((r) => r.event_type === 'rollout.wave-started').flatMap((r) => (r.data.nodes ?? []) as string[]);
       expect(new Set(committed).size).toBe(committed.length);
       expect(committed.length).toBe(p.live);
     }

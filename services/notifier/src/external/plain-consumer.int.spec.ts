@@ -54,7 +54,7 @@ describe('an outside system reading CHANGEOVER_EVENTS with a plain NATS client',
     const at = 'now';
     const rollout = [
       events.cloudEvent('rollout.proposed', { rolloutId: r, attempt: 0, nodes: 2, dryRun: false, at }, `rollout-${r}`),
-      events.cloudEvent('rollout.vote-recorded', { rolloutId: r, attempt: 0, nodeId: 'node-7', decision: 'veto', verdicts: [{ processId: 'billing-worker', decision: 'veto', reason: 'PROCESS_BUSY', message: 'closing the month' }], at }, `rollout-${r}`),
+      events.cloudEvent('rollout.votes-recorded', { rolloutId: r, attempt: 0, votes: [{ nodeId: 'node-7', decision: 'veto', verdicts: [{ processId: 'billing-worker', decision: 'veto', reason: 'PROCESS_BUSY', message: 'closing the month' }] }], at }, `rollout-${r}`),
       events.cloudEvent('rollout.blocked', sample.blocked(r), `rollout-${r}`),
       events.cloudEvent('rollout.forced', { rolloutId: r, by: 'alice', reason: 'month closed', at }, `rollout-${r}`),
       events.cloudEvent('rollout.accepted', { rolloutId: r, attempt: 0, nodes: 2, excluded: [], at }, `rollout-${r}`),

@@ -117,7 +117,8 @@ function recordVote(c: Extract<RolloutCommand, { type: 'RecordVote' }>, state: A
   if (r.dryRun || r.attempt !== state.attempt) return [];
   const phase = state.nodes.get(r.nodeId)!.phase;
   const at = iso(c.now);
-  const recorded = ev('rollout.vote-recorded', { rolloutId: state.rolloutId, attempt: r.attempt, nodeId: r.nodeId, decision: r.decision, verdicts: r.verdicts, at });
+  // One vote; the runner merges the votes of a batch into one event.
+  const recorded = ev('rollout.votes-recorded', { rolloutId: state.rolloutId, attempt: r.attempt, votes: [{ nodeId: r.nodeId, decision: r.decision, verdicts: r.verdicts }], at });
   if (state.status === 'voting') {
     if (phase !== 'voting') return []; // duplicate
     const overlay = new Map<string, NodePhase>([[r.nodeId, r.decision === 'accept' ? 'accepted' : 'vetoed']]);
@@ -193,7 +194,8 @@ function recordProgress(c: Extract<RolloutCommand, { type: 'RecordProgress' }>, 
     case 'completed': {
       if (entry.phase !== 'committing' || r.attempt !== state.attempt) return []; // duplicate or late
       if (!r.inventory) return new ChangeoverError('VALIDATION_FAILED', 'a completed report must carry the inventory');
-      return [ev('rollout.node-completed', { ...base, inventory: r.inventory, bytesFetched: r.bytesFetched ?? 0 }), ...afterOutcome(state, r.nodeId, 'completed', at)];
+      const completed = ev('rollout.nodes-completed', { rolloutId: state.rolloutId, nodes: [{ nodeId: r.nodeId, inventory: 0, bytesFetched: r.bytesFetched ?? 0 }], inventories: [r.inventory], at });
+      return [completed, ...afterOutcome(state, r.nodeId, 'completed', at)];
     }
     case 'failed':
     case 'regressed': {

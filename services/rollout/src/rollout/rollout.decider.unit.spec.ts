@@ -44,30 +44,30 @@ describe('rollout decider: create', () => {
 describe('rollout decider: votes', () => {
   it('records a vote and ignores its duplicate', () => {
     const g = given(three(), v(vote('n1')));
-    expect(types(given(three()).when(v(vote('n1'))))).toEqual(['rollout.vote-recorded']);
+    expect(types(given(three()).when(v(vote('n1'))))).toEqual(['rollout.votes-recorded']);
     expect(g.when(v(vote('n1')))).toEqual([]);
     expect(whyIgnored(v(vote('n1')), g.state)).toBe('duplicate-vote');
   });
   it('accepts on the last accept and starts the first wave', () => {
     const d = given(three(), v(vote('n1')), v(vote('n2'))).when(v(vote('n3')));
-    expect(types(d)).toEqual(['rollout.vote-recorded', 'rollout.accepted', 'rollout.wave-started']);
+    expect(types(d)).toEqual(['rollout.votes-recorded', 'rollout.accepted', 'rollout.wave-started']);
     expect((d as RolloutEvent[])[2]!.data).toMatchObject({ wave: 0, nodes: ['n1', 'n2', 'n3'] });
   });
   it('atomic: one veto blocks every node and names node, process, reason and retry-after', () => {
     const d = given(three(), v(vote('n1')), v(vote('n2', 'veto'))).when(v(vote('n3')));
-    expect(types(d)).toEqual(['rollout.vote-recorded', 'rollout.blocked']);
+    expect(types(d)).toEqual(['rollout.votes-recorded', 'rollout.blocked']);
     expect((d as RolloutEvent[])[1]!.data).toMatchObject({ vetoes: [{ nodeId: 'n2', processId: 'db', reason: 'PROCESS_BUSY', message: 'compacting', retryAfterMs: 60_000 }] });
   });
   it('quorum: tolerates k vetoing nodes and leaves them out', () => {
     const g = given(createCommand([assignment(['n1', 'n2', 'n3'])], { vote: { mode: 'quorum', toleratedVetoes: 1 } }), v(vote('n1')), v(vote('n2', 'veto')));
     const d = g.when(v(vote('n3')));
-    expect(types(d)).toEqual(['rollout.vote-recorded', 'rollout.accepted', 'rollout.wave-started']);
+    expect(types(d)).toEqual(['rollout.votes-recorded', 'rollout.accepted', 'rollout.wave-started']);
     expect((d as RolloutEvent[])[1]!.data).toMatchObject({ excluded: ['n2'], nodes: 2 });
     expect((d as RolloutEvent[])[2]!.data).toMatchObject({ nodes: ['n1', 'n3'] });
   });
   it('quorum: more than k vetoing nodes block', () => {
     const g = given(createCommand([assignment(['n1', 'n2', 'n3'])], { vote: { mode: 'quorum', toleratedVetoes: 1 } }), v(vote('n1', 'veto')), v(vote('n2', 'veto')));
-    expect(types(g.when(v(vote('n3'))))).toEqual(['rollout.vote-recorded', 'rollout.blocked']);
+    expect(types(g.when(v(vote('n3'))))).toEqual(['rollout.votes-recorded', 'rollout.blocked']);
   });
   it('refuses a vote from a node not in the rollout and a vote for another rollout', () => {
     expect(types(given(three()).when(v(vote('stranger'))))).toBe('NOT_IN_ROLLOUT');
@@ -88,7 +88,7 @@ describe('rollout decider: votes', () => {
   it('a node with no module for its processor type vetoes PROCESSOR_UNSUPPORTED', () => {
     const c = createCommand([assignment(['n1', 'n2'])], {}, { unsupported: [{ nodeId: 'n2', package: 'extra', processorType: 'arm64' }] });
     const d = given(c, v(vote('n1'))).when(v(vote('n2')));
-    expect(types(d)).toEqual(['rollout.vote-recorded', 'rollout.blocked']);
+    expect(types(d)).toEqual(['rollout.votes-recorded', 'rollout.blocked']);
     expect((d as RolloutEvent[])[1]!.data).toMatchObject({ vetoes: [{ nodeId: 'n2', reason: 'PROCESSOR_UNSUPPORTED', processId: 'orchestrator' }] });
   });
 });
@@ -114,7 +114,7 @@ describe('rollout decider: vote timeout and unreachable nodes', () => {
     const g = given(createCommand([assignment(['n1', 'n2'])], { unreachable: 'defer' }), v(vote('n1')), timeout());
     expect(g.state.status).toBe('applying');
     const d = g.when(v(vote('n2'), 40_000));
-    expect(types(d)).toEqual(['rollout.vote-recorded', 'rollout.wave-started']);
+    expect(types(d)).toEqual(['rollout.votes-recorded', 'rollout.wave-started']);
     expect((d as RolloutEvent[])[1]!.data).toMatchObject({ wave: 1, nodes: ['n2'] });
   });
 });
@@ -143,7 +143,7 @@ describe('rollout decider: force, revote, cancel, resume', () => {
     expect((d as RolloutEvent[])[1]!.data).toMatchObject({ attempt: 1 });
     const g = given(...blocked(), { type: 'Revote', now: at(50), by: 'bob', reason: 'retry' });
     expect(g.state).toMatchObject({ status: 'voting', attempt: 1 });
-    expect(types(g.when(v(vote('n1', 'accept', { attempt: 1 }))))).toEqual(['rollout.vote-recorded']);
+    expect(types(g.when(v(vote('n1', 'accept', { attempt: 1 }))))).toEqual(['rollout.votes-recorded']);
     expect(types(given(three()).when({ type: 'Revote', now: at(50), by: 'bob', reason: '' }))).toBe('INVALID_STATE');
   });
   it('cancel ends any live rollout, not a finished one', () => {
@@ -160,14 +160,14 @@ describe('rollout decider: waves, thresholds, verification', () => {
     const g = given(...accepted());
     expect(g.events.filter((e) => e.type === 'rollout.wave-started').map((e) => e.data)).toMatchObject([{ wave: 0, nodes: ['n1'] }]);
     const d = g.when(p(progress('n1', 'completed')));
-    expect(types(d)).toEqual(['rollout.node-completed', 'rollout.wave-started']);
+    expect(types(d)).toEqual(['rollout.nodes-completed', 'rollout.wave-started']);
     expect((d as RolloutEvent[])[1]!.data).toMatchObject({ wave: 1, nodes: ['n2', 'n3'] });
     const g2 = given(...accepted(), p(progress('n1', 'completed')), p(progress('n2', 'completed')));
-    expect(types(g2.when(p(progress('n3', 'completed'))))).toEqual(['rollout.node-completed', 'rollout.wave-started']);
+    expect(types(g2.when(p(progress('n3', 'completed'))))).toEqual(['rollout.nodes-completed', 'rollout.wave-started']);
   });
   it('a wave below its success threshold holds the next wave until it is met', () => {
     const g = given(...accepted({ waves: { canary: 0, size: 2, successThreshold: 1 } }));
-    expect(types(g.when(p(progress('n1', 'completed'))))).toEqual(['rollout.node-completed']);
+    expect(types(g.when(p(progress('n1', 'completed'))))).toEqual(['rollout.nodes-completed']);
   });
   it('ignores a duplicate completion and live progress; requires an inventory', () => {
     const g = given(...accepted(), p(progress('n1', 'completed')));
@@ -217,7 +217,7 @@ describe('rollout decider: waves, thresholds, verification', () => {
     const c = createCommand([assignment(['c1'], [selected('web', { consumes: ['billing-api@^2'] })]), assignment(['p1'], [selected('billing', { provides: ['billing-api@2.1.0'] })])], { waves: { canary: 0, size: 10 } });
     const g = given(c, v(vote('c1')), v(vote('p1')));
     expect(g.events.filter((e) => e.type === 'rollout.wave-started').map((e) => e.data)).toMatchObject([{ wave: 0, nodes: ['p1'] }]);
-    expect(types(g.when(p(progress('p1', 'completed'))))).toEqual(['rollout.node-completed', 'rollout.wave-started']);
+    expect(types(g.when(p(progress('p1', 'completed'))))).toEqual(['rollout.nodes-completed', 'rollout.wave-started']);
   });
 });
 
@@ -265,7 +265,7 @@ describe('rollout decider: fleets larger than one event holds', () => {
     const all = [...ids(12_001), 'n-small'];
     const g = given(big(), ...all.slice(0, -1).map((n) => v(vote(n))));
     const d = g.when(v(vote('n-small'))) as RolloutEvent[];
-    expect(types(d)).toEqual(['rollout.vote-recorded', 'rollout.accepted', 'rollout.wave-started', 'rollout.wave-started', 'rollout.wave-started']);
+    expect(types(d)).toEqual(['rollout.votes-recorded', 'rollout.accepted', 'rollout.wave-started', 'rollout.wave-started', 'rollout.wave-started']);
     expect(d.slice(2).map((e) => e.data)).toEqual([0, 1, 2].map((part) => expect.objectContaining({ wave: 0, part, parts: 3 })));
     let state = g.state;
     const actions = d.flatMap((e) => {

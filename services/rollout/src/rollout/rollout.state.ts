@@ -154,12 +154,13 @@ export function evolve(state: RolloutState, event: RolloutEvent): RolloutState {
       if (event.data.dryRun) return keep();
       return { ...core, status: 'voting', attempt: event.data.attempt, voteDeadline: new Date(Date.parse(event.data.at) + core.policy.voteTimeoutMs).toISOString() };
     }
-    case 'rollout.vote-recorded': {
-      const d = event.data;
-      setPhase(core, d.nodeId, d.decision === 'accept' ? 'accepted' : 'vetoed');
-      if (d.decision === 'veto') {
-        core.vetoes = [...core.vetoes, ...vetoesOf(d.nodeId, d.verdicts)];
+    case 'rollout.votes-recorded': {
+      const vetoes: Veto[] = [];
+      for (const v of event.data.votes) {
+        setPhase(core, v.nodeId, v.decision === 'accept' ? 'accepted' : 'vetoed');
+        if (v.decision === 'veto') vetoes.push(...vetoesOf(v.nodeId, v.verdicts));
       }
+      if (vetoes.length) core.vetoes = [...core.vetoes, ...vetoes];
       return keep();
     }
     case 'rollout.node-unreachable': {
@@ -204,11 +205,16 @@ export function evolve(state: RolloutState, event: RolloutEvent): RolloutState {
     }
     case 'rollout.node-progressed':
       return keep();
-    case 'rollout.node-completed': {
-      const entry = core.nodes.get(event.data.nodeId);
-      setPhase(core, event.data.nodeId, 'completed');
-      core.inventories.set(event.data.nodeId, event.data.inventory);
-      if (entry?.wave !== undefined && core.waves[entry.wave]) core.waves[entry.wave]!.completed++;
+    case 'rollout.nodes-completed': {
+      const { nodes, inventories } = event.data;
+      for (const n of nodes) {
+        const entry = core.nodes.get(n.nodeId);
+        setPhase(core, n.nodeId, 'completed');
+        // Nodes with the same inventory share one object: 10,000 identical inventories cost one.
+        const inventory = inventories[n.inventory];
+        if (inventory) core.inventories.set(n.nodeId, inventory);
+        if (entry?.wave !== undefined && core.waves[entry.wave]) core.waves[entry.wave]!.completed++;
+      }
       return afterNodeOutcome(state, core);
     }
     case 'rollout.node-failed': {

@@ -18,18 +18,23 @@ export function recordAppended(before: RolloutState, after: RolloutState, events
       case 'rollout.proposed':
         if (!e.data.dryRun) proposedAt = Date.parse(e.data.at);
         break;
-      case 'rollout.vote-recorded':
-        if (Number.isFinite(proposedAt)) m.voteLatency.observe(seconds(proposedAt, e.data.at));
-        if (e.data.decision === 'veto') for (const v of vetoesOf(e.data.nodeId, e.data.verdicts)) m.vetoes.inc({ reason: v.reason });
+      case 'rollout.votes-recorded':
+        for (const v of e.data.votes) {
+          if (Number.isFinite(proposedAt)) m.voteLatency.observe(seconds(proposedAt, e.data.at));
+          if (v.decision === 'veto') for (const x of vetoesOf(v.nodeId, v.verdicts)) m.vetoes.inc({ reason: x.reason });
+        }
         break;
       case 'rollout.node-unreachable':
         if (e.data.treatedAs === 'veto') m.vetoes.inc({ reason: 'NO_ANSWER' }, e.data.nodeIds.length);
         break;
-      case 'rollout.node-completed': {
+      case 'rollout.nodes-completed': {
+        if (after.status === 'initial') break;
         // The commit went out when the node's wave started.
-        const wave = after.status === 'initial' ? undefined : after.nodes.get(e.data.nodeId)?.wave;
-        const started = wave === undefined || after.status === 'initial' ? undefined : after.waves[wave]?.startedAt;
-        if (started) m.changeoverLatency.observe(seconds(Date.parse(started), e.data.at));
+        for (const n of e.data.nodes) {
+          const wave = after.nodes.get(n.nodeId)?.wave;
+          const started = wave === undefined ? undefined : after.waves[wave]?.startedAt;
+          if (started) m.changeoverLatency.observe(seconds(Date.parse(started), e.data.at));
+        }
         break;
       }
       default:

@@ -2,6 +2,7 @@ import { ChangeoverError, isChangeoverError } from '@changeover/contracts';
 import type { NewEvent, StoredEvent } from '@changeover/event-store';
 import { metrics, runInContext, sampledTraceparentOf, startRootSpan, traceparentOf, ROOT_CONTEXT, type Context, type Logger } from '@changeover/telemetry';
 import { decide, type RolloutCommand } from '../rollout/rollout.decider.js';
+import { coalesce } from '../rollout/rollout.coalesce.js';
 import { rolloutStreamId, type RolloutEvent } from '../rollout/rollout.events.js';
 import { evolve, fold, initialState, type ActiveState, type RolloutState } from '../rollout/rollout.state.js';
 import { needsOwner, onHello, react, resume, whyIgnored, type Action } from './rollout.workflow.js';
@@ -223,7 +224,6 @@ export class RolloutRunner {
     for (let attempt = 0; commands.length; attempt++) {
       // Decide each command against the state its predecessors left; one append for all.
       let state = o.state;
-      const events: NewEvent[] = [];
       const decided: { job: (typeof commands)[number]; events: RolloutEvent[] }[] = [];
       for (const job of commands) {
         const d = decide(job.command, state);
@@ -234,17 +234,17 @@ export class RolloutRunner {
         }
         if (d.length === 0) ignored.inc({ reason: whyIgnored(job.command, state) });
         for (const e of d) state = evolve(state, e);
-        events.push(...d.map((e) => this.toNew(e, job.actor, o.trace)));
         decided.push({ job, events: d });
       }
-      if (events.length === 0) {
+      const merged = this.merge(decided, o.trace);
+      if (merged.events.length === 0) {
         decided.forEach(({ job }) => job.resolve({ state, version: o.version, events: [] }));
         return;
       }
       try {
-        const r = await this.deps.store.append(rolloutStreamId(o.id), o.version === 0 ? 'no-stream' : o.version, events);
-        recordAppended(o.state, state, decided.flatMap((d) => d.events));
-        traceDecisions(o.trace, o.state, state, decided.flatMap((d) => d.events));
+        const r = await this.deps.store.append(rolloutStreamId(o.id), o.version === 0 ? 'no-stream' : o.version, merged.stored);
+        recordAppended(o.state, state, merged.events);
+        traceDecisions(o.trace, o.state, state, merged.events);
         o.state = state;
         o.version = r.nextExpectedVersion;
       } catch (e) {
@@ -263,6 +263,34 @@ export class RolloutRunner {
       await this.run(o, all.flatMap((e) => react(o.state, e)));
       return;
     }
+  }
+
+  /**
+   * The events a batch appends: each run of commands by the same actor, or by nodes (their reports),
+   * has its per-node events merged (`coalesce`), so 10,000 votes are a few events. A merged run of
+   * several nodes' reports is recorded as by `nodes`: the events name each node.
+   */
+  private merge(decided: { job: Extract<Job, { kind: 'command' }>; events: RolloutEvent[] }[], trace: Context): { events: RolloutEvent[]; stored: NewEvent[] } {
+    const events: RolloutEvent[] = [];
+    const stored: NewEvent[] = [];
+    const group = (a: EventActor) => (typeof a === 'string' && a.startsWith('node:') ? 'node:' : a);
+    for (let i = 0; i < decided.length; ) {
+      const key = group(decided[i]!.job.actor);
+      const actors = new Set<EventActor>();
+      const run: RolloutEvent[] = [];
+      let j = i;
+      for (; j < decided.length && group(decided[j]!.job.actor) === key; j++) {
+        actors.add(decided[j]!.job.actor);
+        run.push(...decided[j]!.events);
+      }
+      const actor = actors.size === 1 ? decided[i]!.job.actor : 'nodes';
+      for (const e of coalesce(run)) {
+        events.push(e);
+        stored.push(this.toNew(e, actor, trace));
+      }
+      i = j;
+    }
+    return { events, stored };
   }
 
   private async reload(o: Owned): Promise<void> {

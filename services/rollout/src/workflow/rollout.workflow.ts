@@ -83,14 +83,14 @@ export function react(state: RolloutState, event: RolloutEvent): Action[] {
       break;
     case 'rollout.created':
     case 'rollout.nodes-added':
-    case 'rollout.vote-recorded':
+    case 'rollout.votes-recorded':
     case 'rollout.node-unreachable':
     case 'rollout.blocked':
     case 'rollout.forced':
     case 'rollout.revote-requested':
     case 'rollout.accepted':
     case 'rollout.node-progressed':
-    case 'rollout.node-completed':
+    case 'rollout.nodes-completed':
     case 'rollout.node-failed':
     case 'rollout.paused':
     case 'rollout.resumed':
