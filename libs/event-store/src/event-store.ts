@@ -9,6 +9,7 @@ import { DEFAULT_GROUP_COMMIT, GroupCommitQueue } from './append/group-commit.js
 import { headPosition, readAllRows, readStreamRows } from './read/read.sql.js';
 import { migrate } from './schema/migrate.js';
 import { loadCheckpoint, saveCheckpoint } from './subscriptions/checkpoint.sql.js';
+import { advisoryLock } from './subscriptions/exclusive-lock.js';
 import { CheckpointedSubscription } from './subscriptions/subscription.js';
 import { WakeUp } from './subscriptions/wake-up.js';
 import type {
@@ -221,7 +222,9 @@ export class EventStore {
       pollMs: optionalInt(options.pollMs, 'pollMs', 1000, 1, 3_600_000),
       retryMs: optionalInt(options.retryMs, 'retryMs', 500, 1, 3_600_000),
       onError: options.onError ?? ((e: unknown) => console.error(JSON.stringify({ level: 'error', msg: `subscription ${id} failed; retrying`, error: String(e) }))),
+      ...(options.exclusive === true ? { exclusive: advisoryLock(this.url, id) } : {}),
     };
+    if (options.exclusive !== undefined && typeof options.exclusive !== 'boolean') throw new ChangeoverError('VALIDATION_FAILED', 'exclusive: must be a boolean', { field: 'exclusive' });
     await this.wakeUp.start();
     const subscription = new CheckpointedSubscription(
       id,

@@ -82,6 +82,12 @@ export interface SubscribeOptions {
   onError?: (error: unknown) => void;
   /** Wait before retrying a failed batch (default 500 ms). */
   retryMs?: number;
+  /**
+   * Only one process at a time runs this subscription (a Postgres advisory lock on a connection of
+   * its own); the others stand by, keep position() and lag() current from the stored checkpoint,
+   * and take over when the holder stops or dies (default false).
+   */
+  exclusive?: boolean;
 }
 
 export interface Subscription {

@@ -22,6 +22,11 @@ export interface OutboxRelayOptions {
   /** De-duplication window when the stream is created (default 2 minutes). */
   duplicateWindowMs?: number;
   onError?: (error: unknown) => void;
+  /**
+   * One relay per checkpoint name publishes at a time (default true): several service instances
+   * (or a standalone relay) share the work of one without each publishing every event.
+   */
+  exclusive?: boolean;
 }
 
 export interface OutboxRelay {
@@ -99,6 +104,7 @@ export async function startOutboxRelay(options: OutboxRelayOptions): Promise<Out
   const subscription: Subscription = await store.subscribe(name, publishBatch, {
     batchSize,
     pollMs: optionalInt(options.pollMs, 'pollMs', 1000, 1, 3_600_000),
+    exclusive: options.exclusive ?? true,
     ...(options.onError ? { onError: options.onError } : {}),
   });
   return {

@@ -1,5 +1,6 @@
 import { ChangeoverError } from '@changeover/contracts';
 import type { StoredEvent, Subscription, SubscriptionHandler } from '../types.js';
+import type { ExclusiveLock, HeldLock } from './exclusive-lock.js';
 
 /** What a subscription needs from the store (an interface, so the loop is testable on its own). */
 export interface SubscriptionSource {
@@ -16,6 +17,8 @@ export interface SubscriptionSettings {
   pollMs: number;
   retryMs: number;
   onError: (error: unknown) => void;
+  /** When set, only the process holding this lock handles events; the others stand by. */
+  exclusive?: ExclusiveLock;
 }
 
 /**
@@ -31,6 +34,7 @@ export class CheckpointedSubscription implements Subscription {
   private loop: Promise<void> | undefined;
   private unlisten: (() => void) | undefined;
   private readonly progressWaiters = new Set<() => void>();
+  private held: HeldLock | undefined;
 
   constructor(
     readonly name: string,
@@ -77,8 +81,16 @@ export class CheckpointedSubscription implements Subscription {
   async stop(): Promise<void> {
     this.stopped = true;
     this.unlisten?.();
+    this.settings.exclusive?.cancel();
     this.nudge();
     await this.loop;
+    await this.held?.release();
+    this.held = undefined;
+  }
+
+  /** Whether this process handles the events now (always, unless exclusive and standing by). */
+  active(): boolean {
+    return !this.settings.exclusive || this.held !== undefined;
   }
 
   private nudge(): void {
@@ -88,6 +100,10 @@ export class CheckpointedSubscription implements Subscription {
 
   private async run(): Promise<void> {
     while (!this.stopped) {
+      if (this.settings.exclusive && !this.held) {
+        await this.standBy(this.settings.exclusive);
+        continue;
+      }
       let full = false;
       try {
         full = await this.step();
@@ -98,6 +114,54 @@ export class CheckpointedSubscription implements Subscription {
       }
       if (!full) await this.pause(this.settings.pollMs, true);
     }
+  }
+
+  /**
+   * Waits for the lock, keeping the checkpoint (and so lag()) current from the holder's progress;
+   * once held, resumes after the stored checkpoint.
+   */
+  private async standBy(lock: ExclusiveLock): Promise<void> {
+    let outcome: { held: HeldLock } | { error: unknown } | undefined;
+    const acquiring = lock.acquire().then(
+      (held) => (outcome = { held }),
+      (error: unknown) => (outcome = { error }),
+    );
+    while (!outcome && !this.stopped) {
+      await Promise.race([acquiring, new Promise((r) => setTimeout(r, this.settings.pollMs).unref())]);
+      if (outcome || this.stopped) break;
+      await this.refresh().catch(() => undefined);
+    }
+    if (this.stopped) {
+      lock.cancel();
+      await acquiring;
+      if (outcome && 'held' in outcome) await outcome.held.release();
+      return;
+    }
+    if (outcome && 'error' in outcome) {
+      this.settings.onError(outcome.error);
+      await this.pause(this.settings.retryMs);
+      return;
+    }
+    const held = (outcome as { held: HeldLock }).held;
+    this.held = held;
+    void held.lost.then(() => {
+      if (this.held === held) this.held = undefined;
+      this.nudge();
+    });
+    try {
+      await this.refresh();
+    } catch (e) {
+      this.settings.onError(e);
+    }
+  }
+
+  /** The stored checkpoint (another process may have moved it) and the head. */
+  private async refresh(): Promise<void> {
+    const stored = await this.source.loadCheckpoint(this.name);
+    if (stored > this.checkpoint) this.checkpoint = stored;
+    const head = await this.source.headPosition();
+    if (head > this.head) this.head = head;
+    for (const check of [...this.progressWaiters]) check();
   }
 
   /** Handles one batch; true when the batch was full, so more may be waiting right now. */
