@@ -1,7 +1,7 @@
 import { context, propagation, trace } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import { ensureContextManager } from '../tracing/trace-context.js';
+import { ensureContextManager, forgetContextManager } from '../tracing/trace-context.js';
 
 export interface TestTracing {
   exporter: InMemorySpanExporter;
@@ -27,6 +27,7 @@ export function installTestTracing(): TestTracing {
       trace.disable();
       propagation.disable();
       context.disable();
+      forgetContextManager();
     },
   };
 }

@@ -11,10 +11,18 @@ const PROBE = createContextKey('changeover.context-probe');
  * Makes sure an async-local context manager is registered, so active spans follow awaits even when
  * no SDK exports traces (trace ids still reach the logs and the next hop). Safe to call many times.
  */
+let ensured = false;
 export function ensureContextManager(): void {
+  // Checked once: every span of every message used to pay for a probe run through the context manager.
+  if (ensured) return;
   const works = context.with(ROOT_CONTEXT.setValue(PROBE, true), () => context.active().getValue(PROBE) === true);
-  if (works) return;
-  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  if (!works) context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  ensured = true;
+}
+
+/** After `context.disable()` (tests): the next ensureContextManager registers a manager again. */
+export function forgetContextManager(): void {
+  ensured = false;
 }
 
 /** The tracer every Changeover part uses (one instrumentation scope per part). */

@@ -1,4 +1,4 @@
-import { NODE_LIST_CHUNK } from '@changeover/contracts';
+import { NODE_LIST_CHUNK, type Inventory } from '@changeover/contracts';
 import type { RolloutEventOf, RolloutEvent } from './rollout.events.js';
 
 /**
@@ -9,6 +9,12 @@ export const MERGED_EVENT_BUDGET = 256 * 1024;
 
 type Votes = RolloutEventOf<'rollout.votes-recorded'>;
 type Completions = RolloutEventOf<'rollout.nodes-completed'>;
+/** A merged completions event being filled: its inventories' indexes by digest. */
+interface OpenCompletions {
+  event: Completions;
+  size: number;
+  byDigest: Map<string, number[]>;
+}
 
 /**
  * Merges runs of adjacent per-node events of one decided batch into as few events as fit
@@ -21,7 +27,7 @@ type Completions = RolloutEventOf<'rollout.nodes-completed'>;
 export function coalesce(events: readonly RolloutEvent[]): RolloutEvent[] {
   const out: RolloutEvent[] = [];
   let votes: { event: Votes; size: number } | null = null;
-  let completions: { event: Completions; size: number; inventories: Map<string, number> } | null = null;
+  let completions: OpenCompletions | null = null;
   for (const e of events) {
     if (e.type === 'rollout.votes-recorded') {
       completions = null;
@@ -42,7 +48,7 @@ export function coalesce(events: readonly RolloutEvent[]): RolloutEvent[] {
       votes = null;
       const open = completions;
       if (open && open.event.data.rolloutId === e.data.rolloutId && open.event.data.nodes.length + e.data.nodes.length <= NODE_LIST_CHUNK && appendCompletions(open, e)) continue;
-      const started = { event: { type: e.type, data: { ...e.data, nodes: [], inventories: [] } } as Completions, size: 0, inventories: new Map<string, number>() };
+      const started: OpenCompletions = { event: { type: e.type, data: { ...e.data, nodes: [], inventories: [] } } as Completions, size: 0, byDigest: new Map() };
       appendCompletions(started, e, true);
       completions = started;
       out.push(started.event);
@@ -56,26 +62,23 @@ export function coalesce(events: readonly RolloutEvent[]): RolloutEvent[] {
 }
 
 /** Adds one event's completions to an open merged event, if they fit (always, when `force`). */
-function appendCompletions(open: { event: Completions; size: number; inventories: Map<string, number> }, e: Completions, force = false): boolean {
-  // Each of the event's inventories: its key, and whether the open event lists it already.
-  const keys = e.data.inventories.map((inv) => JSON.stringify(inv));
+function appendCompletions(open: OpenCompletions, e: Completions, force = false): boolean {
+  // Each of the event's inventories: where the open event lists it already, or that it is new.
+  const found = e.data.inventories.map((inv) => indexOf(open, inv));
   let size = 0;
-  const fresh = new Set<string>();
-  for (const key of keys) {
-    if (open.inventories.has(key) || fresh.has(key)) continue;
-    fresh.add(key);
-    size += key.length + 1;
-  }
+  found.forEach((at, i) => {
+    if (at === undefined) size += JSON.stringify(e.data.inventories[i]).length + 1;
+  });
   for (const n of e.data.nodes) size += n.nodeId.length + 64;
   if (!force && open.size + size > MERGED_EVENT_BUDGET) return false;
-  const index = keys.map((key, i) => {
-    let at = open.inventories.get(key);
-    if (at === undefined) {
-      at = open.event.data.inventories.length;
-      open.inventories.set(key, at);
-      open.event.data.inventories.push(e.data.inventories[i]!);
-    }
-    return at;
+  const index = found.map((at, i) => {
+    if (at !== undefined) return at;
+    const inv = e.data.inventories[i]!;
+    const added = open.event.data.inventories.push(inv) - 1;
+    const same = open.byDigest.get(inv.digest);
+    if (same) same.push(added);
+    else open.byDigest.set(inv.digest, [added]);
+    return added;
   });
   for (const n of e.data.nodes) {
     const at = index[n.inventory];
@@ -83,5 +86,30 @@ function appendCompletions(open: { event: Completions; size: number; inventories
   }
   open.event.data.at = e.data.at;
   open.size += size;
+  return true;
+}
+
+/**
+ * The index of an equal inventory the open event lists. Candidates share the digest; equality is
+ * checked on the content, so a node reporting a wrong digest never gets another node's inventory.
+ */
+function indexOf(open: OpenCompletions, inv: Inventory): number | undefined {
+  for (const at of open.byDigest.get(inv.digest) ?? []) if (sameJson(open.event.data.inventories[at], inv)) return at;
+  return undefined;
+}
+
+/** Deep equality of JSON values (key order does not matter), without building any text. */
+export function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameJson(a[i], b[i])) return false;
+    return true;
+  }
+  if (Array.isArray(b)) return false;
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  for (const k of ka) if (!Object.hasOwn(b, k) || !sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
   return true;
 }

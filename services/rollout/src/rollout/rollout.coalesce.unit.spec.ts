@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { ChangeoverError, EVENT_SCHEMAS, NODE_LIST_CHUNK } from '@changeover/contracts';
-import { coalesce, MERGED_EVENT_BUDGET } from './rollout.coalesce.js';
+import { coalesce, MERGED_EVENT_BUDGET, sameJson } from './rollout.coalesce.js';
 import { decide, type RolloutCommand } from './rollout.decider.js';
 import type { RolloutEvent } from './rollout.events.js';
 import { evolve, fold, initialState, type RolloutState } from './rollout.state.js';
@@ -78,6 +78,26 @@ describe('coalesce: per-node events merged', () => {
     expect(merged.length).toBeGreaterThan(1);
     for (const e of merged) expect(JSON.stringify(e.data).length).toBeLessThanOrEqual(MERGED_EVENT_BUDGET + 1024);
     expect(merged.flatMap((e) => (e.type === 'rollout.votes-recorded' ? e.data.votes.map((v) => v.nodeId) : []))).toEqual(ids(200));
+  });
+
+  it('never gives a node another inventory that claims the same digest', () => {
+    // Both inventories below carry the same digest (the fixture's), with different content.
+    const one = inventory();
+    const two = inventory([selected('app', { version: '9.9.9' })]);
+    expect(one.digest).toBe(two.digest);
+    const e = (nodeId: string, inv: typeof one) => ({ type: 'rollout.nodes-completed', data: { rolloutId: 'r1', nodes: [{ nodeId, inventory: 0, bytesFetched: 0 }], inventories: [inv], at: at(1).toISOString() } }) as RolloutEvent;
+    const [merged] = coalesce([e('a', one), e('b', two), e('c', structuredClone(one))]);
+    const data = merged!.type === 'rollout.nodes-completed' ? merged!.data : null;
+    expect(data?.inventories).toEqual([one, two]);
+    expect(data?.nodes.map((n) => n.inventory)).toEqual([0, 1, 0]);
+  });
+
+  it('sameJson compares JSON values whatever the key order', () => {
+    expect(sameJson({ a: [1, { b: 'x', c: null }], d: true }, { d: true, a: [1, { c: null, b: 'x' }] })).toBe(true);
+    expect(sameJson({ a: [1, 2] }, { a: [2, 1] })).toBe(false);
+    expect(sameJson({ a: 1 }, { a: 1, b: undefined })).toBe(false);
+    expect(sameJson([], {})).toBe(false);
+    expect(sameJson({ a: '1' }, { a: 1 })).toBe(false);
   });
 
   it('leaves its input unchanged', () => {
