@@ -36,7 +36,7 @@ const adminToken = randomBytes(32).toString('hex');
 function start(name: string, pkg: string, argv: string[], env: Record<string, string>): ChildProcess {
   const out = openSync(join(tmpdir(), `changeover-bench-${name}.log`), 'w');
   const profile = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${resolve(cpuProfDir)}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
-  const child = spawn(process.execPath, [...profile, join(root, pkg, 'dist/main.js'), ...argv], { env: { ...process.env, ...(process.env['BENCH_NODE_OPTIONS'] ? { NODE_OPTIONS: process.env['BENCH_NODE_OPTIONS'] } : {}), ...env }, stdio: ['ignore', out, out] });
+  const child = spawn(process.execPath, [...profile, join(root, pkg, 'dist/main.js'), ...argv], { env: { ...process.env, ...env }, stdio: ['ignore', out, out] });
   children.push(child);
   return child;
 }
