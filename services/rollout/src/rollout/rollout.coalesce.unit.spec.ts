@@ -65,7 +65,7 @@ describe('coalesce: per-node events merged', () => {
     expect(created.events).toHaveLength(2);
   });
 
-  it('splits at NODE_LIST_CHUNK nodes and at the size budget', () => {
+  it('splits so that no merged event exceeds NODE_LIST_CHUNK nodes or the size budget', () => {
     const votes = ids(NODE_LIST_CHUNK + 10).map((n) => ({ type: 'rollout.votes-recorded', data: { rolloutId: 'r1', attempt: 0, votes: [{ nodeId: n, decision: 'accept', verdicts: [] }], at: at(1).toISOString() } }) as RolloutEvent);
     const sizes = coalesce(votes).map((e) => (e.type === 'rollout.votes-recorded' ? e.data.votes.length : 0));
     expect(sizes.length).toBe(2);
