@@ -14,6 +14,11 @@ let notifier: RunningNotifier;
 let api: ReturnType<typeof restClient>;
 
 const MAX_ATTEMPTS = 3;
+/**
+ * Long enough that a loaded machine answers the endpoints that do answer within it (an attempt that
+ * times out has no status code), short enough that the hanging endpoint's three attempts end quickly.
+ */
+const HTTP_TIMEOUT_MS = 2_000;
 const config = () => ({
   DATABASE_URL: db.url,
   NATS_URL: nats.url,
@@ -21,7 +26,7 @@ const config = () => ({
   NOTIFIER_MAX_ATTEMPTS: String(MAX_ATTEMPTS),
   NOTIFIER_BACKOFF_BASE_MS: '5',
   NOTIFIER_BACKOFF_MAX_MS: '40',
-  NOTIFIER_HTTP_TIMEOUT_MS: '400',
+  NOTIFIER_HTTP_TIMEOUT_MS: String(HTTP_TIMEOUT_MS),
   NOTIFIER_POLL_INTERVAL_MS: '20',
   NOTIFIER_DEFAULT_SUBSCRIPTIONS: JSON.stringify({ name: 'ops-slack', channel: { type: 'slack', url: http.url('/default-slack') } }),
   LOG_LEVEL: TEST_LOG_LEVEL,
@@ -76,7 +81,7 @@ describe('webhook faults', () => {
 
     const hang = await finalDelivery(subs.hang);
     expect(hang).toMatchObject({ status: 'dead', attemptCount: MAX_ATTEMPTS, lastStatusCode: null });
-    expect(hang.attempts.map((a) => a.error)).toEqual(Array(MAX_ATTEMPTS).fill('timed out after 400 ms'));
+    expect(hang.attempts.map((a) => a.error)).toEqual(Array(MAX_ATTEMPTS).fill(`timed out after ${HTTP_TIMEOUT_MS} ms`));
 
     const error = await finalDelivery(subs.error);
     expect(error).toMatchObject({ status: 'dead', attemptCount: MAX_ATTEMPTS, lastStatusCode: 500 });
