@@ -189,6 +189,36 @@ describe('fire-and-forget', () => {
     }
   });
 
+  it('counts an asynchronous handler that rejects, and stop() waits for the handlers still running', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const finished: string[] = [];
+    const sub = subscribeValidated(
+      nc,
+      'changeover.agent.*.heartbeat',
+      Report,
+      async (m) => {
+        if (m.nodeId === 'boom') throw new Error('async handler bug');
+        await gate;
+        finished.push(m.nodeId);
+      },
+      { logger: silentLogger() },
+    );
+    publish(nc, 'changeover.agent.a1.heartbeat', { nodeId: 'boom', load: 1 });
+    publish(nc, 'changeover.agent.a2.heartbeat', { nodeId: 'slow', load: 1 });
+    await waitFor('async failure counted', () => sub.failures === 1, { timeoutMs: 10_000 });
+    // The slow handler holds its message: stop() must not return before it is done.
+    await sub.subscription.drain();
+    let stopped = false;
+    const stopping = sub.stop().then(() => void (stopped = true));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(stopped).toBe(false);
+    release();
+    await stopping;
+    expect(finished).toEqual(['slow']);
+    expect(sub.failures).toBe(1);
+  });
+
   it('refuses to publish a body its schema rejects', () => {
     expect(() => publish(nc, 'changeover.agent.n1.heartbeat', { nodeId: 'n1' }, { schema: Report })).toThrow(/load/);
   });

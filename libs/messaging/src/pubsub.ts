@@ -1,7 +1,7 @@
 import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { z } from 'zod';
 import { ChangeoverError, decode, encode, parse } from '@changeover/contracts';
-import { createLogger, extractTraceContext, injectTraceHeaders, SpanKind, withSpan, type Logger } from '@changeover/telemetry';
+import { createLogger, extractTraceContext, injectTraceHeaders, inSpan, SpanKind, type Logger } from '@changeover/telemetry';
 import { assertConnection, assertSchema, assertSubject, InFlight } from './guards.js';
 import { fromNatsError } from './nats-errors.js';
 import { RejectionCounter } from './rejections.js';
@@ -89,7 +89,13 @@ export function subscribeValidated<S extends z.ZodType>(
   const inFlight = new InFlight();
   let failures = 0;
 
-  const handle = async (msg: Msg): Promise<void> => {
+  const failed = (err: unknown, subject: string) => {
+    failures += 1;
+    log.error({ err, subject }, 'message handler failed');
+  };
+
+  /** Synchronous up to the handler: a handler that returns no promise costs no promise here either. */
+  const handle = (msg: Msg): void => {
     const ctx: MessageContext = { subject: msg.subject, headers: msg.headers, ...(msg.reply ? { reply: msg.reply } : {}) };
     let value: z.infer<S>;
     try {
@@ -113,23 +119,24 @@ export function subscribeValidated<S extends z.ZodType>(
     } catch {
       parent = undefined;
     }
+    let pending: void | Promise<void>;
     try {
-      await withSpan(`receive ${msg.subject}`, () => handler(value, ctx), {
+      pending = inSpan(`receive ${msg.subject}`, () => handler(value, ctx), {
         parent,
         kind: SpanKind.CONSUMER,
         attributes: { 'messaging.system': 'nats', 'messaging.destination.name': msg.subject, 'messaging.operation.type': 'process' },
       });
     } catch (err) {
-      failures += 1;
-      log.error({ err, subject: msg.subject }, 'message handler failed');
+      return failed(err, msg.subject);
     }
+    if (pending) inFlight.track(pending.catch((err: unknown) => failed(err, msg.subject)));
   };
 
   const subscription = nc.subscribe(subject, {
     ...(opts.queue ? { queue: opts.queue } : {}),
     callback: (err, msg) => {
       if (err) return void log.error({ err, subject }, 'subscription error');
-      inFlight.track(handle(msg));
+      handle(msg);
     },
   });
 

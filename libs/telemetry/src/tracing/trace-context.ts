@@ -60,6 +60,45 @@ export async function withSpan<T>(name: string, fn: (span: Span) => T | Promise<
   }
 }
 
+/**
+ * `withSpan` that stays synchronous when `fn` is: the span ends as soon as `fn` returns, or when the
+ * promise it returns settles. A message handler that only queues work then costs no promise.
+ */
+export function inSpan<T>(name: string, fn: (span: Span) => T, opts: WithSpanOptions = {}): T {
+  if (typeof name !== 'string' || name.length === 0 || name.length > 256) throw new ChangeoverError('VALIDATION_FAILED', 'span name must be a non-empty string of at most 256 characters');
+  if (typeof fn !== 'function') throw new ChangeoverError('VALIDATION_FAILED', 'inSpan needs a function to run');
+  ensureContextManager();
+  const parent = opts.parent === undefined ? context.active() : isSpanContext(opts.parent) ? trace.setSpanContext(context.active(), opts.parent) : opts.parent;
+  const span = tracer(opts.tracerName).startSpan(name, { kind: opts.kind ?? SpanKind.INTERNAL, attributes: opts.attributes }, parent);
+  let result: T;
+  try {
+    result = context.with(trace.setSpan(parent, span), fn, undefined, span);
+  } catch (err) {
+    recordError(span, err);
+    span.end();
+    throw err;
+  }
+  if (!isPromiseLike(result)) {
+    span.end();
+    return result;
+  }
+  return Promise.resolve(result).then(
+    (v) => {
+      span.end();
+      return v;
+    },
+    (err: unknown) => {
+      recordError(span, err);
+      span.end();
+      throw err;
+    },
+  ) as T;
+}
+
+function isPromiseLike(v: unknown): v is PromiseLike<unknown> {
+  return v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as PromiseLike<unknown>).then === 'function';
+}
+
 /** Marks a span failed with the error; ChangeoverErrors also carry their code. */
 export function recordError(span: Span, err: unknown): void {
   if (err instanceof ChangeoverError) span.setAttribute('changeover.error.code', err.code);

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/glo
 import { headers } from '@nats-io/transport-node';
 import { SpanStatusCode, trace } from '@opentelemetry/api';
 import { ChangeoverError, isChangeoverError } from '@changeover/contracts';
-import { currentTraceIds, extractTraceContext, injectTraceHeaders, installTestTracing, tracer, withSpan, type TestTracing } from '../index.js';
+import { currentTraceIds, extractTraceContext, injectTraceHeaders, inSpan, installTestTracing, tracer, withSpan, type TestTracing } from '../index.js';
 
 let tracing: TestTracing;
 beforeAll(() => {
@@ -94,5 +94,45 @@ describe('withSpan', () => {
     await expect(withSpan('', () => 1)).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
     await expect(withSpan('x', 'no' as never)).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
     expect(() => tracer('')).toThrow(ChangeoverError);
+  });
+});
+
+describe('inSpan', () => {
+  const parent = { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', traceFlags: 1, isRemote: true };
+
+  it('returns a synchronous result as is, with the span already ended', () => {
+    const value = inSpan('sync', () => currentTraceIds()!.traceId, { parent });
+    expect(value).toBe(parent.traceId);
+    const [span] = tracing.spans();
+    expect(span!.name).toBe('sync');
+    expect(span!.parentSpanContext?.spanId).toBe(parent.spanId);
+  });
+
+  it('ends the span of an asynchronous function only when its promise settles', async () => {
+    let release!: () => void;
+    const pending = inSpan('async', () => new Promise<string>((r) => (release = () => r('done'))));
+    expect(tracing.spans()).toHaveLength(0);
+    release();
+    expect(await pending).toBe('done');
+    expect(tracing.spans().map((s) => s.name)).toEqual(['async']);
+  });
+
+  it('records a thrown or rejected failure, ends the span and passes the error on', async () => {
+    expect(() =>
+      inSpan('throws', () => {
+        throw new ChangeoverError('NOT_FOUND', 'gone');
+      }),
+    ).toThrow(/gone/);
+    await expect(inSpan('rejects', () => Promise.reject(new ChangeoverError('CONFLICT', 'late')))).rejects.toMatchObject({ code: 'CONFLICT' });
+    const spans = tracing.spans();
+    expect(spans.map((s) => [s.name, s.status.code, s.attributes['changeover.error.code']])).toEqual([
+      ['throws', SpanStatusCode.ERROR, 'NOT_FOUND'],
+      ['rejects', SpanStatusCode.ERROR, 'CONFLICT'],
+    ]);
+  });
+
+  it('refuses bad arguments with typed errors', () => {
+    expect(() => inSpan('', () => 1)).toThrow(ChangeoverError);
+    expect(() => inSpan('x', 'no' as never)).toThrow(ChangeoverError);
   });
 });

@@ -29,14 +29,16 @@ export function startAgentIntake(nc: NatsConnection, deps: { runner: RolloutRunn
   const onInvalid = (e: ChangeoverError, ctx: { subject: string }) => log.warn({ code: e.code, subject: ctx.subject, err: e.message }, 'agent report rejected');
   const refused = (e: unknown) => log.info({ err: e instanceof Error ? e.message : String(e) }, 'agent report refused');
   return [
-    subscribeValidated(nc, subjects.agentAny('vote'), VoteReport, async (report, ctx) => {
+    // Reports are queued, not awaited: 10,000 of them wait for their batch's append as plain commands,
+    // not as 10,000 suspended handlers.
+    subscribeValidated(nc, subjects.agentAny('vote'), VoteReport, (report, ctx) => {
       if (!sameNode(ctx.subject, report.nodeId, log)) return;
       if (report.dryRun) return planner.onVote(report);
-      if (runner.isOwned(report.rolloutId)) await runner.submit(report.rolloutId, { type: 'RecordVote', now: clock(), report }, `node:${report.nodeId}`).catch(refused);
+      runner.post(report.rolloutId, { type: 'RecordVote', now: clock(), report }, `node:${report.nodeId}`, refused);
     }, { onInvalid, logger: log }),
-    subscribeValidated(nc, subjects.agentAny('progress'), ProgressReport, async (report, ctx) => {
+    subscribeValidated(nc, subjects.agentAny('progress'), ProgressReport, (report, ctx) => {
       if (!sameNode(ctx.subject, report.nodeId, log)) return;
-      if (runner.isOwned(report.rolloutId)) await runner.submit(report.rolloutId, { type: 'RecordProgress', now: clock(), report }, `node:${report.nodeId}`).catch(refused);
+      runner.post(report.rolloutId, { type: 'RecordProgress', now: clock(), report }, `node:${report.nodeId}`, refused);
     }, { onInvalid, logger: log }),
     subscribeValidated(nc, subjects.agentAny('hello'), HelloReport, async (report, ctx) => {
       if (!sameNode(ctx.subject, report.nodeId, log)) return;

@@ -37,7 +37,8 @@ export interface Applied {
 /** Who caused a command: `system`, or a REST caller's audit metadata (name, token id, role). */
 export type EventActor = string | { actor: string; actorTokenId: string; actorRole: string };
 
-type Job = { kind: 'command'; command: RolloutCommand; actor: EventActor; resolve: (a: Applied) => void; reject: (e: unknown) => void } | { kind: 'catch-up'; resolve: () => void };
+/** A queued command; `resolve` is absent for a posted one (an agent report nobody waits for). */
+type Job = { kind: 'command'; command: RolloutCommand; actor: EventActor; resolve?: (a: Applied) => void; reject: (e: unknown) => void } | { kind: 'catch-up'; resolve: () => void };
 
 interface Owned {
   id: string;
@@ -140,6 +141,19 @@ export class RolloutRunner {
     });
   }
 
+  /**
+   * Queues a command nobody waits for (an agent report): no promise, no result object, nothing held
+   * but the command until its batch is decided. `refused` hears why it changed nothing, if the domain
+   * or the append refused it. False when the rollout is not owned here.
+   */
+  post(id: string, command: RolloutCommand, actor: EventActor, refused: (e: unknown) => void): boolean {
+    const o = this.owned.get(id);
+    if (!o) return false;
+    o.queue.push({ kind: 'command', command, actor, reject: refused });
+    if (!o.draining) void this.drain(o);
+    return true;
+  }
+
   /** Another instance appended to an owned rollout: fold its events in and react to them. */
   catchUp(id: string): Promise<void> {
     const o = this.owned.get(id);
@@ -238,7 +252,7 @@ export class RolloutRunner {
       }
       const merged = this.merge(decided, o.trace);
       if (merged.events.length === 0) {
-        decided.forEach(({ job }) => job.resolve({ state, version: o.version, events: [] }));
+        for (const { job } of decided) job.resolve?.({ state, version: o.version, events: [] });
         return;
       }
       try {
@@ -257,7 +271,7 @@ export class RolloutRunner {
         decided.forEach(({ job }) => job.reject(e));
         return;
       }
-      decided.forEach(({ job, events: evs }) => job.resolve({ state: o.state, version: o.version, events: evs }));
+      for (const { job, events: evs } of decided) job.resolve?.({ state: o.state, version: o.version, events: evs });
       if (o.state.status !== 'initial') this.deps.appended(o.state, o.version, true);
       const all = decided.flatMap((d) => d.events);
       await this.run(o, all.flatMap((e) => react(o.state, e)));
