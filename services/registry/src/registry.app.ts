@@ -97,7 +97,14 @@ export async function startRegistry(input: RegistryConfig, opts: { logger?: Logg
     // One enrollment budget for NATS and REST together.
     const enrollLimiter = new RateLimiter(config.enrollRate);
     const nats = serveRegistryNats(nc, domain, { queue: config.queueGroup, maxImageBytes: config.maxImageBytes, maxMessageBytes: config.maxMessageBytes, enrollLimiter, helloRate: config.helloRate, logger: log });
-    cleanups.push(() => nats.stop());
+    // Reports wait for their batch's write without a handler waiting on them: once the subscriptions
+    // stop taking messages, whatever they handed over is written before the database closes.
+    cleanups.push(async () => {
+      await nats.stop();
+      await nodes.flushHeartbeats();
+      await nodes.flushInventories();
+      await nodes.flushHellos();
+    });
 
     const tick = async (now = new Date()) => {
       await nodes.sweep(now);
@@ -107,9 +114,6 @@ export async function startRegistry(input: RegistryConfig, opts: { logger?: Logg
     cleanups.push(async () => {
       clearInterval(flushTimer);
       clearInterval(sweepTimer);
-      await nodes.flushHeartbeats();
-      await nodes.flushInventories();
-      await nodes.flushHellos();
     });
 
     const auth = await openHttpAuth({ service: 'registry', databaseUrl: config.databaseUrl, config: config.auth, onAuditError: (err) => log.warn({ err }, 'audit log write failed'), warn: (m) => log.warn(m) });

@@ -32,6 +32,7 @@ import type { z } from 'zod';
 import type { Logger } from '../observability.js';
 import { assertStorable } from '../validation/storable.js';
 import { enrollNode } from '../nodes/node-identity.js';
+import type { Settle } from '../nodes/node.service.js';
 import type { RegistryDomain } from '../registry.domain.js';
 
 type Op = Parameters<typeof subjects.registry>[0];
@@ -93,27 +94,32 @@ export function serveRegistryNats(nc: NatsConnection, d: RegistryDomain, opts: {
   };
   const rejected = (report: AgentReport, code: string) => d.counters.inc('registry_agent_reports_rejected_total', 1, { report, code });
   // Every report ends counted once: processed (by the domain), or rejected here with its code, malformed ones included.
-  const report = <S extends z.ZodType>(kind: AgentReport, schema: S, fn: (r: z.infer<S>, nodeId: string) => unknown, rateLimit?: RateLimit) =>
+  // Handlers hand the domain a callback, not a promise: reports wait for their batch's write as plain entries.
+  const report = <S extends z.ZodType>(kind: AgentReport, schema: S, fn: (r: z.infer<S>, nodeId: string, settle: Settle) => void, rateLimit?: RateLimit) =>
     subscribeValidated(
       nc,
       subjects.agentAny(kind),
       schema,
-      async (r: z.infer<S>, ctx: { subject: string }) => {
-        try {
-          assertStorable(r, `${kind} report`);
-          await fn(r, nodeOf(ctx.subject));
-        } catch (e) {
+      (r: z.infer<S>, ctx: { subject: string }) => {
+        const settle: Settle = (e) => {
+          if (e === undefined) return;
           rejected(kind, e instanceof ChangeoverError ? e.code : 'INTERNAL');
           if (!(e instanceof ChangeoverError)) log.error({ err: e, subject: ctx.subject }, 'agent report failed');
+        };
+        try {
+          assertStorable(r, `${kind} report`);
+          fn(r, nodeOf(ctx.subject), settle);
+        } catch (e) {
+          settle(e);
         }
       },
       { queue: opts.queue, logger: log, maxBytes: opts.maxMessageBytes, ...(rateLimit ? { rateLimit } : {}), onInvalid: (e) => rejected(kind, e.code) },
     );
   const reports = [
     // Hello is rate limited per node: a node in a restart loop cannot flood the registry.
-    report('hello', HelloReport, (r, node) => d.nodes.hello(node, r), { ...opts.helloRate, key: nodeOf }),
+    report('hello', HelloReport, (r, node, settle) => void d.nodes.hello(node, r).then(() => settle(), (e: unknown) => settle(e ?? new Error('hello refused'))), { ...opts.helloRate, key: nodeOf }),
     report('heartbeat', HeartbeatReport, (r, node) => d.nodes.heartbeat(node, r)),
-    report('inventory', InventoryReport, (r, node) => d.nodes.inventory(node, r)),
+    report('inventory', InventoryReport, (r, node, settle) => d.nodes.takeInventory(node, r, settle)),
   ];
   return {
     servers,

@@ -16,8 +16,11 @@ type ListNodes = z.infer<typeof ListNodesRequest>;
 interface PendingInventory {
   report: InventoryReport;
   now: Date;
-  waiters: { resolve: () => void; reject: (e: unknown) => void }[];
+  waiters: Settle[];
 }
+
+/** Hears how a report ended: no argument when it was stored, the error when it was refused. */
+export type Settle = (error?: unknown) => void;
 
 /** Inventory reports are gathered this long, or until this many are pending, then written together. */
 const INVENTORY_GATHER_MS = 20;
@@ -201,14 +204,22 @@ export class NodeService {
    * of writes, not 10,000); the promise settles when this node's report is stored or refused.
    */
   inventory(subjectNodeId: string, r: InventoryReport, now = new Date()): Promise<void> {
+    return new Promise<void>((resolve, reject) => this.takeInventory(subjectNodeId, r, (e) => (e === undefined ? resolve() : reject(e)), now));
+  }
+
+  /**
+   * `inventory` without a promise: `settle` hears the outcome (nothing for stored, the error for
+   * refused). The NATS side takes every report this way, so a wave of 10,000 nodes finishing waits
+   * for its batch as 10,000 plain entries, not 10,000 suspended handlers. A report naming another
+   * node than its subject throws at once.
+   */
+  takeInventory(subjectNodeId: string, r: InventoryReport, settle: Settle, now = new Date()): void {
     this.sameNode(subjectNodeId, r.nodeId, 'inventory');
-    return new Promise<void>((resolve, reject) => {
-      const earlier = this.pendingInventories.get(r.nodeId);
-      // A newer report of the same node replaces the older one; both callers learn the outcome.
-      this.pendingInventories.set(r.nodeId, { report: r, now, waiters: [...(earlier?.waiters ?? []), { resolve, reject }] });
-      if (this.pendingInventories.size >= INVENTORY_BATCH) void this.flushInventories();
-      else this.inventoryTimer ??= setTimeout(() => void this.flushInventories(), INVENTORY_GATHER_MS);
-    });
+    const earlier = this.pendingInventories.get(r.nodeId);
+    // A newer report of the same node replaces the older one; both callers learn the outcome.
+    this.pendingInventories.set(r.nodeId, { report: r, now, waiters: earlier ? [...earlier.waiters, settle] : [settle] });
+    if (this.pendingInventories.size >= INVENTORY_BATCH) void this.flushInventories();
+    else this.inventoryTimer ??= setTimeout(() => void this.flushInventories(), INVENTORY_GATHER_MS);
   }
 
   private async inventoryAlone(r: InventoryReport, now: Date): Promise<void> {
@@ -240,8 +251,8 @@ export class NodeService {
         // One bad report must not sink the others gathered with it: write each on its own.
         for (const b of batch) {
           await this.inventoryAlone(b.report, b.now).then(
-            () => b.waiters.forEach((w) => w.resolve()),
-            (e: unknown) => b.waiters.forEach((w) => w.reject(e)),
+            () => b.waiters.forEach((w) => w()),
+            (e: unknown) => b.waiters.forEach((w) => w(e ?? new Error('inventory refused'))),
           );
         }
         return;
@@ -250,10 +261,10 @@ export class NodeService {
       for (const b of batch) {
         if (replaced.has(b.report.nodeId)) {
           stored += b.waiters.length;
-          for (const w of b.waiters) w.resolve();
+          for (const w of b.waiters) w();
         } else {
           const e = this.reject('inventory', new ChangeoverError('NOT_FOUND', `node ${b.report.nodeId} is not enrolled`, { nodeId: b.report.nodeId }));
-          for (const w of b.waiters) w.reject(e);
+          for (const w of b.waiters) w(e);
         }
       }
       this.counters.inc('registry_agent_reports_total', stored, { report: 'inventory' });

@@ -30,6 +30,7 @@ let base: string;
 let registryBase: string;
 const children: Child[] = [];
 const members = new Map<string, { proc: ChildProcess; port: number }>();
+const launchers: ChildProcess[] = [];
 
 async function status(): Promise<ClusterVersionStatus> {
   return (await http<ClusterVersionStatus>('GET', `${base}/cluster-version`)).body;
@@ -55,8 +56,10 @@ beforeAll(async () => {
     // The launcher is what the node's supervisor runs; it starts the installed agent version.
     const log = join(dir, `launcher-${n}.log`);
     const out = openSync(log, 'a');
-    const proc = spawn(process.execPath, [LAUNCHER], { env: { PATH: process.env['PATH'] ?? '', OTEL_SDK_DISABLED: 'true', NATS_URL: nats.url, NODE_ID: n, NODE_CLASS: 'up', AGENT_STATE_DIR: join(dir, n), AGENT_VERSION: '1.0.0', AGENT_CLUSTER_VERSIONS: '1-1', AGENT_HEARTBEAT_MS: '300', AGENT_MIN_FREE_DISK_MB: '1', LOG_LEVEL: 'warn' }, stdio: ['ignore', out, out] });
+    const proc = spawn(process.execPath, [LAUNCHER], { env: { PATH: process.env['PATH'] ?? '', OTEL_SDK_DISABLED: 'true', NATS_URL: nats.url, NODE_ID: n, NODE_CLASS: 'up', AGENT_STATE_DIR: join(dir, n), AGENT_VERSION: '1.0.0', AGENT_CLUSTER_VERSIONS: '1-1', AGENT_HEARTBEAT_MS: '300', AGENT_MIN_FREE_DISK_MB: '1', LOG_LEVEL: 'warn' }, stdio: ['ignore', out, out], detached: true });
+    // Its own process group: the agent it starts goes with it when the test ends.
     children.push({ name: `launcher-${n}`, proc, log });
+    launchers.push(proc);
   }
   await waitFor('three agents 1.0.0 registered', async () => (await status()).nodes?.filter((x) => x.status === 'active' && x.agentVersion === '1.0.0').length === 3, { timeoutMs: 60_000, intervalMs: 200 });
   for (const [m, n] of [['m1', 'n1'], ['m2', 'n2'], ['m3', 'n3']] as const) {
@@ -71,6 +74,14 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const m of members.values()) m.proc.kill('SIGKILL');
+  // The launcher and the agent version it runs, which a SIGKILL of the launcher alone would orphan.
+  for (const l of launchers) {
+    try {
+      if (l.pid) process.kill(-l.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
   for (const c of children) await kill9(c);
   await nc?.close();
   await nats?.stop();
