@@ -126,6 +126,7 @@ async function main(): Promise<void> {
     const database = new URL(db.url).pathname.slice(1);
     const cpuBefore = await sampleCpu(roles, database);
     const t0 = performance.now();
+    const t0Wall = Date.now();
     const monoStartUs = process.hrtime.bigint() / 1000n;
     const created = await http<{ rolloutId: string }>('POST', `${rollout}/rollouts`, {
       update: { description: 'bench', targets: [{ classes: ['bench'], packages: [{ name: 'bench-app', version: '2.0.0' }] }] },
@@ -149,6 +150,8 @@ async function main(): Promise<void> {
     const createdAt = at('rollout.created') ?? 0;
     const span = (from: number | undefined, to: number | undefined) => (from !== undefined && to !== undefined ? Math.round(to - from) : null);
     const phasesMs = {
+      // From the REST call to the created event: target resolution and module selection through the registry.
+      create: span(t0Wall, createdAt),
       vote: span(at('rollout.proposed'), at('rollout.accepted')),
       changeover: span(at('rollout.accepted'), at('rollout.nodes-completed', 'last')),
       verify: span(at('rollout.nodes-completed', 'last'), at('rollout.verified') ?? at('rollout.completed')),

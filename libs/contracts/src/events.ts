@@ -49,6 +49,14 @@ export type RecordedVote = z.infer<typeof RecordedVote>;
 export const CompletedNode = z.strictObject({ nodeId: NodeId, inventory: z.number().int().nonnegative().max(NODE_LIST_CHUNK - 1), bytesFetched: z.number().int().nonnegative().default(0) });
 export type CompletedNode = z.infer<typeof CompletedNode>;
 
+/** A node whose inventory changed, as `node.inventories-changed` carries it: `inventory` indexes the event's `inventories`. */
+export const ChangedInventoryNode = z.strictObject({ nodeId: NodeId, inventory: z.number().int().nonnegative().max(NODE_LIST_CHUNK - 1) });
+export type ChangedInventoryNode = z.infer<typeof ChangedInventoryNode>;
+
+/** An inventory as `node.inventories-changed` names it: its digest and its active packages (`name@version`). */
+export const ChangedInventory = z.strictObject({ inventoryDigest: Digest, packages: z.array(z.string().max(MAX.name)) });
+export type ChangedInventory = z.infer<typeof ChangedInventory>;
+
 /** Every domain event: type → data schema. The type's prefix is its aggregate. */
 export const EVENT_SCHEMAS = {
   // rollout aggregate (stream rollout-<id>)
@@ -92,7 +100,8 @@ export const EVENT_SCHEMAS = {
   'node.enrolled': z.strictObject({ nodeId: NodeId, classId: ClassId, processorType: ProcessorType, characteristics: Characteristics, at: z.string() }),
   'node.went-stale': z.strictObject({ nodeId: NodeId, lastHeartbeatAt: z.string(), at: z.string() }),
   'node.became-active': z.strictObject({ nodeId: NodeId, at: z.string() }),
-  'node.inventory-changed': z.strictObject({ nodeId: NodeId, inventoryDigest: Digest, packages: z.array(z.string().max(MAX.name)), at: z.string() }),
+  // Stream node-inventories: the nodes whose inventory digest changed in one registry write (a wave finishing is a few events, not one per node).
+  'node.inventories-changed': z.strictObject({ nodes: z.array(ChangedInventoryNode).min(1).max(NODE_LIST_CHUNK), inventories: z.array(ChangedInventory).min(1).max(NODE_LIST_CHUNK), at: z.string() }),
   'node.decommissioned': z.strictObject({ nodeId: NodeId, by: Actor, at: z.string() }),
   'class.configuration-changed': z.strictObject({ classId: ClassId, packages: z.array(PackageRef), by: Actor, at: z.string() }),
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { canonicalJson, encode, subjects, type HelloReport, type Inventory } from '@changeover/contracts';
 import { waitFor } from '@changeover/test-kit';
-import { buildPackage, digestOf, publishRequest, sign, startTestRegistry, storeSnapshot, TEST_AUTH_HEADER, type TestRegistry } from './testing/registry.fixtures.js';
+import { buildPackage, digestOf, inventoryChanges, publishRequest, sign, startTestRegistry, storeSnapshot, TEST_AUTH_HEADER, type TestRegistry } from './testing/registry.fixtures.js';
 
 // Every registry row and its event commit in one transaction: a failing event append leaves neither.
 // The failure is forced in Postgres itself: a trigger refuses event rows whose data mentions "boom".
@@ -21,6 +21,8 @@ afterAll(async () => {
 const post = (path: string, body: unknown, method = 'POST') => fetch(`${t.baseUrl}${path}`, { method, headers: { ...TEST_AUTH_HEADER, 'content-type': 'application/json' }, body: JSON.stringify(body) });
 const failures = () => t.registry.domain.counters.get('registry_event_append_failures_total');
 const streamTypes = async (streamId: string) => (await t.registry.events.readStream(streamId)).map((e) => e.type);
+/** The inventory digests the events record for a node, oldest first. */
+const changes = async (nodeId: string) => (await inventoryChanges(t, nodeId)).map((c) => c.inventoryDigest);
 
 function inventory(names: string[]): Inventory {
   const pkgs = names.map((name) => ({ name, version: '1.0.0', modules: [], requires: {}, provides: [], consumes: [] }));
@@ -74,8 +76,9 @@ describe('registry rows and events are written in one transaction', () => {
 
   it('an inventory whose event fails keeps the old inventory; a good one stores row and event together', async () => {
     t.nc.publish(subjects.agent('n-1', 'hello'), encode(hello('n-1')));
-    await waitFor('n-1 enrolled with its events', async () => (await streamTypes('node-n-1')).length === 2);
-    expect(await streamTypes('node-n-1')).toEqual(['node.enrolled', 'node.inventory-changed']);
+    await waitFor('n-1 enrolled with its events', async () => (await streamTypes('node-n-1')).length === 1);
+    expect(await streamTypes('node-n-1')).toEqual(['node.enrolled']);
+    expect(await changes('n-1')).toEqual([inventory([]).digest]);
 
     const failed = failures();
     const bad = inventory(['boom']);
@@ -87,7 +90,7 @@ describe('registry rows and events are written in one transaction', () => {
     t.nc.publish(subjects.agent('n-1', 'inventory'), encode({ nodeId: 'n-1', at: new Date().toISOString(), inventory: good }));
     // The row and its event are one commit: as soon as the row shows the digest, the event is there too.
     await waitFor('inventory stored', async () => (await t.registry.domain.nodes.get('n-1')).inventory?.digest === good.digest);
-    expect(await streamTypes('node-n-1')).toEqual(['node.enrolled', 'node.inventory-changed', 'node.inventory-changed']);
+    expect(await changes('n-1')).toEqual([inventory([]).digest, good.digest]);
   });
 
   it('the stale sweep marks nodes and appends node.went-stale in one transaction', async () => {
@@ -99,7 +102,7 @@ describe('registry rows and events are written in one transaction', () => {
 
   it('inventory reports gathered into one write: a failing or unknown one is refused alone, the others are stored with their events', async () => {
     for (const id of ['n-2', 'n-3']) t.nc.publish(subjects.agent(id, 'hello'), encode(hello(id)));
-    await waitFor('n-2 and n-3 enrolled', async () => (await streamTypes('node-n-2')).length === 2 && (await streamTypes('node-n-3')).length === 2);
+    await waitFor('n-2 and n-3 enrolled', async () => (await changes('n-2')).length === 1 && (await changes('n-3')).length === 1);
     const nodes = t.registry.domain.nodes;
     const report = (nodeId: string, inv: Inventory) => ({ nodeId, at: new Date().toISOString(), inventory: inv });
     const good = inventory(['ledger']);
@@ -113,16 +116,20 @@ describe('registry rows and events are written in one transaction', () => {
     expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'fulfilled', 'fulfilled', 'rejected']);
     expect((outcomes[3] as PromiseRejectedResult).reason).toMatchObject({ code: 'NOT_FOUND' });
     expect((await nodes.get('n-2')).inventory?.digest).toBe(inventory([]).digest);
-    expect(await streamTypes('node-n-2')).toEqual(['node.enrolled', 'node.inventory-changed']);
+    expect(await streamTypes('node-n-2')).toEqual(['node.enrolled']);
+    expect(await changes('n-2')).toEqual([inventory([]).digest]);
     expect((await nodes.get('n-3')).inventory?.digest).toBe(good.digest);
-    expect(await streamTypes('node-n-3')).toEqual(['node.enrolled', 'node.inventory-changed', 'node.inventory-changed']);
+    expect(await changes('n-3')).toEqual([inventory([]).digest, good.digest]);
 
-    // A batch with nothing wrong in it: every row and event written together.
+    // A batch with nothing wrong in it: every row and event written together, both nodes in one event.
     const next = inventory(['ledger', 'web']);
+    const before = (await t.registry.events.readStream('inventories')).length;
     await Promise.all(['n-2', 'n-3'].map((id) => nodes.inventory(id, report(id, next))));
+    const added = (await t.registry.events.readStream('inventories')).slice(before);
+    expect(added.map((e) => e.data)).toEqual([{ nodes: [{ nodeId: 'n-2', inventory: 0 }, { nodeId: 'n-3', inventory: 0 }], inventories: [{ inventoryDigest: next.digest, packages: ['ledger@1.0.0', 'web@1.0.0'] }], at: expect.any(String) }]);
     for (const id of ['n-2', 'n-3']) {
       expect((await nodes.get(id)).inventory?.digest).toBe(next.digest);
-      expect((await streamTypes(`node-${id}`)).at(-1)).toBe('node.inventory-changed');
+      expect((await changes(id)).at(-1)).toBe(next.digest);
     }
   });
 });

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { canonicalJson, encode, NodeRecord, PublishPackageReply, RolloutPolicy, STREAMS, subjects, type HelloReport, type Inventory } from '@changeover/contracts';
 import { waitFor } from '@changeover/test-kit';
-import { buildPackage, digestOf, publishRequest, sign, startTestRegistry, type TestRegistry } from './testing/registry.fixtures.js';
+import { buildPackage, digestOf, inventoryChanges, publishRequest, sign, startTestRegistry, type TestRegistry } from './testing/registry.fixtures.js';
 
 jest.setTimeout(60_000);
 
@@ -72,9 +72,14 @@ describe('registry policies: retention, required enrollment, events on JetStream
     expect((await nodes.get('edge-3')).inventory?.digest).toBe(inventoryOf('tool', '3.0.0').digest);
     expect(await t.registry.db.query(`SELECT node_id FROM registry_nodes WHERE node_id = 'ghost-2'`)).toEqual([]);
     const types = async (id: string) => (await t.registry.events.readStream(`node-${id}`)).map((e) => e.type);
-    expect(await types('edge-2')).toEqual(['node.enrolled', 'node.inventory-changed']);
-    expect(await types('edge-3')).toEqual(['node.enrolled', 'node.inventory-changed']);
+    expect(await types('edge-2')).toEqual(['node.enrolled']);
+    expect(await types('edge-3')).toEqual(['node.enrolled']);
     expect(await types('ghost-2')).toEqual([]);
+    // The refused hello's inventory (edge-3 in class core) was undone with it, event included.
+    const digests = async (id: string) => (await inventoryChanges(t, id)).map((c) => c.inventoryDigest);
+    expect(await digests('edge-2')).toEqual([inventoryOf('tool', '2.0.0').digest]);
+    expect(await digests('edge-3')).toEqual([inventoryOf('tool', '3.0.0').digest]);
+    expect(await digests('ghost-2')).toEqual([]);
   });
 
   it('relays registry events to JetStream CHANGEOVER_EVENTS as CloudEvents', async () => {

@@ -155,7 +155,7 @@ export const EVENT_EXAMPLES: Record<EventType, Record<string, unknown>> = {
   'node.enrolled': { nodeId, classId, processorType: 'x86_64', characteristics, at },
   'node.went-stale': { nodeId, lastHeartbeatAt: at, at },
   'node.became-active': { nodeId, at },
-  'node.inventory-changed': { nodeId, inventoryDigest: digest, packages: ['billing@2.1.0'], at },
+  'node.inventories-changed': { nodes: [{ nodeId, inventory: 0 }], inventories: [{ inventoryDigest: digest, packages: ['billing@2.1.0'] }], at },
   'node.decommissioned': { nodeId, by: 'alice', at },
   'class.configuration-changed': { classId, packages: [ref], by: 'alice', at },
   'cluster-version.adjust-requested': { adjustmentId: 'adj-7', version: 2, by: 'alice', groups: ['billing-group'], at },

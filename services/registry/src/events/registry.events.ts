@@ -21,6 +21,8 @@ export interface RegistryEvent<T extends RegistryEventType = RegistryEventType> 
 export const streams = {
   package: (name: string) => `package-${name}`,
   node: (nodeId: string) => `node-${nodeId}`,
+  /** Every node.inventories-changed (a batch names many nodes, so it has no node's stream). */
+  nodeInventories: 'inventories',
   class: (classId: string) => `class-${classId}`,
 };
 

@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import type { Tx } from '../db/sql.js';
 import { RegistryEvents, streams, type RegistryEvent } from '../events/registry.events.js';
 import type { Counters, Logger } from '../observability.js';
-import { inventoryPackageIds } from './node.status.js';
+import { inventoryChangeEvents, type InventoryChange } from './inventory-events.js';
 import { toNodeRecord, type HeartbeatUpdate, type NodeRepository } from './node.repository.js';
 
 export interface NodePolicy {
@@ -97,24 +97,31 @@ export class NodeService {
       try {
         outcomes = await this.repo.transaction(async (m) => {
           const events: RegistryEvent[] = [];
+          const changes: InventoryChange[] = [];
           const out: (Error | null)[] = [];
           for (const b of batch) {
             await m.query('SAVEPOINT hello');
+            const mark = changes.length;
             try {
-              events.push(...(await this.helloIn(m, b.hello, b.now)));
+              events.push(...(await this.helloIn(m, b.hello, b.now, changes)));
               await m.query('RELEASE SAVEPOINT hello');
               out.push(null);
             } catch (e) {
               await m.query('ROLLBACK TO SAVEPOINT hello');
+              changes.length = mark;
               out.push(e instanceof Error ? e : new Error(String(e)));
             }
           }
-          await this.events.appendIn(m, events);
+          await this.events.appendIn(m, [...events, ...inventoryChangeEvents(changes, latest(batch))]);
           return out;
         });
       } catch {
         for (const b of batch) {
-          await this.repo.transaction(async (m) => this.events.appendIn(m, await this.helloIn(m, b.hello, b.now))).then(
+          await this.repo.transaction(async (m) => {
+            const changes: InventoryChange[] = [];
+            const events = await this.helloIn(m, b.hello, b.now, changes);
+            await this.events.appendIn(m, [...events, ...inventoryChangeEvents(changes, b.now)]);
+          }).then(
             () => {
               this.counters.inc('registry_agent_reports_total', 1, { report: 'hello' });
               b.resolve();
@@ -138,7 +145,7 @@ export class NodeService {
   }
 
   /** One hello inside a transaction; returns the events it makes. */
-  private async helloIn(m: Tx, h: HelloReport, now: Date): Promise<RegistryEvent[]> {
+  private async helloIn(m: Tx, h: HelloReport, now: Date, changes: InventoryChange[]): Promise<RegistryEvent[]> {
     const events: RegistryEvent[] = [];
     const existing = await this.repo.lock(m, h.nodeId);
     if (!existing) {
@@ -153,7 +160,7 @@ export class NodeService {
       if (existing.stale && existing.last_heartbeat_at) events.push(RegistryEvents.event(streams.node(h.nodeId), 'node.became-active', { nodeId: h.nodeId, at: now.toISOString() }));
     }
     await this.repo.recordHello(m, h.nodeId, { at: now, agentVersion: h.agentVersion, clusterVersions: h.clusterVersions, inventory: h.inventory });
-    if (existing?.inventory_digest !== h.inventory.digest) events.push(this.inventoryEvent(h.nodeId, h.inventory, now));
+    if (existing?.inventory_digest !== h.inventory.digest) changes.push({ nodeId: h.nodeId, inventory: h.inventory });
     return events;
   }
 
@@ -199,7 +206,7 @@ export class NodeService {
   }
 
   /**
-   * node.inventory-changed when the digest differs from the one on record. Reports are gathered for
+   * node.inventories-changed for the nodes whose digest differs from the one on record. Reports are gathered for
    * a few milliseconds and written in one transaction (a wave of 10,000 nodes finishing is a handful
    * of writes, not 10,000); the promise settles when this node's report is stored or refused.
    */
@@ -226,7 +233,7 @@ export class NodeService {
     await this.repo.transaction(async (m) => {
       const previous = await this.repo.recordInventory(m, r.nodeId, r.inventory);
       if (previous === undefined) throw this.reject('inventory', new ChangeoverError('NOT_FOUND', `node ${r.nodeId} is not enrolled`, { nodeId: r.nodeId }));
-      if (previous !== r.inventory.digest) await this.events.appendIn(m, [this.inventoryEvent(r.nodeId, r.inventory, now)]);
+      if (previous !== r.inventory.digest) await this.events.appendIn(m, inventoryChangeEvents([{ nodeId: r.nodeId, inventory: r.inventory }], now));
     });
     this.counters.inc('registry_agent_reports_total', 1, { report: 'inventory' });
   }
@@ -244,7 +251,7 @@ export class NodeService {
         replaced = await this.repo.transaction(async (m) => {
           const old = await this.repo.recordInventories(m, batch.map((b) => ({ nodeId: b.report.nodeId, inventory: b.report.inventory })));
           const changed = batch.filter((b) => old.has(b.report.nodeId) && old.get(b.report.nodeId) !== b.report.inventory.digest);
-          await this.events.appendIn(m, changed.map((b) => this.inventoryEvent(b.report.nodeId, b.report.inventory, b.now)));
+          await this.events.appendIn(m, inventoryChangeEvents(changed.map((b) => ({ nodeId: b.report.nodeId, inventory: b.report.inventory })), latest(batch)));
           return old;
         });
       } catch {
@@ -324,8 +331,7 @@ export class NodeService {
   private enrolledEvent(n: EnrollNodeRequest, now: Date): RegistryEvent {
     return RegistryEvents.event(streams.node(n.nodeId), 'node.enrolled', { nodeId: n.nodeId, classId: n.classId, processorType: n.processorType, characteristics: n.characteristics, at: now.toISOString() });
   }
-
-  private inventoryEvent(nodeId: string, inventory: HelloReport['inventory'], now: Date): RegistryEvent {
-    return RegistryEvents.event(streams.node(nodeId), 'node.inventory-changed', { nodeId, inventoryDigest: inventory.digest, packages: inventoryPackageIds(inventory.active), at: now.toISOString() });
-  }
 }
+
+/** The time of the latest report in a batch: the `at` of the inventory events its write makes. */
+const latest = (batch: readonly { now: Date }[]) => new Date(batch.reduce((t, b) => Math.max(t, b.now.getTime()), 0));

@@ -7,5 +7,5 @@ export function nodeStatus(lastHeartbeatAt: Date | null, decommissionedAt: Date 
   return now.getTime() - lastHeartbeatAt.getTime() < staleAfterMs ? 'active' : 'stale';
 }
 
-/** Sorted `name@version` ids of an inventory's active packages, as carried by node.inventory-changed. */
+/** Sorted `name@version` ids of an inventory's active packages, as carried by node.inventories-changed. */
 export const inventoryPackageIds = (active: readonly { name: string; version: string }[]) => active.map((p) => `${p.name}@${p.version}`).sort();

@@ -1,7 +1,7 @@
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { z } from 'zod';
-import { signManifest, subjects, type Module, type PackageManifest, type PublishPackageRequest, type Requirements, type SignedPackage } from '@changeover/contracts';
+import { signManifest, subjects, type EventData, type Module, type PackageManifest, type PublishPackageRequest, type Requirements, type SignedPackage } from '@changeover/contracts';
 import { requestRpc } from '@changeover/messaging';
 import { createTestDatabase, startNats, TEST_ADMIN_TOKEN, type TestDatabase, type TestNats } from '@changeover/test-kit';
 
@@ -9,6 +9,7 @@ import { createTestDatabase, startNats, TEST_ADMIN_TOKEN, type TestDatabase, typ
 export { TEST_AUTH_HEADER } from '@changeover/test-kit';
 import { loadConfig } from '../config.js';
 import { startRegistry, type RunningRegistry } from '../registry.app.js';
+import { streams } from '../events/registry.events.js';
 
 // Test helpers: packages with real blobs and signatures, and a registry on a private database and NATS.
 
@@ -108,4 +109,15 @@ export async function storeSnapshot(t: TestRegistry): Promise<{ packages: string
     nodes: await q(`SELECT node_id AS id FROM registry_nodes`),
     classes: await q(`SELECT class_id AS id FROM registry_classes`),
   };
+}
+
+/** The inventory changes the registry's events record for one node, oldest first (from node.inventories-changed). */
+export async function inventoryChanges(t: TestRegistry, nodeId: string): Promise<{ inventoryDigest: string; packages: string[] }[]> {
+  const out: { inventoryDigest: string; packages: string[] }[] = [];
+  for (const e of await t.registry.events.readStream(streams.nodeInventories)) {
+    if (e.type !== 'node.inventories-changed') continue;
+    const data = e.data as EventData<'node.inventories-changed'>;
+    for (const n of data.nodes) if (n.nodeId === nodeId) out.push(data.inventories[n.inventory]!);
+  }
+  return out;
 }
