@@ -131,5 +131,18 @@ describe('registry rows and events are written in one transaction', () => {
       expect((await nodes.get(id)).inventory?.digest).toBe(next.digest);
       expect((await changes(id)).at(-1)).toBe(next.digest);
     }
+
+    // Different inventories in one write: each node keeps its own, and the event lists each once.
+    const left = inventory(['ledger', 'web', 'cache']);
+    const right = inventory(['billing']);
+    const from = (await t.registry.events.readStream('inventories')).length;
+    await Promise.all([nodes.inventory('n-1', report('n-1', right)), nodes.inventory('n-2', report('n-2', left)), nodes.inventory('n-3', report('n-3', right))]);
+    expect((await nodes.get('n-1')).inventory).toEqual(right);
+    expect((await nodes.get('n-2')).inventory).toEqual(left);
+    expect((await nodes.get('n-3')).inventory).toEqual(right);
+    const [mixed, ...none] = (await t.registry.events.readStream('inventories')).slice(from);
+    expect(none).toEqual([]);
+    expect((mixed!.data as { inventories: unknown[] }).inventories).toHaveLength(2);
+    for (const id of ['n-1', 'n-2', 'n-3']) expect((await changes(id)).at(-1)).toBe((await nodes.get(id)).inventory!.digest);
   });
 });
