@@ -39,10 +39,16 @@ const children: ChildProcess[] = [];
 /** The bootstrap admin token the services are started with; every REST call sends it. */
 const adminToken = randomBytes(32).toString('hex');
 
+/**
+ * The services start with the V8 flag deploy/docker/start.sh gives them (32 MB young-generation
+ * semi-spaces); the simulated fleet, which stands in for N machines' agents in one process, gets it too.
+ */
+const NODE_FLAGS = ['--max-semi-space-size=32'];
+
 function start(name: string, pkg: string, argv: string[], env: Record<string, string>): ChildProcess {
   const out = openSync(join(tmpdir(), `changeover-bench-${name}.log`), 'w');
   const profile = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${resolve(cpuProfDir)}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
-  const child = spawn(process.execPath, [...profile, join(root, pkg, 'dist/main.js'), ...argv], { env: { ...process.env, ...env }, stdio: ['ignore', out, out] });
+  const child = spawn(process.execPath, [...NODE_FLAGS, ...profile, join(root, pkg, 'dist/main.js'), ...argv], { env: { ...process.env, ...env }, stdio: ['ignore', out, out] });
   children.push(child);
   return child;
 }

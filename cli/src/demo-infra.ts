@@ -143,11 +143,14 @@ export function stopChild(child: ChildProcess, graceMs = 5000): Promise<void> {
   });
 }
 
-/** Starts `node <entry>` with `env`; its output goes to `<workDir>/<name>.log`, shown if it dies early. */
-export async function startProcess(name: string, entry: string, args: string[], env: Record<string, string>, workDir: string, cwd?: string): Promise<Started & { child: ChildProcess }> {
+/** The V8 flag deploy/docker/start.sh starts the registry, rollout and notifier services with (32 MB young-generation semi-spaces). */
+export const SERVICE_NODE_FLAGS = ['--max-semi-space-size=32'];
+
+/** Starts `node [nodeFlags] <entry>` with `env`; its output goes to `<workDir>/<name>.log`, shown if it dies early. */
+export async function startProcess(name: string, entry: string, args: string[], env: Record<string, string>, workDir: string, cwd?: string, nodeFlags: string[] = []): Promise<Started & { child: ChildProcess }> {
   const { openSync } = await import('node:fs');
   const out = openSync(join(workDir, `${name}.log`), 'a');
-  const child = spawn(process.execPath, [entry, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', out, out], ...(cwd ? { cwd } : {}) });
+  const child = spawn(process.execPath, [...nodeFlags, entry, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', out, out], ...(cwd ? { cwd } : {}) });
   child.once('exit', (code, signal) => {
     if (!stopping.has(child) && code !== 0) log(`${name} exited (${code ?? signal}); see ${join(workDir, `${name}.log`)}`);
   });

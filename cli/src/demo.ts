@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { signManifest, type NodeRecord, type RolloutSummary } from '@changeover/contracts';
 import { demoKey, demoPackage, type DemoPackage } from './demo-fleet.js';
-import { ensureNats, ensurePostgres, log, makeWorkDir, removeWorkDir, startProcess, waitUntil, type Started } from './demo-infra.js';
+import { ensureNats, ensurePostgres, log, makeWorkDir, removeWorkDir, SERVICE_NODE_FLAGS, startProcess, waitUntil, type Started } from './demo-infra.js';
 
 // `npm run demo`: the services, three real agents running a real module, 200 simulated nodes in
 // two classes, and two rollouts: v1 everywhere, then v2 — vetoed by one process, forced, completed.
@@ -105,10 +105,10 @@ async function main(): Promise<void> {
   const notifier = `http://127.0.0.1:${notifierPort}`;
 
   // Registry first: it migrates the shared event store before the others start.
-  started.push(await startProcess('registry', entry('services/registry'), [], { ...common, REGISTRY_HTTP_PORT: String(registryPort), REGISTRY_TRUST_ROOTS: trustRoots, REGISTRY_STALE_AFTER_MS: '10000' }, workDir));
+  started.push(await startProcess('registry', entry('services/registry'), [], { ...common, REGISTRY_HTTP_PORT: String(registryPort), REGISTRY_TRUST_ROOTS: trustRoots, REGISTRY_STALE_AFTER_MS: '10000' }, workDir, undefined, SERVICE_NODE_FLAGS));
   await waitUntil('the registry', () => fetch(`${registry}/health`).then((r) => r.ok), 30_000);
-  started.push(await startProcess('rollout', entry('services/rollout'), [], { ...common, ROLLOUT_HTTP_PORT: String(rolloutPort), ROLLOUT_RELAY: 'false' }, workDir));
-  started.push(await startProcess('notifier', entry('services/notifier'), [], { ...common, NOTIFIER_HTTP_PORT: String(notifierPort), NOTIFIER_BACKOFF_BASE_MS: '50' }, workDir));
+  started.push(await startProcess('rollout', entry('services/rollout'), [], { ...common, ROLLOUT_HTTP_PORT: String(rolloutPort), ROLLOUT_RELAY: 'false' }, workDir, undefined, SERVICE_NODE_FLAGS));
+  started.push(await startProcess('notifier', entry('services/notifier'), [], { ...common, NOTIFIER_HTTP_PORT: String(notifierPort), NOTIFIER_BACKOFF_BASE_MS: '50' }, workDir, undefined, SERVICE_NODE_FLAGS));
   await waitUntil('the rollout service', () => fetch(`${rollout}/health`).then((r) => r.ok), 30_000);
   await waitUntil('the notifier', () => fetch(`${notifier}/health/live`).then((r) => r.ok), 30_000);
   log(`registry ${registry}, rollout ${rollout}, notifier ${notifier}`);

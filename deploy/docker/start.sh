@@ -12,4 +12,9 @@ if [ "${CHANGEOVER_SERVICE:-}" = "node-agent" ]; then
     export NODE_ID
   fi
 fi
-exec node --enable-source-maps --import @changeover/telemetry/otel "services/${CHANGEOVER_SERVICE}/dist/main.js" "$@"
+# The services take agent reports by the ten thousand in bursts: 32 MB young-generation semi-spaces (V8's default
+# is 16) lets a burst's short-lived objects die there instead of being copied and promoted, which cut
+# their CPU by about 15 % in the fleet benchmark. The agent handles a few messages and keeps the default.
+YOUNG=""
+case "${CHANGEOVER_SERVICE:-}" in registry|rollout|notifier) YOUNG="--max-semi-space-size=32" ;; esac
+exec node --enable-source-maps $YOUNG --import @changeover/telemetry/otel "services/${CHANGEOVER_SERVICE}/dist/main.js" "$@"

@@ -95,10 +95,14 @@ describe('deploy/docker/start.sh (the image command)', () => {
   });
   const start = (env: Record<string, string>) => runScript('start.sh', { ...env, PATH: `${fakeBin}:${process.env['PATH'] ?? ''}` });
 
-  it("starts the service's compiled entry with the telemetry preload", async () => {
-    const res = await start({ CHANGEOVER_SERVICE: 'registry' });
-    expect(res.code).toBe(0);
-    expect(res.stdout).toBe('NODE_ID= PORT= ARGS=--enable-source-maps --import @changeover/telemetry/otel services/registry/dist/main.js');
+  it("starts the service's compiled entry with the telemetry preload, services with 32 MB semi-spaces", async () => {
+    for (const service of ['registry', 'rollout', 'notifier']) {
+      const res = await start({ CHANGEOVER_SERVICE: service });
+      expect(res.code).toBe(0);
+      expect(res.stdout).toBe(`NODE_ID= PORT= ARGS=--enable-source-maps --max-semi-space-size=32 --import @changeover/telemetry/otel services/${service}/dist/main.js`);
+    }
+    const agent = await start({ CHANGEOVER_SERVICE: 'node-agent', NODE_ID: 'n1' });
+    expect(agent.stdout).toBe('NODE_ID=n1 PORT=7110 ARGS=--enable-source-maps --import @changeover/telemetry/otel services/node-agent/dist/main.js');
   }, SPAWN_TIMEOUT_MS);
 
   it('turns a Kubernetes node name into a valid node id and defaults the agent health port', async () => {
