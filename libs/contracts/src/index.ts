@@ -16,3 +16,4 @@ export * from './rollout-rpc.js';
 export * from './tokens-api.js';
 export * from './catalog/catalog.js';
 export * from './nats-creds.js';
+export * from './json-equal.js';

@@ -100,12 +100,18 @@ export class NodeRepository {
     // Each distinct inventory (by its JSON text) goes once, and every node names it by position: a wave
     // of 2,000 nodes on the same packages sends one inventory, not 2,000, and Postgres parses one small
     // document instead of a 2,000-row recordset (its CPU for the write drops about five-fold).
+    // Reports share equal inventory objects (NodeService interns them): each object is written out once.
+    const byObject = new Map<Inventory, number>();
     const texts = new Map<string, number>();
     const at: number[] = [];
     for (const b of sorted) {
-      const text = JSON.stringify(b.inventory);
-      let i = texts.get(text);
-      if (i === undefined) texts.set(text, (i = texts.size));
+      let i = byObject.get(b.inventory);
+      if (i === undefined) {
+        const text = JSON.stringify(b.inventory);
+        i = texts.get(text);
+        if (i === undefined) texts.set(text, (i = texts.size));
+        byObject.set(b.inventory, i);
+      }
       at.push(i);
     }
     const rows = await m.query<{ node_id: string; old: string | null }>(

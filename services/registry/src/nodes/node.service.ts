@@ -1,4 +1,4 @@
-import { ChangeoverError, type Inventory, type EnrollNodeRequest, type HeartbeatReport, type HelloReport, type InventoryReport, type ListNodesReply, type ListNodesRequest, type NodeRecord } from '@changeover/contracts';
+import { ChangeoverError, JsonInterner, type Inventory, type EnrollNodeRequest, type HeartbeatReport, type HelloReport, type InventoryReport, type ListNodesReply, type ListNodesRequest, type NodeRecord } from '@changeover/contracts';
 import type { z } from 'zod';
 import type { Tx } from '../db/sql.js';
 import { RegistryEvents, streams, type RegistryEvent } from '../events/registry.events.js';
@@ -48,6 +48,8 @@ export class NodeService {
   private helloFlushing: Promise<void> = Promise.resolve();
   private inventoryTimer: NodeJS.Timeout | null = null;
   private inventoryFlushing: Promise<void> = Promise.resolve();
+  /** Equal inventories of many nodes' reports as one object (a wave reports a handful of distinct ones). */
+  private readonly inventories = new JsonInterner<Inventory>();
 
   constructor(
     private readonly repo: NodeRepository,
@@ -222,9 +224,11 @@ export class NodeService {
    */
   takeInventory(subjectNodeId: string, r: InventoryReport, settle: Settle, now = new Date()): void {
     this.sameNode(subjectNodeId, r.nodeId, 'inventory');
-    const earlier = this.pendingInventories.get(r.nodeId);
+    // Held until the batch is written: the shared equal inventory, not this report's own copy.
+    const report = { ...r, inventory: this.inventories.intern(r.inventory.digest, r.inventory) };
+    const earlier = this.pendingInventories.get(report.nodeId);
     // A newer report of the same node replaces the older one; both callers learn the outcome.
-    this.pendingInventories.set(r.nodeId, { report: r, now, waiters: earlier ? [...earlier.waiters, settle] : [settle] });
+    this.pendingInventories.set(report.nodeId, { report, now, waiters: earlier ? [...earlier.waiters, settle] : [settle] });
     if (this.pendingInventories.size >= INVENTORY_BATCH) void this.flushInventories();
     else this.inventoryTimer ??= setTimeout(() => void this.flushInventories(), INVENTORY_GATHER_MS);
   }

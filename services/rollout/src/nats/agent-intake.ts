@@ -1,6 +1,6 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { subscribeValidated, type RateLimit, type ValidatedSubscription } from '@changeover/messaging';
-import { ChangeoverError, HelloReport, parseSubject, ProgressReport, subjects, VoteReport } from '@changeover/contracts';
+import { ChangeoverError, HelloReport, JsonInterner, parseSubject, ProgressReport, subjects, VoteReport, type Inventory } from '@changeover/contracts';
 import { changeoverMetrics, type Logger } from '@changeover/telemetry';
 import { z } from 'zod';
 import type { RolloutRunner } from '../workflow/rollout.runner.js';
@@ -28,6 +28,9 @@ export function startAgentIntake(nc: NatsConnection, deps: { runner: RolloutRunn
   const helloLimit = deps.helloRate ? { rateLimit: { ...deps.helloRate, key: (subject: string) => subject.split('.')[2] ?? '' } } : {};
   const onInvalid = (e: ChangeoverError, ctx: { subject: string }) => log.warn({ code: e.code, subject: ctx.subject, err: e.message }, 'agent report rejected');
   const refused = (e: unknown) => log.info({ err: e instanceof Error ? e.message : String(e) }, 'agent report refused');
+  // A wave's completions carry a handful of distinct inventories 10,000 times: each report queued for
+  // its batch holds the shared equal one, and its own decoded copy is garbage at once.
+  const inventories = new JsonInterner<Inventory>();
   return [
     // Reports are queued, not awaited: 10,000 of them wait for their batch's append as plain commands,
     // not as 10,000 suspended handlers.
@@ -38,6 +41,7 @@ export function startAgentIntake(nc: NatsConnection, deps: { runner: RolloutRunn
     }, { onInvalid, logger: log }),
     subscribeValidated(nc, subjects.agentAny('progress'), ProgressReport, (report, ctx) => {
       if (!sameNode(ctx.subject, report.nodeId, log)) return;
+      if (report.inventory) report.inventory = inventories.intern(report.inventory.digest, report.inventory);
       runner.post(report.rolloutId, { type: 'RecordProgress', now: clock(), report }, `node:${report.nodeId}`, refused);
     }, { onInvalid, logger: log }),
     subscribeValidated(nc, subjects.agentAny('hello'), HelloReport, async (report, ctx) => {

@@ -1,4 +1,4 @@
-import { NODE_LIST_CHUNK, type Inventory } from '@changeover/contracts';
+import { jsonEqual, NODE_LIST_CHUNK, type Inventory } from '@changeover/contracts';
 import type { RolloutEventOf, RolloutEvent } from './rollout.events.js';
 
 /**
@@ -94,22 +94,6 @@ function appendCompletions(open: OpenCompletions, e: Completions, force = false)
  * checked on the content, so a node reporting a wrong digest never gets another node's inventory.
  */
 function indexOf(open: OpenCompletions, inv: Inventory): number | undefined {
-  for (const at of open.byDigest.get(inv.digest) ?? []) if (sameJson(open.event.data.inventories[at], inv)) return at;
+  for (const at of open.byDigest.get(inv.digest) ?? []) if (jsonEqual(open.event.data.inventories[at], inv)) return at;
   return undefined;
-}
-
-/** Deep equality of JSON values (key order does not matter), without building any text. */
-export function sameJson(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
-  if (Array.isArray(a)) {
-    if (!Array.isArray(b) || a.length !== b.length) return false;
-    for (let i = 0; i < a.length; i++) if (!sameJson(a[i], b[i])) return false;
-    return true;
-  }
-  if (Array.isArray(b)) return false;
-  const ka = Object.keys(a);
-  if (ka.length !== Object.keys(b).length) return false;
-  for (const k of ka) if (!Object.hasOwn(b, k) || !sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
-  return true;
 }
