@@ -41,6 +41,9 @@ export type Discrepancy = z.infer<typeof Discrepancy>;
  */
 export const NODE_LIST_CHUNK = 5000;
 
+/** Characters of JSON the vetoes a rollout.blocked event lists may take (its counts cover the rest). */
+export const BLOCKED_VETOES_BUDGET = 256 * 1024;
+
 /** One node's vote, as `rollout.votes-recorded` carries it. */
 export const RecordedVote = z.strictObject({ nodeId: NodeId, decision: z.enum(['accept', 'veto']), verdicts: z.array(Verdict).max(MAX.list) });
 export type RecordedVote = z.infer<typeof RecordedVote>;
@@ -73,11 +76,14 @@ export const EVENT_SCHEMAS = {
   'rollout.nodes-added': z.strictObject({ rolloutId: RolloutId, selection: z.number().int().nonnegative(), nodes: z.array(NodeId).min(1).max(NODE_LIST_CHUNK), at: z.string() }),
   'rollout.proposed': z.strictObject({ rolloutId: RolloutId, attempt: z.number().int().nonnegative(), nodes: z.number().int().nonnegative(), dryRun: z.boolean().default(false), at: z.string() }),
   'rollout.votes-recorded': z.strictObject({ rolloutId: RolloutId, attempt: z.number().int().nonnegative(), votes: z.array(RecordedVote).min(1).max(NODE_LIST_CHUNK), at: z.string() }),
-  'rollout.node-unreachable': z.strictObject({ rolloutId: RolloutId, attempt: z.number().int().nonnegative(), nodeIds: z.array(NodeId), treatedAs: z.enum(['veto', 'defer', 'exclude']), at: z.string() }),
-  'rollout.blocked': z.strictObject({ rolloutId: RolloutId, attempt: z.number().int().nonnegative(), vetoes: z.array(Veto).max(MAX.list * 10), at: z.string() }),
+  'rollout.node-unreachable': z.strictObject({ rolloutId: RolloutId, attempt: z.number().int().nonnegative(), nodeIds: z.array(NodeId).min(1).max(NODE_LIST_CHUNK), treatedAs: z.enum(['veto', 'defer', 'exclude']), at: z.string() }),
+  // The first vetoes in node order (at most MAX.list, and BLOCKED_VETOES_BUDGET characters); the counts cover them all.
+  'rollout.blocked': z.strictObject({ rolloutId: RolloutId, attempt: z.number().int().nonnegative(), vetoes: z.array(Veto).max(MAX.list), vetoCount: z.number().int().nonnegative(), vetoingNodes: z.number().int().nonnegative(), at: z.string() }),
   'rollout.forced': z.strictObject({ rolloutId: RolloutId, by: Actor, reason: Text, nodes: z.array(NodeId).optional(), at: z.string() }),
   'rollout.revote-requested': z.strictObject({ rolloutId: RolloutId, by: Actor, reason: Text, attempt: z.number().int().nonnegative(), at: z.string() }),
-  'rollout.accepted': z.strictObject({ rolloutId: RolloutId, attempt: z.number().int().nonnegative(), nodes: z.number().int().nonnegative(), excluded: z.array(NodeId).default([]), at: z.string() }),
+  // `excluded` counts the nodes left out, which the rollout.nodes-excluded events before it name.
+  'rollout.nodes-excluded': z.strictObject({ rolloutId: RolloutId, attempt: z.number().int().nonnegative(), nodeIds: z.array(NodeId).min(1).max(NODE_LIST_CHUNK), at: z.string() }),
+  'rollout.accepted': z.strictObject({ rolloutId: RolloutId, attempt: z.number().int().nonnegative(), nodes: z.number().int().nonnegative(), excluded: z.number().int().nonnegative(), at: z.string() }),
   /** A wave's nodes in `parts` events (part 0 … parts-1); the wave's commits go out with the last part. */
   'rollout.wave-started': z.strictObject({ rolloutId: RolloutId, wave: z.number().int().nonnegative(), nodes: z.array(NodeId).max(NODE_LIST_CHUNK), part: z.number().int().nonnegative().default(0), parts: z.number().int().positive().default(1), at: z.string() }),
   'rollout.node-progressed': z.strictObject({ rolloutId: RolloutId, nodeId: NodeId, phase: ProgressPhase, bytesFetched: z.number().int().nonnegative().optional(), at: z.string() }),
@@ -87,7 +93,7 @@ export const EVENT_SCHEMAS = {
   'rollout.resumed': z.strictObject({ rolloutId: RolloutId, by: Actor, at: z.string() }),
   'rollout.aborted': z.strictObject({ rolloutId: RolloutId, reason: Text, at: z.string() }),
   'rollout.cancelled': z.strictObject({ rolloutId: RolloutId, by: Actor, reason: Text, at: z.string() }),
-  'rollout.regress-requested': z.strictObject({ rolloutId: RolloutId, by: Actor, nodes: z.array(NodeId), to: z.string().max(MAX.name), reason: Text, at: z.string() }),
+  'rollout.regress-requested': z.strictObject({ rolloutId: RolloutId, by: Actor, nodes: z.array(NodeId).min(1).max(NODE_LIST_CHUNK), to: z.string().max(MAX.name), reason: Text, at: z.string() }),
   'rollout.node-regressed': z.strictObject({ rolloutId: RolloutId, nodeId: NodeId, at: z.string() }),
   'rollout.dependency-discrepancy': z.strictObject({ rolloutId: RolloutId, discrepancy: Discrepancy, at: z.string() }),
   'rollout.verified': z.strictObject({ rolloutId: RolloutId, nodes: z.number().int().nonnegative(), discrepancies: z.number().int().nonnegative(), at: z.string() }),

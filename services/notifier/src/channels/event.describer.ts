@@ -21,9 +21,9 @@ export function describeEvent(type: EventType, data: unknown, subject?: string):
   switch (type) {
     case 'rollout.blocked': {
       const d = data as EventData<'rollout.blocked'>;
-      const nodes = new Set(d.vetoes.map((v) => v.nodeId));
+      // The event lists the first vetoes; its counts cover all of them.
       return {
-        title: `Rollout ${d.rolloutId} is blocked: ${d.vetoes.length} veto${d.vetoes.length === 1 ? '' : 'es'} on ${nodes.size} node${nodes.size === 1 ? '' : 's'}`,
+        title: `Rollout ${d.rolloutId} is blocked: ${d.vetoCount} veto${d.vetoCount === 1 ? '' : 'es'} on ${d.vetoingNodes} node${d.vetoingNodes === 1 ? '' : 's'}`,
         lines: capped(
           d.vetoes.map(
             (v) =>

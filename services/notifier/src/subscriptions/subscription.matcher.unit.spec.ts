@@ -10,6 +10,8 @@ const blocked: EventData<'rollout.blocked'> = {
     { nodeId: 'n1', processId: 'p', reason: 'PROCESS_BUSY', message: 'busy' },
     { nodeId: 'n2', processId: 'q', reason: 'CUSTOM', message: 'no' },
   ],
+  vetoCount: 2,
+  vetoingNodes: 2,
   at: 'now',
 };
 const ctx = (over: Partial<EventContext> = {}): EventContext => ({ ...eventFacts('rollout.blocked', blocked), nodeLabels: [], ...over });

@@ -39,6 +39,8 @@ export const sample = {
     rolloutId,
     attempt: 1,
     vetoes: [{ nodeId: 'node-7', processId: 'billing-worker', module: 'billing', reason: 'PROCESS_BUSY', message: 'closing the month', retryAfterMs: 60_000 }],
+    vetoCount: 1,
+    vetoingNodes: 1,
     at,
   }),
   discrepancy: (rolloutId = 'r1'): EventData<'rollout.dependency-discrepancy'> => ({

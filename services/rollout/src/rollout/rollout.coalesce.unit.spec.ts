@@ -59,7 +59,7 @@ describe('coalesce: per-node events merged', () => {
     const nodes = ids(3);
     const created = run([createCommand([assignment(nodes)])]);
     const v = (n: string, attempt: number) => ({ type: 'rollout.votes-recorded', data: { rolloutId: 'r1', attempt, votes: [{ nodeId: n, decision: 'accept', verdicts: [] }], at: at(1).toISOString() } }) as RolloutEvent;
-    const blocked = { type: 'rollout.blocked', data: { rolloutId: 'r1', attempt: 0, vetoes: [], at: at(2).toISOString() } } as RolloutEvent;
+    const blocked = { type: 'rollout.blocked', data: { rolloutId: 'r1', attempt: 0, vetoes: [], vetoCount: 0, vetoingNodes: 0, at: at(2).toISOString() } } as RolloutEvent;
     const merged = coalesce([v('n0', 0), v('n1', 0), blocked, v('n2', 0), v('n0', 1)]);
     expect(merged.map((e) => (e.type === 'rollout.votes-recorded' ? `${e.data.attempt}:${e.data.votes.map((x) => x.nodeId).join(',')}` : e.type))).toEqual(['0:n0,n1', 'rollout.blocked', '0:n2', '1:n0']);
     expect(created.events).toHaveLength(2);

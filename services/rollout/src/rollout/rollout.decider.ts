@@ -1,6 +1,6 @@
-import { ChangeoverError, NODE_LIST_CHUNK, type Assignment, type ProgressReport, type RolloutPolicy, type SoftwareUpdate, type VoteReport } from '@changeover/contracts';
+import { BLOCKED_VETOES_BUDGET, ChangeoverError, MAX, NODE_LIST_CHUNK, type Assignment, type ProgressReport, type RolloutPolicy, type SoftwareUpdate, type Veto, type VoteReport } from '@changeover/contracts';
 import { checkDependencies } from '../dependency-check/dependency-check.js';
-import { tally } from '../voting/vote-tally.js';
+import { tally, type Tally } from '../voting/vote-tally.js';
 import { nextWave, waveSucceeded } from '../waves/wave-plan.js';
 import { ev, type RolloutEvent } from './rollout.events.js';
 import { isDrained, isTerminal, vetoesOf, type ActiveState, type NodePhase, type RolloutState } from './rollout.state.js';
@@ -95,6 +95,7 @@ function create(c: Extract<RolloutCommand, { type: 'Create' }>, state: RolloutSt
   return [created(c.assignments.map((a) => ({ ...a, nodes: [] }))), ...added, proposed];
 }
 
+/** A node list in parts of at most NODE_LIST_CHUNK ids, each part one event (none for an empty list). */
 const chunks = <T>(list: readonly T[]): T[][] => Array.from({ length: Math.ceil(list.length / NODE_LIST_CHUNK) }, (_, i) => list.slice(i * NODE_LIST_CHUNK, (i + 1) * NODE_LIST_CHUNK));
 
 /** A wave starts: its nodes in parts of NODE_LIST_CHUNK (one event for a small wave). */
@@ -142,19 +143,41 @@ function voteTimeout(c: Extract<RolloutCommand, { type: 'VoteTimeout' }>, state:
   const phase: NodePhase = treatedAs === 'veto' ? 'unreachable' : treatedAs === 'defer' ? 'deferred' : 'excluded';
   const overlay = new Map<string, NodePhase>(silent.map((n) => [n, phase]));
   const vetoes = treatedAs === 'veto' ? [...state.vetoes, ...silent.map((nodeId) => ({ nodeId, processId: 'agent', reason: 'NO_ANSWER', message: 'no vote before the deadline' }))] : state.vetoes;
-  const unreachable = silent.length ? [ev('rollout.node-unreachable', { rolloutId: state.rolloutId, attempt: state.attempt, nodeIds: silent, treatedAs, at })] : [];
+  const unreachable = chunks(silent).map((nodeIds) => ev('rollout.node-unreachable', { rolloutId: state.rolloutId, attempt: state.attempt, nodeIds, treatedAs, at }));
   return [...unreachable, ...conclude(state, overlay, vetoes, at)];
+}
+
+/**
+ * The blocked event: the first vetoes in node order, as many as fit MAX.list entries and
+ * BLOCKED_VETOES_BUDGET characters, and the counts of all of them. A veto of every node of a large
+ * class is still one event of bounded size; who decides (the tally) reads node phases, not this list.
+ */
+function blocked(state: ActiveState, t: Extract<Tally, { outcome: 'blocked' }>, at: string): RolloutEvent {
+  const listed: Veto[] = [];
+  let size = 0;
+  for (const v of t.vetoes) {
+    size += JSON.stringify(v).length + 1;
+    if (listed.length === MAX.list || size > BLOCKED_VETOES_BUDGET) break;
+    listed.push(v);
+  }
+  return ev('rollout.blocked', { rolloutId: state.rolloutId, attempt: state.attempt, vetoes: listed, vetoCount: t.vetoes.length, vetoingNodes: t.vetoingNodes, at });
+}
+
+/** The vote's end when it goes ahead: the nodes left out (named in parts), then the acceptance with their count. */
+function acceptance(state: ActiveState, t: Extract<Tally, { outcome: 'accepted' }>, at: string): RolloutEvent[] {
+  const excluded = chunks(t.excluded).map((nodeIds) => ev('rollout.nodes-excluded', { rolloutId: state.rolloutId, attempt: state.attempt, nodeIds, at }));
+  return [...excluded, ev('rollout.accepted', { rolloutId: state.rolloutId, attempt: state.attempt, nodes: t.accepted, excluded: t.excluded.length, at })];
 }
 
 /** End of a vote: block, or accept and start the first wave. */
 function conclude(state: ActiveState, overlay: Map<string, NodePhase>, vetoes: import('@changeover/contracts').Veto[], at: string): RolloutEvent[] {
   const t = tally({ policy: state.policy, nodes: state.nodes, overlay, vetoes, unsupported: state.unsupported });
-  if (t.outcome === 'blocked') return [ev('rollout.blocked', { rolloutId: state.rolloutId, attempt: state.attempt, vetoes: t.vetoes, at })];
+  if (t.outcome === 'blocked') return [blocked(state, t, at)];
   for (const n of t.excluded) overlay.set(n, 'excluded');
-  const accepted = ev('rollout.accepted', { rolloutId: state.rolloutId, attempt: state.attempt, nodes: t.accepted, excluded: t.excluded, at });
+  const accepted = acceptance(state, t, at);
   const nodes = nextWave({ policy: state.policy, assignments: state.assignments, nodes: state.nodes, overlay, waves: state.waves });
-  if (nodes.length === 0) return [accepted]; // nothing to commit: evolve/verify finish it
-  return [accepted, ...waveStarted(state, nodes, at)];
+  if (nodes.length === 0) return accepted; // nothing to commit: evolve/verify finish it
+  return [...accepted, ...waveStarted(state, nodes, at)];
 }
 
 function force(c: Extract<RolloutCommand, { type: 'Force' }>, state: ActiveState): Decision {
@@ -176,11 +199,11 @@ function force(c: Extract<RolloutCommand, { type: 'Force' }>, state: ActiveState
   const vetoes = state.vetoes.filter((v) => !(chosen ? chosen.has(v.nodeId) : true));
   const forced = ev('rollout.forced', { rolloutId: state.rolloutId, by: c.by, reason: c.reason, ...(c.nodes ? { nodes: c.nodes } : {}), at });
   const t = tally({ policy: state.policy, nodes: state.nodes, overlay, vetoes, unsupported });
-  if (t.outcome === 'blocked') return [forced, ev('rollout.blocked', { rolloutId: state.rolloutId, attempt: state.attempt, vetoes: t.vetoes, at })];
+  if (t.outcome === 'blocked') return [forced, blocked(state, t, at)];
   for (const n of t.excluded) overlay.set(n, 'excluded');
-  const accepted = ev('rollout.accepted', { rolloutId: state.rolloutId, attempt: state.attempt, nodes: t.accepted, excluded: t.excluded, at });
+  const accepted = acceptance(state, t, at);
   const nodes = nextWave({ policy: state.policy, assignments: state.assignments, nodes: state.nodes, overlay, waves: state.waves });
-  return nodes.length ? [forced, accepted, ...waveStarted(state, nodes, at)] : [forced, accepted];
+  return nodes.length ? [forced, ...accepted, ...waveStarted(state, nodes, at)] : [forced, ...accepted];
 }
 
 function recordProgress(c: Extract<RolloutCommand, { type: 'RecordProgress' }>, state: ActiveState): Decision {
@@ -250,7 +273,7 @@ function afterOutcome(state: ActiveState, nodeIds: string | string[], outcome: '
     const changed = [...state.nodes].filter(([id, n]) => (overlay.get(id) ?? n.phase) === 'completed' || (overlay.get(id) ?? n.phase) === 'committing').map(([id]) => id);
     return [
       ev('rollout.aborted', { rolloutId: state.rolloutId, reason, at }),
-      ...(changed.length ? [ev('rollout.regress-requested', { rolloutId: state.rolloutId, by: 'system', nodes: changed, to: 'previous', reason, at })] : []),
+      ...chunks(changed).map((nodes) => ev('rollout.regress-requested', { rolloutId: state.rolloutId, by: 'system', nodes, to: 'previous', reason, at })),
     ];
   }
   if (state.counts.accepted === 0) return []; // evolve turns a drained rollout into verifying
@@ -297,5 +320,6 @@ function regress(c: Extract<RolloutCommand, { type: 'Regress' }>, state: ActiveS
   }
   if (nodes.length === 0) return new ChangeoverError('INVALID_STATE', 'no node of this rollout has changed over: nothing to regress');
   const to = c.to.kind === 'previous' ? 'previous' : `${c.to.package}@${c.to.version}`;
-  return [ev('rollout.regress-requested', { rolloutId: state.rolloutId, by: c.by, nodes: nodes.sort(), to, reason: c.reason, at: iso(c.now) })];
+  const at = iso(c.now);
+  return chunks(nodes.sort()).map((part) => ev('rollout.regress-requested', { rolloutId: state.rolloutId, by: c.by, nodes: part, to, reason: c.reason, at }));
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { ChangeoverError } from '@changeover/contracts';
+import { ChangeoverError, EVENT_SCHEMAS, type EventData } from '@changeover/contracts';
 import { decide, type Decision, type RolloutCommand } from './rollout.decider.js';
 import { fold, initialState, type RolloutState } from './rollout.state.js';
 import type { RolloutEvent } from './rollout.events.js';
@@ -61,9 +61,10 @@ describe('rollout decider: votes', () => {
   it('quorum: tolerates k vetoing nodes and leaves them out', () => {
     const g = given(createCommand([assignment(['n1', 'n2', 'n3'])], { vote: { mode: 'quorum', toleratedVetoes: 1 } }), v(vote('n1')), v(vote('n2', 'veto')));
     const d = g.when(v(vote('n3')));
-    expect(types(d)).toEqual(['rollout.votes-recorded', 'rollout.accepted', 'rollout.wave-started']);
-    expect((d as RolloutEvent[])[1]!.data).toMatchObject({ excluded: ['n2'], nodes: 2 });
-    expect((d as RolloutEvent[])[2]!.data).toMatchObject({ nodes: ['n1', 'n3'] });
+    expect(types(d)).toEqual(['rollout.votes-recorded', 'rollout.nodes-excluded', 'rollout.accepted', 'rollout.wave-started']);
+    expect((d as RolloutEvent[])[1]!.data).toMatchObject({ nodeIds: ['n2'] });
+    expect((d as RolloutEvent[])[2]!.data).toMatchObject({ excluded: 1, nodes: 2 });
+    expect((d as RolloutEvent[])[3]!.data).toMatchObject({ nodes: ['n1', 'n3'] });
   });
   it('quorum: more than k vetoing nodes block', () => {
     const g = given(createCommand([assignment(['n1', 'n2', 'n3'])], { vote: { mode: 'quorum', toleratedVetoes: 1 } }), v(vote('n1', 'veto')), v(vote('n2', 'veto')));
@@ -279,5 +280,56 @@ describe('rollout decider: fleets larger than one event holds', () => {
       expect.objectContaining({ kind: 'commit', selection: 1, to: { kind: 'nodes', nodeIds: ['n-small'] } }),
     ]));
     expect(state.status !== 'initial' && { committing: state.counts.committing, wave: state.waves[0]!.nodes.length }).toEqual({ committing: 12_002, wave: 12_002 });
+  });
+
+  /** Every event small enough for the event store and valid by its schema. */
+  const bounded = (d: RolloutEvent[]) => {
+    for (const e of d) {
+      expect(JSON.stringify(e.data).length).toBeLessThan(512 * 1024);
+      expect(EVENT_SCHEMAS[e.type].safeParse(e.data).error).toBeUndefined();
+    }
+  };
+
+  it('names 12,001 silent nodes in parts, and blocks with a bounded list of vetoes and their full counts', () => {
+    const g = given(big(), v(vote('n-small')));
+    const d = g.when({ type: 'VoteTimeout', now: at(30_000), attempt: 0 }) as RolloutEvent[];
+    expect(types(d)).toEqual(['rollout.node-unreachable', 'rollout.node-unreachable', 'rollout.node-unreachable', 'rollout.blocked']);
+    bounded(d);
+    expect(d.slice(0, 3).flatMap((e) => (e.data as { nodeIds: string[] }).nodeIds)).toEqual(ids(12_001));
+    const blockedEvent = d[3]!.data as EventData<'rollout.blocked'>;
+    expect(blockedEvent).toMatchObject({ vetoCount: 12_001, vetoingNodes: 12_001 });
+    expect(blockedEvent.vetoes.length).toBeLessThanOrEqual(1000);
+    expect(blockedEvent.vetoes[0]).toMatchObject({ nodeId: ids(1)[0], reason: 'NO_ANSWER' });
+    const state = fold(d, g.state);
+    expect(state.status === 'blocked' && { unreachable: state.counts.unreachable, vetoCount: state.vetoCount, vetoingNodes: state.vetoingNodes }).toEqual({ unreachable: 12_001, vetoCount: 12_001, vetoingNodes: 12_001 });
+    // Long veto messages: the list stops at the size budget, the counts do not.
+    const wordy = given(createCommand([assignment(ids(600))]), ...ids(600).map((n) => v(vote(n, 'veto', { verdicts: [{ processId: 'p', decision: 'veto', reason: 'CUSTOM', message: 'x'.repeat(3000) }] }))));
+    const last = wordy.events.at(-1)!;
+    expect(last.type).toBe('rollout.blocked');
+    bounded([last]);
+    expect((last.data as EventData<'rollout.blocked'>).vetoes.length).toBeLessThan(600);
+    expect(last.data).toMatchObject({ vetoCount: 600, vetoingNodes: 600 });
+  });
+
+  it('leaves 12,001 tolerated vetoing nodes out in parts (quorum) and regresses 12,002 nodes in parts', () => {
+    const g = given(createCommand([assignment(ids(12_001), [selected('app')], 'web'), assignment(['n-small'], [selected('tool')])], { vote: { mode: 'quorum', toleratedVetoes: 20_000 } }), v(vote('n-small')));
+    const d = g.when({ type: 'VoteTimeout', now: at(30_000), attempt: 0 }) as RolloutEvent[];
+    bounded(d);
+    expect(types(d).slice(0, 4)).toEqual(['rollout.node-unreachable', 'rollout.node-unreachable', 'rollout.node-unreachable', 'rollout.nodes-excluded']);
+    const excluded = d.filter((e) => e.type === 'rollout.nodes-excluded').flatMap((e) => (e.data as { nodeIds: string[] }).nodeIds);
+    expect(excluded).toEqual(ids(12_001));
+    expect(d.find((e) => e.type === 'rollout.accepted')!.data).toMatchObject({ nodes: 1, excluded: 12_001 });
+    const state = fold(d, g.state);
+    expect(state.status !== 'initial' && state.counts.excluded).toBe(12_001);
+
+    // Regress: every node of a big completed rollout, named in parts.
+    const all = [...ids(12_001), 'n-small'];
+    const done = given(big(), ...all.map((n) => v(vote(n))), ...all.map((n) => p(progress(n, 'completed', { inventory: inventory() }))));
+    const r = done.when({ type: 'Regress', now: at(200), by: 'bob', to: { kind: 'previous' }, reason: 'bad' }) as RolloutEvent[];
+    bounded(r);
+    expect(types(r)).toEqual(['rollout.regress-requested', 'rollout.regress-requested', 'rollout.regress-requested']);
+    expect(r.flatMap((e) => (e.data as { nodes: string[] }).nodes)).toEqual([...all].sort());
+    const after = fold(r, done.state);
+    expect(after.status !== 'initial' && after.counts.regressing).toBe(12_002);
   });
 });

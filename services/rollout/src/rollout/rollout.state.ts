@@ -63,7 +63,7 @@ export type RolloutState =
   | { status: 'initial' }
   | (RolloutCore & { status: 'created' })
   | (RolloutCore & { status: 'voting'; voteDeadline: string })
-  | (RolloutCore & { status: 'blocked'; blockedAt: string })
+  | (RolloutCore & { status: 'blocked'; blockedAt: string; /** All vetoes and vetoing nodes; `vetoes` lists the first of them. */ vetoCount: number; vetoingNodes: number })
   | (RolloutCore & { status: 'applying' })
   | (RolloutCore & { status: 'paused'; reason: string })
   | (RolloutCore & { status: 'verifying' })
@@ -170,7 +170,7 @@ export function evolve(state: RolloutState, event: RolloutEvent): RolloutState {
       return keep();
     }
     case 'rollout.blocked':
-      return { ...core, status: 'blocked', vetoes: event.data.vetoes, blockedAt: event.data.at };
+      return { ...core, status: 'blocked', vetoes: event.data.vetoes, vetoCount: event.data.vetoCount, vetoingNodes: event.data.vetoingNodes, blockedAt: event.data.at };
     case 'rollout.forced': {
       const d = event.data;
       core.forced = { by: d.by, reason: d.reason, at: d.at };
@@ -187,10 +187,13 @@ export function evolve(state: RolloutState, event: RolloutEvent): RolloutState {
       for (const [id, n] of core.nodes) {
         if (['accepted', 'vetoed', 'unreachable', 'deferred', 'excluded'].includes(n.phase)) setPhase(core, id, 'voting', { forced: false });
       }
-      return { ...core, attempt: event.data.attempt, vetoes: [], forced: null, status: 'blocked', blockedAt: event.data.at };
+      return { ...core, attempt: event.data.attempt, vetoes: [], forced: null, status: 'blocked', vetoCount: 0, vetoingNodes: 0, blockedAt: event.data.at };
     }
+    case 'rollout.nodes-excluded':
+      for (const n of event.data.nodeIds) setPhase(core, n, 'excluded');
+      return keep();
     case 'rollout.accepted': {
-      for (const n of event.data.excluded) setPhase(core, n, 'excluded');
+      // The nodes left out were named by the rollout.nodes-excluded events before this one.
       // Everyone left out (quorum, exclude policy): nothing to commit, go straight to verifying.
       return isDrained(core) ? { ...core, status: 'verifying' } : { ...core, status: 'applying' };
     }

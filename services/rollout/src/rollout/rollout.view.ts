@@ -34,7 +34,7 @@ function stuck(state: ActiveState): RolloutSummary['stuck'] {
     const reasons = [...new Set(state.vetoes.map((v) => v.reason))].join(', ');
     const retry = Math.max(0, ...state.vetoes.map((v) => v.retryAfterMs ?? 0));
     return {
-      reason: state.vetoes.length ? `vetoed by ${nodes.length} node(s): ${reasons}` : 'waiting for a re-vote',
+      reason: state.vetoes.length ? `vetoed by ${state.vetoingNodes} node(s): ${reasons}${state.vetoCount > state.vetoes.length ? ` (the first ${state.vetoes.length} of ${state.vetoCount} vetoes listed)` : ''}` : 'waiting for a re-vote',
       nodes,
       processes,
       hint: `changeover rollout force ${id} --reason "<why>"   (or: changeover rollout revote ${id}${retry ? ` after ${Math.ceil(retry / 1000)} s` : ''}, changeover rollout cancel ${id})`,

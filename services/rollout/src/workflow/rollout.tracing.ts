@@ -54,7 +54,7 @@ export function traceDecisions(parent: Context, before: RolloutState, after: Rol
         if (span.isRecording()) {
           if (e.type === 'rollout.accepted') span.setAttribute('changeover.nodes', e.data.nodes);
           else {
-            span.setAttribute('changeover.vetoes', e.data.vetoes.length);
+            span.setAttribute('changeover.vetoes', e.data.vetoCount);
             for (const v of e.data.vetoes.slice(0, 100)) span.addEvent('veto', { 'changeover.node_id': v.nodeId, 'changeover.process_id': v.processId, 'changeover.reason': v.reason }, at);
           }
         }

@@ -88,6 +88,7 @@ export function react(state: RolloutState, event: RolloutEvent): Action[] {
     case 'rollout.blocked':
     case 'rollout.forced':
     case 'rollout.revote-requested':
+    case 'rollout.nodes-excluded':
     case 'rollout.accepted':
     case 'rollout.node-progressed':
     case 'rollout.nodes-completed':
