@@ -75,7 +75,7 @@ export async function startRollout(input: RolloutConfig, opts: { registry?: Regi
   });
   const planner = new Planner(registry, (to, body) => sender.publish(to, 'propose', body));
   const keeper = new LeaseKeeper(leases, runner, config.leaseMs, log);
-  const api = new RolloutCommands({ runner, store, registry, planner, acquire: (id) => keeper.acquire(id), list: (n) => table.list(n), clock });
+  const api = new RolloutCommands({ runner, store, registry, planner, acquire: (id) => keeper.acquire(id), list: (n) => table.list(n), row: (id) => table.get(id), clock });
   const intake = startAgentIntake(nc, { runner, planner, log, clock, helloRate: config.helloRate });
   await nc.flush();
   // Cluster infrastructure version (DESIGN §6): resumes an adjustment a previous process was killed in.

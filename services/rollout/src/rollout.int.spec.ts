@@ -139,6 +139,23 @@ describe('rollout service (real NATS and Postgres, agents played by the test)', 
     expect(after.has('changeover_outbox_lag_events')).toBe(true);
   });
 
+  it('shows a finished rollout from its projection row while the row is as new as the stream, and folds the stream when it is not', async () => {
+    await waitFor('not owned any more', () => !service.runner.isOwned('full'));
+    const fromRow = await show('full');
+    const { nodePhases, ...folded } = (await http('GET', '/rollouts/full?nodes=true')).json as RolloutSummary;
+    expect(Object.keys(nodePhases ?? {}).sort()).toEqual(['db-1', 'web-1', 'web-2']);
+    expect(fromRow).toEqual(folded);
+    expect(fromRow.traceId).toMatch(/^[0-9a-f]{32}$/);
+    const store = await EventStore.connect({ url: db.url });
+    // The row is what answers (marked here at the same version)…
+    await store.pool.query(`UPDATE rollouts SET summary = jsonb_set(summary, '{description}', '"from the row"') WHERE id = 'full'`);
+    expect((await show('full')).description).toBe('from the row');
+    // …and a row behind the stream is never believed.
+    await store.pool.query(`UPDATE rollouts SET version = version - 1, summary = jsonb_set(summary, '{status}', '"voting"') WHERE id = 'full'`);
+    await store.close();
+    expect((await show('full')).status).toBe('completed');
+  });
+
   it('regresses a node of a finished rollout', async () => {
     const r = await http('POST', '/rollouts/full/regress', { nodes: ['db-1'], reason: 'bad build' });
     expect(r.status).toBe(200);

@@ -41,7 +41,8 @@ export class RolloutsTable {
   }
 
   private async upsert(state: ActiveState, version: number): Promise<void> {
-    const s = summarize(state, version);
+    // As `rollout show` answers it (failures included), so a row as new as the stream can answer it.
+    const s: RolloutSummary = state.failures.length ? { ...summarize(state, version), failures: [...state.failures] } : summarize(state, version);
     await this.pool.query(
       `INSERT INTO rollouts (id, status, version, summary, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
        ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, version = EXCLUDED.version, summary = EXCLUDED.summary, updated_at = EXCLUDED.updated_at
@@ -61,6 +62,13 @@ export class RolloutsTable {
   async countByStatus(): Promise<Record<string, number>> {
     const r = await this.pool.query<{ status: string; n: number }>(`SELECT status, count(*)::int AS n FROM rollouts GROUP BY status`);
     return Object.fromEntries(r.rows.map((x) => [x.status, x.n]));
+  }
+
+  /** One rollout's row: its summary and the stream version it was written at. */
+  async get(id: string): Promise<{ summary: RolloutSummary; version: number } | undefined> {
+    const r = await this.pool.query<{ summary: RolloutSummary; version: string }>(`SELECT summary, version FROM rollouts WHERE id = $1`, [id]);
+    const row = r.rows[0];
+    return row && { summary: row.summary, version: Number(row.version) };
   }
 
   async list(limit: number): Promise<RolloutSummary[]> {

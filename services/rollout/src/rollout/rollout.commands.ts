@@ -44,6 +44,8 @@ export class RolloutCommands {
       planner: Planner;
       acquire(rolloutId: string): Promise<void>;
       list(limit: number): Promise<RolloutSummary[]>;
+      /** The projection row of a rollout, with the stream version it was written at. */
+      row(rolloutId: string): Promise<{ summary: RolloutSummary; version: number } | undefined>;
       clock: () => Date;
     },
   ) {}
@@ -115,6 +117,12 @@ export class RolloutCommands {
     // Owned here: the live state answers (a `watch` of a 100k-node rollout must not re-read its stream every second).
     const owned = this.deps.runner.stateOf(rolloutId);
     if (owned && owned.state.status !== 'initial') return this.withTraceId(withFailures(summarize(owned.state, owned.version, opts), owned.state));
+    // Not owned here (finished, or another instance's): the projection row answers when no event
+    // came after it was written. Folding a finished 100,000-node rollout's stream takes a second.
+    if (!opts.nodes) {
+      const row = await this.deps.row(rolloutId);
+      if (row && (await this.deps.store.readStream(rolloutStreamId(rolloutId), { after: row.version, limit: 1 })).length === 0) return this.withTraceId(row.summary);
+    }
     const stored = await this.deps.store.readStream(rolloutStreamId(rolloutId));
     const state = fold(stored.map((e) => ({ type: e.type, data: e.data }) as RolloutEvent));
     if (state.status === 'initial') throw new ChangeoverError('NOT_FOUND', `no rollout ${rolloutId}`);
