@@ -44,7 +44,7 @@ export const NODE_LIST_CHUNK = 5000;
 /** Characters of JSON the vetoes a rollout.blocked event lists may take (its counts cover the rest). */
 export const BLOCKED_VETOES_BUDGET = 256 * 1024;
 
-/** One node's vote, as `rollout.votes-recorded` carries it. */
+/** One node's vote, as `rollout.votes-recorded` carries it: `verdicts` holds its processes' vetoes (a veto's reasons, or those a forced accept overrode), none for a plain accept. */
 export const RecordedVote = z.strictObject({ nodeId: NodeId, decision: z.enum(['accept', 'veto']), verdicts: z.array(Verdict).max(MAX.list) });
 export type RecordedVote = z.infer<typeof RecordedVote>;
 

@@ -48,6 +48,14 @@ describe('rollout decider: votes', () => {
     expect(g.when(v(vote('n1')))).toEqual([]);
     expect(whyIgnored(v(vote('n1')), g.state)).toBe('duplicate-vote');
   });
+  it("records a vote's objections, not its processes' accepts", () => {
+    const recorded = (report: ReturnType<typeof vote>) => ((given(three()).when(v(report)) as RolloutEvent[])[0]!.data as EventData<'rollout.votes-recorded'>).votes[0];
+    expect(recorded(vote('n1'))).toEqual({ nodeId: 'n1', decision: 'accept', verdicts: [] });
+    const objection = { processId: 'db', decision: 'veto' as const, reason: 'PROCESS_BUSY' as const, message: 'compacting' };
+    expect(recorded(vote('n1', 'veto', { verdicts: [{ processId: 'web', decision: 'accept' }, objection] }))).toEqual({ nodeId: 'n1', decision: 'veto', verdicts: [objection] });
+    // A forced node accepts over its processes' vetoes: they stay on record.
+    expect(recorded(vote('n1', 'accept', { verdicts: [objection] }))).toEqual({ nodeId: 'n1', decision: 'accept', verdicts: [objection] });
+  });
   it('accepts on the last accept and starts the first wave', () => {
     const d = given(three(), v(vote('n1')), v(vote('n2'))).when(v(vote('n3')));
     expect(types(d)).toEqual(['rollout.votes-recorded', 'rollout.accepted', 'rollout.wave-started']);
