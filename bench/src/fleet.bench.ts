@@ -169,6 +169,8 @@ async function main(): Promise<void> {
         changeover: span(at('rollout.accepted'), at('rollout.nodes-completed', 'last')),
         verify: span(at('rollout.nodes-completed', 'last'), at('rollout.verified') ?? at('rollout.completed')),
         complete: span(createdAt, at('rollout.completed')),
+        // From the completed event to the bench seeing the status (its poll and the REST answer).
+        seen: span(at('rollout.completed'), t0Wall + wallMs),
       };
       const eventsAppended = rows.reduce((n, r) => n + Number(r.n), 0);
       return { wallMs, phasesMs, eventsAppended, cpuMs, window };

@@ -22,8 +22,12 @@ interface PendingInventory {
 /** Hears how a report ended: no argument when it was stored, the error when it was refused. */
 export type Settle = (error?: unknown) => void;
 
-/** Inventory reports are gathered this long, or until this many are pending, then written together. */
-const INVENTORY_GATHER_MS = 20;
+/**
+ * Inventory reports are gathered this long, or until this many are pending, then written together.
+ * Nothing waits on them (a rollout verifies with the inventories its own completions carry), so a
+ * wave's reports are a handful of writes, events and relay rounds rather than one every few ms.
+ */
+const INVENTORY_GATHER_MS = 100;
 const INVENTORY_BATCH = 2000;
 const HELLO_GATHER_MS = 20;
 const HELLO_BATCH = 1000;
