@@ -86,6 +86,14 @@ export type ParsedSubject =
   | { kind: 'group'; groupId: string };
 
 /** Parses any Changeover subject; throws VALIDATION_FAILED / INVALID_ID on anything else. */
+/**
+ * True when `subject` is exactly the report subject of `nodeId` (a string comparison, no parsing):
+ * the check every agent report gets that its body names the node its subject does.
+ */
+export function isAgentReportSubject(subject: string, nodeId: string, report: AgentReport): boolean {
+  return subject.length === ROOT.length + 8 + nodeId.length + report.length && subject === `${ROOT}.agent.${nodeId}.${report}`;
+}
+
 export function parseSubject(subject: string): ParsedSubject {
   const parts = subject.split('.');
   if (parts[0] !== ROOT || parts.length < 3) throw new ChangeoverError('VALIDATION_FAILED', `not a changeover subject: ${subject.slice(0, 120)}`);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { assertId, ChangeoverError, ERROR_CODES, ErrorBody, HTTP_STATUS, isChangeoverError, parseSubject, subjects } from './index.js';
+import { assertId, ChangeoverError, ERROR_CODES, ErrorBody, HTTP_STATUS, isAgentReportSubject, isChangeoverError, parseSubject, subjects } from './index.js';
 
 describe('subjects', () => {
   it('builds and parses every subject kind', () => {
@@ -70,5 +70,16 @@ describe('errors', () => {
   it('assertId names the kind and refuses non-strings', () => {
     expect(() => assertId('rollout', undefined)).toThrow(/rollout id undefined/);
     expect(assertId('node', 'n-1')).toBe('n-1');
+  });
+});
+
+describe('isAgentReportSubject', () => {
+  it("is true only for the node's own report subject", () => {
+    expect(isAgentReportSubject('changeover.agent.n-1.vote', 'n-1', 'vote')).toBe(true);
+    expect(isAgentReportSubject(subjects.agent('node_7', 'progress'), 'node_7', 'progress')).toBe(true);
+    expect(isAgentReportSubject('changeover.agent.n-1.vote', 'n-2', 'vote')).toBe(false);
+    expect(isAgentReportSubject('changeover.agent.n-1.vote', 'n-1', 'progress')).toBe(false);
+    expect(isAgentReportSubject('changeover.agent.n-10.vote', 'n-1', 'vote')).toBe(false);
+    expect(isAgentReportSubject('changeover.class.n-1.vote', 'n-1', 'vote')).toBe(false);
   });
 });

@@ -11,6 +11,7 @@ import {
   HelloReport,
   ImportImageReply,
   ImportImageRequest,
+  isAgentReportSubject,
   InventoryReport,
   ListNodesReply,
   ListNodesRequest,
@@ -108,7 +109,9 @@ export function serveRegistryNats(nc: NatsConnection, d: RegistryDomain, opts: {
         };
         try {
           assertStorable(r, `${kind} report`);
-          fn(r, nodeOf(ctx.subject), settle);
+          // The subject's node: the body's when the subject is exactly that node's (no parsing), else parsed.
+          const nodeId = (r as { nodeId?: unknown }).nodeId;
+          fn(r, typeof nodeId === 'string' && isAgentReportSubject(ctx.subject, nodeId, kind) ? nodeId : nodeOf(ctx.subject), settle);
         } catch (e) {
           settle(e);
         }

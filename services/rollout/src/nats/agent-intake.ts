@@ -1,6 +1,6 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { subscribeValidated, type RateLimit, type ValidatedSubscription } from '@changeover/messaging';
-import { ChangeoverError, HelloReport, JsonInterner, parseSubject, ProgressReport, subjects, VoteReport, type Inventory } from '@changeover/contracts';
+import { ChangeoverError, HelloReport, isAgentReportSubject, JsonInterner, ProgressReport, subjects, VoteReport, type AgentReport, type Inventory } from '@changeover/contracts';
 import { changeoverMetrics, type Logger } from '@changeover/telemetry';
 import { z } from 'zod';
 import type { RolloutRunner } from '../workflow/rollout.runner.js';
@@ -10,9 +10,8 @@ export const APPENDED_SUBJECT = subjects.rollout('appended');
 export const AppendedNotice = z.strictObject({ rolloutId: z.string().min(1).max(64) });
 
 /** The node id in the subject is what NATS permissions vouch for: a report about another node is refused. */
-function sameNode(subject: string, nodeId: string, log: Logger): boolean {
-  const parsed = parseSubject(subject);
-  if (parsed.kind === 'agent' && parsed.nodeId === nodeId) return true;
+function sameNode(subject: string, nodeId: string, report: AgentReport, log: Logger): boolean {
+  if (isAgentReportSubject(subject, nodeId, report)) return true;
   changeoverMetrics.rejectedMessages.inc({ subject_kind: 'agent', code: 'FORBIDDEN' });
   log.warn({ subject, nodeId }, 'agent report names another node than its subject: rejected');
   return false;
@@ -35,17 +34,17 @@ export function startAgentIntake(nc: NatsConnection, deps: { runner: RolloutRunn
     // Reports are queued, not awaited: 10,000 of them wait for their batch's append as plain commands,
     // not as 10,000 suspended handlers.
     subscribeValidated(nc, subjects.agentAny('vote'), VoteReport, (report, ctx) => {
-      if (!sameNode(ctx.subject, report.nodeId, log)) return;
+      if (!sameNode(ctx.subject, report.nodeId, 'vote', log)) return;
       if (report.dryRun) return planner.onVote(report);
       runner.post(report.rolloutId, { type: 'RecordVote', now: clock(), report }, `node:${report.nodeId}`, refused);
     }, { onInvalid, logger: log }),
     subscribeValidated(nc, subjects.agentAny('progress'), ProgressReport, (report, ctx) => {
-      if (!sameNode(ctx.subject, report.nodeId, log)) return;
+      if (!sameNode(ctx.subject, report.nodeId, 'progress', log)) return;
       if (report.inventory) report.inventory = inventories.intern(report.inventory.digest, report.inventory);
       runner.post(report.rolloutId, { type: 'RecordProgress', now: clock(), report }, `node:${report.nodeId}`, refused);
     }, { onInvalid, logger: log }),
     subscribeValidated(nc, subjects.agentAny('hello'), HelloReport, async (report, ctx) => {
-      if (!sameNode(ctx.subject, report.nodeId, log)) return;
+      if (!sameNode(ctx.subject, report.nodeId, 'hello', log)) return;
       await runner.hello(report.nodeId);
     }, { onInvalid, logger: log, ...helloLimit }),
     subscribeValidated(nc, APPENDED_SUBJECT, AppendedNotice, async ({ rolloutId }) => {
