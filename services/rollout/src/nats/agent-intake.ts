@@ -39,7 +39,7 @@ export function startAgentIntake(nc: NatsConnection, deps: { runner: RolloutRunn
       runner.post(report.rolloutId, { type: 'RecordVote', now: clock(), report }, `node:${report.nodeId}`, refused);
     }, { onInvalid, logger: log }),
     subscribeValidated(nc, subjects.agentAny('progress'), ProgressReport, (report, ctx) => {
-      if (!sameNode(ctx.subject, report.nodeId, 'progress', log)) return;
+      if (!sameNode(ctx.subject, report.nodeId, 'progress', log) || !runner.isOwned(report.rolloutId)) return;
       if (report.inventory) report.inventory = inventories.intern(report.inventory.digest, report.inventory);
       runner.post(report.rolloutId, { type: 'RecordProgress', now: clock(), report }, `node:${report.nodeId}`, refused);
     }, { onInvalid, logger: log }),
