@@ -293,9 +293,9 @@ export class AgentCore {
     await this.saveRecord(kind === 'commit' ? { ...rec, commitAttempt: attempt, final } : { ...rec, regressAttempt: attempt, regressFinal: final });
     this.opts.counters.inc('agent_changeovers_total', { kind, phase });
     if (!outcome.ok) this.opts.log.warn(`${kind} did not complete`, { rolloutId, code: outcome.code, message: outcome.message.slice(0, 500) });
+    // One message for both services: the rollout records the outcome, and the registry, which keeps
+    // each node's inventory (claims 9, 12), takes the inventory a terminal report carries.
     this.opts.sink.publish(this.nodeId, 'progress', final);
-    // The registry keeps each node's inventory (claims 9, 12): tell it whenever the sets change.
-    if (final.inventory && phase !== 'aborted') this.opts.sink.publish(this.nodeId, 'inventory', { nodeId: this.nodeId, at: new Date().toISOString(), inventory: final.inventory });
   }
 
   progress(rolloutId: string, attempt: number, phase: ProgressPhase, extra: Partial<ProgressReport> = {}): ProgressReport {

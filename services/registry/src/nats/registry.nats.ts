@@ -17,6 +17,7 @@ import {
   ListNodesRequest,
   ListPackagesReply,
   ListPackagesRequest,
+  ProgressReport,
   parseSubject,
   PublishPackageReply,
   PublishPackageRequest,
@@ -37,6 +38,9 @@ import type { Settle } from '../nodes/node.service.js';
 import type { RegistryDomain } from '../registry.domain.js';
 
 type Op = Parameters<typeof subjects.registry>[0];
+
+/** Terminal progress phases whose report carries what the node runs now. */
+const INVENTORY_PHASES: ReadonlySet<string> = new Set(['completed', 'failed', 'regressed']);
 
 /** The NATS side: request/reply on changeover.registry.<op> and the agents' reports. One line per operation. */
 export function serveRegistryNats(nc: NatsConnection, d: RegistryDomain, opts: { queue: string; maxImageBytes: number; maxMessageBytes: number; enrollLimiter: RateLimiter; helloRate: Omit<RateLimit, 'key'>; logger: Logger }): { stop(): Promise<void>; servers: RpcServer[]; reports: ValidatedSubscription[] } {
@@ -123,6 +127,11 @@ export function serveRegistryNats(nc: NatsConnection, d: RegistryDomain, opts: {
     report('hello', HelloReport, (r, node, settle) => void d.nodes.hello(node, r).then(() => settle(), (e: unknown) => settle(e ?? new Error('hello refused'))), { ...opts.helloRate, key: nodeOf }),
     report('heartbeat', HeartbeatReport, (r, node) => d.nodes.heartbeat(node, r)),
     report('inventory', InventoryReport, (r, node, settle) => d.nodes.takeInventory(node, r, settle)),
+    // The end of a changeover or regression: the node's terminal progress report (which the rollout
+    // service hears too) carries its inventory; the agent sends no separate inventory report for it.
+    report('progress', ProgressReport, (r, node, settle) => {
+      if (r.inventory && INVENTORY_PHASES.has(r.phase)) d.nodes.takeInventory(node, { nodeId: r.nodeId, at: new Date().toISOString(), inventory: r.inventory }, settle);
+    }),
   ];
   return {
     servers,
