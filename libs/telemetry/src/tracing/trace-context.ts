@@ -43,21 +43,12 @@ function isSpanContext(v: Context | SpanContext): v is SpanContext {
   return typeof (v as SpanContext).traceId === 'string' && typeof (v as SpanContext).spanId === 'string';
 }
 
-/** Runs `fn` inside a new active span; records the error (and its ChangeoverError code) and ends the span either way. */
+/**
+ * Runs `fn` inside a new active span; records the error (and its ChangeoverError code) and ends the
+ * span either way. `inSpan` that always answers with a promise (a bad argument rejects it).
+ */
 export async function withSpan<T>(name: string, fn: (span: Span) => T | Promise<T>, opts: WithSpanOptions = {}): Promise<T> {
-  if (typeof name !== 'string' || name.length === 0 || name.length > 256) throw new ChangeoverError('VALIDATION_FAILED', 'span name must be a non-empty string of at most 256 characters');
-  if (typeof fn !== 'function') throw new ChangeoverError('VALIDATION_FAILED', 'withSpan needs a function to run');
-  ensureContextManager();
-  const parent = opts.parent === undefined ? context.active() : isSpanContext(opts.parent) ? trace.setSpanContext(context.active(), opts.parent) : opts.parent;
-  const span = tracer(opts.tracerName).startSpan(name, { kind: opts.kind ?? SpanKind.INTERNAL, attributes: opts.attributes }, parent);
-  try {
-    return await context.with(trace.setSpan(parent, span), () => fn(span));
-  } catch (err) {
-    recordError(span, err);
-    throw err;
-  } finally {
-    span.end();
-  }
+  return inSpan(name, fn, opts);
 }
 
 /**
@@ -66,7 +57,7 @@ export async function withSpan<T>(name: string, fn: (span: Span) => T | Promise<
  */
 export function inSpan<T>(name: string, fn: (span: Span) => T, opts: WithSpanOptions = {}): T {
   if (typeof name !== 'string' || name.length === 0 || name.length > 256) throw new ChangeoverError('VALIDATION_FAILED', 'span name must be a non-empty string of at most 256 characters');
-  if (typeof fn !== 'function') throw new ChangeoverError('VALIDATION_FAILED', 'inSpan needs a function to run');
+  if (typeof fn !== 'function') throw new ChangeoverError('VALIDATION_FAILED', 'a span needs a function to run');
   ensureContextManager();
   const parent = opts.parent === undefined ? context.active() : isSpanContext(opts.parent) ? trace.setSpanContext(context.active(), opts.parent) : opts.parent;
   const span = tracer(opts.tracerName).startSpan(name, { kind: opts.kind ?? SpanKind.INTERNAL, attributes: opts.attributes }, parent);

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { RolloutSummary } from '@changeover/contracts';
-import { summarize } from '../rollout/rollout.view.js';
+import { showSummary } from '../rollout/rollout.view.js';
 import type { ActiveState } from '../rollout/rollout.state.js';
 
 /**
@@ -41,8 +41,8 @@ export class RolloutsTable {
   }
 
   private async upsert(state: ActiveState, version: number): Promise<void> {
-    // As `rollout show` answers it (failures included), so a row as new as the stream can answer it.
-    const s: RolloutSummary = state.failures.length ? { ...summarize(state, version), failures: [...state.failures] } : summarize(state, version);
+    // As `rollout show` answers it, so a row as new as the stream can answer it.
+    const s = showSummary(state, version);
     await this.pool.query(
       `INSERT INTO rollouts (id, status, version, summary, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
        ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, version = EXCLUDED.version, summary = EXCLUDED.summary, updated_at = EXCLUDED.updated_at

@@ -18,9 +18,9 @@ import type { EventLog, RolloutRunner } from '../workflow/rollout.runner.js';
 import type { RegistryPort } from '../nats/registry-client.js';
 import type { Planner } from '../planning/planner.js';
 import { resolveTargets } from '../creation/resolve-targets.js';
-import { fold, type ActiveState } from './rollout.state.js';
+import { fold } from './rollout.state.js';
 import { rolloutStreamId, type RolloutEvent } from './rollout.events.js';
-import { summarize } from './rollout.view.js';
+import { showSummary, summarize } from './rollout.view.js';
 import { currentTraceIds, traceIdOf } from '@changeover/telemetry';
 import type { RolloutCommand } from './rollout.decider.js';
 
@@ -113,10 +113,9 @@ export class RolloutCommands {
   /** Rebuilt from the stream on each request, so any instance answers with the truth. */
   async show(id: string, opts: { nodes?: boolean } = {}): Promise<RolloutSummary> {
     const rolloutId = parse(RolloutId, id, 'rollout id');
-    const withFailures = (summary: RolloutSummary, state: ActiveState) => (state.failures.length ? { ...summary, failures: [...state.failures] } : summary);
     // Owned here: the live state answers (a `watch` of a 100k-node rollout must not re-read its stream every second).
     const owned = this.deps.runner.stateOf(rolloutId);
-    if (owned && owned.state.status !== 'initial') return this.withTraceId(withFailures(summarize(owned.state, owned.version, opts), owned.state));
+    if (owned && owned.state.status !== 'initial') return this.withTraceId(showSummary(owned.state, owned.version, opts));
     // Not owned here (finished, or another instance's): the projection row answers when no event
     // came after it was written. Folding a finished 100,000-node rollout's stream takes a second.
     if (!opts.nodes) {
@@ -127,7 +126,7 @@ export class RolloutCommands {
     const state = fold(stored.map((e) => ({ type: e.type, data: e.data }) as RolloutEvent));
     if (state.status === 'initial') throw new ChangeoverError('NOT_FOUND', `no rollout ${rolloutId}`);
     const traceId = traceIdOf(stored[0]?.metadata?.traceparent);
-    const summary = withFailures(summarize(state, stored.at(-1)!.streamPosition, opts), state);
+    const summary = showSummary(state, stored.at(-1)!.streamPosition, opts);
     return traceId ? { ...summary, traceId } : summary;
   }
 

@@ -26,6 +26,12 @@ export function summarize(state: ActiveState, version: number, opts: { nodes?: b
   return out;
 }
 
+/** The answer to `rollout show`: the summary and, when nodes failed, their failures (the projection row holds the same). */
+export function showSummary(state: ActiveState, version: number, opts: { nodes?: boolean } = {}): RolloutSummary {
+  const summary = summarize(state, version, opts);
+  return state.failures.length ? { ...summary, failures: [...state.failures] } : summary;
+}
+
 function stuck(state: ActiveState): RolloutSummary['stuck'] {
   const id = state.rolloutId;
   if (state.status === 'blocked') {
