@@ -1,6 +1,6 @@
 import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { z } from 'zod';
-import { ChangeoverError, decode, encode, parse } from '@changeover/contracts';
+import { ChangeoverError, decode, encode, parse, RepeatedTailDecoder } from '@changeover/contracts';
 import { createLogger, extractTraceContext, injectTraceHeaders, inSpan, SpanKind, type Logger } from '@changeover/telemetry';
 import { assertConnection, assertSchema, assertSubject, InFlight } from './guards.js';
 import { fromNatsError } from './nats-errors.js';
@@ -45,6 +45,12 @@ export interface SubscribeValidatedOptions {
   maxBytes?: number;
   /** Messages over this rate are rejected RATE_LIMITED (counted, dropped) before they are decoded. */
   rateLimit?: RateLimit | RateLimiter;
+  /**
+   * A member of an object schema that messages often end with, repeated byte for byte (an
+   * inventory): each distinct text of it is validated once (`RepeatedTailDecoder`). The handler
+   * then gets shared values for it: read-only.
+   */
+  repeatedTail?: string;
 }
 
 /** Default largest message a subscribeValidated handler takes. */
@@ -83,6 +89,7 @@ export function subscribeValidated<S extends z.ZodType>(
   if (opts.queue !== undefined) assertSubject(opts.queue, { what: 'queue group' });
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   if (!Number.isInteger(maxBytes) || maxBytes < 1) throw new ChangeoverError('VALIDATION_FAILED', 'maxBytes must be a positive integer');
+  const tails = opts.repeatedTail === undefined ? undefined : new RepeatedTailDecoder(schema, opts.repeatedTail);
   const limiter = opts.rateLimit === undefined ? undefined : opts.rateLimit instanceof RateLimiter ? opts.rateLimit : new RateLimiter(opts.rateLimit);
   const log = opts.logger ?? messagingLogger();
   const rejections = new RejectionCounter();
@@ -101,7 +108,7 @@ export function subscribeValidated<S extends z.ZodType>(
     try {
       if (msg.data.length > maxBytes) throw new ChangeoverError('TOO_LARGE', `message on ${msg.subject} of ${msg.data.length} bytes exceeds ${maxBytes}`, { limit: maxBytes });
       if (limiter && !limiter.take(limiter.keyOf(msg.subject))) throw new ChangeoverError('RATE_LIMITED', `too many messages on ${msg.subject}; dropped`);
-      value = decode(schema, msg.data, `message on ${msg.subject}`);
+      value = tails ? (tails.decode(msg.data, `message on ${msg.subject}`) as z.infer<S>) : decode(schema, msg.data, `message on ${msg.subject}`);
     } catch (err) {
       const e = err instanceof ChangeoverError ? err : new ChangeoverError('VALIDATION_FAILED', `invalid message on ${msg.subject}`);
       rejections.count(msg.subject, e.code);

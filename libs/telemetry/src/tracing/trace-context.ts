@@ -61,9 +61,12 @@ export function inSpan<T>(name: string, fn: (span: Span) => T, opts: WithSpanOpt
   ensureContextManager();
   const parent = opts.parent === undefined ? context.active() : isSpanContext(opts.parent) ? trace.setSpanContext(context.active(), opts.parent) : opts.parent;
   const span = tracer(opts.tracerName).startSpan(name, { kind: opts.kind ?? SpanKind.INTERNAL, attributes: opts.attributes }, parent);
+  // A span without a valid context (no SDK, and no trace came with the message) would put nothing in
+  // the context that anything reads: `fn` runs in the active context as it is, without entering one.
+  const enter = parent !== context.active() || isSpanContextValid(span.spanContext());
   let result: T;
   try {
-    result = context.with(trace.setSpan(parent, span), fn, undefined, span);
+    result = enter ? context.with(trace.setSpan(parent, span), fn, undefined, span) : fn(span);
   } catch (err) {
     recordError(span, err);
     span.end();

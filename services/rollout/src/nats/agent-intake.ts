@@ -42,7 +42,8 @@ export function startAgentIntake(nc: NatsConnection, deps: { runner: RolloutRunn
       if (!sameNode(ctx.subject, report.nodeId, 'progress', log) || !runner.isOwned(report.rolloutId)) return;
       if (report.inventory) report.inventory = inventories.intern(report.inventory.digest, report.inventory);
       runner.post(report.rolloutId, { type: 'RecordProgress', now: clock(), report }, `node:${report.nodeId}`, refused);
-    }, { onInvalid, logger: log }),
+      // A completion ends with the node's inventory, the same text from every node of a wave: validated once.
+    }, { onInvalid, logger: log, repeatedTail: 'inventory' }),
     subscribeValidated(nc, subjects.agentAny('hello'), HelloReport, async (report, ctx) => {
       if (!sameNode(ctx.subject, report.nodeId, 'hello', log)) return;
       await runner.hello(report.nodeId);
