@@ -94,7 +94,8 @@ export const EVENT_SCHEMAS = {
   'rollout.aborted': z.strictObject({ rolloutId: RolloutId, reason: Text, at: z.string() }),
   'rollout.cancelled': z.strictObject({ rolloutId: RolloutId, by: Actor, reason: Text, at: z.string() }),
   'rollout.regress-requested': z.strictObject({ rolloutId: RolloutId, by: Actor, nodes: z.array(NodeId).min(1).max(NODE_LIST_CHUNK), to: z.string().max(MAX.name), reason: Text, at: z.string() }),
-  'rollout.node-regressed': z.strictObject({ rolloutId: RolloutId, nodeId: NodeId, at: z.string() }),
+  /** `inventory`: what the node runs after the regression, from its report (absent in events of earlier versions). */
+  'rollout.node-regressed': z.strictObject({ rolloutId: RolloutId, nodeId: NodeId, inventory: Inventory.optional(), at: z.string() }),
   'rollout.dependency-discrepancy': z.strictObject({ rolloutId: RolloutId, discrepancy: Discrepancy, at: z.string() }),
   'rollout.verified': z.strictObject({ rolloutId: RolloutId, nodes: z.number().int().nonnegative(), discrepancies: z.number().int().nonnegative(), at: z.string() }),
   'rollout.completed': z.strictObject({ rolloutId: RolloutId, nodes: z.number().int().nonnegative(), failed: z.number().int().nonnegative(), at: z.string() }),

@@ -13,6 +13,7 @@ const SPECS = {
   registry_images_imported_total: { help: 'Update images imported', labels: [] },
   registry_images_rejected_total: { help: 'Update images refused, by error code', labels: ['code'] },
   registry_inventories_turned_stale_total: { help: 'Stored node inventories found stale by a heartbeat claiming another digest', labels: [] },
+  registry_rollout_inventories_total: { help: 'Node inventories taken from rollout events (nodes-completed, node-regressed), by outcome: stored, not_enrolled, invalid', labels: ['outcome'] },
   registry_agent_reports_total: { help: 'Agent reports processed, by kind', labels: ['report'] },
   registry_agent_reports_rejected_total: { help: 'Agent reports rejected (malformed, refused, or failed), by kind and error code', labels: ['report', 'code'] },
   registry_requests_rejected_total: { help: 'REST requests answered with an error, by code', labels: ['code'] },

@@ -19,6 +19,7 @@ import { PackageRepository } from './packages/package.repository.js';
 import { PackageService } from './packages/package.service.js';
 import type { RegistryDomain } from './registry.domain.js';
 import { startRolloutRefs } from './packages/rollout-refs.js';
+import { startRolloutInventories } from './nodes/rollout-inventories.js';
 import { SelectionService } from './selection/selection.service.js';
 import { startHttp, type HttpServer } from './http/http.app.js';
 import { openHttpAuth, withStatementTimeout } from '@changeover/http-auth';
@@ -94,6 +95,9 @@ export async function startRegistry(input: RegistryConfig, opts: { logger?: Logg
     }
     const refs = await startRolloutRefs(nc, db, log);
     cleanups.push(() => refs.stop());
+    // Each node's inventory after a changeover or regression, from the rollout's events.
+    const rolloutInventories = await startRolloutInventories(nc, nodes, counters, log);
+    cleanups.push(() => rolloutInventories.stop());
     // One enrollment budget for NATS and REST together.
     const enrollLimiter = new RateLimiter(config.enrollRate);
     const nats = serveRegistryNats(nc, domain, { queue: config.queueGroup, maxImageBytes: config.maxImageBytes, maxMessageBytes: config.maxMessageBytes, enrollLimiter, helloRate: config.helloRate, logger: log });

@@ -293,8 +293,8 @@ export class AgentCore {
     await this.saveRecord(kind === 'commit' ? { ...rec, commitAttempt: attempt, final } : { ...rec, regressAttempt: attempt, regressFinal: final });
     this.opts.counters.inc('agent_changeovers_total', { kind, phase });
     if (!outcome.ok) this.opts.log.warn(`${kind} did not complete`, { rolloutId, code: outcome.code, message: outcome.message.slice(0, 500) });
-    // One message for both services: the rollout records the outcome, and the registry, which keeps
-    // each node's inventory (claims 9, 12), takes the inventory a terminal report carries.
+    // One message: the rollout service records the outcome with the inventory it carries (claim 9), and
+    // the registry, which keeps each node's inventory (claim 12), takes it from the rollout's events.
     this.opts.sink.publish(this.nodeId, 'progress', final);
   }
 

@@ -17,7 +17,6 @@ import {
   ListNodesRequest,
   ListPackagesReply,
   ListPackagesRequest,
-  ProgressReport,
   parseSubject,
   PublishPackageReply,
   PublishPackageRequest,
@@ -38,9 +37,6 @@ import type { Settle } from '../nodes/node.service.js';
 import type { RegistryDomain } from '../registry.domain.js';
 
 type Op = Parameters<typeof subjects.registry>[0];
-
-/** Terminal progress phases whose report carries what the node runs now. */
-const INVENTORY_PHASES: ReadonlySet<string> = new Set(['completed', 'failed', 'regressed']);
 
 /** The NATS side: request/reply on changeover.registry.<op> and the agents' reports. One line per operation. */
 export function serveRegistryNats(nc: NatsConnection, d: RegistryDomain, opts: { queue: string; maxImageBytes: number; maxMessageBytes: number; enrollLimiter: RateLimiter; helloRate: Omit<RateLimit, 'key'>; logger: Logger }): { stop(): Promise<void>; servers: RpcServer[]; reports: ValidatedSubscription[] } {
@@ -100,7 +96,7 @@ export function serveRegistryNats(nc: NatsConnection, d: RegistryDomain, opts: {
   const rejected = (report: AgentReport, code: string) => d.counters.inc('registry_agent_reports_rejected_total', 1, { report, code });
   // Every report ends counted once: processed (by the domain), or rejected here with its code, malformed ones included.
   // Handlers hand the domain a callback, not a promise: reports wait for their batch's write as plain entries.
-  const report = <S extends z.ZodType>(kind: AgentReport, schema: S, fn: (r: z.infer<S>, nodeId: string, settle: Settle) => void, rateLimit?: RateLimit) =>
+  const report = <S extends z.ZodType>(kind: AgentReport, schema: S, fn: (r: z.infer<S>, nodeId: string, settle: Settle) => void, more: { rateLimit?: RateLimit } = {}) =>
     subscribeValidated(
       nc,
       subjects.agentAny(kind),
@@ -120,18 +116,13 @@ export function serveRegistryNats(nc: NatsConnection, d: RegistryDomain, opts: {
           settle(e);
         }
       },
-      { queue: opts.queue, logger: log, maxBytes: opts.maxMessageBytes, ...(rateLimit ? { rateLimit } : {}), onInvalid: (e) => rejected(kind, e.code) },
+      { queue: opts.queue, logger: log, maxBytes: opts.maxMessageBytes, ...more, onInvalid: (e) => rejected(kind, e.code) },
     );
   const reports = [
     // Hello is rate limited per node: a node in a restart loop cannot flood the registry.
-    report('hello', HelloReport, (r, node, settle) => void d.nodes.hello(node, r).then(() => settle(), (e: unknown) => settle(e ?? new Error('hello refused'))), { ...opts.helloRate, key: nodeOf }),
+    report('hello', HelloReport, (r, node, settle) => void d.nodes.hello(node, r).then(() => settle(), (e: unknown) => settle(e ?? new Error('hello refused'))), { rateLimit: { ...opts.helloRate, key: nodeOf } }),
     report('heartbeat', HeartbeatReport, (r, node) => d.nodes.heartbeat(node, r)),
     report('inventory', InventoryReport, (r, node, settle) => d.nodes.takeInventory(node, r, settle)),
-    // The end of a changeover or regression: the node's terminal progress report (which the rollout
-    // service hears too) carries its inventory; the agent sends no separate inventory report for it.
-    report('progress', ProgressReport, (r, node, settle) => {
-      if (r.inventory && INVENTORY_PHASES.has(r.phase)) d.nodes.takeInventory(node, { nodeId: r.nodeId, at: new Date().toISOString(), inventory: r.inventory }, settle);
-    }),
   ];
   return {
     servers,

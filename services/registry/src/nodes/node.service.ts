@@ -288,6 +288,29 @@ export class NodeService {
     return this.inventoryFlushing;
   }
 
+  /**
+   * The inventories a rollout recorded for its nodes (`rollout.nodes-completed`, `rollout.node-regressed`),
+   * stored in one write with the node.inventories-changed events of those that changed. Resolves with
+   * the nodes that are not enrolled (counted, nothing stored for them); a database failure rejects,
+   * and nothing of the write is kept.
+   */
+  async recordRolloutInventories(entries: readonly { nodeId: string; inventory: Inventory }[], now = new Date()): Promise<string[]> {
+    if (entries.length === 0) return [];
+    const shared = entries.map((e) => ({ nodeId: e.nodeId, inventory: this.inventories.intern(e.inventory.digest, e.inventory) }));
+    const replaced = await this.repo.transaction(async (m) => {
+      const old = await this.repo.recordInventories(m, shared);
+      await this.events.appendIn(m, inventoryChangeEvents(shared.filter((e) => old.has(e.nodeId) && old.get(e.nodeId) !== e.inventory.digest), now));
+      return old;
+    });
+    const unknown = shared.filter((e) => !replaced.has(e.nodeId)).map((e) => e.nodeId);
+    this.counters.inc('registry_rollout_inventories_total', shared.length - unknown.length, { outcome: 'stored' });
+    if (unknown.length > 0) {
+      this.counters.inc('registry_rollout_inventories_total', unknown.length, { outcome: 'not_enrolled' });
+      this.log.warn({ nodes: unknown.slice(0, 20), count: unknown.length }, 'a rollout recorded inventories of nodes that are not enrolled: not stored');
+    }
+    return unknown;
+  }
+
   /** Marks nodes without a recent heartbeat stale; one node.went-stale per transition. */
   async sweep(now = new Date()): Promise<string[]> {
     await this.flushHeartbeats(now);

@@ -225,7 +225,7 @@ function recordProgress(c: Extract<RolloutCommand, { type: 'RecordProgress' }>, 
     }
     case 'failed':
     case 'regressed': {
-      if (entry.phase === 'regressing' && r.phase === 'regressed') return [ev('rollout.node-regressed', base)];
+      if (entry.phase === 'regressing' && r.phase === 'regressed') return [ev('rollout.node-regressed', r.inventory ? { ...base, inventory: r.inventory } : base)];
       // A regression the node could not carry out (its old version untrusted now, say): failed, named.
       if (entry.phase === 'regressing' && r.phase === 'failed' && r.attempt === state.attempt) {
         return [ev('rollout.node-failed', { ...base, code: r.error?.code ?? 'FAILED', message: `the regression failed: ${r.error?.message ?? 'no reason given'}`.slice(0, 4000) })];

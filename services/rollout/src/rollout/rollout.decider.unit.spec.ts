@@ -242,7 +242,12 @@ describe('rollout decider: regress', () => {
   });
   it('records a regressed node and refuses nodes that never changed over', () => {
     const g = given(...completed(), { type: 'Regress', now: at(200), by: 'bob', nodes: ['n1'], to: { kind: 'previous' }, reason: '' });
-    expect(types(g.when(p(progress('n1', 'regressed'), 300)))).toEqual(['rollout.node-regressed']);
+    const back = inventory([selected('app', { version: '0.9.0' })]);
+    const regressed = g.when(p(progress('n1', 'regressed', { inventory: back }), 300));
+    expect(types(regressed)).toEqual(['rollout.node-regressed']);
+    // The node's inventory after the regression rides along: the registry takes it from the event.
+    expect((regressed as RolloutEvent[])[0]!.data).toEqual({ rolloutId: 'r1', nodeId: 'n1', inventory: back, at: expect.any(String) });
+    expect((g.when(p(progress('n1', 'regressed'), 300)) as RolloutEvent[])[0]!.data).not.toHaveProperty('inventory');
     // A regression the node could not carry out ends as a named failure, and nothing stays "regressing".
     const failed = g.when(p(progress('n1', 'failed', { error: { code: 'UNTRUSTED_KEY', message: 'retired key' } }), 300));
     expect(failed).toEqual([expect.objectContaining({ type: 'rollout.node-failed', data: expect.objectContaining({ nodeId: 'n1', code: 'UNTRUSTED_KEY', message: 'the regression failed: retired key' }) })]);
