@@ -81,23 +81,35 @@ export class RolloutRunner {
     return o && { state: o.state, version: o.version };
   }
 
-  /** Takes a rollout over: rebuild from its events, re-send what may be lost, re-arm its timers. */
+  /**
+   * Takes a rollout over: rebuild from its events, re-send what may be lost, re-arm its timers. The
+   * queue is held meanwhile: a report or a catch-up that arrives during the load waits for the rebuilt
+   * state, so nothing is folded in twice and no command is re-sent twice. A load that fails lets go of
+   * the rollout, and the next lease round adopts it again.
+   */
   async adopt(id: string): Promise<void> {
     if (this.owned.has(id) || this.closed) return;
-    const o: Owned = { id, state: initialState(), version: 0, queue: [], draining: false, timers: new Map(), dropped: false, trace: ROOT_CONTEXT };
+    const o: Owned = { id, state: initialState(), version: 0, queue: [], draining: true, timers: new Map(), dropped: false, trace: ROOT_CONTEXT };
     this.owned.set(id, o);
-    const stored = await this.deps.store.readStream(rolloutStreamId(id));
-    o.state = fold(toRolloutEvents(stored));
-    o.version = stored.at(-1)?.streamPosition ?? 0;
-    o.trace = rolloutTraceContext(stored[0]);
-    this.deps.log.info({ rolloutId: id, status: o.state.status, version: o.version }, 'rollout adopted');
-    // The projection write of the last append may have died with the previous owner: rewrite it from the events.
-    if (o.state.status !== 'initial') this.deps.appended(o.state, o.version, true);
-    if (o.state.status === 'initial') {
-      await this.complete(o);
-      return;
+    try {
+      const stored = await this.deps.store.readStream(rolloutStreamId(id));
+      o.state = fold(toRolloutEvents(stored));
+      o.version = stored.at(-1)?.streamPosition ?? 0;
+      o.trace = rolloutTraceContext(stored[0]);
+    } catch (e) {
+      this.drop(id);
+      throw e;
     }
-    await this.run(o, resume(o.state));
+    try {
+      this.deps.log.info({ rolloutId: id, status: o.state.status, version: o.version }, 'rollout adopted');
+      // The projection write of the last append may have died with the previous owner: rewrite it from the events.
+      if (o.state.status !== 'initial') this.deps.appended(o.state, o.version, true);
+      if (o.state.status === 'initial') await this.complete(o);
+      else await this.run(o, resume(o.state));
+    } finally {
+      o.draining = false;
+      if (o.queue.length && !o.dropped) void this.drain(o);
+    }
   }
 
   /** Stops carrying a rollout out (lease lost or shutting down). */
@@ -108,6 +120,12 @@ export class RolloutRunner {
     for (const t of o.timers.values()) clearTimeout(t);
     this.owned.delete(id);
     this.deps.forget(id);
+    // Whoever waits on a queued command hears that it was not carried out here.
+    const gone = new ChangeoverError('UNAVAILABLE', `rollout ${id} is not owned here any more`);
+    for (const job of o.queue.splice(0)) {
+      if (job.kind === 'command') job.reject(gone);
+      else job.resolve();
+    }
   }
 
   /** Applies a command wherever the rollout is owned: locally through the queue, else with an expected-version append. */

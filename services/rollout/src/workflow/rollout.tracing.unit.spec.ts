@@ -1,38 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
-import type { NewEvent, StoredEvent } from '@changeover/event-store';
-import { createLogger, installTestTracing, traceIdOf, type TestTracing } from '@changeover/telemetry';
-import { RolloutRunner, type EventLog, type RunnerDeps } from './rollout.runner.js';
+import { installTestTracing, traceIdOf, type TestTracing } from '@changeover/telemetry';
 import { assignment, createCommand, vote } from '../testing/fixtures.js';
-
-/** An in-memory event log: the stream survives the runner, as Postgres survives a restart. */
-function memoryLog(): EventLog & { events: StoredEvent[] } {
-  const events: StoredEvent[] = [];
-  return {
-    events,
-    async append(streamId, _expected, batch: NewEvent[]) {
-      for (const e of batch) events.push({ id: String(events.length + 1), streamId, streamPosition: events.length + 1, globalPosition: BigInt(events.length + 1), type: e.type, data: e.data, metadata: e.metadata ?? {}, createdAt: new Date() });
-      return { nextExpectedVersion: events.length };
-    },
-    async readStream(_id, options = {}) {
-      const after = events.filter((e) => e.streamPosition > (options.after ?? 0));
-      return options.limit === undefined ? after : after.slice(0, options.limit);
-    },
-  };
-}
-
-function runner(store: EventLog, sent: string[]): RolloutRunner {
-  const deps: RunnerDeps = {
-    store,
-    send: async (_state, action) => void sent.push(action.kind),
-    leases: { release: async () => undefined, ensure: async () => undefined },
-    appended: () => undefined,
-    settled: async () => undefined,
-    forget: () => undefined,
-    clock: () => new Date(),
-    log: createLogger('rollout-test', { level: 'silent' }),
-  };
-  return new RolloutRunner(deps);
-}
+import { memoryLog, memoryRunner as runner } from '../testing/memory-log.js';
 
 let tracing: TestTracing;
 beforeAll(() => {

@@ -1,0 +1,92 @@
+import { describe, expect, it } from '@jest/globals';
+import { isChangeoverError } from '@changeover/contracts';
+import type { EventLog } from './rollout.runner.js';
+import { assignment, createCommand, vote } from '../testing/fixtures.js';
+import { memoryLog, memoryRunner } from '../testing/memory-log.js';
+
+/** The log's reads wait until `open()`: a slow Postgres, so that other work lands while a rollout loads. */
+function gated(log: EventLog): EventLog & { open(): void; reads: number } {
+  let open!: () => void;
+  const gate = new Promise<void>((r) => (open = r));
+  const g = {
+    reads: 0,
+    open: () => open(),
+    append: log.append.bind(log),
+    async readStream(id: string, options?: { after?: number; limit?: number }) {
+      g.reads++;
+      await gate;
+      return log.readStream(id, options);
+    },
+  };
+  return g;
+}
+
+const created = async () => {
+  const store = memoryLog();
+  await memoryRunner(store, []).apply('r1', { ...createCommand([assignment(['n1', 'n2'])]), now: new Date() }, 'alice');
+  return store;
+};
+
+describe('adopting a rollout', () => {
+  it('holds a catch-up that arrives while the rollout loads, so the proposal is sent once', async () => {
+    const store = await created();
+    const slow = gated(store);
+    const sent: string[] = [];
+    const runner = memoryRunner(slow, sent);
+    const adopting = runner.adopt('r1');
+    // The nudge of the creating append reaches the new owner while its load is still reading.
+    const caught = runner.catchUp('r1');
+    await Promise.resolve();
+    expect(slow.reads).toBe(1);
+    slow.open();
+    await Promise.all([adopting, caught]);
+    expect(sent).toEqual(['propose']);
+    expect(runner.stateOf('r1')).toMatchObject({ version: store.events.length, state: { status: 'voting' } });
+  });
+
+  it('decides a vote that arrives while the rollout loads against the loaded state', async () => {
+    const store = await created();
+    const slow = gated(store);
+    const runner = memoryRunner(slow, []);
+    const adopting = runner.adopt('r1');
+    const refusals: unknown[] = [];
+    expect(runner.post('r1', { type: 'RecordVote', now: new Date(), report: vote('n1') }, 'node:n1', (e) => refusals.push(e))).toBe(true);
+    slow.open();
+    await adopting;
+    await runner.submit('r1', { type: 'RecordVote', now: new Date(), report: vote('n2') });
+    expect(refusals).toEqual([]);
+    const types = store.events.map((e) => e.type);
+    expect(types.slice(0, 2)).toEqual(['rollout.created', 'rollout.proposed']);
+    expect(types).toContain('rollout.accepted');
+    expect(runner.stateOf('r1')!.state).toMatchObject({ counts: { voting: 0 } });
+  });
+
+  it('lets go of a rollout whose load failed, so the next lease round adopts it again', async () => {
+    const store = await created();
+    let fail = true;
+    const flaky: EventLog = { append: store.append.bind(store), readStream: (id, o) => (fail ? Promise.reject(new Error('connection terminated')) : store.readStream(id, o)) };
+    const sent: string[] = [];
+    const runner = memoryRunner(flaky, sent);
+    await expect(runner.adopt('r1')).rejects.toThrow('connection terminated');
+    expect(runner.isOwned('r1')).toBe(false);
+    fail = false;
+    await runner.adopt('r1');
+    expect(runner.isOwned('r1')).toBe(true);
+    expect(sent).toEqual(['propose']);
+  });
+
+  it('tells a caller whose command waits in the queue when the rollout is dropped', async () => {
+    const store = await created();
+    const slow = gated(store);
+    const runner = memoryRunner(slow, []);
+    const adopting = runner.adopt('r1');
+    const waiting = runner.submit('r1', { type: 'Cancel', now: new Date(), by: 'alice', reason: 'wrong version' });
+    runner.drop('r1');
+    const err = await waiting.catch((e: unknown) => e);
+    expect(isChangeoverError(err, 'UNAVAILABLE')).toBe(true);
+    slow.open();
+    await adopting;
+    expect(runner.isOwned('r1')).toBe(false);
+    expect(store.events.map((e) => e.type)).toEqual(['rollout.created', 'rollout.proposed']);
+  });
+});
