@@ -18,6 +18,8 @@ export interface CliIo {
 }
 
 const TERMINAL = new Set(['completed', 'cancelled', 'aborted', 'failed']);
+/** How long `watch` asks the rollout service to hold each request for the next change. */
+const WATCH_WAIT_MS = 10_000;
 
 /** The `changeover` command line over the REST APIs. Returns the exit code. */
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
@@ -158,8 +160,10 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
 
   async function watch(id: string, json: boolean): Promise<number> {
     let last = '';
+    let version: number | undefined;
     for (;;) {
-      const s = await rolloutApi().request<RolloutSummary>('GET', `/rollouts/${enc(id)}`);
+      // A long poll: the owning instance answers at the rollout's next change (or after WATCH_WAIT_MS).
+      const s = await rolloutApi().request<RolloutSummary>('GET', `/rollouts/${enc(id)}${version === undefined ? '' : `?after=${version}&waitMs=${WATCH_WAIT_MS}`}`);
       const line = json ? JSON.stringify({ rolloutId: s.rolloutId, status: s.status, phases: s.phases, vetoes: s.vetoes.length, failures: s.failures?.length ?? 0 }) : progressLine(s);
       if (line !== last) {
         io.out(line);
@@ -167,7 +171,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         last = line;
       }
       if (TERMINAL.has(s.status)) return s.status === 'completed' ? 0 : 1;
-      await io.sleep(500);
+      // Unchanged: the wait ran out, or an instance that does not own the rollout answered at once.
+      if (s.version === version) await io.sleep(500);
+      version = s.version;
     }
   }
 

@@ -37,8 +37,9 @@ function harness(answers: Record<string, { status: number; body: unknown }[]>) {
     if (!a) return new Response(JSON.stringify({ code: 'NOT_FOUND', message: `no route ${key}` }), { status: 404 });
     return new Response(JSON.stringify(a.body), { status: a.status });
   };
-  const run = (...argv: string[]) => runCli(argv, { out: (t) => out.push(t), err: (t) => err.push(t), env: { CHANGEOVER_ROLLOUT_URL: 'http://rollout:1', CHANGEOVER_TOKEN: 'tok' }, isTty: false, sleep: async () => undefined, fetch: fake });
-  return { calls, out, err, run };
+  const sleeps: number[] = [];
+  const run = (...argv: string[]) => runCli(argv, { out: (t) => out.push(t), err: (t) => err.push(t), env: { CHANGEOVER_ROLLOUT_URL: 'http://rollout:1', CHANGEOVER_TOKEN: 'tok' }, isTty: false, sleep: async (ms) => void sleeps.push(ms), fetch: fake });
+  return { calls, out, err, run, sleeps };
 }
 
 describe('changeover CLI', () => {
@@ -87,6 +88,23 @@ describe('changeover CLI', () => {
     expect(h.out).toHaveLength(3);
     expect(h.out[1]).toContain('[###############...............] 1/2');
     expect(h.out[2]).toContain('completed 2');
+    // After the first answer each request is a long poll for the change past the version seen.
+    expect(h.calls.map((c) => new URL(c.url).search)).toEqual(['', '?after=7&waitMs=10000', '?after=7&waitMs=10000']);
+  });
+
+  it('watch pauses between requests only when an answer brings no change', async () => {
+    const applying = summary({ status: 'applying', stuck: null, vetoes: [], phases: { committing: 2 } });
+    const h = harness({
+      'GET /rollouts/r1': [
+        { status: 200, body: { ...applying, version: 7 } },
+        { status: 200, body: { ...applying, version: 7 } },
+        { status: 200, body: { ...applying, version: 9, phases: { committing: 1, completed: 1 } } },
+        { status: 200, body: summary({ status: 'completed', version: 10, stuck: null, vetoes: [], phases: { completed: 2 } }) },
+      ],
+    });
+    expect(await h.run('rollout', 'watch', 'r1')).toBe(0);
+    expect(h.calls.map((c) => new URL(c.url).search)).toEqual(['', '?after=7&waitMs=10000', '?after=7&waitMs=10000', '?after=9&waitMs=10000']);
+    expect(h.sleeps).toEqual([500]);
   });
 
   it('prints the rollout trace id on create and show, and --json carries it', async () => {

@@ -100,6 +100,24 @@ export const RolloutSummary = z.strictObject({
 });
 export type RolloutSummary = z.infer<typeof RolloutSummary>;
 
+/** The longest `GET /rollouts/{id}` holds a request for a change (`waitMs`). */
+export const MAX_SHOW_WAIT_MS = 30_000;
+const QueryCount = z.string().regex(/^\d{1,15}$/, 'expected a non-negative integer').transform(Number);
+
+/**
+ * `GET /rollouts/{id}` query: `nodes=true` adds each node's phase; `after=<version>&waitMs=<ms>`
+ * holds the request until the rollout's version passes `after` or `waitMs` elapse (a long poll:
+ * `watch` sees each change as it happens instead of polling).
+ */
+export const ShowRolloutQuery = z
+  .strictObject({
+    nodes: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+    after: QueryCount.optional(),
+    waitMs: QueryCount.pipe(z.number().max(MAX_SHOW_WAIT_MS)).optional(),
+  })
+  .refine((q) => q.waitMs === undefined || q.after !== undefined, { message: 'waitMs needs after (the version last seen)', path: ['waitMs'] });
+export type ShowRolloutQuery = z.infer<typeof ShowRolloutQuery>;
+
 export const RolloutListItem = z.strictObject({ rolloutId: RolloutId, status: RolloutStatus, description: z.string(), nodes: z.number().int().nonnegative(), phases: z.record(z.string(), z.number().int().nonnegative()), createdAt: z.string(), updatedAt: z.string() });
 export const RolloutList = z.strictObject({ rollouts: z.array(RolloutListItem) });
 

@@ -215,6 +215,35 @@ describe('rollout service (real NATS and Postgres, agents played by the test)', 
     expect((await show('strict')).version).toBe(version);
   });
 
+  it('holds a show with after and waitMs until the rollout changes (a long poll), and refuses a malformed query', async () => {
+    await http('POST', '/rollouts', { rolloutId: 'polled', update: { targets: [{ nodes: ['busy-1'], packages: [{ name: 'app', version: '1.0.0' }] }] }, policy: fast });
+    const blocked = await waitFor('blocked', async () => ((await show('polled')).status === 'blocked' ? show('polled') : null));
+    // A blocked rollout does not change by itself: the wait runs out and the answer is the same version.
+    const idle = await http('GET', `/rollouts/polled?after=${blocked.version}&waitMs=200`);
+    expect([idle.status, idle.json.status, idle.json.version]).toEqual([200, 'blocked', blocked.version]);
+    // Asked for what comes after the version seen, the service answers with the next change (the force) and not before it.
+    let answered = false;
+    const waiting = http('GET', `/rollouts/polled?after=${blocked.version}&waitMs=30000&nodes=true`).then((r) => ((answered = true), r));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(answered).toBe(false);
+    await http('POST', '/rollouts/polled/force', { reason: 'window approved' });
+    const next = await waiting;
+    expect(next.status).toBe(200);
+    expect(next.json.version).toBeGreaterThan(blocked.version);
+    expect(next.json.forced).toMatchObject({ reason: 'window approved' });
+    expect(next.json.nodePhases).toBeDefined();
+    // Followed change by change to its end: the last answer is the completed rollout, which the owner lets go of as it finishes.
+    let last: RolloutSummary = next.json;
+    while (last.status !== 'completed') last = (await http('GET', `/rollouts/polled?after=${last.version}&waitMs=30000`)).json;
+    expect([last.phases, last.version]).toEqual([{ completed: 1 }, (await show('polled')).version]);
+    // Already past the version: answered at once.
+    expect((await http('GET', `/rollouts/polled?after=0&waitMs=30000`)).json.version).toBeGreaterThan(0);
+    for (const q of ['waitMs=100', 'after=-1&waitMs=10', 'after=1&waitMs=30001', 'after=x&waitMs=1', 'nodes=yes', 'surprise=1']) {
+      const r = await http('GET', `/rollouts/polled?${q}`);
+      expect([q, r.status, r.json.code]).toEqual([q, 400, 'VALIDATION_FAILED']);
+    }
+  });
+
   it('serves its OpenAPI document', async () => {
     const r = await http('GET', '/openapi.json');
     expect(r.json.openapi).toBe('3.1.0');

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AdjustClusterVersionReply, AdjustClusterVersionRequest, ClusterVersionStatus, ApiTokenList, ApiTokenRecord, CreatedApiToken, CreateTokenRequest, CancelRequest, CreateRolloutRequest, ErrorBody, ForceRequest, PlanRequest, PlanResult, RegressRequest, ResumeRequest, RevoteRequest, RolloutList, RolloutSummary } from '@changeover/contracts';
+import { MAX_SHOW_WAIT_MS, AdjustClusterVersionReply, AdjustClusterVersionRequest, ClusterVersionStatus, ApiTokenList, ApiTokenRecord, CreatedApiToken, CreateTokenRequest, CancelRequest, CreateRolloutRequest, ErrorBody, ForceRequest, PlanRequest, PlanResult, RegressRequest, ResumeRequest, RevoteRequest, RolloutList, RolloutSummary } from '@changeover/contracts';
 
 /** 'none': open to probes, no token. */
 type Role = 'viewer' | 'operator' | 'admin' | 'none';
@@ -9,6 +9,8 @@ interface Route {
   summary: string;
   role: Role;
   request?: z.ZodType;
+  /** Query parameters. */
+  query?: { name: string; description: string; schema: Record<string, unknown> }[];
   /** A raw body instead of JSON. */
   rawBody?: string;
   response: z.ZodType;
@@ -20,7 +22,14 @@ export const ROUTES: Route[] = [
   { method: 'post', path: '/rollouts', summary: 'Create a rollout from packages and targets', role: 'operator', request: CreateRolloutRequest, response: RolloutSummary, status: 201 },
   { method: 'post', path: '/rollouts/from-image', summary: 'Create a rollout from an update image (.tar.gz); query: policy (JSON), rolloutId', role: 'operator', rawBody: 'application/gzip', response: RolloutSummary, status: 201 },
   { method: 'get', path: '/rollouts', summary: 'List rollouts, newest first', role: 'viewer', response: RolloutList },
-  { method: 'get', path: '/rollouts/{id}', summary: 'Show a rollout and why it is stuck (query nodes=true for per-node phases)', role: 'viewer', response: RolloutSummary },
+  {
+    method: 'get', path: '/rollouts/{id}', summary: 'Show a rollout and why it is stuck; with after and waitMs, a long poll for its next change', role: 'viewer', response: RolloutSummary,
+    query: [
+      { name: 'nodes', description: 'true: each node\'s phase too', schema: { type: 'string', enum: ['true', 'false'], default: 'false' } },
+      { name: 'after', description: 'the version last seen: with waitMs, answer once the rollout is past it', schema: { type: 'string', pattern: '^\\d{1,15}$' } },
+      { name: 'waitMs', description: `how long to hold the request for a change (at most ${MAX_SHOW_WAIT_MS}); held by the instance that owns the rollout, answered at once by another`, schema: { type: 'string', pattern: '^\\d{1,15}$' } },
+    ],
+  },
   { method: 'post', path: '/rollouts/{id}/force', summary: 'Force a blocked rollout (claim 19)', role: 'admin', request: ForceRequest, response: RolloutSummary },
   { method: 'post', path: '/rollouts/{id}/cancel', summary: 'Cancel a rollout', role: 'operator', request: CancelRequest, response: RolloutSummary },
   { method: 'post', path: '/rollouts/{id}/revote', summary: 'Ask the nodes to vote again', role: 'operator', request: RevoteRequest, response: RolloutSummary },
@@ -43,7 +52,8 @@ const schema = (s: z.ZodType, io: 'input' | 'output') => z.toJSONSchema(s, { io,
 export function openApiDocument(): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const r of ROUTES) {
-    const params = r.path.includes('{id}') ? [{ name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } }] : [];
+    const params: Record<string, unknown>[] = r.path.includes('{id}') ? [{ name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } }] : [];
+    for (const q of r.query ?? []) params.push({ name: q.name, in: 'query', required: false, description: q.description, schema: q.schema });
     paths[r.path] ??= {};
     paths[r.path]![r.method] = {
       summary: r.summary,

@@ -11,6 +11,7 @@ import {
   RevoteRequest,
   RolloutId,
   RolloutPolicy,
+  ShowRolloutQuery,
   type PlanResult,
   type RolloutSummary,
 } from '@changeover/contracts';
@@ -110,9 +111,20 @@ export class RolloutCommands {
     return this.deps.planner.plan(parse(PlanRequest, body, 'plan request'));
   }
 
-  /** Rebuilt from the stream on each request, so any instance answers with the truth. */
-  async show(id: string, opts: { nodes?: boolean } = {}): Promise<RolloutSummary> {
+  /**
+   * The rollout as it is now: the owner's live state, else the projection row or the stream, so any
+   * instance answers with the truth. With `after` and `waitMs` (the REST query, validated) the
+   * owner holds the request until the version passes `after`; another instance answers at once.
+   */
+  async show(id: string, query: Record<string, unknown> = {}): Promise<RolloutSummary> {
     const rolloutId = parse(RolloutId, id, 'rollout id');
+    const q = parse(ShowRolloutQuery, query, 'rollout query');
+    const opts = { nodes: q.nodes };
+    if (q.after !== undefined && q.waitMs !== undefined) {
+      // The state the change left: the last one of a rollout that just finished, which the owner lets go of at once.
+      const changed = await this.deps.runner.changed(rolloutId, q.after, q.waitMs);
+      if (changed && changed.state.status !== 'initial') return this.withTraceId(showSummary(changed.state, changed.version, opts));
+    }
     // Owned here: the live state answers (a `watch` of a 100k-node rollout must not re-read its stream every second).
     const owned = this.deps.runner.stateOf(rolloutId);
     if (owned && owned.state.status !== 'initial') return this.withTraceId(showSummary(owned.state, owned.version, opts));

@@ -50,6 +50,8 @@ interface Owned {
   dropped: boolean;
   /** The rollout's trace (from its first event): parent of every step span. */
   trace: Context;
+  /** Long polls waiting for the version to pass `after` (`changed`). */
+  waiters: Set<{ after: number; wake: () => void }>;
 }
 
 const ignored = metrics.counter({ name: 'changeover_rollout_reports_ignored_total', help: 'Agent reports and timers that changed nothing, by reason', labelNames: ['reason'] as const });
@@ -89,13 +91,14 @@ export class RolloutRunner {
    */
   async adopt(id: string): Promise<void> {
     if (this.owned.has(id) || this.closed) return;
-    const o: Owned = { id, state: initialState(), version: 0, queue: [], draining: true, timers: new Map(), dropped: false, trace: ROOT_CONTEXT };
+    const o: Owned = { id, state: initialState(), version: 0, queue: [], draining: true, timers: new Map(), dropped: false, trace: ROOT_CONTEXT, waiters: new Set() };
     this.owned.set(id, o);
     try {
       const stored = await this.deps.store.readStream(rolloutStreamId(id));
       o.state = fold(toRolloutEvents(stored));
       o.version = stored.at(-1)?.streamPosition ?? 0;
       o.trace = rolloutTraceContext(stored[0]);
+      this.wake(o);
     } catch (e) {
       this.drop(id);
       throw e;
@@ -120,12 +123,42 @@ export class RolloutRunner {
     for (const t of o.timers.values()) clearTimeout(t);
     this.owned.delete(id);
     this.deps.forget(id);
+    this.wake(o);
     // Whoever waits on a queued command hears that it was not carried out here.
     const gone = new ChangeoverError('UNAVAILABLE', `rollout ${id} is not owned here any more`);
     for (const job of o.queue.splice(0)) {
       if (job.kind === 'command') job.reject(gone);
       else job.resolve();
     }
+  }
+
+  /**
+   * Resolves once the rollout's version passes `after`, or after `waitMs`; at once when it already
+   * has or when the rollout is not owned here (then only its stream knows). A dropped rollout
+   * releases its waiters. The answer is the owner's state as the change left it (also when the
+   * change finished the rollout and this instance let it go), else undefined.
+   */
+  changed(id: string, after: number, waitMs: number): Promise<{ state: RolloutState; version: number } | undefined> {
+    const o = this.owned.get(id);
+    const past = (x: Owned) => (x.version > after && x.state.status !== 'initial' ? { state: x.state, version: x.version } : undefined);
+    if (!o || o.version > after || waitMs <= 0) return Promise.resolve(o && past(o));
+    return new Promise((resolve) => {
+      const waiter = {
+        after,
+        wake: () => {
+          clearTimeout(timer);
+          o.waiters.delete(waiter);
+          resolve(past(o));
+        },
+      };
+      const timer = setTimeout(waiter.wake, waitMs);
+      timer.unref?.();
+      o.waiters.add(waiter);
+    });
+  }
+
+  private wake(o: Owned): void {
+    for (const w of o.waiters) if (o.dropped || o.version > w.after) w.wake();
   }
 
   /** Applies a command wherever the rollout is owned: locally through the queue, else with an expected-version append. */
@@ -279,6 +312,7 @@ export class RolloutRunner {
         traceDecisions(o.trace, o.state, state, merged.events);
         o.state = state;
         o.version = r.nextExpectedVersion;
+        this.wake(o);
       } catch (e) {
         // The state was folded in place: rebuild it from the stream before anything else.
         await this.reload(o);
@@ -330,6 +364,7 @@ export class RolloutRunner {
     const stored = await this.deps.store.readStream(rolloutStreamId(o.id));
     o.state = fold(toRolloutEvents(stored));
     o.version = stored.at(-1)?.streamPosition ?? 0;
+    this.wake(o);
     const fresh = toRolloutEvents(stored.filter((e) => e.streamPosition > before));
     await this.run(o, fresh.flatMap((e) => react(o.state, e)));
   }
@@ -340,6 +375,7 @@ export class RolloutRunner {
     const fresh = toRolloutEvents(stored);
     for (const e of fresh) o.state = evolve(o.state, e);
     o.version = stored.at(-1)!.streamPosition;
+    this.wake(o);
     // The appending instance's projection write may be lost with it; the owner writes the row too.
     if (o.state.status !== 'initial') this.deps.appended(o.state, o.version, true);
     await this.run(o, fresh.flatMap((e) => react(o.state, e)));

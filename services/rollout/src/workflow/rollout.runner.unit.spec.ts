@@ -90,3 +90,36 @@ describe('adopting a rollout', () => {
     expect(store.events.map((e) => e.type)).toEqual(['rollout.created', 'rollout.proposed']);
   });
 });
+
+describe('waiting for a change (long poll)', () => {
+  it('resolves when an append passes the version seen, at once when it already has or the rollout is not owned here', async () => {
+    const store = await created();
+    const runner = memoryRunner(store, []);
+    await runner.adopt('r1');
+    const seen = runner.stateOf('r1')!.version;
+    let woken = false;
+    const waiting = runner.changed('r1', seen, 60_000).then((r) => ((woken = true), r));
+    await Promise.resolve();
+    expect(woken).toBe(false);
+    await runner.submit('r1', { type: 'RecordVote', now: new Date(), report: vote('n1') });
+    // The answer is the state the change left.
+    const after = await waiting;
+    expect(after?.version).toBeGreaterThan(seen);
+    expect(after?.version).toBe(runner.stateOf('r1')!.version);
+    expect((await runner.changed('r1', 0, 60_000))?.version).toBe(after?.version);
+    expect(await runner.changed('elsewhere', 0, 60_000)).toBeUndefined();
+  });
+
+  it('releases its waiters when the rollout is dropped, and after waitMs when nothing changes', async () => {
+    const store = await created();
+    const runner = memoryRunner(store, []);
+    await runner.adopt('r1');
+    const seen = runner.stateOf('r1')!.version;
+    const waiting = runner.changed('r1', seen, 60_000);
+    runner.drop('r1');
+    expect(await waiting).toBeUndefined();
+    await runner.adopt('r1');
+    expect(await runner.changed('r1', seen, 1)).toBeUndefined();
+    expect(runner.stateOf('r1')!.version).toBe(seen);
+  });
+});
