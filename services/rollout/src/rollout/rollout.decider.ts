@@ -32,7 +32,13 @@ export type RolloutCommand =
 
 export type Decision = RolloutEvent[] | ChangeoverError;
 
-const iso = (d: Date) => d.toISOString();
+/** Date → ISO text. A batch's reports were stamped within a few milliseconds: the last text is reused for the same instant. */
+let lastIso = { ms: NaN, text: '' };
+const iso = (d: Date) => {
+  const ms = d.getTime();
+  if (ms !== lastIso.ms) lastIso = { ms, text: d.toISOString() };
+  return lastIso.text;
+};
 const invalidState = (s: RolloutState, what: string) => new ChangeoverError('INVALID_STATE', `cannot ${what}: the rollout is ${s.status}`, { status: s.status });
 
 /** decide(command, state) → the events that happen, or a typed error. Pure; never reads the clock. */

@@ -134,8 +134,9 @@ export function evolve(state: RolloutState, event: RolloutEvent): RolloutState {
     };
   }
   if (state.status === 'initial') return state;
+  // A copy of every member of the state (the status's own ones too), of which the cases change some.
   const core: RolloutCore = { ...state, updatedAt: event.data.at };
-  const keep = (): RolloutState => ({ ...state, ...core }) as RolloutState;
+  const keep = (): RolloutState => core as RolloutState;
 
   switch (event.type) {
     case 'rollout.nodes-added': {
@@ -264,7 +265,7 @@ export function evolve(state: RolloutState, event: RolloutEvent): RolloutState {
 /** After a node finished, an applying rollout with nothing left becomes verifying. */
 function afterNodeOutcome(state: RolloutState, core: RolloutCore): RolloutState {
   if (state.status === 'applying' && isDrained(core)) return { ...core, status: 'verifying' };
-  return { ...state, ...core } as RolloutState;
+  return core as RolloutState;
 }
 
 /** The veto verdicts of one vote, as the Veto records the blocked event names. */
