@@ -96,7 +96,7 @@ export function serveRegistryNats(nc: NatsConnection, d: RegistryDomain, opts: {
   const rejected = (report: AgentReport, code: string) => d.counters.inc('registry_agent_reports_rejected_total', 1, { report, code });
   // Every report ends counted once: processed (by the domain), or rejected here with its code, malformed ones included.
   // Handlers hand the domain a callback, not a promise: reports wait for their batch's write as plain entries.
-  const report = <S extends z.ZodType>(kind: AgentReport, schema: S, fn: (r: z.infer<S>, nodeId: string, settle: Settle) => void, more: { rateLimit?: RateLimit } = {}) =>
+  const report = <S extends z.ZodType>(kind: AgentReport, schema: S, fn: (r: z.infer<S>, nodeId: string, settle: Settle) => void, rateLimit?: RateLimit) =>
     subscribeValidated(
       nc,
       subjects.agentAny(kind),
@@ -116,11 +116,11 @@ export function serveRegistryNats(nc: NatsConnection, d: RegistryDomain, opts: {
           settle(e);
         }
       },
-      { queue: opts.queue, logger: log, maxBytes: opts.maxMessageBytes, ...more, onInvalid: (e) => rejected(kind, e.code) },
+      { queue: opts.queue, logger: log, maxBytes: opts.maxMessageBytes, ...(rateLimit ? { rateLimit } : {}), onInvalid: (e) => rejected(kind, e.code) },
     );
   const reports = [
     // Hello is rate limited per node: a node in a restart loop cannot flood the registry.
-    report('hello', HelloReport, (r, node, settle) => void d.nodes.hello(node, r).then(() => settle(), (e: unknown) => settle(e ?? new Error('hello refused'))), { rateLimit: { ...opts.helloRate, key: nodeOf } }),
+    report('hello', HelloReport, (r, node, settle) => void d.nodes.hello(node, r).then(() => settle(), (e: unknown) => settle(e ?? new Error('hello refused'))), { ...opts.helloRate, key: nodeOf }),
     report('heartbeat', HeartbeatReport, (r, node) => d.nodes.heartbeat(node, r)),
     report('inventory', InventoryReport, (r, node, settle) => d.nodes.takeInventory(node, r, settle)),
   ];
