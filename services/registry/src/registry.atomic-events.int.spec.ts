@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { canonicalJson, encode, subjects, type HelloReport, type Inventory } from '@changeover/contracts';
+import { encode, subjects, type HelloReport, type Inventory } from '@changeover/contracts';
 import { waitFor } from '@changeover/test-kit';
-import { buildPackage, digestOf, inventoryChanges, publishRequest, sign, startTestRegistry, storeSnapshot, TEST_AUTH_HEADER, type TestRegistry } from './testing/registry.fixtures.js';
+import { buildPackage, helloReport, inventoryChanges, inventoryOf, publishRequest, sign, startTestRegistry, storeSnapshot, TEST_AUTH_HEADER, type TestRegistry } from './testing/registry.fixtures.js';
 
 // Every registry row and its event commit in one transaction: a failing event append leaves neither.
 // The failure is forced in Postgres itself: a trigger refuses event rows whose data mentions "boom".
@@ -24,21 +24,9 @@ const streamTypes = async (streamId: string) => (await t.registry.events.readStr
 /** The inventory digests the events record for a node, oldest first. */
 const changes = async (nodeId: string) => (await inventoryChanges(t, nodeId)).map((c) => c.inventoryDigest);
 
-function inventory(names: string[]): Inventory {
-  const pkgs = names.map((name) => ({ name, version: '1.0.0', modules: [], requires: {}, provides: [], consumes: [] }));
-  return { active: pkgs, previous: [], digest: digestOf(Buffer.from(canonicalJson(pkgs))) };
-}
-
-const hello = (nodeId: string, inv = inventory([])): HelloReport => ({
-  nodeId,
-  classId: 'web',
-  processorType: 'x86_64',
-  characteristics: { arch: 'x86_64', os: 'linux', memoryMb: 1024, labels: {} },
-  agentVersion: '1.0.0',
-  clusterVersions: { min: 1, max: 1 },
-  inventory: inv,
-  startedAt: new Date().toISOString(),
-});
+/** Packages by name, each at 1.0.0. */
+const inventory = (names: string[]): Inventory => inventoryOf(...names.map((n) => `${n}@1.0.0`));
+const hello = (nodeId: string, inv = inventory([])): HelloReport => helloReport(nodeId, inv, { characteristics: { arch: 'x86_64', os: 'linux', memoryMb: 1024, labels: {} }, clusterVersions: { min: 1, max: 1 } });
 
 describe('registry rows and events are written in one transaction', () => {
   it('a normal publish leaves both the row and its package.published event', async () => {

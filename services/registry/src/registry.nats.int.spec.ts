@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import {
-  canonicalJson,
   ClassRecord,
   encode,
   GetPackagesReply,
@@ -11,17 +10,11 @@ import {
   subjects,
   type HeartbeatReport,
   type HelloReport,
-  type Inventory,
 } from '@changeover/contracts';
 import { waitFor } from '@changeover/test-kit';
-import { buildPackage, digestOf, inventoryChanges, publishRequest, sign, startTestRegistry, type TestRegistry } from './testing/registry.fixtures.js';
+import { buildPackage, inventoryChanges, inventoryOf, publishRequest, sign, startTestRegistry, type TestRegistry } from './testing/registry.fixtures.js';
 
-function inventory(active: { name: string; version: string }[]): Inventory {
-  const pkgs = active.map((p) => ({ name: p.name, version: p.version, modules: [], requires: {}, provides: [], consumes: [] }));
-  return { active: pkgs, previous: [], digest: digestOf(Buffer.from(canonicalJson(pkgs))) };
-}
-
-function hello(nodeId: string, classId: string, processorType: 'x86_64' | 'arm64', inv = inventory([]), memoryMb = 4096): HelloReport {
+function hello(nodeId: string, classId: string, processorType: 'x86_64' | 'arm64', inv = inventoryOf(), memoryMb = 4096): HelloReport {
   return {
     nodeId,
     classId,
@@ -40,7 +33,7 @@ const heartbeat = (nodeId: string, classId: string): HeartbeatReport => ({
   at: new Date().toISOString(),
   agentVersion: '1.0.1',
   clusterVersions: { min: 1, max: 3 },
-  inventoryDigest: inventory([]).digest,
+  inventoryDigest: inventoryOf().digest,
   phase: 'idle',
 });
 
@@ -96,7 +89,7 @@ describe('registry over NATS', () => {
     const x1 = (await t.rpc('list-nodes', { nodeIds: ['n-x1'] }, ListNodesReply)).nodes[0]!;
     expect(x1).toMatchObject({ agentVersion: '1.0.1', clusterVersions: { min: 1, max: 3 }, status: 'active' });
 
-    const inv = inventory([{ name: 'billing', version: '1.0.0' }]);
+    const inv = inventoryOf('billing@1.0.0');
     t.nc.publish(subjects.agent('n-x2', 'inventory'), encode({ nodeId: 'n-x2', at: new Date().toISOString(), inventory: inv }));
     await waitFor('inventory stored', async () => (await t.rpc('list-nodes', { nodeIds: ['n-x2'] }, ListNodesReply)).nodes[0]!.inventory?.digest === inv.digest);
     expect((await t.registry.events.readStream('node-n-x2')).map((e) => e.type)).toEqual(['node.enrolled']);

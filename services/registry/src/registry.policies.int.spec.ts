@@ -1,26 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { canonicalJson, encode, NodeRecord, PublishPackageReply, RolloutPolicy, STREAMS, subjects, type HelloReport, type Inventory } from '@changeover/contracts';
+import { encode, NodeRecord, PublishPackageReply, RolloutPolicy, STREAMS, subjects, type HelloReport, type Inventory } from '@changeover/contracts';
 import { waitFor } from '@changeover/test-kit';
-import { buildPackage, digestOf, inventoryChanges, publishRequest, sign, startTestRegistry, type TestRegistry } from './testing/registry.fixtures.js';
+import { buildPackage, helloReport, inventoryChanges, inventoryOf, publishRequest, sign, startTestRegistry, type TestRegistry } from './testing/registry.fixtures.js';
 
 jest.setTimeout(60_000);
 
-function inventoryOf(name: string, version: string): Inventory {
-  const active = [{ name, version, modules: [], requires: {}, provides: [], consumes: [] }];
-  return { active, previous: [], digest: digestOf(Buffer.from(canonicalJson(active))) };
-}
-
-const hello = (nodeId: string, inventory: Inventory): HelloReport => ({
-  nodeId,
-  classId: 'edge',
-  processorType: 'x86_64',
-  characteristics: { arch: 'x86_64', os: 'linux', memoryMb: 512, labels: {} },
-  agentVersion: '1.0.0',
-  clusterVersions: { min: 1, max: 1 },
-  inventory,
-  startedAt: new Date().toISOString(),
-});
+const hello = (nodeId: string, inventory: Inventory): HelloReport =>
+  helloReport(nodeId, inventory, { classId: 'edge', characteristics: { arch: 'x86_64', os: 'linux', memoryMb: 512, labels: {} }, clusterVersions: { min: 1, max: 1 } });
 
 describe('registry policies: retention, required enrollment, events on JetStream', () => {
   let t: TestRegistry;
@@ -37,9 +24,9 @@ describe('registry policies: retention, required enrollment, events on JetStream
   });
 
   it('refuses and counts reports from nodes that are not enrolled', async () => {
-    t.nc.publish(subjects.agent('ghost', 'hello'), encode(hello('ghost', inventoryOf('tool', '1.0.0'))));
-    t.nc.publish(subjects.agent('ghost', 'inventory'), encode({ nodeId: 'ghost', at: new Date().toISOString(), inventory: inventoryOf('tool', '1.0.0') }));
-    t.nc.publish(subjects.agent('ghost', 'heartbeat'), encode({ nodeId: 'ghost', classId: 'edge', at: new Date().toISOString(), agentVersion: '1.0.0', clusterVersions: { min: 1, max: 1 }, inventoryDigest: inventoryOf('a', '1.0.0').digest, phase: 'idle' }));
+    t.nc.publish(subjects.agent('ghost', 'hello'), encode(hello('ghost', inventoryOf('tool@1.0.0'))));
+    t.nc.publish(subjects.agent('ghost', 'inventory'), encode({ nodeId: 'ghost', at: new Date().toISOString(), inventory: inventoryOf('tool@1.0.0') }));
+    t.nc.publish(subjects.agent('ghost', 'heartbeat'), encode({ nodeId: 'ghost', classId: 'edge', at: new Date().toISOString(), agentVersion: '1.0.0', clusterVersions: { min: 1, max: 1 }, inventoryDigest: inventoryOf('a@1.0.0').digest, phase: 'idle' }));
     const counters = t.registry.domain.counters;
     await waitFor('hello and inventory rejected', () => counters.get('registry_agent_reports_rejected_total', { code: 'NOT_FOUND' }) === 2);
     await waitFor('heartbeat received', () => counters.get('registry_agent_reports_total', { report: 'heartbeat' }) === 1);
@@ -50,9 +37,9 @@ describe('registry policies: retention, required enrollment, events on JetStream
 
   it('accepts the reports of an enrolled node and refuses a hello claiming another class', async () => {
     await t.rpc('enroll-node', { nodeId: 'edge-1', classId: 'edge', processorType: 'x86_64', characteristics: { arch: 'x86_64', memoryMb: 512 } }, NodeRecord);
-    t.nc.publish(subjects.agent('edge-1', 'hello'), encode({ ...hello('edge-1', inventoryOf('tool', '1.0.0')), classId: 'core' }));
+    t.nc.publish(subjects.agent('edge-1', 'hello'), encode({ ...hello('edge-1', inventoryOf('tool@1.0.0')), classId: 'core' }));
     await waitFor('class mismatch refused', () => t.registry.domain.counters.get('registry_agent_reports_rejected_total', { report: 'hello', code: 'FORBIDDEN' }) === 1);
-    t.nc.publish(subjects.agent('edge-1', 'hello'), encode(hello('edge-1', inventoryOf('tool', '1.0.0'))));
+    t.nc.publish(subjects.agent('edge-1', 'hello'), encode(hello('edge-1', inventoryOf('tool@1.0.0'))));
     await waitFor('hello applied', async () => (await t.registry.domain.nodes.get('edge-1')).status === 'active');
   });
 
@@ -62,14 +49,14 @@ describe('registry policies: retention, required enrollment, events on JetStream
     const nodes = t.registry.domain.nodes;
     // Same tick: one batch, in which two hellos are refused (unknown node, wrong class).
     const outcomes = await Promise.allSettled([
-      nodes.hello('edge-2', hello('edge-2', inventoryOf('tool', '2.0.0'))),
-      nodes.hello('ghost-2', hello('ghost-2', inventoryOf('tool', '2.0.0'))),
-      nodes.hello('edge-3', { ...hello('edge-3', inventoryOf('tool', '2.0.0')), classId: 'core' }),
-      nodes.hello('edge-3', hello('edge-3', inventoryOf('tool', '3.0.0'))),
+      nodes.hello('edge-2', hello('edge-2', inventoryOf('tool@2.0.0'))),
+      nodes.hello('ghost-2', hello('ghost-2', inventoryOf('tool@2.0.0'))),
+      nodes.hello('edge-3', { ...hello('edge-3', inventoryOf('tool@2.0.0')), classId: 'core' }),
+      nodes.hello('edge-3', hello('edge-3', inventoryOf('tool@3.0.0'))),
     ]);
     expect(outcomes.map((o) => (o.status === 'fulfilled' ? 'ok' : (o.reason as { code: string }).code))).toEqual(['ok', 'NOT_FOUND', 'FORBIDDEN', 'ok']);
-    expect((await nodes.get('edge-2')).inventory?.digest).toBe(inventoryOf('tool', '2.0.0').digest);
-    expect((await nodes.get('edge-3')).inventory?.digest).toBe(inventoryOf('tool', '3.0.0').digest);
+    expect((await nodes.get('edge-2')).inventory?.digest).toBe(inventoryOf('tool@2.0.0').digest);
+    expect((await nodes.get('edge-3')).inventory?.digest).toBe(inventoryOf('tool@3.0.0').digest);
     expect(await t.registry.db.query(`SELECT node_id FROM registry_nodes WHERE node_id = 'ghost-2'`)).toEqual([]);
     const types = async (id: string) => (await t.registry.events.readStream(`node-${id}`)).map((e) => e.type);
     expect(await types('edge-2')).toEqual(['node.enrolled']);
@@ -77,8 +64,8 @@ describe('registry policies: retention, required enrollment, events on JetStream
     expect(await types('ghost-2')).toEqual([]);
     // The refused hello's inventory (edge-3 in class core) was undone with it, event included.
     const digests = async (id: string) => (await inventoryChanges(t, id)).map((c) => c.inventoryDigest);
-    expect(await digests('edge-2')).toEqual([inventoryOf('tool', '2.0.0').digest]);
-    expect(await digests('edge-3')).toEqual([inventoryOf('tool', '3.0.0').digest]);
+    expect(await digests('edge-2')).toEqual([inventoryOf('tool@2.0.0').digest]);
+    expect(await digests('edge-3')).toEqual([inventoryOf('tool@3.0.0').digest]);
     expect(await digests('ghost-2')).toEqual([]);
   });
 

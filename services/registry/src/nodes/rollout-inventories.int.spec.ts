@@ -1,28 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { canonicalJson, encode, eventSubject, ListNodesReply, STREAMS, subjects, toCloudEvent, type HelloReport, type Inventory } from '@changeover/contracts';
+import { encode, eventSubject, ListNodesReply, STREAMS, subjects, toCloudEvent } from '@changeover/contracts';
 import { waitFor } from '@changeover/test-kit';
-import { digestOf, inventoryChanges, startTestRegistry, type TestRegistry } from '../testing/registry.fixtures.js';
+import { helloReport, inventoryChanges, inventoryOf, startTestRegistry, type TestRegistry } from '../testing/registry.fixtures.js';
 import { INVENTORIES_DURABLE } from './rollout-inventories.js';
 
 jest.setTimeout(60_000);
 
-function inventory(version: string): Inventory {
-  const pkgs = [{ name: 'billing', version, modules: [], requires: {}, provides: [], consumes: [] }];
-  return { active: pkgs, previous: [], digest: digestOf(Buffer.from(canonicalJson(pkgs))) };
-}
-
-const hello = (nodeId: string): HelloReport => ({
-  nodeId,
-  classId: 'web',
-  processorType: 'x86_64',
-  characteristics: { arch: 'x86_64', os: 'linux', memoryMb: 4096, labels: {} },
-  agentVersion: '1.0.0',
-  clusterVersions: { min: 1, max: 2 },
-  inventory: inventory('1.0.0'),
-  startedAt: new Date().toISOString(),
-});
+const inventory = (version: string) => inventoryOf(`billing@${version}`);
+const hello = (nodeId: string) => helloReport(nodeId, inventory('1.0.0'));
 
 describe('inventories from rollout events on real NATS and Postgres', () => {
   let t: TestRegistry;

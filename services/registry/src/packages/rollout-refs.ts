@@ -1,8 +1,9 @@
-import { AckPolicy, DeliverPolicy, JetStreamApiError, jetstream, jetstreamManager, type ConsumerConfig, type ConsumerMessages, type JetStreamManager } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, type ConsumerConfig, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { eventSubject, fromCloudEventType, isChangeoverError, packageId, parseCloudEvent, STREAMS, type PackageRef } from '@changeover/contracts';
 import type { SqlPool } from '../db/sql.js';
 import type { Logger } from '../observability.js';
+import { consumerNotFound, ensureDurable, followDurables } from '../events/durable-consumers.js';
 
 /** The one consumer that used to take every rollout event (and ack all but these four unread). */
 const LEGACY_DURABLE = 'registry-rollout-refs';
@@ -13,7 +14,6 @@ export const REF_EVENT_TYPES = ['rollout.created', ...FINISHED] as const;
 export const refsDurable = (type: (typeof REF_EVENT_TYPES)[number]) => `registry-refs-${type.replace('.', '-')}`;
 /** Two-key advisory lock class (the single-key locks used elsewhere are another key space). */
 const REFS_LOCK_CLASS = 0x52454653; // 'REFS'
-const CONSUMER_NOT_FOUND = 10014;
 
 /** Pure: what one rollout event means for the set of packages unfinished rollouts reference. */
 export function refChange(type: string, data: unknown): { rolloutId: string; add: PackageRef[] } | { rolloutId: string; remove: true } | null {
@@ -48,8 +48,6 @@ export async function applyRefChange(db: SqlPool, change: NonNullable<ReturnType
   });
 }
 
-const notFound = (e: unknown) => e instanceof JetStreamApiError && e.code === CONSUMER_NOT_FOUND;
-
 /**
  * Creates the consumers that are missing. Where the one-consumer-for-everything of earlier versions
  * exists, they start after what it acknowledged (so a rollout it saw finish is not replayed from
@@ -57,30 +55,14 @@ const notFound = (e: unknown) => e instanceof JetStreamApiError && e.code === CO
  */
 async function ensureConsumers(jsm: JetStreamManager): Promise<void> {
   const legacy = await jsm.consumers.info(STREAMS.events, LEGACY_DURABLE).catch((e: unknown) => {
-    if (notFound(e)) return null;
+    if (consumerNotFound(e)) return null;
     throw e;
   });
   const start: Partial<ConsumerConfig> = legacy ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: legacy.ack_floor.stream_seq + 1 } : { deliver_policy: DeliverPolicy.All };
   for (const type of REF_EVENT_TYPES) {
-    const durable = refsDurable(type);
-    const exists = await jsm.consumers.info(STREAMS.events, durable).then(
-      () => true,
-      (e: unknown) => {
-        if (notFound(e)) return false;
-        throw e;
-      },
-    );
-    if (exists) continue;
-    try {
-      await jsm.consumers.add(STREAMS.events, { durable_name: durable, filter_subject: eventSubject(type), ack_policy: AckPolicy.Explicit, ...start });
-    } catch (e) {
-      // Another instance created it meanwhile (perhaps from another start): it is used as it is.
-      await jsm.consumers.info(STREAMS.events, durable).catch(() => {
-        throw e;
-      });
-    }
+    await ensureDurable(jsm, { durable_name: refsDurable(type), filter_subject: eventSubject(type), ack_policy: AckPolicy.Explicit, ...start });
   }
-  if (legacy) await jsm.consumers.delete(STREAMS.events, LEGACY_DURABLE).catch((e: unknown) => (notFound(e) ? true : Promise.reject(e)));
+  if (legacy) await jsm.consumers.delete(STREAMS.events, LEGACY_DURABLE).catch((e: unknown) => (consumerNotFound(e) ? true : Promise.reject(e)));
 }
 
 /**
@@ -89,52 +71,25 @@ async function ensureConsumers(jsm: JetStreamManager): Promise<void> {
  * to know which package versions unfinished rollouts reference, so retention never prunes them.
  * Waits in the background for the stream to exist.
  */
-export async function startRolloutRefs(nc: NatsConnection, db: SqlPool, log: Logger, retryMs = 2000): Promise<{ stop(): Promise<void> }> {
-  let stopped = false;
-  const open: ConsumerMessages[] = [];
-  let timer: NodeJS.Timeout | undefined;
-  const follow = (messages: ConsumerMessages) =>
-    void (async () => {
-      for await (const m of messages) {
-        try {
-          const ce = parseCloudEvent(m.json());
-          const change = refChange(fromCloudEventType(ce.type), ce.data);
-          if (change) await applyRefChange(db, change);
-          m.ack();
-        } catch (err) {
-          // Unknown or malformed events are skipped; a database failure is retried by redelivery.
-          if (isChangeoverError(err, 'VALIDATION_FAILED') || isChangeoverError(err, 'NOT_FOUND')) m.ack();
-          else m.nak(1000);
-          log.warn({ err }, 'rollout event not applied');
-        }
+export function startRolloutRefs(nc: NatsConnection, db: SqlPool, log: Logger, retryMs = 2000): Promise<{ stop(): Promise<void> }> {
+  return followDurables(nc, {
+    durables: REF_EVENT_TYPES.map(refsDurable),
+    prepare: ensureConsumers,
+    what: 'rollout references',
+    log,
+    retryMs,
+    async handle(m) {
+      try {
+        const ce = parseCloudEvent(m.json());
+        const change = refChange(fromCloudEventType(ce.type), ce.data);
+        if (change) await applyRefChange(db, change);
+        m.ack();
+      } catch (err) {
+        // Unknown or malformed events are skipped; a database failure is retried by redelivery.
+        if (isChangeoverError(err, 'VALIDATION_FAILED') || isChangeoverError(err, 'NOT_FOUND')) m.ack();
+        else m.nak(1000);
+        log.warn({ err }, 'rollout event not applied');
       }
-    })();
-  const attach = async () => {
-    if (stopped) return;
-    try {
-      const jsm = await jetstreamManager(nc);
-      await jsm.streams.info(STREAMS.events);
-      await ensureConsumers(jsm);
-      const js = jetstream(nc);
-      for (const type of REF_EVENT_TYPES) {
-        const messages = await (await js.consumers.get(STREAMS.events, refsDurable(type))).consume();
-        open.push(messages);
-        follow(messages);
-      }
-      // Stopped while attaching: what was opened after stop() closed the rest is closed too.
-      if (stopped) await Promise.all(open.splice(0).map((m) => m.close()));
-    } catch (err) {
-      await Promise.all(open.splice(0).map((m) => m.close()));
-      log.debug({ err }, `${STREAMS.events} not available yet; rollout references retried`);
-      timer = setTimeout(() => void attach(), retryMs);
-    }
-  };
-  await attach();
-  return {
-    async stop() {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      await Promise.all(open.splice(0).map((m) => m.close()));
     },
-  };
+  });
 }

@@ -1,7 +1,7 @@
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { z } from 'zod';
-import { signManifest, subjects, type EventData, type Module, type PackageManifest, type PublishPackageRequest, type Requirements, type SignedPackage } from '@changeover/contracts';
+import { canonicalJson, signManifest, subjects, type EventData, type HelloReport, type Inventory, type Module, type PackageManifest, type PublishPackageRequest, type Requirements, type SignedPackage } from '@changeover/contracts';
 import { requestRpc } from '@changeover/messaging';
 import { createTestDatabase, startNats, TEST_ADMIN_TOKEN, type TestDatabase, type TestNats } from '@changeover/test-kit';
 
@@ -25,6 +25,28 @@ export function publisherKey(keyId = 'release'): PublisherKey {
 }
 
 export const digestOf = (bytes: Uint8Array) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+
+/** A node's inventory running `name@version` packages (without modules), digested as an agent does. */
+export function inventoryOf(...refs: string[]): Inventory {
+  const active = refs.map((ref) => {
+    const at = ref.lastIndexOf('@');
+    return { name: ref.slice(0, at), version: ref.slice(at + 1), modules: [], requires: {}, provides: [], consumes: [] };
+  });
+  return { active, previous: [], digest: digestOf(Buffer.from(canonicalJson(active))) };
+}
+
+/** An agent's hello: an x86_64 node of class `web` running `inventory`; `over` replaces members. */
+export const helloReport = (nodeId: string, inventory: Inventory = inventoryOf(), over: Partial<HelloReport> = {}): HelloReport => ({
+  nodeId,
+  classId: 'web',
+  processorType: 'x86_64',
+  characteristics: { arch: 'x86_64', os: 'linux', memoryMb: 4096, labels: {} },
+  agentVersion: '1.0.0',
+  clusterVersions: { min: 1, max: 2 },
+  inventory,
+  startedAt: new Date().toISOString(),
+  ...over,
+});
 
 export interface ModuleSpec {
   name: string;
