@@ -102,6 +102,20 @@ async function readJson(name: string, f: Spooled): Promise<unknown> {
   }
 }
 
+/** Resolves on 'drain', or at once when the extractor is already destroyed (it will never drain). */
+function settled(x: { destroyed: boolean; once(ev: string, f: () => void): unknown; off(ev: string, f: () => void): unknown }): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      x.off('drain', done);
+      x.off('close', done);
+      resolve();
+    };
+    x.once('drain', done);
+    x.once('close', done);
+    if (x.destroyed) done();
+  });
+}
+
 /** gunzip → tar → one hashed temporary file per entry, with backpressure all the way. */
 async function spool(source: Iterable<Uint8Array> | AsyncIterable<Uint8Array>, dir: string, limits: ImageLimits): Promise<Map<string, Spooled>> {
   let failure: ChangeoverError | null = null;
@@ -126,7 +140,9 @@ async function spool(source: Iterable<Uint8Array> | AsyncIterable<Uint8Array>, d
       for await (const chunk of gunzip as AsyncIterable<Buffer>) {
         unpacked += chunk.length;
         if (unpacked > limits.maxImageBytes) throw new ChangeoverError('TOO_LARGE', `image unpacks to more than ${limits.maxImageBytes} bytes`);
-        if (!extract.write(chunk)) await new Promise<void>((r) => (extract.once('drain', r), extract.once('close', r)));
+        // The reader may stop early (an oversized entry): stop feeding once the extractor is gone.
+        if (extract.destroyed) return;
+        if (!extract.write(chunk)) await settled(extract);
         if (extract.destroyed) return;
       }
       extract.end(() => undefined);
