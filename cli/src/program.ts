@@ -99,7 +99,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       if (o.image) {
         const req = createRequest({ ...o, package: ['image@0.0.0'], node: ['image'] });
         const q = new URLSearchParams({ policy: JSON.stringify(req.policy), ...(o.id ? { rolloutId: o.id } : {}) });
-        s = await rolloutApi().request<RolloutSummary>('POST', `/rollouts/from-image?${q}`, undefined, { data: await readFile(o.image), contentType: 'application/gzip' });
+        s = await rolloutApi().request<RolloutSummary>('POST', `/rollouts/from-image?${q}`, undefined, { file: o.image, contentType: 'application/gzip' });
       } else {
         s = await rolloutApi().request<RolloutSummary>('POST', '/rollouts', createRequest(o, o.file ? JSON.parse(await readFile(o.file, 'utf8')) : undefined));
       }

@@ -93,7 +93,7 @@ export const RevokeNodeReply = z.strictObject({
 });
 export type RevokeNodeReply = z.infer<typeof RevokeNodeReply>;
 
-/** changeover.registry.import-image — an update image (.tar.gz, base64 over NATS; raw body over REST). */
+/** changeover.registry.import-image — an update image (.tar.gz: an upload object over NATS; the raw body over REST). */
 export const ImportImageReply = z.strictObject({ update: SoftwareUpdate, packages: z.array(PackageRef) });
 
 export const ClassConfiguration = z.strictObject({ classId: ClassId, packages: z.array(PackageRef).max(256), description: z.string().max(MAX.text).default('') });
@@ -142,8 +142,11 @@ export type PackageSummary = z.infer<typeof PackageSummary>;
 export const ListPackagesRequest = z.strictObject({ name: Name.optional(), limit: z.number().int().positive().max(10_000).default(1000) });
 export const ListPackagesReply = z.strictObject({ packages: z.array(PackageSummary) });
 
-/** changeover.registry.import-image over NATS: the .tar.gz as base64. */
-export const ImportImageRequest = z.strictObject({ imageBase64: z.base64().min(1) });
+/**
+ * changeover.registry.import-image over NATS: the name of an object the client put in the
+ * IMAGE_UPLOAD_BUCKET object store. The registry reads it as a stream and deletes it afterwards.
+ */
+export const ImportImageRequest = z.strictObject({ upload: z.string().regex(/^[A-Za-z0-9_-]{1,80}$/, 'an object name of letters, digits, _ and - (1-80)') });
 
 export const GetClassRequest = z.strictObject({ classId: ClassId });
 /** changeover.registry.set-class — replaces a class's desired packages. */

@@ -34,6 +34,12 @@ export const STREAMS = {
 /** Content-addressed module blobs (key = digest). */
 export const MODULE_BUCKET = 'changeover-modules';
 
+/**
+ * Update images on their way to the registry: a client puts the .tar.gz here in chunks and asks
+ * the registry to import it by name (import-image), so no single message carries the image.
+ */
+export const IMAGE_UPLOAD_BUCKET = 'changeover-image-uploads';
+
 function oneOf<T extends string>(what: string, allowed: readonly T[], value: string): T {
   if ((allowed as readonly string[]).includes(value)) return value as T;
   throw new ChangeoverError('VALIDATION_FAILED', `unknown ${what} ${JSON.stringify(value.slice(0, 40))}`);

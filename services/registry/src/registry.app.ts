@@ -15,6 +15,7 @@ import { NodeIdentityService } from './nodes/node-identity.js';
 import { NodeService } from './nodes/node.service.js';
 import { Counters } from './observability.js';
 import { BlobStore } from './packages/blob.store.js';
+import { openImageUploads } from '@changeover/messaging';
 import { PackageRepository } from './packages/package.repository.js';
 import { PackageService } from './packages/package.service.js';
 import type { RegistryDomain } from './registry.domain.js';
@@ -66,6 +67,8 @@ export async function startRegistry(input: RegistryConfig, opts: { logger?: Logg
     const counters = new Counters();
     const events = new RegistryEvents(store, log, counters);
     const blobs = await BlobStore.open(nc);
+    // Clients put update images here before asking for their import (import-image names the object).
+    await openImageUploads(nc);
     const packages = new PackageService(new PackageRepository(db), blobs, events, { ...config }, counters, log);
     const nodeRepo = new NodeRepository(db);
     const nodes = new NodeService(nodeRepo, events, config, counters, log);

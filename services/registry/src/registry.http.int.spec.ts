@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { ImportImageReply, type PublishPackageRequest } from '@changeover/contracts';
+import { putImageUpload } from '@changeover/messaging';
 import { makeImage } from './testing/image.fixtures.js';
 import { buildPackage, publisherKey, publishRequest, sign, startTestRegistry, storeSnapshot, TEST_AUTH_HEADER, type TestRegistry } from './testing/registry.fixtures.js';
 
@@ -166,7 +167,7 @@ describe('registry REST API and bad input', () => {
       const before = await storeSnapshot(t);
       expect(before.packages.some((p) => p.startsWith('svc@3.0.0'))).toBe(true);
       for (const d of [...lib.blobs.keys(), ...svc.blobs.keys()]) expect(before.blobs).toContain(d);
-      const viaNats = await t.rpc('import-image', { imageBase64: image.toString('base64') }, ImportImageReply);
+      const viaNats = await t.rpc('import-image', { upload: await putImageUpload(t.nc, image) }, ImportImageReply);
       expect(viaNats.update).toEqual(update);
       expect(await storeSnapshot(t)).toEqual(before);
     });

@@ -106,7 +106,7 @@ const REGISTRY_RPC: Record<keyof typeof REGISTRY_EXAMPLES, { request: z.ZodType;
   'list-nodes': { request: ListNodesRequest, reply: ListNodesReply, text: 'Nodes by class, label or status, paged.' },
   'enroll-node': { request: EnrollNodeRequest, reply: EnrollNodeReply, text: 'Register a node in a class; with the NATS authority configured, the reply carries the node\'s own NATS credentials (a secret, returned once).' },
   'revoke-node': { request: RevokeNodeRequest, reply: RevokeNodeReply, text: 'Revoke every NATS credential issued to a node; the servers close and refuse its connections.' },
-  'import-image': { request: ImportImageRequest, reply: ImportImageReply, text: 'An update image (.tar.gz, base64) with update.json, manifests and blobs (claim 20).' },
+  'import-image': { request: ImportImageRequest, reply: ImportImageReply, text: 'An update image (.tar.gz with update.json, manifests and blobs; claim 20), put in chunks into the changeover-image-uploads object store and named here.' },
   'get-class': { request: GetClassRequest, reply: ClassRecord, text: 'A node class configuration.' },
   'set-class': { request: SetClassRequest, reply: ClassRecord, text: 'Replace a node class desired packages (claim 24).' },
 };

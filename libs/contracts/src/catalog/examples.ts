@@ -82,7 +82,7 @@ export const REGISTRY_EXAMPLES = {
     reply: { ...nodeRecord, natsCredentials: { creds: '-----BEGIN NATS USER JWT-----\neyJ0eXAiOiJKV1QiLCJhbGciOiJlZDI1NTE5LW5rZXkifQ.e30.sig\n------END NATS USER JWT------\n', userPublicKey: 'UBNOVSQLDKZS3XE4VHQJ3FGYC5BV5UC4YXNVLVYTLGP6WX6JCQHTAKOG', inboxPrefix: `_INBOX.node.${nodeId}` } },
   },
   'revoke-node': { request: { nodeId }, reply: { nodeId, revokedKeys: ['UBNOVSQLDKZS3XE4VHQJ3FGYC5BV5UC4YXNVLVYTLGP6WX6JCQHTAKOG'], revocations: 1 } },
-  'import-image': { request: { imageBase64: 'H4sIAAAAAAAAA+3BAQ0AAADCoPdPbQ8HFAAAAAAAAAAAAAAAAAA=' }, reply: { update, packages: [ref] } },
+  'import-image': { request: { upload: 'image-4f1c2a9b' }, reply: { update, packages: [ref] } },
   'get-class': { request: { classId }, reply: classRecord },
   'set-class': { request: { classId, packages: [ref], description: 'front web tier', by: 'alice' }, reply: classRecord },
 };

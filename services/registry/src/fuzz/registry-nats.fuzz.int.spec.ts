@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { encode, subjects, type AgentReport } from '@changeover/contracts';
+import { putImageUpload } from '@changeover/messaging';
 import { waitFor } from '@changeover/test-kit';
 import { metricSum, mutatedPayload } from '../testing/fuzz.mutations.js';
 import { enrollment, errorBodyProblem, fuzzImage, fuzzPackage, heartbeatReport, helloReport, inventoryReport, processFaults, scrape, seed } from '../testing/fuzz.setup.js';
@@ -12,6 +13,7 @@ import { publishRequest, sign, startTestRegistry, type TestRegistry } from '../t
 let t: TestRegistry;
 let faults: ReturnType<typeof processFaults>;
 const RUNS = 60;
+const FUZZ_UPLOAD = 'fuzz-image';
 
 beforeAll(async () => {
   faults = processFaults();
@@ -46,7 +48,7 @@ describe('registry NATS request/reply under fuzzed input', () => {
     'list-packages': () => [{ name: 'fz', limit: 10 }, {}],
     'list-nodes': () => [{ classId: 'fz-web', status: 'stale', label: 'zone=a', nodeIds: ['fz-1'], limit: 10, after: 'a' }, {}],
     'enroll-node': () => [enrollment],
-    'import-image': async () => [{ imageBase64: (await fuzzImage()).toString('base64') }],
+    'import-image': async () => [{ upload: await putImageUpload(t.nc, await fuzzImage(), { name: FUZZ_UPLOAD }) }],
     'get-class': () => [{ classId: 'fz-web' }],
     'set-class': () => [{ classId: 'fz-web', packages: [ref], description: 'fuzz', by: 'ops' }],
   };
@@ -67,6 +69,8 @@ describe('registry NATS request/reply under fuzzed input', () => {
       );
       expect(errors).toBeGreaterThan(0);
       expect((await countedErrors(op)) - before).toBe(errors);
+      // A successful import consumes its upload: put it back for the final, valid request.
+      if (op === 'import-image') await putImageUpload(t.nc, await fuzzImage(), { name: FUZZ_UPLOAD });
       const after = await request(op, encode(valid[0]));
       expect(after).toMatchObject({ ok: true });
       expect(faults.faults).toEqual([]);

@@ -15,6 +15,7 @@ describe('parseImage', () => {
     expect(image.packages.map((p) => p.pkg.manifest.name)).toEqual(['app']);
     expect([...image.blobs.keys()]).toEqual([...app.blobs.keys()]);
     expect(image.missing).toEqual([]);
+    await image.dispose();
   });
 
   it('names a blob listed in update.json but absent from the archive', async () => {
@@ -25,6 +26,7 @@ describe('parseImage', () => {
   it('reports module digests the image does not carry, with file and field', async () => {
     const image = await parseImage(await makeImage({ update, packages: [sign(app)], blobs: new Map() }), limits);
     expect(image.missing).toEqual([{ digest: app.manifest.modules[0]!.digest, file: 'packages/app@1.0.0.json', field: 'manifest.modules.0.digest' }]);
+    await image.dispose();
   });
 
   it('refuses a blob whose content does not hash to its name', async () => {

@@ -28,7 +28,7 @@ import {
   subjects,
   type AgentReport,
 } from '@changeover/contracts';
-import { serveRpc, subscribeValidated, type RateLimit, type RateLimiter, type RpcServer, type ValidatedSubscription } from '@changeover/messaging';
+import { deleteImageUpload, readImageUpload, serveRpc, subscribeValidated, type RateLimit, type RateLimiter, type RpcServer, type ValidatedSubscription } from '@changeover/messaging';
 import type { z } from 'zod';
 import type { Logger } from '../observability.js';
 import { assertStorable } from '../validation/storable.js';
@@ -37,6 +37,14 @@ import type { Settle } from '../nodes/node.service.js';
 import type { RegistryDomain } from '../registry.domain.js';
 
 type Op = Parameters<typeof subjects.registry>[0];
+
+async function importUpload(nc: NatsConnection, d: RegistryDomain, upload: string) {
+  try {
+    return await d.images.import(readImageUpload(nc, upload));
+  } finally {
+    await deleteImageUpload(nc, upload).catch(() => undefined);
+  }
+}
 
 /** The NATS side: request/reply on changeover.registry.<op> and the agents' reports. One line per operation. */
 export function serveRegistryNats(nc: NatsConnection, d: RegistryDomain, opts: { queue: string; maxImageBytes: number; maxMessageBytes: number; enrollLimiter: RateLimiter; helloRate: Omit<RateLimit, 'key'>; logger: Logger }): { stop(): Promise<void>; servers: RpcServer[]; reports: ValidatedSubscription[] } {
@@ -68,7 +76,8 @@ export function serveRegistryNats(nc: NatsConnection, d: RegistryDomain, opts: {
     rpc('list-nodes', ListNodesRequest, (r) => d.nodes.list(r), { ...q, resultSchema: ListNodesReply }),
     rpc('enroll-node', EnrollNodeRequest, (r) => enrollNode(d, r), { ...q, resultSchema: EnrollNodeReply, rateLimit: opts.enrollLimiter }),
     rpc('revoke-node', RevokeNodeRequest, (r) => d.identities.revoke(r.nodeId, { keepLatest: r.keepLatest }), { ...q, resultSchema: RevokeNodeReply }),
-    rpc('import-image', ImportImageRequest, (r) => d.images.import(Buffer.from(r.imageBase64, 'base64')), { ...big, resultSchema: ImportImageReply }),
+    // The request names an upload object: the image is read from the object store chunk by chunk, then the upload is dropped.
+    rpc('import-image', ImportImageRequest, (r) => importUpload(nc, d, r.upload), { ...q, resultSchema: ImportImageReply }),
     rpc('get-class', GetClassRequest, (r) => d.classes.get(r.classId), { ...q, resultSchema: ClassRecord }),
     rpc('set-class', SetClassRequest, (r) => d.classes.set(r), { ...q, resultSchema: ClassRecord }),
   ];

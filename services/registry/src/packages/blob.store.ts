@@ -38,6 +38,16 @@ export class BlobStore {
   }
 
   /**
+   * Streams a file spooled by the image reader into the store, hashing it again on the way: the
+   * object under the digest name is only kept if the bytes sent are the bytes named.
+   */
+  async putFile(digest: string, blob: { file: string; size: number }, maxBytes: number): Promise<boolean> {
+    parse(Digest, digest, 'digest');
+    if (blob.size > maxBytes) throw tooLarge(digest, maxBytes);
+    return this.store(digest, () => hashed(createReadStream(blob.file), digest));
+  }
+
+  /**
    * Streams an upload to a temporary file while hashing it, and stores it under the digest only when
    * the digest matches and the size is within the limit. Returns whether it was new.
    */
@@ -106,6 +116,21 @@ export class BlobStore {
       if (this.writing.get(digest) === work) this.writing.delete(digest);
     }
   }
+}
+
+/** Passes the bytes through, failing the stream at its end if they do not hash to the digest. */
+function hashed(source: Readable, digest: string): Readable {
+  return Readable.from(
+    (async function* () {
+      const hash = createHash('sha256');
+      for await (const chunk of source as AsyncIterable<Buffer>) {
+        hash.update(chunk);
+        yield chunk;
+      }
+      const actual = `sha256:${hash.digest('hex')}`;
+      if (actual !== digest) throw mismatch(digest, actual);
+    })(),
+  );
 }
 
 const tooLarge = (digest: string, maxBytes: number) => new ChangeoverError('TOO_LARGE', `blob ${digest} is over the module size limit of ${maxBytes} bytes`, { digest, limit: maxBytes });

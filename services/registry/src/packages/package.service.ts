@@ -12,12 +12,21 @@ export interface PackagePolicy extends SignaturePolicy {
   retainVersions: number;
 }
 
+/** A blob spooled to a file by the image reader, which measured its size and digest while writing it. */
+export interface FileBlob {
+  file: string;
+  size: number;
+  digest: string;
+}
+
 /** One package to store: its signed manifest, the blobs that come with it, and where it came from (an image file). */
 export interface PublishItem {
   pkg: SignedPackage;
-  blobs: ReadonlyMap<string, Uint8Array>;
+  blobs: ReadonlyMap<string, Uint8Array | FileBlob>;
   source?: string;
 }
+
+const facts = (b: Uint8Array | FileBlob) => (b instanceof Uint8Array ? { size: b.length, digest: sha256(b) } : { size: b.size, digest: b.digest });
 
 interface Prepared extends PublishItem {
   id: string;
@@ -78,7 +87,12 @@ export class PackageService {
     const created: string[] = [];
     let inserted: Set<string>;
     try {
-      for (const p of toStore) for (const [digest, bytes] of p.blobs) if (await this.blobs.putBytes(digest, bytes, this.policy.maxModuleBytes)) created.push(digest);
+      for (const p of toStore) {
+        for (const [digest, blob] of p.blobs) {
+          const isNew = blob instanceof Uint8Array ? await this.blobs.putBytes(digest, blob, this.policy.maxModuleBytes) : await this.blobs.putFile(digest, blob, this.policy.maxModuleBytes);
+          if (isNew) created.push(digest);
+        }
+      }
       inserted = await this.repo.insertAll(
         toStore.map((p) => ({ manifest: p.pkg.manifest, signature: p.pkg.signature ?? null, verdict: p.judgement.verdict, signedBy: p.judgement.signedBy, contentHash: p.hash })),
         (id) => conflict(prepared.find((p) => p.id === id)!),
@@ -121,13 +135,13 @@ export class PackageService {
       checkManifest(manifest, this.policy.maxModuleBytes);
       const judgement = judgeSignature(item.pkg, this.policy);
       const referenced = referencedBlobs(manifest);
-      for (const [digest, bytes] of item.blobs) {
+      for (const [digest, blob] of item.blobs) {
         const size = referenced.get(digest);
         if (size === undefined) throw new ChangeoverError('VALIDATION_FAILED', `package ${id}: blobs.${digest}: no module references this digest`, { package: id, field: `blobs.${digest}` });
-        if (bytes.length > this.policy.maxModuleBytes) throw new ChangeoverError('TOO_LARGE', `package ${id}: blob ${digest} is ${bytes.length} bytes, over the limit of ${this.policy.maxModuleBytes}`, { package: id, digest });
-        const actual = sha256(bytes);
+        const { size: length, digest: actual } = facts(blob);
+        if (length > this.policy.maxModuleBytes) throw new ChangeoverError('TOO_LARGE', `package ${id}: blob ${digest} is ${length} bytes, over the limit of ${this.policy.maxModuleBytes}`, { package: id, digest });
         if (actual !== digest) throw new ChangeoverError('DIGEST_MISMATCH', `package ${id}: blob content hashes to ${actual}, not ${digest}`, { package: id, digest, actual });
-        if (bytes.length !== size) throw new ChangeoverError('DIGEST_MISMATCH', `package ${id}: module size ${size} differs from the blob's ${bytes.length} bytes`, { package: id, digest });
+        if (length !== size) throw new ChangeoverError('DIGEST_MISMATCH', `package ${id}: module size ${size} differs from the blob's ${length} bytes`, { package: id, digest });
       }
       return { ...item, id, hash: contentHash(manifest), judgement, referenced };
     } catch (e) {

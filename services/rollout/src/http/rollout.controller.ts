@@ -12,18 +12,17 @@ export interface HttpLimits {
   maxImageBytes: number;
 }
 
-/** Reads a raw body, refusing it with TOO_LARGE past `limit` (declared or streamed). */
-export async function readRaw(req: IncomingMessage, limit: number): Promise<Uint8Array> {
+/** The body as a stream, refused once it passes the limit: an update image is never held whole. */
+export async function* streamRaw(req: IncomingMessage, limit: number): AsyncGenerator<Uint8Array> {
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > limit) throw new ChangeoverError('TOO_LARGE', `request body of ${declared} bytes exceeds the limit of ${limit}`, { limit });
-  const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of req) {
     size += (c as Buffer).length;
     if (size > limit) throw new ChangeoverError('TOO_LARGE', `request body exceeds the limit of ${limit} bytes`, { limit });
-    chunks.push(c as Buffer);
+    yield c as Buffer;
   }
-  return Buffer.concat(chunks);
+  if (size === 0) throw new ChangeoverError('VALIDATION_FAILED', 'the request body must be an update image (.tar.gz)');
 }
 
 const who = (p: Principal) => auditMetadataOf(p);
@@ -43,7 +42,7 @@ export class RolloutController {
   @Get('openapi.json') @Public() openapi() { return openApiDocument(); }
 
   @Post('rollouts') @Roles('operator') @HttpCode(201) create(@Body() body: unknown, @Caller() p: Principal) { return this.api.create(body, who(p)); }
-  @Post('rollouts/from-image') @Roles('operator') @HttpCode(201) async fromImage(@Req() req: IncomingMessage, @Caller() p: Principal, @Query('policy') policy?: string, @Query('rolloutId') rolloutId?: string) { return this.api.createFromImage(await readRaw(req, this.limits.maxImageBytes), { ...(policy ? { policy } : {}), ...(rolloutId ? { rolloutId } : {}) }, who(p)); }
+  @Post('rollouts/from-image') @Roles('operator') @HttpCode(201) async fromImage(@Req() req: IncomingMessage, @Caller() p: Principal, @Query('policy') policy?: string, @Query('rolloutId') rolloutId?: string) { return this.api.createFromImage(streamRaw(req, this.limits.maxImageBytes), { ...(policy ? { policy } : {}), ...(rolloutId ? { rolloutId } : {}) }, who(p)); }
   @Get('rollouts') @Roles('viewer') list(@Query('limit') limit?: string) { return this.api.list(Number(limit ?? 100) || 100); }
   @Get('rollouts/:id') @Roles('viewer') show(@Param('id') id: string, @Query() query: Record<string, unknown>) { return this.api.show(id, query); }
   @Post('rollouts/:id/force') @Roles('admin') @HttpCode(200) force(@Param('id') id: string, @Body() body: unknown, @Caller() p: Principal) { return this.api.force(id, body, who(p)); }

@@ -57,8 +57,8 @@ export class RolloutCommands {
   }
 
   /** Claim 20: the update arrives as an image; the registry stores it and says what to install where. */
-  async createFromImage(image: Uint8Array, query: { policy?: string; rolloutId?: string }, actor: Actor): Promise<RolloutSummary> {
-    if (image.length === 0) throw new ChangeoverError('VALIDATION_FAILED', 'the request body must be an update image (.tar.gz)');
+  async createFromImage(image: Uint8Array | AsyncIterable<Uint8Array>, query: { policy?: string; rolloutId?: string }, actor: Actor): Promise<RolloutSummary> {
+    if (image instanceof Uint8Array && image.length === 0) throw new ChangeoverError('VALIDATION_FAILED', 'the request body must be an update image (.tar.gz)');
     let policy: unknown = {};
     if (query.policy) {
       try {

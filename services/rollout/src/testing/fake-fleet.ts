@@ -1,6 +1,6 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { serveRpc, type RpcServer } from '@changeover/messaging';
-import { ChangeoverError, CommitCommand, decode, encode, GetPackagesRequest, ImportImageRequest, ProposeCommand, RegressCommand, SelectModulesRequest, subjects, type PackageManifest, type SelectedPackage, type SignedPackage } from '@changeover/contracts';
+import { ChangeoverError, CommitCommand, decode, encode, GetPackagesRequest, ProposeCommand, RegressCommand, SelectModulesRequest, subjects, type PackageManifest, type SelectedPackage, type SignedPackage } from '@changeover/contracts';
 import { digest } from './fixtures.js';
 
 export interface FakeNode {
@@ -54,10 +54,6 @@ export function fakeRegistry(nc: NatsConnection, nodes: FakeNode[], packages: Si
       return { assignments, unsupported, unknownNodes: req.nodes.filter((id) => !known.has(id)) };
     }),
     serveRpc(nc, subjects.registry('get-packages'), GetPackagesRequest, (req) => ({ packages: req.packages.map((r) => find(r.name, r.version)!) })),
-    serveRpc(nc, subjects.registry('import-image'), ImportImageRequest, () => ({
-      update: { description: 'from image', targets: [{ nodes: [nodes[0]!.id], packages: [{ name: packages[0]!.manifest.name, version: packages[0]!.manifest.version }] }] },
-      packages: [{ name: packages[0]!.manifest.name, version: packages[0]!.manifest.version }],
-    })),
   ];
 }
 
