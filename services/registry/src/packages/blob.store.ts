@@ -7,6 +7,8 @@ import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { reconcileReplicas } from '@changeover/messaging';
 import { ChangeoverError, Digest, MODULE_BUCKET, parse } from '@changeover/contracts';
 
 const sha256Hex = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -18,8 +20,13 @@ export class BlobStore {
 
   private constructor(private readonly os: ObjectStore) {}
 
-  static async open(nc: NatsConnection, bucket = MODULE_BUCKET): Promise<BlobStore> {
-    return new BlobStore(await new Objm(nc).create(bucket, { description: 'Changeover module blobs, named by sha256 digest' }));
+  /** `replicas`: NATS_STREAM_REPLICAS; a bucket created with other replicas has its stream moved to this many. */
+  static async open(nc: NatsConnection, bucket = MODULE_BUCKET, replicas = 1): Promise<BlobStore> {
+    const os = await new Objm(nc).create(bucket, { description: 'Changeover module blobs, named by sha256 digest', replicas });
+    // create() opens an existing bucket as it is: its replicas are reconciled on the stream under it.
+    const jsm = await jetstreamManager(nc);
+    await reconcileReplicas(jsm, await jsm.streams.info(`OBJ_${bucket}`), replicas);
+    return new BlobStore(os);
   }
 
   /** The stored size, or null when the blob is absent. */
