@@ -32,16 +32,25 @@ const reason = (e: unknown) => (e instanceof Error ? e.message : String(e));
  */
 export async function reconcileReplicas(jsm: JetStreamManager, info: StreamInfo, replicas: number): Promise<StreamInfo> {
   const current = info.config.num_replicas || 1;
-  if (current === replicas) return info;
-  try {
-    return await jsm.streams.update(info.config.name, { ...info.config, num_replicas: replicas });
-  } catch (e) {
-    throw new ChangeoverError('CONFLICT', `stream ${info.config.name} has ${current} replica(s), NATS_STREAM_REPLICAS is ${replicas}, and the server refused the change: ${reason(e)}`, {
+  // A server outside a cluster accepts and reports any count on update yet keeps one copy: only a
+  // stream with cluster information really has its replicas.
+  const clustered = (i: StreamInfo) => replicas === 1 || Boolean(i.cluster?.name);
+  const refused = (why: string) =>
+    new ChangeoverError('CONFLICT', `stream ${info.config.name} has ${current} replica(s), NATS_STREAM_REPLICAS is ${replicas}, and the server refused the change: ${why}`, {
       stream: info.config.name,
       currentReplicas: current,
       configuredReplicas: replicas,
     });
+  if (!clustered(info)) throw refused('the server is not part of a cluster');
+  if (current === replicas) return info;
+  let updated: StreamInfo;
+  try {
+    updated = await jsm.streams.update(info.config.name, { ...info.config, num_replicas: replicas });
+  } catch (e) {
+    throw refused(reason(e));
   }
+  if ((updated.config.num_replicas || 1) !== replicas) throw refused(`it kept ${updated.config.num_replicas || 1} replica(s)`);
+  return updated;
 }
 
 /**
@@ -54,14 +63,16 @@ export async function ensureStreamConfig(jsm: JetStreamManager, config: Partial<
   } catch (e) {
     if (!isStreamNotFound(e)) throw e;
   }
+  let created: StreamInfo;
   try {
-    return await jsm.streams.add({ storage: StorageType.File, ...config, num_replicas: replicas });
+    created = await jsm.streams.add({ storage: StorageType.File, ...config, num_replicas: replicas });
   } catch (e) {
     // Lost the race to another creator: the stream exists now (and is reconciled), or the creation error stands.
     const existing = await jsm.streams.info(config.name).catch(() => null);
     if (existing) return reconcileReplicas(jsm, existing, replicas);
     throw new ChangeoverError('UNAVAILABLE', `stream ${config.name} with ${replicas} replica(s) could not be created: ${reason(e)}`, { stream: config.name, configuredReplicas: replicas });
   }
+  return reconcileReplicas(jsm, created, replicas);
 }
 
 /** Creates a JetStream stream (file storage) if it is missing, with the spec's replicas. */
