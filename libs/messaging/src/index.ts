@@ -6,3 +6,4 @@ export * from './nats-errors.js';
 export { assertSubject } from './guards.js';
 export * from './rate-limit.js';
 export * from './streams.js';
+export * from './failover.js';

@@ -8,7 +8,7 @@ import { finished } from 'node:stream/promises';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { reconcileReplicas } from '@changeover/messaging';
+import { reconcileReplicas, retryDuringFailover } from '@changeover/messaging';
 import { ChangeoverError, Digest, MODULE_BUCKET, parse } from '@changeover/contracts';
 
 const sha256Hex = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -31,7 +31,7 @@ export class BlobStore {
 
   /** The stored size, or null when the blob is absent. */
   async size(digest: string): Promise<number | null> {
-    const info = await this.os.info(digest);
+    const info = await retryDuringFailover(`reading blob ${digest}`, () => this.os.info(digest));
     return info && !info.deleted ? info.size : null;
   }
 
@@ -76,20 +76,20 @@ export class BlobStore {
 
   /** The blob's bytes as a stream, or null. */
   async get(digest: string): Promise<{ size: number; stream: Readable } | null> {
-    const result = await this.os.get(digest);
+    const result = await retryDuringFailover(`reading blob ${digest}`, () => this.os.get(digest));
     if (!result) return null;
     return { size: result.info.size, stream: Readable.fromWeb(result.data as import('node:stream/web').ReadableStream<Uint8Array>) };
   }
 
   async delete(digest: string): Promise<void> {
-    await this.os.delete(digest).catch((e: unknown) => {
+    await retryDuringFailover(`deleting blob ${digest}`, () => this.os.delete(digest)).catch((e: unknown) => {
       if (!/not found/i.test(String(e))) throw e;
     });
   }
 
   /** Every stored digest (tests and garbage collection). */
   async list(): Promise<string[]> {
-    return (await this.os.list()).filter((i) => !i.deleted).map((i) => i.name);
+    return (await retryDuringFailover('listing blobs', () => this.os.list())).filter((i) => !i.deleted).map((i) => i.name);
   }
 
   private async store(digest: string, open: () => Readable): Promise<boolean> {
@@ -98,7 +98,8 @@ export class BlobStore {
     const work = (async () => {
       if ((await this.size(digest)) !== null) return false;
       try {
-        await this.os.put({ name: digest }, Readable.toWeb(open()) as unknown as ReadableStream<Uint8Array>);
+        // A put cut by a leader change is written again whole (the same name replaces the partial object).
+        await retryDuringFailover(`storing blob ${digest}`, () => this.os.put({ name: digest }, Readable.toWeb(open()) as unknown as ReadableStream<Uint8Array>));
       } catch (e) {
         // Never leave a half-written object under a digest name.
         await this.delete(digest).catch(() => undefined);
