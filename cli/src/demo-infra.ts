@@ -4,6 +4,7 @@ import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { natsServersOf } from '@changeover/contracts';
 
 /** Something the demo started and must stop again. */
 export interface Started {
@@ -102,15 +103,19 @@ export async function ensurePostgres(wanted: string | undefined, workDir: string
   };
 }
 
-/** NATS_URL if it answers; otherwise nats-server from the PATH with JetStream in a temp directory. */
+/** NATS_URL (one server or a cluster's comma-separated list) if one of them answers; otherwise nats-server from the PATH with JetStream in a temp directory. */
 export async function ensureNats(wanted: string | undefined, workDir: string): Promise<{ url: string; started?: Started }> {
-  const candidate = new URL(wanted ?? 'nats://127.0.0.1:4222');
-  if (await tcpAnswers(candidate.hostname, Number(candidate.port || 4222))) {
-    log(`using NATS at ${candidate.host}`);
-    return { url: candidate.toString() };
+  const servers = natsServersOf(wanted);
+  for (const server of servers) {
+    const candidate = new URL(/^[a-z]+:\/\//i.test(server) ? server : `nats://${server}`);
+    if (await tcpAnswers(candidate.hostname.replace(/^\[|\]$/g, ''), Number(candidate.port || 4222))) {
+      log(`using NATS at ${candidate.host}${servers.length > 1 ? ` (one of ${servers.length} servers)` : ''}`);
+      // The services get the whole list, so they fail over between the cluster's servers.
+      return { url: servers.join(',') };
+    }
   }
   const port = await freePort();
-  log(`no NATS answers at ${candidate.host}: starting nats-server with JetStream on port ${port}`);
+  log(`no NATS answers at ${servers.join(',')}: starting nats-server with JetStream on port ${port}`);
   const child = spawn(process.env['NATS_SERVER_BIN'] ?? 'nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', join(workDir, 'nats')], { stdio: 'ignore' });
   const spawned = await new Promise<boolean>((resolve) => {
     child.once('error', () => resolve(false));

@@ -16,6 +16,9 @@ const ours = entries.flatMap(([name, svc]) => {
   return kind && !svc.command ? [{ name, svc, kind }] : [];
 });
 const byKind = (kind: DeployedService['name']) => ours.filter((o) => o.kind.name === kind);
+/** The NATS servers of the file (nats1, nats2, …). */
+const natsServers = entries.filter(([, svc]) => /^nats:/.test(svc.image ?? ''));
+const flag = (cmd: string[], name: string) => cmd.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 const healthUrl = (svc: ComposeService) => {
   const test = Array.isArray(svc.healthcheck?.test) ? svc.healthcheck!.test.join(' ') : (svc.healthcheck?.test ?? '');
   return /https?:\/\/[^\s"']+/.exec(test)?.[0];
@@ -38,7 +41,7 @@ describe('compose loader', () => {
 
 describe('deploy/compose.yaml', () => {
   it('runs the engines, a migrations step, every service once and three agents', () => {
-    expect(Object.keys(compose.services)).toEqual(expect.arrayContaining(['nats', 'postgres', 'jaeger', 'migrate']));
+    expect(Object.keys(compose.services)).toEqual(expect.arrayContaining(['nats1', 'nats2', 'nats3', 'postgres', 'jaeger', 'migrate']));
     for (const kind of ['registry', 'rollout', 'notifier'] as const) expect(byKind(kind)).toHaveLength(1);
     expect(byKind('node-agent')).toHaveLength(3);
   });
@@ -98,22 +101,37 @@ describe('deploy/compose.yaml', () => {
         expect({ name, postgres: svc.depends_on['postgres']?.condition }).toEqual({ name, postgres: 'service_healthy' });
       }
       if ('NATS_URL' in svc.environment) {
-        expect({ name, url: svc.environment['NATS_URL'] }).toEqual({ name, url: 'nats://nats:4222' });
-        expect({ name, nats: svc.depends_on['nats']?.condition }).toEqual({ name, nats: 'service_healthy' });
+        // Every server of the cluster, so a client reconnects to another when one is down.
+        expect({ name, url: svc.environment['NATS_URL'] }).toEqual({ name, url: natsServers.map(([n]) => `nats://${n}:4222`).join(',') });
+        for (const [n] of natsServers) expect({ name, nats: n, condition: svc.depends_on[n]?.condition }).toEqual({ name, nats: n, condition: 'service_healthy' });
+        expect({ name, replicas: svc.environment['NATS_STREAM_REPLICAS'] }).toEqual({ name, replicas: String(natsServers.length) });
       }
     }
   });
 
-  it('runs NATS 2.10 or newer with JetStream on a volume, and checks JetStream health', () => {
-    const nats = compose.services['nats']!;
-    const [major, minor] = /^nats:(\d+)\.(\d+)/.exec(nats.image ?? '')!.slice(1).map(Number);
-    expect(major! > 2 || (major === 2 && minor! >= 10)).toBe(true);
-    const cmd = ([] as string[]).concat(nats.command ?? []);
-    expect(cmd.some((a) => a === '--jetstream' || a === '-js')).toBe(true);
-    const storeDir = cmd.find((a) => a.startsWith('--store_dir='))!.split('=')[1];
-    expect(nats.volumes.some((v) => v.endsWith(`:${storeDir}`))).toBe(true);
-    const monitor = cmd.find((a) => a.startsWith('--http_port='))!.split('=')[1];
-    expect(healthUrl(nats)).toBe(`http://127.0.0.1:${monitor}/healthz?js-enabled-only=true`);
+  it('runs NATS 2.10 or newer as a three-server JetStream cluster, each server on its own volume, routed to the other two', () => {
+    expect(natsServers.map(([n]) => n)).toEqual(['nats1', 'nats2', 'nats3']);
+    const names = new Set<string>();
+    const volumes = new Set<string>();
+    for (const [name, nats] of natsServers) {
+      const [major, minor] = /^nats:(\d+)\.(\d+)/.exec(nats.image ?? '')!.slice(1).map(Number);
+      expect(major! > 2 || (major === 2 && minor! >= 10)).toBe(true);
+      const cmd = ([] as string[]).concat(nats.command ?? []);
+      expect(cmd.some((a) => a === '--jetstream' || a === '-js')).toBe(true);
+      const storeDir = flag(cmd, 'store_dir')!;
+      const volume = nats.volumes.find((v) => v.endsWith(`:${storeDir}`));
+      expect({ name, volume: volume?.split(':')[0] }).toEqual({ name, volume: `${name}-data` });
+      volumes.add(volume!);
+      names.add(flag(cmd, 'server_name')!);
+      expect({ name, cluster: flag(cmd, 'cluster_name') }).toEqual({ name, cluster: 'changeover' });
+      const clusterPort = new URL(flag(cmd, 'cluster')!).port;
+      const routes = flag(cmd, 'routes')!.split(',').map((r) => new URL(r));
+      expect({ name, routes: routes.map((r) => r.host).sort() }).toEqual({ name, routes: natsServers.filter(([n]) => n !== name).map(([n]) => `${n}:${clusterPort}`).sort() });
+      // Healthy once JetStream is current with the cluster (a meta leader exists), not merely enabled.
+      expect(healthUrl(nats)).toBe(`http://127.0.0.1:${flag(cmd, 'http_port')}/healthz`);
+    }
+    expect(names.size).toBe(3);
+    expect(volumes.size).toBe(3);
   });
 
   it('keeps Postgres data and each agent state directory on named volumes', () => {

@@ -218,6 +218,12 @@ describe('deploy/k8s/dependencies', () => {
     expect(natsUrl.port).toBe('4222');
   });
 
+  it('keeps every stream on as many replicas as the chart runs servers, in every process that creates streams', () => {
+    const values = parse(readRepoFile('deploy/k8s/dependencies/nats-values.yaml')) as { config: { cluster: { replicas: number } } };
+    expect(configMaps.get('changeover-config')!['NATS_STREAM_REPLICAS']).toBe(String(values.config.cluster.replicas));
+    for (const { c } of mainContainers) expect({ container: c.name, replicas: resolveEnv(c)['NATS_STREAM_REPLICAS'] }).toEqual({ container: c.name, replicas: String(values.config.cluster.replicas) });
+  });
+
   it('runs Postgres as a replicated CloudNativePG cluster whose primary, database and credentials match DATABASE_URL', () => {
     const docs = readManifests('deploy/k8s/dependencies/postgres-cluster.yaml');
     const cluster = docs.find((d) => d.kind === 'Cluster')! as Manifest & { spec: { instances: number; bootstrap: { initdb: { database: string; owner: string; secret: { name: string } } } } };

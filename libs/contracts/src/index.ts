@@ -16,4 +16,5 @@ export * from './rollout-rpc.js';
 export * from './tokens-api.js';
 export * from './catalog/catalog.js';
 export * from './nats-creds.js';
+export * from './nats-servers.js';
 export * from './json-equal.js';

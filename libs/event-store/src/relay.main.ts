@@ -18,6 +18,7 @@ async function main(): Promise<void> {
     source: config.RELAY_SOURCE,
     subscriptionName: config.RELAY_NAME,
     batchSize: config.RELAY_BATCH_SIZE,
+    replicas: config.NATS_STREAM_REPLICAS,
     onError: (e) => console.error(JSON.stringify({ level: 'error', msg: 'relay batch failed; retrying', error: String(e) })),
   });
   log('relay started', { checkpoint: relay.position().toString(), stream: config.EVENTS_STREAM });

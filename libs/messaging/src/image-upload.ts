@@ -4,6 +4,7 @@ import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ChangeoverError, IMAGE_UPLOAD_BUCKET } from '@changeover/contracts';
+import { reconcileReplicas } from './streams.js';
 
 // Update images travel to the registry through a JetStream object store, in chunks: the uploader
 // never builds one message holding the image, and the registry reads it back chunk by chunk.
@@ -13,8 +14,14 @@ const UPLOAD_TTL_NS = 6 * 60 * 60 * 1e9;
 /** Chunks the reader holds at once: what bounds the registry's memory while it reads an upload. */
 const READ_AHEAD_CHUNKS = 8;
 
-export function openImageUploads(nc: NatsConnection, bucket = IMAGE_UPLOAD_BUCKET): Promise<ObjectStore> {
-  return new Objm(nc).create(bucket, { description: 'Changeover update images awaiting import', ttl: UPLOAD_TTL_NS });
+export async function openImageUploads(nc: NatsConnection, bucket = IMAGE_UPLOAD_BUCKET, replicas?: number): Promise<ObjectStore> {
+  const os = await new Objm(nc).create(bucket, { description: 'Changeover update images awaiting import', ttl: UPLOAD_TTL_NS, ...(replicas ? { replicas } : {}) });
+  // create() opens an existing bucket as it is: the owner (the registry) reconciles the replicas of the stream under it.
+  if (replicas) {
+    const jsm = await jetstreamManager(nc);
+    await reconcileReplicas(jsm, await jsm.streams.info(`OBJ_${bucket}`), replicas);
+  }
+  return os;
 }
 
 /** Puts an image (bytes or a stream) into the upload bucket; returns the name to pass to import-image. */

@@ -7,3 +7,4 @@ export { assertSubject } from './guards.js';
 export * from './rate-limit.js';
 export * from './streams.js';
 export * from './image-upload.js';
+export * from './failover.js';

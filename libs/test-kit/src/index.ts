@@ -3,3 +3,4 @@ export * from './nats.js';
 export * from './wait.js';
 export * from './auth.js';
 export * from './fuzz.js';
+export * from './nats-cluster.js';

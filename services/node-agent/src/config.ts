@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { arch, hostname } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { ClassId, NodeId, RETIRED_KEY_POLICIES, SemVer } from '@changeover/contracts';
+import { ClassId, NatsServers, NatsStreamReplicas, NodeId, RETIRED_KEY_POLICIES, SemVer } from '@changeover/contracts';
 
 // Every variable the agent reads, validated once at start-up. CLI flags override the environment.
 
@@ -42,7 +42,10 @@ const VersionRangeText = z
 export const FAULT_POINTS = ['after-fetch', 'after-prepare', 'mid-switch', 'before-confirm'] as const;
 
 export const AgentConfig = z.object({
-  NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222'),
+  /** One NATS server or a comma-separated list of a cluster's servers (nats://a:4222,nats://b:4222). */
+  NATS_URL: NatsServers,
+  /** Replicas of every stream, KV bucket and object store this process creates (3 on a three-server cluster). */
+  NATS_STREAM_REPLICAS: NatsStreamReplicas,
   /** Path of the node's .creds file (from enrollment). Unset: connect without authentication. */
   NATS_CREDS: z.string().min(1).optional(),
   NODE_ID: NodeId.default(hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 64) || 'node'),

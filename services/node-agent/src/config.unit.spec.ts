@@ -6,6 +6,12 @@ import { createAuthority, mintNodeCredentials } from '@changeover/nats-auth';
 import { loadConfig } from './config.js';
 
 describe('agent config', () => {
+  it('reads NATS_URL (or --nats-url) as a server list and NATS_STREAM_REPLICAS, naming a bad list entry', () => {
+    const c = loadConfig({ NATS_URL: 'nats://other:4222', NATS_STREAM_REPLICAS: '3' }, ['--nats-url', 'nats://n1:4222, nats://n2:4222,nats://n3:4222']);
+    expect([c.NATS_URL, c.NATS_STREAM_REPLICAS]).toEqual([['nats://n1:4222', 'nats://n2:4222', 'nats://n3:4222'], 3]);
+    expect(() => loadConfig({ NATS_URL: 'nats://n1:4222,ws://n2:80' })).toThrow(/NATS_URL: .*entry 2 "ws:\/\/n2:80" has scheme ws/);
+  });
+
   it('reads env and lets CLI flags override it', () => {
     const c = loadConfig({ NODE_ID: 'n1', NODE_LABELS: 'zone=a,tier=web', AGENT_CLUSTER_VERSIONS: '1-2' }, ['--simulate', '10000', '--class', 'web', '--veto-rate=0.01', '--arm-ratio', '0.5']);
     expect(c).toMatchObject({ NODE_ID: 'n1', NODE_CLASS: 'web', SIMULATE: 10000, SIM_VETO_RATE: 0.01, SIM_ARM_RATIO: 0.5, NODE_LABELS: { zone: 'a', tier: 'web' }, AGENT_CLUSTER_VERSIONS: { min: 1, max: 2 } });

@@ -36,7 +36,7 @@ export async function startRealAgent(config: AgentConfig, log: Log, counters: Co
   const nc = await connect({ servers: config.NATS_URL, name: `node-agent-${config.NODE_ID}`, maxReconnectAttempts: -1, noAsyncTraces: true, reconnectTimeWait: 500, waitOnFirstConnect: true, ...agentConnectionOptions(config) });
   const disk = await store.freeBytes();
   // Group membership (DESIGN §6): ordered logs on JetStream, served to processes under /v1/groups.
-  const groups = new GroupManager(config.NODE_ID, config.AGENT_CLUSTER_VERSIONS, await GroupLogStore.open(nc, (config.AGENT_GROUP_APPENDS ?? (config.NATS_CREDS ? 'mediated' : 'direct')) === 'mediated' ? { mediated: { nodeId: config.NODE_ID, timeoutMs: config.AGENT_REGISTRY_TIMEOUT_MS } } : {}), natsSink(nc, log), counters, log);
+  const groups = new GroupManager(config.NODE_ID, config.AGENT_CLUSTER_VERSIONS, await GroupLogStore.open(nc, (config.AGENT_GROUP_APPENDS ?? (config.NATS_CREDS ? 'mediated' : 'direct')) === 'mediated' ? { mediated: { nodeId: config.NODE_ID, timeoutMs: config.AGENT_REGISTRY_TIMEOUT_MS } } : { replicas: config.NATS_STREAM_REPLICAS }), natsSink(nc, log), counters, log);
   api.groups = { route: groupRouter(groups), processGone: (processId) => groups.processGone(processId) };
   // An upgrade of the agent's own package: members leave, the agent exits for the launcher to start the new version.
   const upgrade = new SelfUpgrade({ stateDir: config.AGENT_STATE_DIR, agentPackage: config.AGENT_PACKAGE, agentVersion: config.AGENT_VERSION, sink: natsSink(nc, log), log, groups: () => groups, restart: async () => {

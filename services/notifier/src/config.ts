@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ChangeoverError, CreateSubscriptionRequest, NatsCredsFile, parse } from '@changeover/contracts';
+import { ChangeoverError, CreateSubscriptionRequest, NatsCredsFile, NatsServers, NatsStreamReplicas, parse } from '@changeover/contracts';
 import { AuthEnv, type AuthConfig } from '@changeover/http-auth';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -23,7 +23,10 @@ const DefaultSubscriptions = z
 /** Every environment variable the notifier reads, each with its default (see README). */
 export const NotifierConfig = z.object({
   DATABASE_URL: z.string().min(1),
-  NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222'),
+  /** One NATS server or a comma-separated list of a cluster's servers (nats://a:4222,nats://b:4222). */
+  NATS_URL: NatsServers,
+  /** Replicas of every stream, KV bucket and object store this process creates (3 on a three-server cluster). */
+  NATS_STREAM_REPLICAS: NatsStreamReplicas,
   /** The notifier's own NATS user (.creds path); unset: no NATS authentication. */
   NATS_CREDS: NatsCredsFile.optional(),
   NOTIFIER_HTTP_PORT: int(0, 65535).default(7103),

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { ChangeoverError, parseTrustConfig, RETIRED_KEY_POLICIES, type RetiredKeyPolicy, type TrustConfig, type TrustRoots } from '@changeover/contracts';
+import { ChangeoverError, NatsServers, NatsStreamReplicas, parseTrustConfig, RETIRED_KEY_POLICIES, type RetiredKeyPolicy, type TrustConfig, type TrustRoots } from '@changeover/contracts';
 import { loadAuthority, type Authority } from '@changeover/nats-auth';
 import { AuthEnv, type AuthConfig } from '@changeover/http-auth';
 
@@ -14,7 +14,10 @@ const int = (fallback: number, min = 0) => z.coerce.number().int().min(min).defa
 /** Every environment variable the registry reads; documented in README.md. */
 export const RegistryEnv = z.object({
   DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/changeover'),
-  NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222'),
+  /** One NATS server or a comma-separated list of a cluster's servers (nats://a:4222,nats://b:4222). */
+  NATS_URL: NatsServers,
+  /** Replicas of every stream, KV bucket and object store this process creates (3 on a three-server cluster). */
+  NATS_STREAM_REPLICAS: NatsStreamReplicas,
   /** Path of the registry's own .creds file (a service user). Unset: connect without authentication. */
   NATS_CREDS: z.string().min(1).optional(),
   /**
@@ -58,7 +61,10 @@ export const RegistryEnv = z.object({
 
 export interface RegistryConfig {
   databaseUrl: string;
-  natsUrl: string;
+  /** NATS_URL: the servers connect() tries, one or a cluster's list. */
+  natsServers: string[];
+  /** NATS_STREAM_REPLICAS of every stream, KV bucket and object store created. */
+  streamReplicas: number;
   httpPort: number;
   httpHost: string;
   trustRoots: TrustRoots;
@@ -103,7 +109,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (requireSignatures && !hasRoots) throw new ChangeoverError('VALIDATION_FAILED', 'invalid registry configuration: REGISTRY_REQUIRE_SIGNATURES=true needs REGISTRY_TRUST_ROOTS');
   return {
     databaseUrl: e.DATABASE_URL,
-    natsUrl: e.NATS_URL,
+    natsServers: e.NATS_URL,
+    streamReplicas: e.NATS_STREAM_REPLICAS,
     httpPort: e.REGISTRY_HTTP_PORT,
     httpHost: e.REGISTRY_HTTP_HOST,
     trustRoots,

@@ -9,6 +9,13 @@ import { loadConfig } from './config.js';
 const pem = () => generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString();
 
 describe('loadConfig', () => {
+  it('reads NATS_URL as a server list and NATS_STREAM_REPLICAS, naming a bad list entry', () => {
+    expect(loadConfig({ NATS_URL: 'nats://n1:4222, nats://n2:4222,nats://n3:4222', NATS_STREAM_REPLICAS: '3' })).toMatchObject({ natsServers: ['nats://n1:4222', 'nats://n2:4222', 'nats://n3:4222'], streamReplicas: 3 });
+    expect(loadConfig({})).toMatchObject({ natsServers: ['nats://127.0.0.1:4222'], streamReplicas: 1 });
+    expect(() => loadConfig({ NATS_URL: 'nats://n1:4222,,nats://n3:4222' })).toThrow(/NATS_URL: .*entry 2 "" is empty/);
+    expect(() => loadConfig({ NATS_STREAM_REPLICAS: '6' })).toThrow(/NATS_STREAM_REPLICAS/);
+  });
+
   it('has a default for every variable', () => {
     const c = loadConfig({});
     expect(c).toMatchObject({ httpPort: 7101, requireSignatures: false, retainVersions: 0, requireEnrollment: false, relay: true, staleAfterMs: 30_000 });

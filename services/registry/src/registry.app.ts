@@ -53,7 +53,7 @@ export async function startRegistry(input: RegistryConfig, opts: { logger?: Logg
       for (const c of [...cleanups].reverse()) await c().catch((err: unknown) => log.error({ err }, 'shutdown step failed'));
     })());
   try {
-    const nc = await connect({ servers: config.natsUrl, name: 'changeover-registry', maxReconnectAttempts: -1, noAsyncTraces: true, ...(config.natsCreds ? serviceConnectionOptions(readFileSync(config.natsCreds)) : {}) });
+    const nc = await connect({ servers: config.natsServers, name: 'changeover-registry', maxReconnectAttempts: -1, noAsyncTraces: true, ...(config.natsCreds ? serviceConnectionOptions(readFileSync(config.natsCreds)) : {}) });
     cleanups.push(() => nc.drain());
     // TypeORM migrates the schema and is closed again; the service itself speaks plain SQL.
     await (await openDatabase(config.databaseUrl)).destroy();
@@ -66,13 +66,13 @@ export async function startRegistry(input: RegistryConfig, opts: { logger?: Logg
 
     const counters = new Counters();
     const events = new RegistryEvents(store, log, counters);
-    const blobs = await BlobStore.open(nc);
+    const blobs = await BlobStore.open(nc, undefined, config.streamReplicas);
     // Clients put update images here before asking for their import (import-image names the object).
-    await openImageUploads(nc);
+    await openImageUploads(nc, undefined, config.streamReplicas);
     const packages = new PackageService(new PackageRepository(db), blobs, events, { ...config }, counters, log);
     const nodeRepo = new NodeRepository(db);
     const nodes = new NodeService(nodeRepo, events, config, counters, log);
-    const identities = new NodeIdentityService(db, config.natsAuthority, { natsServers: config.natsUrl, credsTtlS: config.nodeCredsTtlS }, counters, log);
+    const identities = new NodeIdentityService(db, config.natsAuthority, { natsServers: config.natsServers, credsTtlS: config.nodeCredsTtlS }, counters, log);
     // A server that missed a revocation push (or restarted from an old preload) gets the stored list again.
     if (identities.enabled) await identities.pushStored().catch((err: unknown) => log.error({ err }, 'revocation list could not be pushed to NATS at start-up'));
     const domain: RegistryDomain = {
@@ -90,7 +90,7 @@ export async function startRegistry(input: RegistryConfig, opts: { logger?: Logg
 
     if (config.relay) {
       // Relays every committed event to JetStream CHANGEOVER_EVENTS (shared checkpoint; duplicates are dropped by Nats-Msg-Id).
-      const relay = await startOutboxRelay({ store, nats: nc, onError: (err) => log.error({ err }, 'outbox relay failed') });
+      const relay = await startOutboxRelay({ store, nats: nc, replicas: config.streamReplicas, onError: (err) => log.error({ err }, 'outbox relay failed') });
       cleanups.push(() => relay.stop());
       // changeover_outbox_lag_events: read from the relay at each scrape.
       const off = onScrape(() => changeoverMetrics.outboxLag.set(relay.lag()));
@@ -127,7 +127,7 @@ export async function startRegistry(input: RegistryConfig, opts: { logger?: Logg
     cleanups.push(() => auth.close());
     const http: HttpServer = await startHttp(domain, { port: config.httpPort, host: config.httpHost, logger: log, auth, enrollLimiter, readiness: readinessOf({ ping: () => db.query('SELECT 1'), natsClosed: () => nc.isClosed(), migrated: () => migrated }) });
     cleanups.push(() => http.close());
-    log.info({ httpPort: http.port, nats: config.natsUrl }, 'registry started');
+    log.info({ httpPort: http.port, nats: config.natsServers }, 'registry started');
     return { domain, db, nc, events: store, httpPort: http.port, tick, close: closeAll };
   } catch (err) {
     await closeAll();

@@ -55,7 +55,7 @@ export async function startRollout(input: RolloutConfig, opts: { registry?: Regi
   // Readiness reports the schema as migrated only from here on.
   migrated = true;
   const store = await EventStore.connect({ url: config.databaseUrl, poolSize: 6 });
-  const nc = await connect({ servers: config.natsUrl, name: `rollout-${config.instanceId}`, maxReconnectAttempts: -1, noAsyncTraces: true, ...(config.natsCreds ? { authenticator: credsAuthenticator(readFileSync(config.natsCreds)) } : {}) });
+  const nc = await connect({ servers: config.natsServers, name: `rollout-${config.instanceId}`, maxReconnectAttempts: -1, noAsyncTraces: true, ...(config.natsCreds ? { authenticator: credsAuthenticator(readFileSync(config.natsCreds)) } : {}) });
   const registry = opts.registry ?? natsRegistry(nc, config.registryTimeoutMs);
   const sender = new CommandSender(nc, (refs) => registry.getPackages(refs));
   const leases = new LeaseStore(store.pool, config.instanceId, config.leaseMs);
@@ -79,10 +79,10 @@ export async function startRollout(input: RolloutConfig, opts: { registry?: Regi
   const intake = startAgentIntake(nc, { runner, planner, log, clock, helloRate: config.helloRate });
   await nc.flush();
   // Cluster infrastructure version (DESIGN §6): resumes an adjustment a previous process was killed in.
-  const cluster = new ClusterVersionService({ store, pool: store.pool, nc, logs: await GroupLogs.open(nc), registryTimeoutMs: config.registryTimeoutMs, validateTimeoutMs: config.validateTimeoutMs, clock, log, ...(config.faultAt ? { faultAt: config.faultAt } : {}) });
+  const cluster = new ClusterVersionService({ store, pool: store.pool, nc, logs: await GroupLogs.open(nc, config.streamReplicas), registryTimeoutMs: config.registryTimeoutMs, validateTimeoutMs: config.validateTimeoutMs, clock, log, ...(config.faultAt ? { faultAt: config.faultAt } : {}) });
   cluster.start();
   // Every event reaches JetStream CHANGEOVER_EVENTS off the critical path; duplicates from two instances are dropped by event id.
-  const relay = config.relay ? await startOutboxRelay({ store, nats: nc, onError: (e) => log.warn({ err: e }, 'outbox relay error') }) : undefined;
+  const relay = config.relay ? await startOutboxRelay({ store, nats: nc, replicas: config.streamReplicas, onError: (e) => log.warn({ err: e }, 'outbox relay error') }) : undefined;
   keeper.start();
 
   const auth = await openHttpAuth({ service: 'rollout', databaseUrl: config.databaseUrl, config: config.auth, onAuditError: (e) => log.warn({ err: e }, 'audit log write failed'), warn: (m) => log.warn(m) });

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { hostname } from 'node:os';
-import { NatsCredsFile, parse } from '@changeover/contracts';
+import { NatsCredsFile, NatsServers, NatsStreamReplicas, parse } from '@changeover/contracts';
 import { CLUSTER_FAULT_POINTS, type ClusterFaultPoint } from './cluster-version/cluster-version.service.js';
 import { AuthEnv, type AuthConfig } from '@changeover/http-auth';
 
@@ -9,7 +9,10 @@ const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' |
 /** Every variable the rollout service reads, validated once at start-up. */
 export const RolloutConfigSchema = z.object({
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\/\S+$/, 'must be a postgres:// URL').default('postgres://postgres@127.0.0.1:5432/changeover'),
-  NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222'),
+  /** One NATS server or a comma-separated list of a cluster's servers (nats://a:4222,nats://b:4222). */
+  NATS_URL: NatsServers,
+  /** Replicas of every stream, KV bucket and object store this process creates (3 on a three-server cluster). */
+  NATS_STREAM_REPLICAS: NatsStreamReplicas,
   /** The rollout service's own NATS user (.creds path); unset: no NATS authentication. */
   NATS_CREDS: NatsCredsFile.optional(),
   ROLLOUT_HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(7102),
@@ -37,7 +40,10 @@ export type RolloutConfigEnv = z.infer<typeof RolloutConfigSchema>;
 
 export interface RolloutConfig {
   databaseUrl: string;
-  natsUrl: string;
+  /** NATS_URL: the servers connect() tries, one or a cluster's list. */
+  natsServers: string[];
+  /** NATS_STREAM_REPLICAS of every stream, KV bucket and object store created. */
+  streamReplicas: number;
   /** Path of the service's .creds file when NATS requires authentication. */
   natsCreds?: string;
   httpPort: number;
@@ -61,7 +67,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const e = parse(RolloutConfigSchema, Object.fromEntries(Object.keys(RolloutConfigSchema.shape).map((k) => [k, env[k] === '' ? undefined : env[k]])), 'rollout configuration');
   return {
     databaseUrl: e.DATABASE_URL,
-    natsUrl: e.NATS_URL,
+    natsServers: e.NATS_URL,
+    streamReplicas: e.NATS_STREAM_REPLICAS,
     ...(e.NATS_CREDS ? { natsCreds: e.NATS_CREDS } : {}),
     httpPort: e.ROLLOUT_HTTP_PORT,
     httpHost: e.ROLLOUT_HTTP_HOST,

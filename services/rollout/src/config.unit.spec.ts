@@ -12,6 +12,13 @@ const code = (fn: () => unknown) => {
 };
 
 describe('rollout configuration: auth and limits', () => {
+  it('reads NATS_URL as a server list and NATS_STREAM_REPLICAS, naming a bad list entry', () => {
+    expect(loadConfig({ NATS_URL: 'nats://n1:4222, nats://n2:4222,nats://n3:4222', NATS_STREAM_REPLICAS: '3' })).toMatchObject({ natsServers: ['nats://n1:4222', 'nats://n2:4222', 'nats://n3:4222'], streamReplicas: 3 });
+    expect(code(() => loadConfig({ NATS_URL: 'nats://n1:4222,n2 :4222' }))).toBe('VALIDATION_FAILED');
+    expect(() => loadConfig({ NATS_URL: 'nats://n1:4222,http://n2' })).toThrow(/NATS_URL: .*entry 2 "http:\/\/n2" has scheme http/);
+    expect(code(() => loadConfig({ NATS_STREAM_REPLICAS: 'three' }))).toBe('VALIDATION_FAILED');
+  });
+
   it('should turn authentication on unless CHANGEOVER_AUTH=off is set', () => {
     expect(loadConfig({}).auth).toEqual({ enabled: true, statementTimeoutMs: 10_000 });
     expect(loadConfig({ CHANGEOVER_AUTH: 'off' }).auth.enabled).toBe(false);

@@ -1,5 +1,6 @@
 import { ChangeoverError, eventSubject, STREAMS, subjects, toCloudEvent } from '@changeover/contracts';
-import { JetStreamApiError, jetstreamManager, StorageType, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstreamManager, StorageType, type JetStreamManager } from '@nats-io/jetstream';
+import { ensureStreamConfig } from '@changeover/messaging';
 import { headers, nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { EventStore } from '../event-store.js';
 import type { StoredEvent, Subscription } from '../types.js';
@@ -21,6 +22,8 @@ export interface OutboxRelayOptions {
   pollMs?: number;
   /** De-duplication window when the stream is created (default 2 minutes). */
   duplicateWindowMs?: number;
+  /** Replicas of the events stream (NATS_STREAM_REPLICAS, default 1); an existing stream is moved to this many. */
+  replicas?: number;
   onError?: (error: unknown) => void;
   /**
    * One relay per checkpoint name publishes at a time (default true): several service instances
@@ -46,21 +49,9 @@ function invalid(field: string, message: string): ChangeoverError {
   return new ChangeoverError('VALIDATION_FAILED', `${field}: ${message}`, { field });
 }
 
-/** Creates the events stream if it is missing (a concurrent creator winning is fine). */
-export async function ensureEventsStream(jsm: JetStreamManager, name: string, duplicateWindowMs: number): Promise<void> {
-  try {
-    await jsm.streams.info(name);
-    return;
-  } catch (e) {
-    if (!(e instanceof JetStreamApiError) || e.code !== 10059) throw e;
-  }
-  try {
-    await jsm.streams.add({ name, subjects: [subjects.eventsAll], storage: StorageType.File, duplicate_window: nanos(duplicateWindowMs) });
-  } catch (e) {
-    await jsm.streams.info(name).catch(() => {
-      throw e;
-    });
-  }
+/** Creates the events stream if it is missing, or moves it to `replicas` (a concurrent creator winning is fine). */
+export async function ensureEventsStream(jsm: JetStreamManager, name: string, duplicateWindowMs: number, replicas = 1): Promise<void> {
+  await ensureStreamConfig(jsm, { name, subjects: [subjects.eventsAll], storage: StorageType.File, duplicate_window: nanos(duplicateWindowMs) }, replicas);
 }
 
 /**
@@ -81,7 +72,9 @@ export async function startOutboxRelay(options: OutboxRelayOptions): Promise<Out
   const batchSize = optionalInt(options.batchSize, 'batchSize', 1000, 1, 10_000);
   const duplicateWindowMs = optionalInt(options.duplicateWindowMs, 'duplicateWindowMs', 120_000, 1000, 86_400_000);
 
-  await ensureEventsStream(await jetstreamManager(nats), streamName, duplicateWindowMs);
+  const replicas = optionalInt(options.replicas, 'replicas', 1, 1, 5);
+
+  await ensureEventsStream(await jetstreamManager(nats), streamName, duplicateWindowMs, replicas);
   const publisher = new PipelinedPublisher(nats, streamName);
 
   // Every ack is awaited (even after a failure) so no publish of this batch is still in flight on retry.

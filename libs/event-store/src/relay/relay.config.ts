@@ -1,10 +1,13 @@
 import { z } from 'zod';
-import { NatsCredsFile } from '@changeover/contracts';
+import { NatsCredsFile, NatsServers, NatsStreamReplicas } from '@changeover/contracts';
 
 /** Every variable the stand-alone relay reads; a bad value stops start-up with a clear message. */
 export const RelayConfig = z.object({
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\/\S+$/, 'must be a postgres:// connection string'),
-  NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222'),
+  /** One NATS server or a comma-separated list of a cluster's servers (nats://a:4222,nats://b:4222). */
+  NATS_URL: NatsServers,
+  /** Replicas of every stream, KV bucket and object store this process creates (3 on a three-server cluster). */
+  NATS_STREAM_REPLICAS: NatsStreamReplicas,
   /** The relay's own NATS user (.creds path, a `relay` service user); unset: no NATS authentication. */
   NATS_CREDS: NatsCredsFile.optional(),
   RELAY_NAME: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/).default('outbox-relay'),

@@ -20,11 +20,12 @@ export class GroupLogStore {
    * `mediated`: the node may only read the logs (confined NATS credentials), so its appends go to the
    * rollout service on changeover.agent.<node>.group-append; the streams are created by the service.
    */
-  static async open(nc: NatsConnection, opts: { mediated?: { nodeId: string; timeoutMs: number } } = {}): Promise<GroupLogStore> {
+  static async open(nc: NatsConnection, opts: { mediated?: { nodeId: string; timeoutMs: number }; replicas?: number } = {}): Promise<GroupLogStore> {
     const jsm = await jetstreamManager(nc);
     if (!opts.mediated) {
-      await ensureStream(jsm, { name: STREAMS.groups, subjects: [subjects.groupsAll] });
-      await ensureStream(jsm, { name: CLUSTER_RECORD.stream, subjects: [CLUSTER_RECORD.subject], maxMsgsPerSubject: 1 });
+      const replicas = opts.replicas ?? 1;
+      await ensureStream(jsm, { name: STREAMS.groups, subjects: [subjects.groupsAll], replicas });
+      await ensureStream(jsm, { name: CLUSTER_RECORD.stream, subjects: [CLUSTER_RECORD.subject], maxMsgsPerSubject: 1, replicas });
     }
     return new GroupLogStore(jetstream(nc), jsm, nc, opts.mediated);
   }

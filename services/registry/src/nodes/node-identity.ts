@@ -23,7 +23,7 @@ export class NodeIdentityService {
   constructor(
     private readonly db: SqlPool,
     private readonly authority: Authority | undefined,
-    private readonly opts: { natsServers: string; credsTtlS: number; pushTimeoutMs?: number },
+    private readonly opts: { natsServers: string | string[]; credsTtlS: number; pushTimeoutMs?: number },
     private readonly counters: Counters,
     private readonly log: Logger,
   ) {}

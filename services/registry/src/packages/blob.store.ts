@@ -7,6 +7,8 @@ import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { reconcileReplicas, retryDuringFailover } from '@changeover/messaging';
 import { ChangeoverError, Digest, MODULE_BUCKET, parse } from '@changeover/contracts';
 
 const sha256Hex = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -18,13 +20,18 @@ export class BlobStore {
 
   private constructor(private readonly os: ObjectStore) {}
 
-  static async open(nc: NatsConnection, bucket = MODULE_BUCKET): Promise<BlobStore> {
-    return new BlobStore(await new Objm(nc).create(bucket, { description: 'Changeover module blobs, named by sha256 digest' }));
+  /** `replicas`: NATS_STREAM_REPLICAS; a bucket created with other replicas has its stream moved to this many. */
+  static async open(nc: NatsConnection, bucket = MODULE_BUCKET, replicas = 1): Promise<BlobStore> {
+    const os = await new Objm(nc).create(bucket, { description: 'Changeover module blobs, named by sha256 digest', replicas });
+    // create() opens an existing bucket as it is: its replicas are reconciled on the stream under it.
+    const jsm = await jetstreamManager(nc);
+    await reconcileReplicas(jsm, await jsm.streams.info(`OBJ_${bucket}`), replicas);
+    return new BlobStore(os);
   }
 
   /** The stored size, or null when the blob is absent. */
   async size(digest: string): Promise<number | null> {
-    const info = await this.os.info(digest);
+    const info = await retryDuringFailover(`reading blob ${digest}`, () => this.os.info(digest));
     return info && !info.deleted ? info.size : null;
   }
 
@@ -79,20 +86,20 @@ export class BlobStore {
 
   /** The blob's bytes as a stream, or null. */
   async get(digest: string): Promise<{ size: number; stream: Readable } | null> {
-    const result = await this.os.get(digest);
+    const result = await retryDuringFailover(`reading blob ${digest}`, () => this.os.get(digest));
     if (!result) return null;
     return { size: result.info.size, stream: Readable.fromWeb(result.data as import('node:stream/web').ReadableStream<Uint8Array>) };
   }
 
   async delete(digest: string): Promise<void> {
-    await this.os.delete(digest).catch((e: unknown) => {
+    await retryDuringFailover(`deleting blob ${digest}`, () => this.os.delete(digest)).catch((e: unknown) => {
       if (!/not found/i.test(String(e))) throw e;
     });
   }
 
   /** Every stored digest (tests and garbage collection). */
   async list(): Promise<string[]> {
-    return (await this.os.list()).filter((i) => !i.deleted).map((i) => i.name);
+    return (await retryDuringFailover('listing blobs', () => this.os.list())).filter((i) => !i.deleted).map((i) => i.name);
   }
 
   private async store(digest: string, open: () => Readable): Promise<boolean> {
@@ -101,7 +108,8 @@ export class BlobStore {
     const work = (async () => {
       if ((await this.size(digest)) !== null) return false;
       try {
-        await this.os.put({ name: digest }, Readable.toWeb(open()) as unknown as ReadableStream<Uint8Array>);
+        // A put cut by a leader change is written again whole (the same name replaces the partial object).
+        await retryDuringFailover(`storing blob ${digest}`, () => this.os.put({ name: digest }, Readable.toWeb(open()) as unknown as ReadableStream<Uint8Array>));
       } catch (e) {
         // Never leave a half-written object under a digest name.
         await this.delete(digest).catch(() => undefined);

@@ -11,10 +11,11 @@ export class GroupLogs {
     private readonly jsm: JetStreamManager,
   ) {}
 
-  static async open(nc: NatsConnection): Promise<GroupLogs> {
+  /** `replicas`: NATS_STREAM_REPLICAS of both streams (an existing stream is moved to it). */
+  static async open(nc: NatsConnection, replicas = 1): Promise<GroupLogs> {
     const jsm = await jetstreamManager(nc);
-    await ensureStream(jsm, { name: STREAMS.groups, subjects: [subjects.groupsAll] });
-    await ensureStream(jsm, { name: CLUSTER_RECORD.stream, subjects: [CLUSTER_RECORD.subject], maxMsgsPerSubject: 1 });
+    await ensureStream(jsm, { name: STREAMS.groups, subjects: [subjects.groupsAll], replicas });
+    await ensureStream(jsm, { name: CLUSTER_RECORD.stream, subjects: [CLUSTER_RECORD.subject], maxMsgsPerSubject: 1, replicas });
     return new GroupLogs(jetstream(nc), jsm);
   }
 
