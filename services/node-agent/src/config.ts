@@ -54,6 +54,12 @@ export const AgentConfig = z.object({
   AGENT_SOCKET: z.string().optional(),
   AGENT_VERSION: SemVer.default('0.1.0'),
   AGENT_CLUSTER_VERSIONS: VersionRangeText,
+  /** Process ids the agent does not start that may use the local API, each with a credential file under <state dir>/credentials. */
+  AGENT_EXTERNAL_PROCESSES: z
+    .string()
+    .default('')
+    .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+    .pipe(z.array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9@._-]{0,199}$/, 'process ids are [A-Za-z0-9@._-], at most 200 characters')).max(1000)),
   /** How group JOIN/LEAVE reach the logs: `direct` JetStream appends, or `mediated` by the rollout service (needed with confined NATS_CREDS; the default then). */
   AGENT_GROUP_APPENDS: z.enum(['direct', 'mediated']).optional(),
   /** The package that carries the agent itself: committing another version of it restarts the agent into it (through the launcher). */

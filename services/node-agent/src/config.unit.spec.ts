@@ -45,5 +45,7 @@ describe('agent config', () => {
     expect(() => loadConfig({ NODE_ID: 'bad id', AGENT_CLUSTER_VERSIONS: '3-1' })).toThrow(/NODE_ID.*AGENT_CLUSTER_VERSIONS|AGENT_CLUSTER_VERSIONS.*NODE_ID/);
     expect(() => loadConfig({}, ['--veto-rate', '2'])).toThrow(/SIM_VETO_RATE/);
     expect(() => loadConfig({}, ['--bogus', '1'])).toThrow(/unknown flag --bogus/);
+    expect(() => loadConfig({ AGENT_EXTERNAL_PROCESSES: 'ok-1,../escape' })).toThrow(/AGENT_EXTERNAL_PROCESSES/);
+    expect(loadConfig({ AGENT_EXTERNAL_PROCESSES: ' a@1.0.0 , b ' }).AGENT_EXTERNAL_PROCESSES).toEqual(['a@1.0.0', 'b']);
   });
 });

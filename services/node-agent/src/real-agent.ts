@@ -5,6 +5,7 @@ import type { AgentConfig } from './config.js';
 import { AgentCore } from './core/agent-core.js';
 import type { Log } from './core/ports.js';
 import { ObjectStoreFetcher } from './fetch/object-store-fetcher.js';
+import { adoptExternalCredentials } from './local-api/external-credentials.js';
 import { LocalApiServer } from './local-api/local-api-server.js';
 import type { CounterRegistry } from './metrics.js';
 import { registryManifests } from './registry/manifest-source.js';
@@ -32,6 +33,7 @@ export async function startRealAgent(config: AgentConfig, log: Log, counters: Co
   const store = await FsStore.open(config.AGENT_STATE_DIR);
   const api = new LocalApiServer(config.AGENT_SOCKET, counters, log);
   await api.start();
+  await adoptExternalCredentials(api, config.AGENT_STATE_DIR, config.AGENT_EXTERNAL_PROCESSES);
   const runtime = new ChildProcessRuntime({ store, api, log, counters });
   const nc = await connect({ servers: config.NATS_URL, name: `node-agent-${config.NODE_ID}`, maxReconnectAttempts: -1, noAsyncTraces: true, reconnectTimeWait: 500, waitOnFirstConnect: true, ...agentConnectionOptions(config) });
   const disk = await store.freeBytes();

@@ -18,6 +18,8 @@ interface Runnable {
 
 interface Proc extends Runnable {
   processId: string;
+  /** The credential this process speaks to the local API with (in its environment). */
+  token: string;
   child: ChildProcess;
   exited: Promise<void>;
   exitInfo?: string;
@@ -239,12 +241,14 @@ export class ChildProcessRuntime implements ProcessRuntime {
     const logPath = join(this.opts.store.dir, 'logs', `${r.module.name}.log`);
     const out = openSync(logPath, 'a');
     const fds: number[] = [];
+    const token = this.opts.api.issueCredential(processId);
     const env: NodeJS.ProcessEnv = {
       PATH: process.env['PATH'],
       HOME: process.env['HOME'],
       ...run.env,
       [AGENT_ENV.socket]: this.opts.api.socketPath,
       [AGENT_ENV.processId]: processId,
+      [AGENT_ENV.token]: token,
       [STATE_MARKER]: this.opts.store.dir,
     };
     let health: BoundSocket | undefined;
@@ -261,7 +265,7 @@ export class ChildProcessRuntime implements ProcessRuntime {
     const [command, ...args] = this.argv(r, [run.command, ...run.args]);
     const child = spawn(command!, args, { stdio: ['ignore', out, out, ...fds], env, cwd: this.opts.store.dir });
     closeSync(out);
-    const proc: Proc = { ...r, processId, child, stopping: false, health, logPath, exited: Promise.resolve() };
+    const proc: Proc = { ...r, processId, token, child, stopping: false, health, logPath, exited: Promise.resolve() };
     proc.exited = new Promise<void>((resolve) => {
       child.once('exit', (code, signal) => {
         proc.exitInfo = signal ? `killed by ${signal}` : `exited with code ${code}`;
@@ -284,6 +288,7 @@ export class ChildProcessRuntime implements ProcessRuntime {
     p.health?.close();
     rmSync(join(this.opts.store.dir, 'run', `${p.processId}.pid`), { force: true });
     this.opts.api.forget(p.processId);
+    this.opts.api.revokeCredential(p.processId, p.token);
     if (p.stopping || this.stopped) return;
     // Supervision: a live process that dies is started again.
     this.opts.counters.inc('agent_process_crashes_total');
