@@ -64,6 +64,8 @@ export const AgentConfig = z.object({
   AGENT_GROUP_APPENDS: z.enum(['direct', 'mediated']).optional(),
   /** The package that carries the agent itself: committing another version of it restarts the agent into it (through the launcher). */
   AGENT_PACKAGE: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,127}$/).default('changeover-agent'),
+  /** After an agent upgrade: how long the members that left may take to rejoin before the upgrade is reported failed. */
+  AGENT_UPGRADE_REJOIN_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(30_000),
   AGENT_HEARTBEAT_MS: z.coerce.number().int().min(100).max(3_600_000).default(10_000),
   AGENT_TRUST_ROOTS: z.string().default(''),
   /** Packages signed by a key marked retired in AGENT_TRUST_ROOTS: still trusted (`accept`) or refused. */

@@ -2,13 +2,15 @@ import { existsSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ProgressReport } from '@changeover/contracts';
-import type { Log, ReportSink } from '../core/ports.js';
+import type { Counters, Log, ReportSink } from '../core/ports.js';
 import type { GroupManager } from '../groups/group-manager.js';
 import { writeAtomic } from '../store/atomic-file.js';
 
 /** The exit code that asks the launcher to start the agent again (from the newly installed package). */
 export const RESTART_EXIT_CODE = 75;
 const FILE = 'self-upgrade.json';
+/** The progress error code when members that left for the upgrade are not back by the deadline. */
+export const MEMBERS_NOT_REJOINED = 'MEMBERS_NOT_REJOINED';
 
 interface Pending {
   report: ProgressReport;
@@ -29,7 +31,16 @@ export class SelfUpgrade {
   private restarting = false;
 
   constructor(
-    private readonly opts: { stateDir: string; agentPackage: string; agentVersion: string; sink: ReportSink; log: Log; groups: () => GroupManager; restart: () => Promise<void> },
+    private readonly opts: {
+      stateDir: string;
+      agentPackage: string;
+      agentVersion: string;
+      sink: ReportSink;
+      log: Log;
+      counters: Counters;
+      groups: () => Pick<GroupManager, 'localMembers'>;
+      restart: () => Promise<void>;
+    },
   ) {}
 
   /** Reports pass through, except the completion of our own upgrade (held) and, after a restart, repeats of it until members are back. */
@@ -68,20 +79,31 @@ export class SelfUpgrade {
     this.held = JSON.parse(await readFile(path, 'utf8')) as Pending;
   }
 
-  /** After start: waits (at most `timeoutMs`) until the members that left have joined again, then sends the held completion. */
-  async resume(timeoutMs = 30_000): Promise<void> {
+  /**
+   * After start: waits until every member that left has joined again, then sends the held
+   * completion. A member not back within `timeoutMs` makes it a `failed` report
+   * (MEMBERS_NOT_REJOINED, naming them) instead: the rollout must not move on while a group lacks it.
+   */
+  async resume(timeoutMs: number): Promise<void> {
     const held = this.held;
     if (!held) return;
     const deadline = Date.now() + timeoutMs;
-    const back = () => {
+    const missing = () => {
       const now = new Set(this.opts.groups().localMembers().map((m) => `${m.groupId}/${m.memberId}`));
-      return held.members.every((m) => now.has(`${m.groupId}/${m.memberId}`));
+      return held.members.map((m) => `${m.groupId}/${m.memberId}`).filter((k) => !now.has(k));
     };
-    while (!back() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    if (!back()) this.opts.log.warn('not every group member came back after the upgrade; reporting completion anyway', { members: held.members });
+    while (missing().length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    const gone = missing();
     await rm(join(this.opts.stateDir, FILE), { force: true });
     this.held = null;
-    this.opts.sink.publish(held.report.nodeId, 'progress', held.report);
+    if (gone.length) {
+      this.opts.counters.inc('agent_upgrade_failures_total', { reason: MEMBERS_NOT_REJOINED });
+      this.opts.log.error('group members did not rejoin after the agent upgrade: reporting the upgrade failed', { missing: gone, timeoutMs });
+      const message = `group members not back within ${timeoutMs} ms after the agent upgrade: ${gone.join(', ')}`.slice(0, 4000);
+      this.opts.sink.publish(held.report.nodeId, 'progress', { ...held.report, phase: 'failed', error: { code: MEMBERS_NOT_REJOINED, message } } satisfies ProgressReport);
+    } else {
+      this.opts.sink.publish(held.report.nodeId, 'progress', held.report);
+    }
     this.released();
   }
 }
