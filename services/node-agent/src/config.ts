@@ -162,3 +162,12 @@ function credsUserName(text: string): string | undefined {
     return undefined;
   }
 }
+
+/** The launcher's own settings (everything else passes through to the agent). */
+export const LauncherConfig = z.object({
+  AGENT_STATE_DIR: z.string().min(1).default('/var/lib/changeover-agent'),
+  AGENT_PACKAGE: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,127}$/).default('changeover-agent'),
+  /** How long an agent version started after a self-upgrade may take to come up before it is rolled back. */
+  AGENT_UPGRADE_START_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
+});
+export type LauncherConfig = z.infer<typeof LauncherConfig>;

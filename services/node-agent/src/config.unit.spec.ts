@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createAuthority, mintNodeCredentials } from '@changeover/nats-auth';
-import { loadConfig } from './config.js';
+import { LauncherConfig, loadConfig } from './config.js';
 
 describe('agent config', () => {
   it('reads env and lets CLI flags override it', () => {
@@ -47,5 +47,8 @@ describe('agent config', () => {
     expect(() => loadConfig({}, ['--bogus', '1'])).toThrow(/unknown flag --bogus/);
     expect(() => loadConfig({ AGENT_EXTERNAL_PROCESSES: 'ok-1,../escape' })).toThrow(/AGENT_EXTERNAL_PROCESSES/);
     expect(loadConfig({ AGENT_EXTERNAL_PROCESSES: ' a@1.0.0 , b ' }).AGENT_EXTERNAL_PROCESSES).toEqual(['a@1.0.0', 'b']);
+    expect(() => loadConfig({ AGENT_UPGRADE_REJOIN_TIMEOUT_MS: '5' })).toThrow(/AGENT_UPGRADE_REJOIN_TIMEOUT_MS/);
+    expect(LauncherConfig.safeParse({ AGENT_UPGRADE_START_TIMEOUT_MS: 'soon' }).success).toBe(false);
+    expect(LauncherConfig.parse({}).AGENT_UPGRADE_START_TIMEOUT_MS).toBe(60_000);
   });
 });

@@ -41,7 +41,7 @@ export async function startRealAgent(config: AgentConfig, log: Log, counters: Co
   const groups = new GroupManager(config.NODE_ID, config.AGENT_CLUSTER_VERSIONS, await GroupLogStore.open(nc, (config.AGENT_GROUP_APPENDS ?? (config.NATS_CREDS ? 'mediated' : 'direct')) === 'mediated' ? { mediated: { nodeId: config.NODE_ID, timeoutMs: config.AGENT_REGISTRY_TIMEOUT_MS } } : {}), natsSink(nc, log), counters, log);
   api.groups = { route: groupRouter(groups), processGone: (processId) => groups.processGone(processId) };
   // An upgrade of the agent's own package: members leave, the agent exits for the launcher to start the new version.
-  const upgrade = new SelfUpgrade({ stateDir: config.AGENT_STATE_DIR, agentPackage: config.AGENT_PACKAGE, agentVersion: config.AGENT_VERSION, sink: natsSink(nc, log), log, counters, groups: () => groups, restart: async () => {
+  const upgrade = new SelfUpgrade({ stateDir: config.AGENT_STATE_DIR, agentPackage: config.AGENT_PACKAGE, agentVersion: config.AGENT_VERSION, sink: natsSink(nc, log), log, counters, store, groups: () => groups, restart: async () => {
     await stop();
     process.exit(RESTART_EXIT_CODE);
   } });

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import type { ProgressReport } from '@changeover/contracts';
 import { CounterRegistry } from '../metrics.js';
+import { FsStore } from '../store/fs-store.js';
 import { MEMBERS_NOT_REJOINED, SelfUpgrade } from './self-upgrade.js';
 
 // After the agent restarted into its new version, the held completion goes out only once every member is back.
@@ -13,10 +14,12 @@ describe('self-upgrade resume', () => {
   let members: { groupId: string; memberId: string }[];
   let published: ProgressReport[];
   let counters: CounterRegistry;
+  let store: FsStore;
   const report: ProgressReport = { nodeId: 'n1', rolloutId: 'agent-2', attempt: 0, phase: 'completed' };
 
-  beforeEach(() => {
+  beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), 'self-upgrade-'));
+    store = await FsStore.open(dir);
     members = [];
     published = [];
     counters = new CounterRegistry();
@@ -32,6 +35,7 @@ describe('self-upgrade resume', () => {
       sink: { publish: (_n, kind, body) => void (kind === 'progress' && published.push(body as ProgressReport)) },
       log: { info: () => undefined, warn: () => undefined, error: () => undefined },
       counters,
+      store,
       groups: () => ({ localMembers: () => members }),
       restart: async () => undefined,
     });
