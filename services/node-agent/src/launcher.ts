@@ -7,6 +7,7 @@ import { writeAtomic } from './store/atomic-file.js';
 import { LauncherConfig } from './config.js';
 import { LAUNCH_FILES, type RollbackNote } from './upgrade/launcher-config.js';
 import { RESTART_EXIT_CODE } from './upgrade/self-upgrade.js';
+import { HANDOVER_MESSAGES } from './upgrade/socket-handover.js';
 
 // Supervises the agent (what systemd or the DaemonSet runs): starts the agent package installed in the
 // state directory, or this build's main.js when none is; starts it again when it exits with 75 after
@@ -42,6 +43,28 @@ function entry(): string {
 
 let stopping = false;
 let current: ChildProcess | undefined;
+/** Listening sockets an agent handed over before exiting for its upgrade, held for the version that follows. */
+let held: { msg: { kind: string; host: string; port: number }; handle: { close(): void } }[] = [];
+
+/** The socket handover over the IPC channel (upgrade/socket-handover.ts holds the agent's side). */
+function relaySockets(child: ChildProcess): void {
+  child.on('message', (msg: { kind?: string; host?: string; port?: number }, handle?: { close(): void }) => {
+    if (msg?.kind === HANDOVER_MESSAGES.socket && handle && typeof msg.host === 'string' && typeof msg.port === 'number') {
+      held.push({ msg: { kind: msg.kind, host: msg.host, port: msg.port }, handle });
+    } else if (msg?.kind === HANDOVER_MESSAGES.held) {
+      child.send({ kind: HANDOVER_MESSAGES.held, count: held.length });
+    } else if (msg?.kind === HANDOVER_MESSAGES.request) {
+      const giving = held;
+      held = [];
+      void (async () => {
+        for (const h of giving) await new Promise<void>((resolve) => child.send(h.msg, h.handle as never, {}, () => resolve()));
+        child.send({ kind: HANDOVER_MESSAGES.done });
+        // The agent holds its own copies now.
+        for (const h of giving) h.handle.close();
+      })();
+    }
+  });
+}
 const forward = (signal: NodeJS.Signals) => () => {
   stopping = true;
   current?.kill(signal);
@@ -55,8 +78,9 @@ process.on('SIGINT', forward('SIGINT'));
  */
 function run(file: string, lastGood?: string): void {
   rmSync(readyFile, { force: true });
-  const child = spawn(process.execPath, [file, ...process.argv.slice(2)], { stdio: 'inherit', env: process.env });
+  const child = spawn(process.execPath, [file, ...process.argv.slice(2)], { stdio: ['inherit', 'inherit', 'inherit', 'ipc'], env: process.env });
   current = child;
+  relaySockets(child);
   let settled = !lastGood;
   let timer: NodeJS.Timeout | undefined;
   const rollBack = (reason: string) => {

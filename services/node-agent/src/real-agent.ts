@@ -15,6 +15,7 @@ import { GroupLogStore } from './groups/group-log.js';
 import { GroupManager } from './groups/group-manager.js';
 import { groupRouter } from './groups/group-routes.js';
 import { RESTART_EXIT_CODE, SelfUpgrade } from './upgrade/self-upgrade.js';
+import { receiveSockets, sendSockets } from './upgrade/socket-handover.js';
 import { agentConnectionOptions } from './transport/connection.js';
 import { NatsFleet, natsSink } from './transport/nats-fleet.js';
 import { loadTrustRoots, signatureVerifier } from './trust/signatures.js';
@@ -42,9 +43,11 @@ export async function startRealAgent(config: AgentConfig, log: Log, counters: Co
   api.groups = { route: groupRouter(groups), processGone: (processId) => groups.processGone(processId) };
   // An upgrade of the agent's own package: members leave, the agent exits for the launcher to start the new version.
   const upgrade = new SelfUpgrade({ stateDir: config.AGENT_STATE_DIR, agentPackage: config.AGENT_PACKAGE, agentVersion: config.AGENT_VERSION, sink: natsSink(nc, log), log, counters, store, groups: () => groups, restart: async () => {
-    await stop();
+    await stop({ handOver: true });
     process.exit(RESTART_EXIT_CODE);
   } });
+  // Sockets the previous version handed over (a self-upgrade under the launcher), before its processes are adopted.
+  runtime.adoptSockets(await receiveSockets(2000));
   await upgrade.load();
   const core = new AgentCore(
     {
@@ -78,12 +81,21 @@ export async function startRealAgent(config: AgentConfig, log: Log, counters: Co
   void upgrade.resume(config.AGENT_UPGRADE_REJOIN_TIMEOUT_MS);
   return { core, connected: () => !nc.isClosed(), stop };
 
-  async function stop(): Promise<void> {
+  async function stop(opts: { handOver?: boolean } = {}): Promise<void> {
     // Members leave their groups before the node goes (claim 5); they join again when it is back.
     await groups.leaveAll(`agent on ${config.NODE_ID} stopping`);
     groups.stop();
     await fleet.stop();
-    await runtime.stopAll();
+    if (opts.handOver) {
+      // A self-upgrade: the module processes keep running and serving; the next version adopts them.
+      const sent = await sendSockets(runtime.handOver(), 5000).catch((e: unknown) => {
+        log.error('cannot hand the listening sockets over', { error: e instanceof Error ? e.message : String(e) });
+        return false;
+      });
+      if (!sent) log.warn('listening sockets not handed over (no launcher channel): the next changeover of a listening module binds its port again');
+    } else {
+      await runtime.stopAll();
+    }
     await api.stop();
     await nc.drain().catch(() => undefined);
   }

@@ -16,7 +16,7 @@ import { manifestOf, moduleOf } from '../testing/packages.js';
 function localApiKnows(processId: string, socketPath: string = currentSocket): Promise<boolean> {
   let token: string | undefined;
   try {
-    const pid = readFileSync(join(socketPath, '..', 'run', `${processId}.pid`), 'utf8').trim();
+    const { pid } = JSON.parse(readFileSync(join(socketPath, '..', 'run', `${processId}.json`), 'utf8')) as { pid: number };
     token = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').find((e) => e.startsWith('CHANGEOVER_PROCESS_TOKEN='))?.slice('CHANGEOVER_PROCESS_TOKEN='.length);
   } catch {
     return Promise.resolve(false);
