@@ -18,6 +18,8 @@ jest.setTimeout(240_000);
 
 const LAUNCHER = join(REPO_ROOT, 'services/node-agent/dist/launcher.js');
 const GREETER = readFileSync(join(REPO_ROOT, 'services/node-agent/src/fixtures/greeter.cjs'), 'utf8');
+const CONSUMER = Buffer.from(readFileSync(join(REPO_ROOT, 'services/node-agent/src/fixtures/consumer.cjs'), 'utf8'));
+const AGENT_SDK = join(REPO_ROOT, 'libs/agent-sdk/dist/index.js');
 
 let db: TestDatabase;
 let nats: TestNats;
@@ -50,10 +52,10 @@ async function publish(manifest: Record<string, unknown>, blob: Buffer): Promise
   expect([200, 201]).toContain((await http('POST', `${registryBase}/packages`, { package: { manifest }, blobs: { [digest]: blob.toString('base64') } })).status);
 }
 
-function greeter(version: string, code: string): { manifest: Record<string, unknown>; blob: Buffer } {
+function greeter(version: string, code: string, api: string): { manifest: Record<string, unknown>; blob: Buffer } {
   const blob = Buffer.from(code);
   const run = { command: 'node', args: ['{module}'], env: {}, listen: { port, host: '127.0.0.1' }, healthCheck: { type: 'http', path: '/health', timeoutMs: 2000 }, restartOnChange: false, stopTimeoutMs: 10_000 };
-  const manifest = { name: 'greeter', version, description: 'greeter', modules: [{ name: 'greeter-svc', version, processorType: 'any', size: blob.length, digest: digestOf(blob), dependsOn: [], requires: {}, run }], requires: {}, provides: [], consumes: [] };
+  const manifest = { name: 'greeter', version, description: 'greeter', modules: [{ name: 'greeter-svc', version, processorType: 'any', size: blob.length, digest: digestOf(blob), dependsOn: [], requires: {}, run }], requires: {}, provides: [`greeter-api@${api}`], consumes: [] };
   return { manifest, blob };
 }
 
@@ -89,7 +91,14 @@ function traffic() {
   return { stats, stop: async () => ((running = false), await loop) };
 }
 
-const greeterPid = () => (JSON.parse(readFileSync(join(dir, 'u1', 'run', 'greeter-svc@1.0.0.json'), 'utf8')) as { pid: number }).pid;
+const pidOf = (processId: string) => (JSON.parse(readFileSync(join(dir, 'u1', 'run', `${processId}.json`), 'utf8')) as { pid: number }).pid;
+const changes = () => {
+  try {
+    return readFileSync(join(dir, 'changes.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { rolloutId: string }).rolloutId);
+  } catch {
+    return [];
+  }
+};
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'changeover-agent-adopt-'));
@@ -133,17 +142,21 @@ afterAll(async () => {
 
 describe('agent upgrade with running modules', () => {
   it('keeps a TCP service answering every request through the agent upgrade, and the new agent adopts it', async () => {
-    const v1 = greeter('1.0.0', GREETER);
+    const v1 = greeter('1.0.0', GREETER, '1.0.0');
     await publish(v1.manifest, v1.blob);
-    await rollout('greeter-1', [{ name: 'greeter', version: '1.0.0' }]);
+    // A consumer linking the SDK: it is told of every changeover of the greeter through the local API.
+    const clientRun = { command: 'node', args: ['{module}'], env: { AGENT_SDK, CHANGES_FILE: join(dir, 'changes.jsonl'), CONSUMER_VETO: 'none', GREETER_URL: `http://127.0.0.1:${port}` }, restartOnChange: false, stopTimeoutMs: 5000 };
+    await publish({ name: 'client', version: '1.0.0', description: 'consumer', modules: [{ name: 'client-proc', version: '1.0.0', processorType: 'any', size: CONSUMER.length, digest: digestOf(CONSUMER), dependsOn: ['greeter-svc'], requires: {}, run: clientRun }], requires: {}, provides: [], consumes: ['greeter-api@^1'] }, CONSUMER);
+    await rollout('greeter-1', [{ name: 'greeter', version: '1.0.0' }, { name: 'client', version: '1.0.0' }]);
     await waitFor('v1 serving', async () => (await fetchText('/version').catch(() => '')) === 'v1');
-    const pidBefore = greeterPid();
+    const pidBefore = pidOf('greeter-svc@1.0.0');
+    const clientPid = pidOf('client-proc@1.0.0');
 
     const shim = Buffer.from(`'use strict';\nprocess.env.AGENT_VERSION = '2.0.0';\nimport(${JSON.stringify(join(REPO_ROOT, 'services/node-agent/dist/main.js'))});\n`);
     await publish({ name: 'changeover-agent', version: '2.0.0', description: 'node agent', modules: [{ name: 'node-agent', version: '2.0.0', processorType: 'any', size: shim.length, digest: digestOf(shim), dependsOn: [], requires: {} }], requires: {}, provides: [], consumes: [] }, shim);
     const t = traffic();
     await waitFor('traffic flowing', () => t.stats.ok > 20);
-    await rollout('agent-2', [{ name: 'greeter', version: '1.0.0' }, { name: 'changeover-agent', version: '2.0.0' }]);
+    await rollout('agent-2', [{ name: 'greeter', version: '1.0.0' }, { name: 'client', version: '1.0.0' }, { name: 'changeover-agent', version: '2.0.0' }]);
     await waitFor('agent 2.0.0 active', async () => (await status()).nodes.some((n) => n.nodeId === 'u1' && n.status === 'active' && n.agentVersion === '2.0.0'), { timeoutMs: 30_000, intervalMs: 200 });
     const during = { ...t.stats };
     await t.stop();
@@ -151,18 +164,26 @@ describe('agent upgrade with running modules', () => {
     expect(during.failed).toBe(0);
     expect(during.ok).toBeGreaterThan(50);
     // The same process, adopted by the new agent (its record rewritten, its credential accepted again).
-    expect(greeterPid()).toBe(pidBefore);
+    expect(pidOf('greeter-svc@1.0.0')).toBe(pidBefore);
+    expect(pidOf('client-proc@1.0.0')).toBe(clientPid);
     expect(readFileSync(join(dir, 'launcher-u1.log'), 'utf8')).toContain('adopted a process the previous agent version started');
 
+    // The consumer's SDK finds the agent again at the same socket and registers with the credential it has.
+    const registrations = () => readFileSync(join(dir, 'launcher-u1.log'), 'utf8').split('\n').filter((l) => l.includes('"msg":"process registered"') && l.includes('client-proc@1.0.0')).length;
+    await waitFor('the consumer registered with the new agent', () => registrations() === 2, { timeoutMs: 30_000 });
+
     // A changeover under the new agent: the handed-over socket is shared by old and new, nothing is refused.
-    const v2 = greeter('2.0.0', GREETER.replace("const VERSION = 'v1';", "const VERSION = 'v2';"));
+    const v2 = greeter('2.0.0', GREETER.replace("const VERSION = 'v1';", "const VERSION = 'v2';"), '1.1.0');
     await publish(v2.manifest, v2.blob);
     const t2 = traffic();
     await waitFor('traffic flowing again', () => t2.stats.ok > 20);
-    await rollout('greeter-2', [{ name: 'greeter', version: '2.0.0' }, { name: 'changeover-agent', version: '2.0.0' }]);
+    await rollout('greeter-2', [{ name: 'greeter', version: '2.0.0' }, { name: 'client', version: '1.0.0' }, { name: 'changeover-agent', version: '2.0.0' }]);
     await waitFor('v2 serving', async () => (await fetchText('/version').catch(() => '')) === 'v2');
     await t2.stop();
     expect(t2.stats.errors).toEqual([]);
     expect(t2.stats.failed).toBe(0);
+    // The adopted consumer answers the new agent's events: it was told of greeter-2.
+    await waitFor('the consumer told of greeter-2', () => changes().includes('greeter-2'), { timeoutMs: 30_000 });
+    expect(pidOf('client-proc@1.0.0')).toBe(clientPid);
   });
 });
