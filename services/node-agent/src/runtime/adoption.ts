@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 // Module processes outlive an agent upgrade: the agent records each one it starts (pid, credential,
@@ -21,12 +21,24 @@ export const HANDOVER_FILE = 'handover';
 
 export const recordPath = (runDir: string, processId: string) => join(runDir, `${processId}.json`);
 
-/** Writes the record whole or not at all (temp file and rename), synchronously as the spawn happens. */
+/** Writes the record whole or not at all (temp file, fsync, rename, dir fsync), synchronously as the spawn happens. */
 export function writeRecord(runDir: string, rec: ProcessRecord): void {
   const path = recordPath(runDir, rec.processId);
   const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(rec), { mode: 0o600 });
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    writeSync(fd, JSON.stringify(rec));
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
   renameSync(tmp, path);
+  const d = openSync(runDir, 'r');
+  try {
+    fsyncSync(d);
+  } finally {
+    closeSync(d);
+  }
 }
 
 export function removeRecord(runDir: string, processId: string): void {
