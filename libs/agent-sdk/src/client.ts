@@ -1,5 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { AGENT_ENV, EventsReply, LOCAL_API_PATHS, type AgentEvent, type AnswerRequest, type EvaluateAnswer, type EventKind, type PrepareAnswer } from './local-api.js';
+import { AGENT_ENV, CREDENTIAL_HEADERS, EventsReply, LOCAL_API_PATHS, type AgentEvent, type ProcessCredential, type AnswerRequest, type EvaluateAnswer, type EventKind, type PrepareAnswer } from './local-api.js';
 
 type Of<K extends EventKind> = Extract<AgentEvent, { kind: K }>;
 
@@ -8,15 +9,28 @@ export interface AgentClientOptions {
   socketPath?: string;
   /** Default: env CHANGEOVER_PROCESS_ID. */
   processId?: string;
+  /** Default: env CHANGEOVER_PROCESS_TOKEN (the credential the agent gave this process). */
+  token?: string;
   /** How long one long-poll waits for events. */
   pollWaitMs?: number;
 }
 
-/** One JSON request to the agent's local API over its Unix socket. */
-export function call(socketPath: string, method: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<{ status: number; json: unknown }> {
+/** The credential the agent put in this process's environment, or the one given. */
+export function processCredential(opts: { processId?: string; token?: string }): ProcessCredential {
+  const processId = opts.processId ?? process.env[AGENT_ENV.processId];
+  const file = process.env[AGENT_ENV.tokenFile];
+  const token = opts.token ?? process.env[AGENT_ENV.token] ?? (file ? readFileSync(file, 'utf8').trim() : undefined);
+  if (!processId || !token) throw new Error(`agent-sdk: ${AGENT_ENV.processId} and ${AGENT_ENV.token} (or ${AGENT_ENV.tokenFile}) must be set (the agent sets them for the processes it starts)`);
+  return { processId, token };
+}
+
+/** One JSON request to the agent's local API over its Unix socket, on behalf of `credential`. */
+export function call(socketPath: string, credential: ProcessCredential, method: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<{ status: number; json: unknown }> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const req = request({ socketPath, method, path, headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}, timeout: timeoutMs }, (res) => {
+    const headers: Record<string, string | number> = { [CREDENTIAL_HEADERS.processId]: credential.processId, [CREDENTIAL_HEADERS.token]: credential.token };
+    if (payload) Object.assign(headers, { 'content-type': 'application/json', 'content-length': payload.length });
+    const req = request({ socketPath, method, path, headers, timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
@@ -43,6 +57,7 @@ export function call(socketPath: string, method: string, path: string, body?: un
 export class AgentClient {
   readonly socketPath: string;
   readonly processId: string;
+  private readonly credential: ProcessCredential;
   private evaluateFn?: (e: Of<'evaluate'>) => EvaluateAnswer | Promise<EvaluateAnswer>;
   private prepareFn?: (e: Of<'prepare'>) => PrepareAnswer | boolean | Promise<PrepareAnswer | boolean>;
   private changedFn?: (e: Of<'changed'>) => void | Promise<void>;
@@ -51,10 +66,10 @@ export class AgentClient {
 
   constructor(opts: AgentClientOptions = {}) {
     const socketPath = opts.socketPath ?? process.env[AGENT_ENV.socket];
-    const processId = opts.processId ?? process.env[AGENT_ENV.processId];
-    if (!socketPath || !processId) throw new Error(`agent-sdk: ${AGENT_ENV.socket} and ${AGENT_ENV.processId} must be set (the agent sets them for the processes it starts)`);
+    if (!socketPath) throw new Error(`agent-sdk: ${AGENT_ENV.socket} must be set (the agent sets it for the processes it starts)`);
+    this.credential = processCredential(opts);
     this.socketPath = socketPath;
-    this.processId = processId;
+    this.processId = this.credential.processId;
     this.pollWaitMs = opts.pollWaitMs ?? 20_000;
   }
 
@@ -91,7 +106,7 @@ export class AgentClient {
   }
 
   private async registerOnce(): Promise<void> {
-    const res = await call(this.socketPath, 'POST', LOCAL_API_PATHS.register, { processId: this.processId, handles: this.handles() });
+    const res = await call(this.socketPath, this.credential, 'POST', LOCAL_API_PATHS.register, { processId: this.processId, handles: this.handles() });
     if (res.status !== 200) throw new Error(`agent refused registration: ${res.status} ${JSON.stringify(res.json)}`);
   }
 
@@ -99,7 +114,7 @@ export class AgentClient {
     let backoff = 100;
     while (this.running) {
       try {
-        const res = await call(this.socketPath, 'GET', `${LOCAL_API_PATHS.events}?processId=${encodeURIComponent(this.processId)}&waitMs=${this.pollWaitMs}`, undefined, this.pollWaitMs + 10_000);
+        const res = await call(this.socketPath, this.credential, 'GET', `${LOCAL_API_PATHS.events}?processId=${encodeURIComponent(this.processId)}&waitMs=${this.pollWaitMs}`, undefined, this.pollWaitMs + 10_000);
         if (res.status === 404) {
           // The agent restarted and forgot us.
           await this.registerOnce();
@@ -138,7 +153,7 @@ export class AgentClient {
       const message = err instanceof Error ? err.message : String(err);
       answer = e.kind === 'evaluate' ? { decision: 'veto', reason: 'CUSTOM', message } : e.kind === 'prepare' ? { ready: false, message } : { ack: true };
     }
-    await call(this.socketPath, 'POST', LOCAL_API_PATHS.answer(e.id), { processId: this.processId, answer }).catch(() => undefined);
+    await call(this.socketPath, this.credential, 'POST', LOCAL_API_PATHS.answer(e.id), { processId: this.processId, answer }).catch(() => undefined);
   }
 
   /** Stops taking events (the agent then answers for this process: no answer → NO_ANSWER). */

@@ -1,12 +1,14 @@
 import { ChangeoverError, ErrorBody } from '@changeover/contracts';
-import { call } from './client.js';
-import { AGENT_ENV, GROUP_PATHS, GroupMemberView, LeaderReply } from './local-api.js';
+import { call, processCredential } from './client.js';
+import { AGENT_ENV, GROUP_PATHS, GroupMemberView, LeaderReply, type ProcessCredential } from './local-api.js';
 
 export interface GroupOptions {
   /** Default: env CHANGEOVER_AGENT_SOCKET. */
   socketPath?: string;
   /** Default: env CHANGEOVER_PROCESS_ID. */
   processId?: string;
+  /** Default: env CHANGEOVER_PROCESS_TOKEN (the credential the agent gave this process). */
+  token?: string;
   /** The member's id in the group (unique in the group); default: the process id. */
   memberId?: string;
   /** Called with every new view (membership change, version adjustment, agent gone: `joined: false`). */
@@ -28,6 +30,7 @@ export class GroupMembership {
   readonly socketPath: string;
   readonly processId: string;
   readonly memberId: string;
+  private readonly credential: ProcessCredential;
   private current: GroupMemberView | null = null;
   private running = true;
   private loop?: Promise<void>;
@@ -39,11 +42,11 @@ export class GroupMembership {
     private readonly opts: GroupOptions,
   ) {
     const socketPath = opts.socketPath ?? process.env[AGENT_ENV.socket];
-    const processId = opts.processId ?? process.env[AGENT_ENV.processId];
-    if (!socketPath || !processId) throw new Error(`agent-sdk: ${AGENT_ENV.socket} and ${AGENT_ENV.processId} must be set (or pass socketPath and processId)`);
+    if (!socketPath) throw new Error(`agent-sdk: ${AGENT_ENV.socket} must be set (or pass socketPath)`);
+    this.credential = processCredential(opts);
     this.socketPath = socketPath;
-    this.processId = processId;
-    this.memberId = opts.memberId ?? processId;
+    this.processId = this.credential.processId;
+    this.memberId = opts.memberId ?? this.processId;
   }
 
   /** Joins the group; rejects with the agent's typed error (VERSION_UNSUPPORTED, CONFLICT…). */
@@ -61,7 +64,7 @@ export class GroupMembership {
 
   /** Leader election (cluster version 2 and later); FEATURE_NOT_ACTIVE before the group is adjusted. */
   async leader(): Promise<LeaderReply> {
-    const res = await call(this.socketPath, 'GET', `${GROUP_PATHS.leader(this.groupId)}?memberId=${encodeURIComponent(this.memberId)}`);
+    const res = await call(this.socketPath, this.credential, 'GET', `${GROUP_PATHS.leader(this.groupId)}?memberId=${encodeURIComponent(this.memberId)}`);
     if (res.status !== 200) throw typed(res.status, res.json, 'leader');
     return LeaderReply.parse(res.json);
   }
@@ -69,7 +72,7 @@ export class GroupMembership {
   /** Leaves the group (LEAVE in its log) and stops following it. */
   async leave(cause = ''): Promise<void> {
     this.running = false;
-    const res = await call(this.socketPath, 'POST', GROUP_PATHS.leave(this.groupId), { processId: this.processId, memberId: this.memberId, cause });
+    const res = await call(this.socketPath, this.credential, 'POST', GROUP_PATHS.leave(this.groupId), { processId: this.processId, memberId: this.memberId, cause });
     if (res.status !== 200 && res.status !== 404) throw typed(res.status, res.json, 'leave');
     await this.close();
   }
@@ -87,7 +90,7 @@ export class GroupMembership {
   }
 
   private async joinOnce(): Promise<void> {
-    const res = await call(this.socketPath, 'POST', GROUP_PATHS.join(this.groupId), { processId: this.processId, memberId: this.memberId });
+    const res = await call(this.socketPath, this.credential, 'POST', GROUP_PATHS.join(this.groupId), { processId: this.processId, memberId: this.memberId });
     if (res.status !== 200) throw typed(res.status, res.json, 'join');
     this.lastError = null;
     this.set(GroupMemberView.parse(res.json));
@@ -99,7 +102,7 @@ export class GroupMembership {
     while (this.running) {
       try {
         const after = this.current?.lastSequence ?? 0;
-        const res = await call(this.socketPath, 'GET', `${GROUP_PATHS.view(this.groupId)}?memberId=${encodeURIComponent(this.memberId)}&after=${after}&waitMs=${wait}`, undefined, wait + 10_000);
+        const res = await call(this.socketPath, this.credential, 'GET', `${GROUP_PATHS.view(this.groupId)}?memberId=${encodeURIComponent(this.memberId)}&after=${after}&waitMs=${wait}`, undefined, wait + 10_000);
         if (!this.running) return;
         if (res.status === 404) {
           // The agent restarted and no longer holds this member: join again.

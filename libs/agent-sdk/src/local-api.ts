@@ -10,8 +10,22 @@ export const LOCAL_API_PATHS = {
   answer: (eventId: string) => `/v1/events/${encodeURIComponent(eventId)}/answer`,
 } as const;
 
-/** Env variables the agent gives every module process it starts. */
-export const AGENT_ENV = { socket: 'CHANGEOVER_AGENT_SOCKET', processId: 'CHANGEOVER_PROCESS_ID' } as const;
+/**
+ * Env variables the agent gives every module process it starts. `token` is that process's own
+ * credential: only the process the agent started under a process id can speak as that id. A
+ * process the agent does not start (listed in the agent's AGENT_EXTERNAL_PROCESSES) reads its
+ * credential from the file named by `tokenFile` instead.
+ */
+export const AGENT_ENV = { socket: 'CHANGEOVER_AGENT_SOCKET', processId: 'CHANGEOVER_PROCESS_ID', token: 'CHANGEOVER_PROCESS_TOKEN', tokenFile: 'CHANGEOVER_PROCESS_TOKEN_FILE' } as const;
+
+/** Headers every local API request carries: the caller's process id and its credential. */
+export const CREDENTIAL_HEADERS = { processId: 'x-changeover-process-id', token: 'x-changeover-process-token' } as const;
+
+/** Who a request speaks for; the agent checks the token against the id it issued it to. */
+export interface ProcessCredential {
+  processId: string;
+  token: string;
+}
 
 export const EVENT_KINDS = ['evaluate', 'prepare', 'changed'] as const;
 export const EventKind = z.enum(EVENT_KINDS);

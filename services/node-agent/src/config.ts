@@ -57,10 +57,18 @@ export const AgentConfig = z.object({
   AGENT_SOCKET: z.string().optional(),
   AGENT_VERSION: SemVer.default('0.1.0'),
   AGENT_CLUSTER_VERSIONS: VersionRangeText,
+  /** Process ids the agent does not start that may use the local API, each with a credential file under <state dir>/credentials. */
+  AGENT_EXTERNAL_PROCESSES: z
+    .string()
+    .default('')
+    .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+    .pipe(z.array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9@._-]{0,199}$/, 'process ids are [A-Za-z0-9@._-], at most 200 characters')).max(1000)),
   /** How group JOIN/LEAVE reach the logs: `direct` JetStream appends, or `mediated` by the rollout service (needed with confined NATS_CREDS; the default then). */
   AGENT_GROUP_APPENDS: z.enum(['direct', 'mediated']).optional(),
   /** The package that carries the agent itself: committing another version of it restarts the agent into it (through the launcher). */
   AGENT_PACKAGE: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,127}$/).default('changeover-agent'),
+  /** After an agent upgrade: how long the members that left may take to rejoin before the upgrade is reported failed. */
+  AGENT_UPGRADE_REJOIN_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(30_000),
   AGENT_HEARTBEAT_MS: z.coerce.number().int().min(100).max(3_600_000).default(10_000),
   AGENT_TRUST_ROOTS: z.string().default(''),
   /** Packages signed by a key marked retired in AGENT_TRUST_ROOTS: still trusted (`accept`) or refused. */
@@ -157,3 +165,12 @@ function credsUserName(text: string): string | undefined {
     return undefined;
   }
 }
+
+/** The launcher's own settings (everything else passes through to the agent). */
+export const LauncherConfig = z.object({
+  AGENT_STATE_DIR: z.string().min(1).default('/var/lib/changeover-agent'),
+  AGENT_PACKAGE: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,127}$/).default('changeover-agent'),
+  /** How long an agent version started after a self-upgrade may take to come up before it is rolled back. */
+  AGENT_UPGRADE_START_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
+});
+export type LauncherConfig = z.infer<typeof LauncherConfig>;

@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createAuthority, mintNodeCredentials } from '@changeover/nats-auth';
-import { loadConfig } from './config.js';
+import { LauncherConfig, loadConfig } from './config.js';
 
 describe('agent config', () => {
   it('reads NATS_URL (or --nats-url) as a server list and NATS_STREAM_REPLICAS, naming a bad list entry', () => {
@@ -51,5 +51,10 @@ describe('agent config', () => {
     expect(() => loadConfig({ NODE_ID: 'bad id', AGENT_CLUSTER_VERSIONS: '3-1' })).toThrow(/NODE_ID.*AGENT_CLUSTER_VERSIONS|AGENT_CLUSTER_VERSIONS.*NODE_ID/);
     expect(() => loadConfig({}, ['--veto-rate', '2'])).toThrow(/SIM_VETO_RATE/);
     expect(() => loadConfig({}, ['--bogus', '1'])).toThrow(/unknown flag --bogus/);
+    expect(() => loadConfig({ AGENT_EXTERNAL_PROCESSES: 'ok-1,../escape' })).toThrow(/AGENT_EXTERNAL_PROCESSES/);
+    expect(loadConfig({ AGENT_EXTERNAL_PROCESSES: ' a@1.0.0 , b ' }).AGENT_EXTERNAL_PROCESSES).toEqual(['a@1.0.0', 'b']);
+    expect(() => loadConfig({ AGENT_UPGRADE_REJOIN_TIMEOUT_MS: '5' })).toThrow(/AGENT_UPGRADE_REJOIN_TIMEOUT_MS/);
+    expect(LauncherConfig.safeParse({ AGENT_UPGRADE_START_TIMEOUT_MS: 'soon' }).success).toBe(false);
+    expect(LauncherConfig.parse({}).AGENT_UPGRADE_START_TIMEOUT_MS).toBe(60_000);
   });
 });

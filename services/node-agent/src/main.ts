@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 import { connect } from '@nats-io/transport-node';
 import { loadConfig, type AgentConfig } from './config.js';
+import { join } from 'node:path';
 import { startHealthServer } from './health-server.js';
+import { writeAtomic } from './store/atomic-file.js';
+import { LAUNCH_FILES } from './upgrade/launcher-config.js';
 import { createLog } from './log.js';
 import { CounterRegistry } from './metrics.js';
 import { startRealAgent } from './real-agent.js';
@@ -61,6 +64,8 @@ async function main(): Promise<void> {
     stops.push(() => agent.stop());
     connected = () => agent.connected();
     log.info('agent up', { nodeId: config.NODE_ID, classId: config.NODE_CLASS, socket: config.AGENT_SOCKET });
+    // The launcher keeps a version started by a self-upgrade only once this file names its pid.
+    await writeAtomic(join(config.AGENT_STATE_DIR, LAUNCH_FILES.ready), String(process.pid));
   }
   ready = true;
   if (config.AGENT_HEALTH_PORT) {

@@ -5,6 +5,7 @@ import type { AgentConfig } from './config.js';
 import { AgentCore } from './core/agent-core.js';
 import type { Log } from './core/ports.js';
 import { ObjectStoreFetcher } from './fetch/object-store-fetcher.js';
+import { adoptExternalCredentials } from './local-api/external-credentials.js';
 import { LocalApiServer } from './local-api/local-api-server.js';
 import type { CounterRegistry } from './metrics.js';
 import { registryManifests } from './registry/manifest-source.js';
@@ -14,6 +15,7 @@ import { GroupLogStore } from './groups/group-log.js';
 import { GroupManager } from './groups/group-manager.js';
 import { groupRouter } from './groups/group-routes.js';
 import { RESTART_EXIT_CODE, SelfUpgrade } from './upgrade/self-upgrade.js';
+import { receiveSockets, sendSockets } from './upgrade/socket-handover.js';
 import { agentConnectionOptions } from './transport/connection.js';
 import { NatsFleet, natsSink } from './transport/nats-fleet.js';
 import { loadTrustRoots, signatureVerifier } from './trust/signatures.js';
@@ -32,6 +34,7 @@ export async function startRealAgent(config: AgentConfig, log: Log, counters: Co
   const store = await FsStore.open(config.AGENT_STATE_DIR);
   const api = new LocalApiServer(config.AGENT_SOCKET, counters, log);
   await api.start();
+  await adoptExternalCredentials(api, config.AGENT_STATE_DIR, config.AGENT_EXTERNAL_PROCESSES);
   const runtime = new ChildProcessRuntime({ store, api, log, counters });
   const nc = await connect({ servers: config.NATS_URL, name: `node-agent-${config.NODE_ID}`, maxReconnectAttempts: -1, noAsyncTraces: true, reconnectTimeWait: 500, waitOnFirstConnect: true, ...agentConnectionOptions(config) });
   const disk = await store.freeBytes();
@@ -39,10 +42,12 @@ export async function startRealAgent(config: AgentConfig, log: Log, counters: Co
   const groups = new GroupManager(config.NODE_ID, config.AGENT_CLUSTER_VERSIONS, await GroupLogStore.open(nc, (config.AGENT_GROUP_APPENDS ?? (config.NATS_CREDS ? 'mediated' : 'direct')) === 'mediated' ? { mediated: { nodeId: config.NODE_ID, timeoutMs: config.AGENT_REGISTRY_TIMEOUT_MS } } : { replicas: config.NATS_STREAM_REPLICAS }), natsSink(nc, log), counters, log);
   api.groups = { route: groupRouter(groups), processGone: (processId) => groups.processGone(processId) };
   // An upgrade of the agent's own package: members leave, the agent exits for the launcher to start the new version.
-  const upgrade = new SelfUpgrade({ stateDir: config.AGENT_STATE_DIR, agentPackage: config.AGENT_PACKAGE, agentVersion: config.AGENT_VERSION, sink: natsSink(nc, log), log, groups: () => groups, restart: async () => {
-    await stop();
+  const upgrade = new SelfUpgrade({ stateDir: config.AGENT_STATE_DIR, agentPackage: config.AGENT_PACKAGE, agentVersion: config.AGENT_VERSION, sink: natsSink(nc, log), log, counters, store, groups: () => groups, restart: async () => {
+    await stop({ handOver: true });
     process.exit(RESTART_EXIT_CODE);
   } });
+  // Sockets the previous version handed over (a self-upgrade under the launcher), before its processes are adopted.
+  runtime.adoptSockets(await receiveSockets(2000));
   await upgrade.load();
   const core = new AgentCore(
     {
@@ -73,15 +78,24 @@ export async function startRealAgent(config: AgentConfig, log: Log, counters: Co
   await core.start();
   const fleet = new NatsFleet(nc, [core], { nodeSubjects: 'own', heartbeatMs: config.AGENT_HEARTBEAT_MS, counters, log, validate: (_nodeId, cmd) => groups.validate(cmd) });
   fleet.start();
-  void upgrade.resume();
+  void upgrade.resume(config.AGENT_UPGRADE_REJOIN_TIMEOUT_MS);
   return { core, connected: () => !nc.isClosed(), stop };
 
-  async function stop(): Promise<void> {
+  async function stop(opts: { handOver?: boolean } = {}): Promise<void> {
     // Members leave their groups before the node goes (claim 5); they join again when it is back.
     await groups.leaveAll(`agent on ${config.NODE_ID} stopping`);
     groups.stop();
     await fleet.stop();
-    await runtime.stopAll();
+    if (opts.handOver) {
+      // A self-upgrade: the module processes keep running and serving; the next version adopts them.
+      const sent = await sendSockets(runtime.handOver(), 5000).catch((e: unknown) => {
+        log.error('cannot hand the listening sockets over', { error: e instanceof Error ? e.message : String(e) });
+        return false;
+      });
+      if (!sent) log.warn('listening sockets not handed over (no launcher channel): the next changeover of a listening module binds its port again');
+    } else {
+      await runtime.stopAll();
+    }
     await api.stop();
     await nc.drain().catch(() => undefined);
   }

@@ -58,7 +58,7 @@ beforeAll(async () => {
     writeFileSync(join(dir, node, 'nats.creds'), r.body.natsCredentials!.creds, { mode: 0o600 });
     creds.set(node, r.body.natsCredentials!.creds);
     // No AGENT_GROUP_APPENDS: with NATS_CREDS the appends are mediated by default.
-    agents.set(node, await spawnAgent({ NATS_URL: nats.url, NATS_CREDS: join(dir, node, 'nats.creds'), NODE_ID: node, NODE_CLASS: 'gx', NODE_PROCESSOR_TYPE: 'x86_64', AGENT_STATE_DIR: join(dir, node, 'state'), AGENT_CLUSTER_VERSIONS: '1-2', AGENT_MIN_FREE_DISK_MB: '1', AGENT_HEARTBEAT_MS: '500' }));
+    agents.set(node, await spawnAgent({ NATS_URL: nats.url, NATS_CREDS: join(dir, node, 'nats.creds'), NODE_ID: node, NODE_CLASS: 'gx', NODE_PROCESSOR_TYPE: 'x86_64', AGENT_STATE_DIR: join(dir, node, 'state'), AGENT_CLUSTER_VERSIONS: '1-2', AGENT_MIN_FREE_DISK_MB: '1', AGENT_HEARTBEAT_MS: '500', AGENT_EXTERNAL_PROCESSES: 'proc-ca,proc-cb' }));
   }
   await waitFor('both agents active', async () => (await status()).nodes?.filter((n) => n.status === 'active').length === 2, { timeoutMs: 60_000, intervalMs: 200 });
 }, 200_000);
@@ -78,7 +78,7 @@ describe('groups on confined nodes', () => {
   it('members join through their confined agents (appends mediated by the rollout service) and see one group', async () => {
     for (const [m, node] of [['ca', 'gx-a'], ['cb', 'gx-b']] as const) {
       const port = await freePort();
-      const proc = spawn(process.execPath, [MEMBER], { env: { PATH: process.env['PATH'] ?? '', AGENT_SDK, GROUP: 'ledger', MEMBER_ID: m, PORT: String(port), CHANGEOVER_AGENT_SOCKET: join(dir, node, 'state', 'agent.sock'), CHANGEOVER_PROCESS_ID: `proc-${m}` }, stdio: ['ignore', 'pipe', 'inherit'] });
+      const proc = spawn(process.execPath, [MEMBER], { env: { PATH: process.env['PATH'] ?? '', AGENT_SDK, GROUP: 'ledger', MEMBER_ID: m, PORT: String(port), CHANGEOVER_AGENT_SOCKET: join(dir, node, 'state', 'agent.sock'), CHANGEOVER_PROCESS_ID: `proc-${m}`, CHANGEOVER_PROCESS_TOKEN_FILE: join(dir, node, 'state', 'credentials', `proc-${m}.token`) }, stdio: ['ignore', 'pipe', 'inherit'] });
       let out = '';
       proc.stdout!.on('data', (c: Buffer) => (out += c.toString()));
       members.set(m, { proc, port });

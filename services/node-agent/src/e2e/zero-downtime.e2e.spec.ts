@@ -12,12 +12,25 @@ import { serveRpc } from '@changeover/messaging';
 import { manifestOf, moduleOf } from '../testing/packages.js';
 
 /** Asks the agent's local API whether a process registered (a zero-wait poll: 404 when unknown). */
+/** Asks the local API about a process as that process: with the credential the agent put in its environment. */
 function localApiKnows(processId: string, socketPath: string = currentSocket): Promise<boolean> {
+  let token: string | undefined;
+  try {
+    const { pid } = JSON.parse(readFileSync(join(socketPath, '..', 'run', `${processId}.json`), 'utf8')) as { pid: number };
+    token = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').find((e) => e.startsWith('CHANGEOVER_PROCESS_TOKEN='))?.slice('CHANGEOVER_PROCESS_TOKEN='.length);
+  } catch {
+    return Promise.resolve(false);
+  }
+  return apiStatus(socketPath, processId, token).then((s) => s === 200);
+}
+
+function apiStatus(socketPath: string, processId: string, token?: string): Promise<number> {
   return new Promise((resolve) => {
-    get({ socketPath, path: `/v1/events?processId=${encodeURIComponent(processId)}&waitMs=0` }, (res) => {
+    const headers = token ? { 'x-changeover-process-id': processId, 'x-changeover-process-token': token } : {};
+    get({ socketPath, path: `/v1/events?processId=${encodeURIComponent(processId)}&waitMs=0`, headers }, (res) => {
       res.resume();
-      resolve(res.statusCode === 200);
-    }).on('error', () => resolve(false));
+      resolve(res.statusCode ?? 0);
+    }).on('error', () => resolve(0));
   });
 }
 let currentSocket = '';
@@ -95,6 +108,9 @@ describe('real agent: zero-downtime changeover of a TCP service with a consumer'
     expect(done).toMatchObject({ phase: 'completed', modulesFetched: 3 });
     await waitFor('v1 serving', async () => (await fetchText(port, '/version').catch(() => '')) === 'v1');
     await waitFor('consumer registered with the local API', () => localApiKnows('client-proc@1.0.0'));
+    // Anyone else on the node asking as the consumer is refused.
+    expect(await apiStatus(currentSocket, 'client-proc@1.0.0')).toBe(401);
+    expect(await apiStatus(currentSocket, 'client-proc@1.0.0', 'guessed')).toBe(401);
   });
 
   it('updates v1 → v2 under continuous traffic with zero failed requests, tells the consumer, keeps v1, fetches only the changed module', async () => {

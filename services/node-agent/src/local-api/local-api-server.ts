@@ -1,7 +1,7 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { existsSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { AnswerRequest, LOCAL_API_PATHS, RegisterRequest, type AgentEvent, type EventKind } from '@changeover/agent-sdk';
+import { AnswerRequest, CREDENTIAL_HEADERS, LOCAL_API_PATHS, RegisterRequest, type AgentEvent, type EventKind } from '@changeover/agent-sdk';
 import { ChangeoverError, HTTP_STATUS, isChangeoverError, parse } from '@changeover/contracts';
 import type { Counters, EventPayload, Log } from '../core/ports.js';
 import type { GroupRouter } from '../groups/group-routes.js';
@@ -14,6 +14,10 @@ interface Registration {
 
 type Answer = AnswerRequest['answer'];
 
+const digest = (token: string): Buffer => createHash('sha256').update(token, 'utf8').digest();
+/** Compared against when the claimed id has no credential, so a refusal takes as long either way. */
+const NO_CREDENTIAL = digest(randomBytes(32).toString('base64url'));
+
 /**
  * The agent's local API for module processes (design §8): HTTP over a Unix socket. A process
  * registers, long-polls GET /v1/events and answers each event; the agent awaits the answer.
@@ -23,6 +27,8 @@ export class LocalApiServer {
   private server?: Server;
   private readonly processes = new Map<string, Registration>();
   private readonly pending = new Map<string, { processId: string; resolve: (a: Answer) => void }>();
+  /** SHA-256 of each process's credential, by the process id it was issued for. */
+  private readonly credentials = new Map<string, Buffer>();
   /** Group membership under /v1/groups, when the agent runs groups. */
   groups?: { route: GroupRouter; processGone(processId: string): void };
 
@@ -56,6 +62,27 @@ export class LocalApiServer {
     });
   }
 
+  /**
+   * A fresh random credential for the process about to be started under this id (given to it in
+   * its environment). Only requests carrying it may speak as that process id.
+   */
+  issueCredential(processId: string): string {
+    const token = randomBytes(32).toString('base64url');
+    this.credentials.set(processId, digest(token));
+    return token;
+  }
+
+  /** Accepts again the credential of a process started by an earlier agent run (re-adopted after an upgrade). */
+  adoptCredential(processId: string, token: string): void {
+    this.credentials.set(processId, digest(token));
+  }
+
+  /** Drops a stopped process's credential, unless a newer process already holds the id. */
+  revokeCredential(processId: string, token: string): void {
+    const held = this.credentials.get(processId);
+    if (held && timingSafeEqual(held, digest(token))) this.credentials.delete(processId);
+  }
+
   /** Forgets a process that stopped. */
   forget(processId: string): void {
     const reg = this.processes.get(processId);
@@ -73,15 +100,27 @@ export class LocalApiServer {
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let caller: string | undefined;
     try {
       const url = new URL(req.url ?? '/', 'http://agent');
+      caller = this.authenticate(req);
+      const speaksFor = (claimed: string | null | undefined): void => {
+        if (claimed !== undefined && claimed !== null && claimed !== caller) throw new ChangeoverError('FORBIDDEN', `process ${caller} cannot speak for process ${claimed}`, { reason: 'other-process' });
+      };
+      speaksFor(url.searchParams.get('processId'));
+      const body = async (): Promise<unknown> => {
+        const json = await readJson(req);
+        const claimed = json && typeof json === 'object' ? (json as { processId?: unknown }).processId : undefined;
+        if (typeof claimed === 'string') speaksFor(claimed);
+        return json;
+      };
       if (req.method === 'POST' && url.pathname === LOCAL_API_PATHS.register) {
-        const body = parse(RegisterRequest, await readJson(req), 'registration');
-        const prev = this.processes.get(body.processId);
-        this.processes.set(body.processId, { handles: new Set(body.handles), queue: prev?.queue ?? [] });
+        const registration = parse(RegisterRequest, await body(), 'registration');
+        const prev = this.processes.get(registration.processId);
+        this.processes.set(registration.processId, { handles: new Set(registration.handles), queue: prev?.queue ?? [] });
         prev?.waiter?.([]);
-        this.log.info('process registered', { processId: body.processId, handles: body.handles });
-        return send(res, 200, { processId: body.processId });
+        this.log.info('process registered', { processId: registration.processId, handles: registration.handles });
+        return send(res, 200, { processId: registration.processId });
       }
       if (req.method === 'GET' && url.pathname === LOCAL_API_PATHS.events) {
         const reg = this.processes.get(url.searchParams.get('processId') ?? '');
@@ -110,23 +149,42 @@ export class LocalApiServer {
         }
         return send(res, 200, { events });
       }
-      if (this.groups && url.pathname.startsWith('/v1/groups/')) return send(res, 200, await this.groups.route(req.method ?? 'GET', url, () => readJson(req)));
+      if (this.groups && url.pathname.startsWith('/v1/groups/')) return send(res, 200, await this.groups.route(req.method ?? 'GET', url, body));
       const m = /^\/v1\/events\/([^/]+)\/answer$/.exec(url.pathname);
       if (req.method === 'POST' && m) {
-        const body = parse(AnswerRequest, await readJson(req), 'answer');
+        const answer = parse(AnswerRequest, await body(), 'answer');
         const id = decodeURIComponent(m[1]!);
         const p = this.pending.get(id);
-        if (!p || p.processId !== body.processId) throw new ChangeoverError('NOT_FOUND', `no pending event ${id} for ${body.processId}`);
+        if (!p || p.processId !== answer.processId) throw new ChangeoverError('NOT_FOUND', `no pending event ${id} for ${answer.processId}`);
         this.pending.delete(id);
-        p.resolve(body.answer);
+        p.resolve(answer.answer);
         return send(res, 200, { ok: true });
       }
       throw new ChangeoverError('NOT_FOUND', `no route ${req.method} ${url.pathname}`);
     } catch (e) {
       const err = isChangeoverError(e) ? e : new ChangeoverError('INTERNAL', e instanceof Error ? e.message : String(e));
       this.counters.inc('agent_local_api_rejected_total', { code: err.code });
+      if (err.code === 'UNAUTHENTICATED' || err.code === 'FORBIDDEN') {
+        const reason = String(err.details?.['reason'] ?? err.code);
+        this.counters.inc('agent_local_api_refused_total', { reason });
+        this.log.warn('local API request refused', { reason, claimedProcessId: header(req, CREDENTIAL_HEADERS.processId), caller, path: req.url?.split('?')[0] });
+      }
       if (!res.headersSent && !res.destroyed) send(res, HTTP_STATUS[err.code], err.toBody());
     }
+  }
+
+  /**
+   * The process id a request may speak for: the one named in its headers, when its token is the
+   * credential issued for that id (compared in constant time, over digests of equal length).
+   */
+  private authenticate(req: IncomingMessage): string {
+    const processId = header(req, CREDENTIAL_HEADERS.processId);
+    const token = header(req, CREDENTIAL_HEADERS.token);
+    if (!processId || !token) throw new ChangeoverError('UNAUTHENTICATED', `local API requests carry ${CREDENTIAL_HEADERS.processId} and ${CREDENTIAL_HEADERS.token} (the SDK sends them)`, { reason: 'no-credential' });
+    const held = this.credentials.get(processId);
+    const match = timingSafeEqual(held ?? NO_CREDENTIAL, digest(token));
+    if (!held || !match) throw new ChangeoverError('UNAUTHENTICATED', `wrong credential for process ${processId}`, { reason: 'wrong-credential' });
+    return processId;
   }
 
   async stop(): Promise<void> {
@@ -135,6 +193,11 @@ export class LocalApiServer {
     this.server?.closeAllConnections();
     await closed;
   }
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return (Array.isArray(v) ? v[0] : v) || undefined;
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {

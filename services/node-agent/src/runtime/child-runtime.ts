@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AGENT_ENV } from '@changeover/agent-sdk';
 import { VETO_REASONS, type Module, type RunSpec, type VetoReason } from '@changeover/contracts';
@@ -8,6 +8,7 @@ import type { Counters, EvaluateVerdict, EventPayload, Log, PrepareResult, Proce
 import type { LocalApiServer } from '../local-api/local-api-server.js';
 import type { StoredPackage } from '../model/state.js';
 import type { FsStore } from '../store/fs-store.js';
+import { AdoptedProcess, HANDOVER_FILE, isOurs, removeRecord, takeRecords, writeRecord } from './adoption.js';
 import { commandProbe, probe } from './health-check.js';
 import { bindSocket, SocketTable, type BoundSocket } from './listen-sockets.js';
 
@@ -18,7 +19,9 @@ interface Runnable {
 
 interface Proc extends Runnable {
   processId: string;
-  child: ChildProcess;
+  /** The credential this process speaks to the local API with (in its environment). */
+  token: string;
+  child: ChildProcess | AdoptedProcess;
   exited: Promise<void>;
   exitInfo?: string;
   stopping: boolean;
@@ -180,11 +183,12 @@ export class ChildProcessRuntime implements ProcessRuntime {
   }
 
   async apply(set: StoredPackage[]): Promise<void> {
+    const desired = runnables(set);
+    const adopted: Proc[] = [];
     if (!this.orphansChecked) {
       this.orphansChecked = true;
-      await this.killOrphans();
+      adopted.push(...(await this.adoptOrStop(desired)));
     }
-    const desired = runnables(set);
     for (const [name, p] of this.live) {
       if (desired.get(name)?.module.digest !== p.module.digest) {
         this.live.delete(name);
@@ -196,7 +200,7 @@ export class ChildProcessRuntime implements ProcessRuntime {
       // Started anyway below: spawn fails again on the socket and says so; the rest of the set runs.
       this.opts.log.error('cannot bind a module socket', { error: e instanceof Error ? e.message : String(e) });
     });
-    const started: Proc[] = [];
+    const started: Proc[] = [...adopted];
     for (const r of toStart) {
       let p: Proc;
       try {
@@ -213,6 +217,26 @@ export class ChildProcessRuntime implements ProcessRuntime {
       const r = await this.waitHealthy(p, Date.now() + 30_000);
       if (!r.ok) this.opts.log.warn('process started but not healthy', { processId: p.processId, output: r.output });
     }
+  }
+
+  /**
+   * A self-upgrade: the processes keep running for the next agent version to adopt. Supervision
+   * stops, the run records stay, and the listening sockets are returned for the launcher to pass on.
+   */
+  handOver(): BoundSocket[] {
+    this.stopped = true;
+    writeFileSync(join(this.runDir, HANDOVER_FILE), String(process.pid));
+    for (const p of [...this.live.values(), ...this.candidates]) p.health?.close();
+    return this.sockets.all();
+  }
+
+  /** Listening sockets the previous agent version handed over (through the launcher). */
+  adoptSockets(sockets: { host: string; port: number; handle: { fd: number; close(): void } }[]): void {
+    for (const s of sockets) this.sockets.adopt(s.host, s.port, s.handle);
+  }
+
+  private get runDir(): string {
+    return join(this.opts.store.dir, 'run');
   }
 
   async stopAll(): Promise<void> {
@@ -239,12 +263,14 @@ export class ChildProcessRuntime implements ProcessRuntime {
     const logPath = join(this.opts.store.dir, 'logs', `${r.module.name}.log`);
     const out = openSync(logPath, 'a');
     const fds: number[] = [];
+    const token = this.opts.api.issueCredential(processId);
     const env: NodeJS.ProcessEnv = {
       PATH: process.env['PATH'],
       HOME: process.env['HOME'],
       ...run.env,
       [AGENT_ENV.socket]: this.opts.api.socketPath,
       [AGENT_ENV.processId]: processId,
+      [AGENT_ENV.token]: token,
       [STATE_MARKER]: this.opts.store.dir,
     };
     let health: BoundSocket | undefined;
@@ -259,9 +285,10 @@ export class ChildProcessRuntime implements ProcessRuntime {
       env['LISTEN_FDNAMES'] = health ? 'service:health' : 'service';
     }
     const [command, ...args] = this.argv(r, [run.command, ...run.args]);
-    const child = spawn(command!, args, { stdio: ['ignore', out, out, ...fds], env, cwd: this.opts.store.dir });
+    // Its own process group: a signal to the agent's group (a terminal, a launcher stop) does not reach it, so it can outlive an agent upgrade.
+    const child = spawn(command!, args, { stdio: ['ignore', out, out, ...fds], env, cwd: this.opts.store.dir, detached: true });
     closeSync(out);
-    const proc: Proc = { ...r, processId, child, stopping: false, health, logPath, exited: Promise.resolve() };
+    const proc: Proc = { ...r, processId, token, child, stopping: false, health, logPath, exited: Promise.resolve() };
     proc.exited = new Promise<void>((resolve) => {
       child.once('exit', (code, signal) => {
         proc.exitInfo = signal ? `killed by ${signal}` : `exited with code ${code}`;
@@ -274,7 +301,7 @@ export class ChildProcessRuntime implements ProcessRuntime {
         resolve();
       });
     });
-    if (child.pid) writeFileSync(join(this.opts.store.dir, 'run', `${processId}.pid`), String(child.pid));
+    if (child.pid) writeRecord(this.runDir, { pid: child.pid, processId, token, module: r.module.name, digest: r.module.digest, ...(health ? { healthPort: health.port } : {}) });
     this.opts.counters.inc('agent_processes_started_total');
     this.opts.log.info('process started', { processId, pid: child.pid });
     return proc;
@@ -282,8 +309,9 @@ export class ChildProcessRuntime implements ProcessRuntime {
 
   private exited(p: Proc): void {
     p.health?.close();
-    rmSync(join(this.opts.store.dir, 'run', `${p.processId}.pid`), { force: true });
+    if (!this.stopped || p.stopping) removeRecord(this.runDir, p.processId);
     this.opts.api.forget(p.processId);
+    this.opts.api.revokeCredential(p.processId, p.token);
     if (p.stopping || this.stopped) return;
     // Supervision: a live process that dies is started again.
     this.opts.counters.inc('agent_process_crashes_total');
@@ -335,28 +363,47 @@ export class ChildProcessRuntime implements ProcessRuntime {
     }
   }
 
-  /** Processes a killed agent left behind hold the sockets: stop them before starting the set again. */
-  private async killOrphans(): Promise<void> {
-    const dir = join(this.opts.store.dir, 'run');
-    for (const f of readdirSync(dir)) {
-      const pid = Number(readFileSync(join(dir, f), 'utf8'));
-      rmSync(join(dir, f), { force: true });
-      if (!Number.isInteger(pid) || pid <= 1 || !existsSync(`/proc/${pid}`)) continue;
-      let environ = '';
-      try {
-        environ = readFileSync(`/proc/${pid}/environ`, 'utf8');
-      } catch {
+  /**
+   * Processes an earlier agent run left: after a handover (self-upgrade) the ones running a module
+   * of the set, at the same digest, are adopted (credential, health port, exit watch); any other is
+   * killed, since it holds sockets the set needs (a crashed agent's processes).
+   */
+  private async adoptOrStop(desired: Map<string, Runnable>): Promise<Proc[]> {
+    const marker = `${STATE_MARKER}=${this.opts.store.dir}`;
+    const handover = existsSync(join(this.runDir, HANDOVER_FILE));
+    rmSync(join(this.runDir, HANDOVER_FILE), { force: true });
+    const adopted: Proc[] = [];
+    for (const { file, pid, record } of takeRecords(this.runDir)) {
+      if (!isOurs(pid, marker)) continue;
+      const want = record ? desired.get(record.module) : undefined;
+      if (handover && record && want && want.module.digest === record.digest && `${want.module.name}@${want.module.version}` === record.processId && !this.live.has(want.module.name)) {
+        const host = want.module.run.listen?.host ?? '127.0.0.1';
+        const child = new AdoptedProcess(pid, marker);
+        const proc: Proc = { ...want, processId: record.processId, token: record.token, child, stopping: false, logPath: join(this.opts.store.dir, 'logs', `${want.module.name}.log`), exited: Promise.resolve(), ...(record.healthPort ? { health: { fd: -1, host, port: record.healthPort, close: () => undefined } } : {}) };
+        proc.exited = new Promise<void>((resolve) => {
+          child.once('exit', () => {
+            proc.exitInfo = 'exited (an adopted process: its exit status is not known)';
+            this.exited(proc);
+            resolve();
+          });
+        });
+        this.opts.api.adoptCredential(record.processId, record.token);
+        writeRecord(this.runDir, record);
+        this.live.set(want.module.name, proc);
+        adopted.push(proc);
+        this.opts.counters.inc('agent_processes_adopted_total');
+        this.opts.log.info('adopted a process the previous agent version started', { processId: record.processId, pid });
         continue;
       }
-      if (!environ.split('\0').includes(`${STATE_MARKER}=${this.opts.store.dir}`)) continue;
-      this.opts.log.warn('stopping a process left by a previous agent run', { pid, file: f });
+      this.opts.log.warn('stopping a process left by a previous agent run', { pid, file });
       try {
         process.kill(pid, 'SIGKILL');
       } catch {
         continue;
       }
       const until = Date.now() + 5000;
-      while (existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z') && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      while (isOurs(pid, marker) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     }
+    return adopted;
   }
 }

@@ -22,6 +22,8 @@ export interface BoundSocket {
   host: string;
   port: number;
   close(): void;
+  /** The native handle (what can be sent to another process over an IPC channel). */
+  handle?: unknown;
 }
 
 /**
@@ -38,7 +40,7 @@ export function bindSocket(host: string, port: number): BoundSocket {
     handle.close();
     throw new ChangeoverError('UNAVAILABLE', `cannot bind ${host}:${port}: the address is in use`, { host, port });
   }
-  return { fd: handle.fd, host, port: name.port, close: () => handle.close() };
+  return { fd: handle.fd, host, port: name.port, close: () => handle.close(), handle };
 }
 
 /** One socket per host:port, shared by every version of the module that serves it. */
@@ -68,6 +70,16 @@ export class SocketTable {
         await new Promise((r) => setTimeout(r, 50));
       }
     }
+  }
+
+  /** Takes over a socket bound by an earlier agent run (handed over through the launcher). */
+  adopt(host: string, port: number, handle: { fd: number; close(): void }): void {
+    this.sockets.get(`${host}:${port}`)?.close();
+    this.sockets.set(`${host}:${port}`, { fd: handle.fd, host, port, close: () => handle.close(), handle });
+  }
+
+  all(): BoundSocket[] {
+    return [...this.sockets.values()];
   }
 
   closeAll(): void {

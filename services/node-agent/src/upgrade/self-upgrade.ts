@@ -2,13 +2,20 @@ import { existsSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ProgressReport } from '@changeover/contracts';
-import type { Log, ReportSink } from '../core/ports.js';
+import type { Counters, Log, ReportSink } from '../core/ports.js';
 import type { GroupManager } from '../groups/group-manager.js';
+import { inventoryOf } from '../model/state.js';
 import { writeAtomic } from '../store/atomic-file.js';
+import type { FsStore } from '../store/fs-store.js';
+import { LAUNCH_FILES, type RollbackNote } from './launcher-config.js';
 
 /** The exit code that asks the launcher to start the agent again (from the newly installed package). */
 export const RESTART_EXIT_CODE = 75;
 const FILE = 'self-upgrade.json';
+/** The progress error code when members that left for the upgrade are not back by the deadline. */
+export const MEMBERS_NOT_REJOINED = 'MEMBERS_NOT_REJOINED';
+/** The progress error code when the new agent version did not come up and the launcher started this one again. */
+export const AGENT_UPGRADE_FAILED = 'AGENT_UPGRADE_FAILED';
 
 interface Pending {
   report: ProgressReport;
@@ -29,7 +36,17 @@ export class SelfUpgrade {
   private restarting = false;
 
   constructor(
-    private readonly opts: { stateDir: string; agentPackage: string; agentVersion: string; sink: ReportSink; log: Log; groups: () => GroupManager; restart: () => Promise<void> },
+    private readonly opts: {
+      stateDir: string;
+      agentPackage: string;
+      agentVersion: string;
+      sink: ReportSink;
+      log: Log;
+      counters: Counters;
+      store: Pick<FsStore, 'load' | 'save'>;
+      groups: () => Pick<GroupManager, 'localMembers'>;
+      restart: () => Promise<void>;
+    },
   ) {}
 
   /** Reports pass through, except the completion of our own upgrade (held) and, after a restart, repeats of it until members are back. */
@@ -61,27 +78,59 @@ export class SelfUpgrade {
     await this.opts.restart();
   }
 
-  /** Before the node says hello: picks up a completion held by the previous agent version. */
+  /**
+   * Before the node says hello (and before the active set is applied): picks up a completion held by
+   * the previous agent version. When the launcher rolled the new version back (it did not come up),
+   * this older agent runs again: the store goes back to the set that ran before the upgrade and the
+   * held report becomes a failure (AGENT_UPGRADE_FAILED), so the rollout does not count the node done.
+   */
   async load(): Promise<void> {
     const path = join(this.opts.stateDir, FILE);
-    if (!existsSync(path)) return this.released();
+    const notePath = join(this.opts.stateDir, LAUNCH_FILES.rollback);
+    const note = existsSync(notePath) ? (JSON.parse(await readFile(notePath, 'utf8')) as RollbackNote) : null;
+    if (!existsSync(path)) {
+      if (note) await rm(notePath, { force: true });
+      return this.released();
+    }
     this.held = JSON.parse(await readFile(path, 'utf8')) as Pending;
+    if (!note) return;
+    const state = await this.opts.store.load();
+    // `previous` stays: a regress to it must not install the version that just failed to start.
+    const back = { ...state, active: state.previous, journal: null };
+    await this.opts.store.save(back);
+    const message = `agent ${this.opts.agentPackage} did not come up (${note.reason}); the launcher started version ${this.opts.agentVersion} again and the node went back to its previous set`.slice(0, 4000);
+    this.held = { ...this.held, report: { ...this.held.report, phase: 'failed', error: { code: AGENT_UPGRADE_FAILED, message }, inventory: inventoryOf(back) } };
+    await writeAtomic(path, JSON.stringify(this.held));
+    await rm(notePath, { force: true });
+    this.opts.counters.inc('agent_upgrade_failures_total', { reason: AGENT_UPGRADE_FAILED });
+    this.opts.log.error('the new agent version did not come up: rolled back', { reason: note.reason, failedEntry: note.failedEntry, rolloutId: this.held.report.rolloutId });
   }
 
-  /** After start: waits (at most `timeoutMs`) until the members that left have joined again, then sends the held completion. */
-  async resume(timeoutMs = 30_000): Promise<void> {
+  /**
+   * After start: waits until every member that left has joined again, then sends the held
+   * completion. A member not back within `timeoutMs` makes it a `failed` report
+   * (MEMBERS_NOT_REJOINED, naming them) instead: the rollout must not move on while a group lacks it.
+   */
+  async resume(timeoutMs: number): Promise<void> {
     const held = this.held;
     if (!held) return;
     const deadline = Date.now() + timeoutMs;
-    const back = () => {
+    const missing = () => {
       const now = new Set(this.opts.groups().localMembers().map((m) => `${m.groupId}/${m.memberId}`));
-      return held.members.every((m) => now.has(`${m.groupId}/${m.memberId}`));
+      return held.members.map((m) => `${m.groupId}/${m.memberId}`).filter((k) => !now.has(k));
     };
-    while (!back() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    if (!back()) this.opts.log.warn('not every group member came back after the upgrade; reporting completion anyway', { members: held.members });
+    while (missing().length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    const gone = missing();
     await rm(join(this.opts.stateDir, FILE), { force: true });
     this.held = null;
-    this.opts.sink.publish(held.report.nodeId, 'progress', held.report);
+    if (gone.length) {
+      this.opts.counters.inc('agent_upgrade_failures_total', { reason: MEMBERS_NOT_REJOINED });
+      this.opts.log.error('group members did not rejoin after the agent upgrade: reporting the upgrade failed', { missing: gone, timeoutMs });
+      const message = `group members not back within ${timeoutMs} ms after the agent upgrade: ${gone.join(', ')}`.slice(0, 4000);
+      this.opts.sink.publish(held.report.nodeId, 'progress', { ...held.report, phase: 'failed', error: { code: MEMBERS_NOT_REJOINED, message } } satisfies ProgressReport);
+    } else {
+      this.opts.sink.publish(held.report.nodeId, 'progress', held.report);
+    }
     this.released();
   }
 }

@@ -56,7 +56,7 @@ beforeAll(async () => {
     // The launcher is what the node's supervisor runs; it starts the installed agent version.
     const log = join(dir, `launcher-${n}.log`);
     const out = openSync(log, 'a');
-    const proc = spawn(process.execPath, [LAUNCHER], { env: { PATH: process.env['PATH'] ?? '', OTEL_SDK_DISABLED: 'true', NATS_URL: nats.url, NODE_ID: n, NODE_CLASS: 'up', AGENT_STATE_DIR: join(dir, n), AGENT_VERSION: '1.0.0', AGENT_CLUSTER_VERSIONS: '1-1', AGENT_HEARTBEAT_MS: '300', AGENT_MIN_FREE_DISK_MB: '1', LOG_LEVEL: 'warn' }, stdio: ['ignore', out, out], detached: true });
+    const proc = spawn(process.execPath, [LAUNCHER], { env: { PATH: process.env['PATH'] ?? '', OTEL_SDK_DISABLED: 'true', NATS_URL: nats.url, NODE_ID: n, NODE_CLASS: 'up', AGENT_STATE_DIR: join(dir, n), AGENT_VERSION: '1.0.0', AGENT_CLUSTER_VERSIONS: '1-1', AGENT_HEARTBEAT_MS: '300', AGENT_MIN_FREE_DISK_MB: '1', AGENT_EXTERNAL_PROCESSES: 'proc-m1,proc-m2,proc-m3', LOG_LEVEL: 'warn' }, stdio: ['ignore', out, out], detached: true });
     // Its own process group: the agent it starts goes with it when the test ends.
     children.push({ name: `launcher-${n}`, proc, log });
     launchers.push(proc);
@@ -64,7 +64,7 @@ beforeAll(async () => {
   await waitFor('three agents 1.0.0 registered', async () => (await status()).nodes?.filter((x) => x.status === 'active' && x.agentVersion === '1.0.0').length === 3, { timeoutMs: 60_000, intervalMs: 200 });
   for (const [m, n] of [['m1', 'n1'], ['m2', 'n2'], ['m3', 'n3']] as const) {
     const port = await freePort();
-    const proc = spawn(process.execPath, [MEMBER], { env: { PATH: process.env['PATH'] ?? '', AGENT_SDK, GROUP: 'orders', MEMBER_ID: m, PORT: String(port), CHANGEOVER_AGENT_SOCKET: join(dir, n, 'agent.sock'), CHANGEOVER_PROCESS_ID: `proc-${m}` }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const proc = spawn(process.execPath, [MEMBER], { env: { PATH: process.env['PATH'] ?? '', AGENT_SDK, GROUP: 'orders', MEMBER_ID: m, PORT: String(port), CHANGEOVER_AGENT_SOCKET: join(dir, n, 'agent.sock'), CHANGEOVER_PROCESS_ID: `proc-${m}`, CHANGEOVER_PROCESS_TOKEN_FILE: join(dir, n, 'credentials', `proc-${m}.token`) }, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     proc.stdout!.on('data', (c: Buffer) => (out += c.toString()));
     members.set(m, { proc, port });

@@ -43,6 +43,8 @@ async function startAgent(nodeId: string, agentVersion: string, range: string, a
     AGENT_STATE_DIR: join(dir, nodeId),
     AGENT_VERSION: agentVersion,
     AGENT_CLUSTER_VERSIONS: range,
+    // The members below are started by the test, not by the agent: each reads its credential file.
+    AGENT_EXTERNAL_PROCESSES: 'proc-m1,proc-m2,proc-m3,proc-m4,proc-b1,proc-b2,proc-p5',
     AGENT_HEARTBEAT_MS: '300',
     AGENT_GROUP_APPENDS: appends,
     AGENT_MIN_FREE_DISK_MB: '1',
@@ -71,7 +73,7 @@ const memberOutput = new Map<string, () => string>();
 
 async function startMember(memberId: string, nodeId: string, group: string, wait = true): Promise<void> {
   const port = await freePort();
-  const proc = spawn(process.execPath, [MEMBER], { env: { PATH: process.env['PATH'] ?? '', AGENT_SDK, GROUP: group, MEMBER_ID: memberId, PORT: String(port), CHANGEOVER_AGENT_SOCKET: socketOf(nodeId), CHANGEOVER_PROCESS_ID: `proc-${memberId}` }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, [MEMBER], { env: { PATH: process.env['PATH'] ?? '', AGENT_SDK, GROUP: group, MEMBER_ID: memberId, PORT: String(port), CHANGEOVER_AGENT_SOCKET: socketOf(nodeId), CHANGEOVER_PROCESS_ID: `proc-${memberId}`, CHANGEOVER_PROCESS_TOKEN_FILE: join(dir, nodeId, 'credentials', `proc-${memberId}.token`) }, stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   proc.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   members.set(memberId, { proc, port, nodeId, group });
