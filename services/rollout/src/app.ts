@@ -70,6 +70,7 @@ export async function startRollout(input: RolloutConfig, opts: { registry?: Regi
     },
     settled: (state, version) => table.saveNow(state, version),
     forget: (id) => sender.forget(id),
+    providedElsewhere: (req) => registry.providedApis(req),
     clock,
     log,
   });
