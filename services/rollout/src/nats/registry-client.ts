@@ -1,13 +1,15 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { requestRpc } from '@changeover/messaging';
 import type { z } from 'zod';
-import { GetPackagesReply, ImportImageReply, ProvidedApisReply, SelectModulesReply, subjects, type PackageRef, type SignedPackage } from '@changeover/contracts';
+import { ClassRecord, GetPackagesReply, isChangeoverError, ImportImageReply, ProvidedApisReply, SelectModulesReply, subjects, type PackageRef, type SignedPackage } from '@changeover/contracts';
 
 /** The registry as the rollout service uses it (request/reply over NATS). */
 export interface RegistryPort {
   selectModules(req: { packages: PackageRef[]; nodes?: string[]; classes?: string[] }): Promise<z.infer<typeof SelectModulesReply>>;
   getPackages(packages: PackageRef[]): Promise<SignedPackage[]>;
   importImage(image: Uint8Array): Promise<z.infer<typeof ImportImageReply>>;
+  /** A class's desired packages; null for a class the registry does not know. */
+  classPackages(classId: string): Promise<PackageRef[] | null>;
   /** The `api@version` active nodes outside the given scope provide, for the consumed APIs' names. */
   providedApis(req: { consumes: string[]; excludeClasses: string[]; excludeNodes: string[] }): Promise<string[]>;
 }
@@ -17,6 +19,14 @@ export function natsRegistry(nc: NatsConnection, timeoutMs: number): RegistryPor
     selectModules: (req) => requestRpc(nc, subjects.registry('select-modules'), { packages: req.packages, nodes: req.nodes ?? [], classes: req.classes ?? [] }, SelectModulesReply, { timeoutMs }),
     getPackages: async (packages) => (await requestRpc(nc, subjects.registry('get-packages'), { packages }, GetPackagesReply, { timeoutMs })).packages,
     providedApis: async (req) => (await requestRpc(nc, subjects.registry('provided-apis'), req, ProvidedApisReply, { timeoutMs })).provided,
+    classPackages: async (classId) => {
+      try {
+        return (await requestRpc(nc, subjects.registry('get-class'), { classId }, ClassRecord, { timeoutMs })).packages;
+      } catch (e) {
+        if (isChangeoverError(e, 'NOT_FOUND')) return null;
+        throw e;
+      }
+    },
     importImage: (image) => requestRpc(nc, subjects.registry('import-image'), { imageBase64: Buffer.from(image).toString('base64') }, ImportImageReply, { timeoutMs }),
   };
 }

@@ -5,7 +5,7 @@ import { checkedNodes, decide, scopeOf, type RolloutCommand } from '../rollout/r
 import { unprovidedApis } from '../dependency-check/dependency-check.js';
 import { coalesce } from '../rollout/rollout.coalesce.js';
 import { rolloutStreamId, type RolloutEvent } from '../rollout/rollout.events.js';
-import { evolve, fold, initialState, type ActiveState, type RolloutState } from '../rollout/rollout.state.js';
+import { evolve, fold, initialState, isTerminal, type ActiveState, type RolloutState } from '../rollout/rollout.state.js';
 import { needsOwner, onHello, react, resume, whyIgnored, type Action } from './rollout.workflow.js';
 import { recordAppended } from './rollout.metrics.js';
 import { rolloutTraceContext, traceDecisions, traceSend, traceStep } from './rollout.tracing.js';
@@ -216,6 +216,12 @@ export class RolloutRunner {
       o.queue.push({ kind: 'catch-up', resolve });
       void this.drain(o);
     });
+  }
+
+  /** True when a rollout this instance runs has the node and is not finished: that rollout brings the node along. */
+  inActiveRollout(nodeId: string): boolean {
+    for (const o of this.owned.values()) if (o.state.status !== 'initial' && !isTerminal(o.state) && o.state.nodes.has(nodeId)) return true;
+    return false;
   }
 
   /** A node said hello: re-send whatever any owned rollout still owes it. */
