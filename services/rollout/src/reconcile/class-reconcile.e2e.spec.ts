@@ -23,6 +23,7 @@ let rolloutBase: string;
 const children: Child[] = [];
 const hellos: Uint8Array[] = [];
 let lateHealthPort: number;
+let offHealthPort: number;
 
 async function publish(name: string, version: string): Promise<void> {
   const blob = Buffer.from(`${name} ${version}\n`);
@@ -41,7 +42,7 @@ const reconciles = async () => (await http<{ rollouts: { rolloutId: string; stat
 beforeAll(async () => {
   logDir = mkdtempSync(join(tmpdir(), 'changeover-reconcile-'));
   [db, nats] = await Promise.all([createTestDatabase('rollout_reconcile'), startNats()]);
-  const [registryPort, rolloutPort, webHealth, lateHealth] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+  const [registryPort, rolloutPort, webHealth, lateHealth, offHealth] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
   registryBase = `http://127.0.0.1:${registryPort}`;
   rolloutBase = `http://127.0.0.1:${rolloutPort}`;
   nc = await connect({ servers: nats.url });
@@ -59,6 +60,7 @@ beforeAll(async () => {
   await publish('app', '1.0.0');
   // The late node is started by the test itself.
   lateHealthPort = lateHealth;
+  offHealthPort = offHealth;
 }, 120_000);
 
 afterAll(async () => {
@@ -68,19 +70,28 @@ afterAll(async () => {
   await db?.drop();
 }, 60_000);
 
-describe('a node joining a class after its rollout', () => {
+const offFleet = () => startService('fleet-off', 'services/node-agent', ['--simulate', '1', '--class', 'web', '--node-prefix', 'off', '--heartbeat-ms', '500'], { NATS_URL: nats.url, AGENT_HEALTH_PORT: String(offHealthPort), LOG_LEVEL: 'warn' }, logDir);
+
+describe('a node joining a class after its rollout, or away during it', () => {
   it('is brought to the class configuration on hello, by one rollout however often it says hello', async () => {
+    // A node of the class that is away during the class's rollout.
+    const away = offFleet();
+    await waitFor('the away node registered', async () => (await active('off-1')) !== null, { timeoutMs: 60_000, intervalMs: 200 });
+    await kill9(away);
     const put = await http('PUT', `${registryBase}/classes/web`, { packages: [{ name: 'app', version: '1.0.0' }] });
     expect(put.status).toBe(200);
-    const r = await http('POST', `${rolloutBase}/rollouts`, { rolloutId: 'rc-web', update: { description: 'web to app 1.0.0', targets: [{ classes: ['web'], packages: [{ name: 'app', version: '1.0.0' }] }] } });
+    const r = await http('POST', `${rolloutBase}/rollouts`, { rolloutId: 'rc-web', update: { description: 'web to app 1.0.0', targets: [{ classes: ['web'], packages: [{ name: 'app', version: '1.0.0' }] }] }, policy: { voteTimeoutMs: 3000, unreachable: 'exclude' } });
     expect(r.status).toBe(201);
     await waitFor('the class rollout completed', async () => (await http<RolloutSummary>('GET', `${rolloutBase}/rollouts/rc-web`)).body.status === 'completed', { timeoutMs: 60_000, intervalMs: 100 });
     expect(await reconciles()).toEqual([]);
 
+    expect(await active('off-1')).toEqual([]);
+
     // A node joins the class now, with nothing installed.
     children.push(startService('fleet-late', 'services/node-agent', ['--simulate', '1', '--class', 'web', '--node-prefix', 'late', '--heartbeat-ms', '500'], { NATS_URL: nats.url, AGENT_HEALTH_PORT: String(lateHealthPort), LOG_LEVEL: 'warn' }, logDir));
     await waitFor('the late node on the class version', async () => (await active('late-1'))?.join() === 'app@1.0.0', { timeoutMs: 60_000, intervalMs: 100 });
-    const [made] = await reconciles();
+    const [made, ...others] = await reconciles();
+    expect(others).toEqual([]);
     expect(made?.status).toBe('completed');
     const shown = (await http<RolloutSummary & { nodePhases: Record<string, string> }>('GET', `${rolloutBase}/rollouts/${made!.rolloutId}?nodes=true`)).body;
     expect(shown.nodePhases).toEqual({ 'late-1': 'completed' });
@@ -96,5 +107,13 @@ describe('a node joining a class after its rollout', () => {
     expect(await metrics('started')).toBe(1);
     // The class's own nodes were on the configuration: none got a reconcile rollout.
     expect(await active('w-1')).toEqual(['app@1.0.0']);
+
+    // The away node comes back: its hello brings it to the class's configuration too.
+    children.push(offFleet());
+    await waitFor('the returning node on the class version', async () => (await active('off-1'))?.join() === 'app@1.0.0', { timeoutMs: 60_000, intervalMs: 100 });
+    const after = await reconciles();
+    expect(after).toHaveLength(2);
+    expect(after.every((x) => x.status === 'completed')).toBe(true);
+    expect(await metrics('started')).toBe(2);
   });
 });
