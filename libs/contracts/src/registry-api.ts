@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Characteristics, Digest, MAX, Name, PackageRef, ProcessorType, SelectedPackage, SemVer, SignedPackage, SoftwareUpdate, VersionRange } from './domain.js';
+import { ApiConsumed, ApiProvided, Characteristics, Digest, MAX, Name, PackageRef, ProcessorType, SelectedPackage, SemVer, SignedPackage, SoftwareUpdate, VersionRange } from './domain.js';
 import { ClassId, NodeId } from './ids.js';
 import { Inventory } from './node-protocol.js';
 
@@ -154,6 +154,21 @@ export const SetClassRequest = ClassConfiguration.extend({ by: z.string().min(1)
 export type SetClassRequest = z.infer<typeof SetClassRequest>;
 export const ClassRecord = ClassConfiguration.extend({ nodes: z.number().int().nonnegative(), updatedAt: z.string() });
 export type ClassRecord = z.infer<typeof ClassRecord>;
+
+/**
+ * changeover.registry.provided-apis — which versions of the named APIs the fleet's active nodes
+ * provide, from the inventories the registry holds, leaving out the nodes a rollout checks with its
+ * own inventories (whole classes by id, the rest by node). The answer is a set of `api@version`,
+ * whatever the fleet's size: a rollout's inter-node check needs no node's inventory (claim 10).
+ */
+export const ProvidedApisRequest = z.strictObject({
+  consumes: z.array(ApiConsumed).min(1).max(1024),
+  excludeClasses: z.array(ClassId).max(1000).default([]),
+  excludeNodes: z.array(NodeId).max(MAX.nodesPerMessage).default([]),
+});
+export type ProvidedApisRequest = z.infer<typeof ProvidedApisRequest>;
+export const ProvidedApisReply = z.strictObject({ provided: z.array(ApiProvided) });
+export type ProvidedApisReply = z.infer<typeof ProvidedApisReply>;
 
 /** The reply envelope of every request/reply subject. */
 export const rpcReply = <S extends z.ZodType>(result: S) =>

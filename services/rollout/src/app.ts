@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { connect, credsAuthenticator } from '@nats-io/transport-node';
 import { EventStore, startOutboxRelay } from '@changeover/event-store';
-import { encode } from '@changeover/contracts';
+import { encode, RolloutPolicy } from '@changeover/contracts';
 import { changeoverMetrics, createLogger, metricsHandler } from '@changeover/telemetry';
 import type { RolloutConfig } from './config.js';
 import { migrateRollout } from './infra/rollout.migration.js';
@@ -16,6 +16,7 @@ import { natsRegistry, type RegistryPort } from './nats/registry-client.js';
 import { CommandSender } from './nats/command-sender.js';
 import { APPENDED_SUBJECT, startAgentIntake } from './nats/agent-intake.js';
 import { RolloutRunner } from './workflow/rollout.runner.js';
+import { RECONCILE_ACTOR, startClassReconcile } from './reconcile/class-reconcile.js';
 import { setRolloutGauges } from './workflow/rollout.metrics.js';
 import { Planner } from './planning/planner.js';
 import { RolloutCommands } from './rollout/rollout.commands.js';
@@ -70,6 +71,7 @@ export async function startRollout(input: RolloutConfig, opts: { registry?: Regi
     },
     settled: (state, version) => table.saveNow(state, version),
     forget: (id) => sender.forget(id),
+    providedElsewhere: (req) => registry.providedApis(req),
     clock,
     log,
   });
@@ -77,6 +79,18 @@ export async function startRollout(input: RolloutConfig, opts: { registry?: Regi
   const keeper = new LeaseKeeper(leases, runner, config.leaseMs, log);
   const api = new RolloutCommands({ runner, store, registry, planner, acquire: (id) => keeper.acquire(id), list: (n) => table.list(n), row: (id) => table.get(id), clock });
   const intake = startAgentIntake(nc, { runner, planner, log, clock, helloRate: config.helloRate });
+  if (config.reconcile) {
+    intake.push(
+      startClassReconcile(nc, {
+        classPackages: (classId) => registry.classPackages(classId),
+        inActiveRollout: (nodeId) => runner.inActiveRollout(nodeId),
+        create: (req) => api.create(req, RECONCILE_ACTOR),
+        policy: RolloutPolicy.parse({}),
+        log,
+        helloRate: config.helloRate,
+      }),
+    );
+  }
   await nc.flush();
   // Cluster infrastructure version (DESIGN §6): resumes an adjustment a previous process was killed in.
   const cluster = new ClusterVersionService({ store, pool: store.pool, nc, logs: await GroupLogs.open(nc, config.streamReplicas), registryTimeoutMs: config.registryTimeoutMs, validateTimeoutMs: config.validateTimeoutMs, clock, log, ...(config.faultAt ? { faultAt: config.faultAt } : {}) });

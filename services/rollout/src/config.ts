@@ -20,6 +20,8 @@ export const RolloutConfigSchema = z.object({
   ROLLOUT_INSTANCE_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must match [A-Za-z0-9_.-]{1,64}').default(`${hostname().slice(0, 40)}-${process.pid}`),
   ROLLOUT_LEASE_MS: z.coerce.number().int().min(500).max(600_000).default(15_000),
   ROLLOUT_RELAY: bool.default(true),
+  /** Bring a node whose hello shows it off its class's configuration to it with a reconcile rollout (DESIGN §3). */
+  ROLLOUT_RECONCILE: bool.default(true),
   ROLLOUT_REGISTRY_TIMEOUT_MS: z.coerce.number().int().positive().max(600_000).default(10_000),
   /** Largest JSON request body (413 TOO_LARGE beyond). */
   ROLLOUT_MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
@@ -51,6 +53,7 @@ export interface RolloutConfig {
   instanceId: string;
   leaseMs: number;
   relay: boolean;
+  reconcile: boolean;
   registryTimeoutMs: number;
   maxBodyBytes: number;
   maxImageBytes: number;
@@ -75,6 +78,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     instanceId: e.ROLLOUT_INSTANCE_ID,
     leaseMs: e.ROLLOUT_LEASE_MS,
     relay: e.ROLLOUT_RELAY,
+    reconcile: e.ROLLOUT_RECONCILE,
     registryTimeoutMs: e.ROLLOUT_REGISTRY_TIMEOUT_MS,
     maxBodyBytes: e.ROLLOUT_MAX_BODY_BYTES,
     maxImageBytes: e.ROLLOUT_MAX_IMAGE_BYTES,

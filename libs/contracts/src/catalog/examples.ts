@@ -77,6 +77,7 @@ export const REGISTRY_EXAMPLES = {
     reply: { packages: [{ name: 'billing', version: '2.1.0', description: 'Billing service', contentHash: digest2, signatureVerdict: 'valid', signedBy: 'release-2026', modules: 1, createdAt: at }] },
   },
   'list-nodes': { request: { classId, status: 'active', label: 'zone=eu-1', limit: 100 }, reply: { nodes: [nodeRecord], next: null } },
+  'provided-apis': { request: { consumes: ['auth-api@^1'], excludeClasses: [classId], excludeNodes: [] }, reply: { provided: ['auth-api@1.4.0'] } },
   'enroll-node': {
     request: { nodeId, classId, processorType: 'x86_64', characteristics },
     reply: { ...nodeRecord, natsCredentials: { creds: '-----BEGIN NATS USER JWT-----\neyJ0eXAiOiJKV1QiLCJhbGciOiJlZDI1NTE5LW5rZXkifQ.e30.sig\n------END NATS USER JWT------\n', userPublicKey: 'UBNOVSQLDKZS3XE4VHQJ3FGYC5BV5UC4YXNVLVYTLGP6WX6JCQHTAKOG', inboxPrefix: `_INBOX.node.${nodeId}` } },

@@ -47,6 +47,7 @@ describe('registry NATS request/reply under fuzzed input', () => {
     'publish-package': () => [publishRequest(sign(fuzzPackage), fuzzPackage.blobs), publishRequest(sign(fuzzPackage), new Map())],
     'list-packages': () => [{ name: 'fz', limit: 10 }, {}],
     'list-nodes': () => [{ classId: 'fz-web', status: 'stale', label: 'zone=a', nodeIds: ['fz-1'], limit: 10, after: 'a' }, {}],
+    'provided-apis': () => [{ consumes: ['fz-api@^1'], excludeClasses: ['fz-web'], excludeNodes: ['fz-1'] }, { consumes: ['fz-api@1.0.0'] }],
     'enroll-node': () => [enrollment],
     'import-image': async () => [{ upload: await putImageUpload(t.nc, await fuzzImage(), { name: FUZZ_UPLOAD }) }],
     'get-class': () => [{ classId: 'fz-web' }],

@@ -18,6 +18,8 @@ import {
   ListPackagesReply,
   ListPackagesRequest,
   parseSubject,
+  ProvidedApisReply,
+  ProvidedApisRequest,
   PublishPackageReply,
   PublishPackageRequest,
   RevokeNodeReply,
@@ -74,6 +76,7 @@ export function serveRegistryNats(nc: NatsConnection, d: RegistryDomain, opts: {
     rpc('publish-package', PublishPackageRequest, (r) => d.packages.publish(r), { ...big, resultSchema: PublishPackageReply }),
     rpc('list-packages', ListPackagesRequest, async (r) => ({ packages: await d.packages.list(r.name, r.limit) }), { ...q, resultSchema: ListPackagesReply }),
     rpc('list-nodes', ListNodesRequest, (r) => d.nodes.list(r), { ...q, resultSchema: ListNodesReply }),
+    rpc('provided-apis', ProvidedApisRequest, (r) => d.nodes.providedApis(r), { ...q, resultSchema: ProvidedApisReply }),
     rpc('enroll-node', EnrollNodeRequest, (r) => enrollNode(d, r), { ...q, resultSchema: EnrollNodeReply, rateLimit: opts.enrollLimiter }),
     rpc('revoke-node', RevokeNodeRequest, (r) => d.identities.revoke(r.nodeId, { keepLatest: r.keepLatest }), { ...q, resultSchema: RevokeNodeReply }),
     // The request names an upload object: the image is read from the object store chunk by chunk, then the upload is dropped.

@@ -193,6 +193,30 @@ export class NodeRepository {
     return this.db.query(sql, params);
   }
 
+  /**
+   * The distinct `api@version` that active nodes (heartbeat after `since`, not decommissioned)
+   * outside the excluded classes and nodes provide, for the given API names. Nodes with equal
+   * inventories share a digest: the scan groups the fleet by digest (a hash aggregate over the rows)
+   * and opens one inventory per distinct digest, so 100,000 nodes on a few configurations expand a
+   * few documents, not 100,000.
+   */
+  async providedApis(q: { names: readonly string[]; excludeClasses: readonly string[]; excludeNodes: readonly string[]; since: Date }): Promise<string[]> {
+    if (q.names.length === 0) return [];
+    const rows = await this.db.query<{ api: string }>(
+      `WITH pick AS (
+         SELECT min(node_id) AS node_id FROM registry_nodes
+         WHERE decommissioned_at IS NULL AND last_heartbeat_at > $1 AND inventory_digest IS NOT NULL
+           AND NOT (class_id = ANY($2::text[])) AND NOT (node_id = ANY($3::text[]))
+         GROUP BY inventory_digest)
+       SELECT DISTINCT api FROM pick JOIN registry_nodes n USING (node_id),
+         jsonb_array_elements(n.inventory -> 'active') AS p, jsonb_array_elements_text(p -> 'provides') AS api
+       WHERE split_part(api, '@', 1) = ANY($4::text[])
+       ORDER BY api`,
+      [q.since, q.excludeClasses, q.excludeNodes, q.names],
+    );
+    return rows.map((r) => r.api);
+  }
+
   async countByClass(classId: string): Promise<number> {
     const [r] = await this.db.query<{ n: string }>('SELECT count(*) AS n FROM registry_nodes WHERE class_id = $1 AND decommissioned_at IS NULL', [classId]);
     return Number(r?.n ?? 0);

@@ -1,4 +1,4 @@
-import { ChangeoverError, JsonInterner, type Inventory, type EnrollNodeRequest, type HeartbeatReport, type HelloReport, type InventoryReport, type ListNodesReply, type ListNodesRequest, type NodeRecord } from '@changeover/contracts';
+import { ChangeoverError, JsonInterner, type Inventory, type EnrollNodeRequest, type HeartbeatReport, type HelloReport, type InventoryReport, type ListNodesReply, type ListNodesRequest, type NodeRecord, type ProvidedApisReply, type ProvidedApisRequest } from '@changeover/contracts';
 import type { z } from 'zod';
 import type { Tx } from '../db/sql.js';
 import { RegistryEvents, streams, type RegistryEvent } from '../events/registry.events.js';
@@ -339,6 +339,13 @@ export class NodeService {
     const [row] = await this.repo.list({ nodeIds: [nodeId], limit: 1 }, now, this.policy.staleAfterMs);
     if (!row) throw new ChangeoverError('NOT_FOUND', `unknown node ${nodeId}`, { nodeId });
     return toNodeRecord(row, now, this.policy.staleAfterMs);
+  }
+
+  /** Which versions of the consumed APIs' names the active nodes outside the exclusions provide (claim 10). */
+  async providedApis(req: ProvidedApisRequest, now = new Date()): Promise<ProvidedApisReply> {
+    const names = [...new Set(req.consumes.map((api) => api.slice(0, api.indexOf('@'))))];
+    const provided = await this.repo.providedApis({ names, excludeClasses: req.excludeClasses, excludeNodes: req.excludeNodes, since: new Date(now.getTime() - this.policy.staleAfterMs) });
+    return { provided };
   }
 
   async list(req: ListNodes, now = new Date()): Promise<z.infer<typeof ListNodesReply>> {

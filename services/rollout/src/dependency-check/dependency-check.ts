@@ -13,22 +13,28 @@ const splitApi = (api: string) => {
   return { name: api.slice(0, at), version: api.slice(at + 1) };
 };
 
+/** The consumed APIs (`api@range`) the checked nodes leave unprovided: what to ask the rest of the fleet about. */
+export function unprovidedApis(nodes: readonly CheckedNode[]): string[] {
+  return [...new Set(checkDependencies(nodes).flatMap((d) => (d.kind === 'API_UNPROVIDED' ? [d.missing] : [])))].sort();
+}
+
 /**
  * Claims 9–10: intra-node (package `requires`, module `dependsOn`) and inter-node (every consumed
  * API provided by an active node in scope) checks over the nodes' reported inventories.
  */
-export function checkDependencies(nodes: readonly CheckedNode[]): Discrepancy[] {
+export function checkDependencies(nodes: readonly CheckedNode[], elsewhere: readonly string[] = []): Discrepancy[] {
   const out: Discrepancy[] = [];
-  // API name → versions provided by any node in scope.
+  // API name → versions provided by any node in scope: the checked nodes, and `elsewhere` (the
+  // `api@version` the rest of the fleet's active nodes provide, as the registry knows them).
   const provided = new Map<string, Set<string>>();
+  const add = (api: string) => {
+    const { name, version } = splitApi(api);
+    if (!provided.has(name)) provided.set(name, new Set());
+    provided.get(name)!.add(version);
+  };
+  elsewhere.forEach(add);
   for (const n of nodes) {
-    for (const p of n.inventory.active) {
-      for (const api of p.provides) {
-        const { name, version } = splitApi(api);
-        if (!provided.has(name)) provided.set(name, new Set());
-        provided.get(name)!.add(version);
-      }
-    }
+    for (const p of n.inventory.active) p.provides.forEach(add);
   }
   for (const n of nodes) {
     const active = new Map(n.inventory.active.map((p) => [p.name, p]));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { checkDependencies } from './dependency-check.js';
+import { checkDependencies, unprovidedApis } from './dependency-check.js';
 import { inventory, selected } from '../testing/fixtures.js';
 
 describe('dependency check', () => {
@@ -25,5 +25,12 @@ describe('dependency check', () => {
     const app = selected('app', { consumes: ['auth-api@^1'] });
     const provider = selected('auth', { provides: ['auth-api@1.2.0'] });
     expect(checkDependencies([{ nodeId: 'n1', inventory: inventory([app]), selected: [app] }, { nodeId: 'n2', inventory: inventory([provider]), selected: [provider] }])).toEqual([]);
+  });
+  it('an API a node outside the rollout provides satisfies a consumer only in a satisfying version', () => {
+    const app = selected('app', { consumes: ['auth-api@^1', 'billing-api@^2'] });
+    const nodes = [{ nodeId: 'n1', inventory: inventory([app]), selected: [app] }];
+    expect(unprovidedApis(nodes)).toEqual(['auth-api@^1', 'billing-api@^2']);
+    expect(checkDependencies(nodes, ['auth-api@1.3.0', 'billing-api@2.0.1'])).toEqual([]);
+    expect(checkDependencies(nodes, ['auth-api@1.3.0', 'billing-api@1.9.0']).map((d) => d.missing)).toEqual(['billing-api@^2']);
   });
 });

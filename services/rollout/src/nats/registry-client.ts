@@ -1,7 +1,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { deleteImageUpload, putImageUpload, requestRpc } from '@changeover/messaging';
 import type { z } from 'zod';
-import { GetPackagesReply, ImportImageReply, SelectModulesReply, subjects, type PackageRef, type SignedPackage } from '@changeover/contracts';
+import { ClassRecord, GetPackagesReply, isChangeoverError, ImportImageReply, ProvidedApisReply, SelectModulesReply, subjects, type PackageRef, type SignedPackage } from '@changeover/contracts';
 
 /** The registry as the rollout service uses it (request/reply over NATS). */
 export interface RegistryPort {
@@ -9,6 +9,10 @@ export interface RegistryPort {
   getPackages(packages: PackageRef[]): Promise<SignedPackage[]>;
   /** The image goes into the upload object store in chunks; the request only names it. */
   importImage(image: Uint8Array | AsyncIterable<Uint8Array>): Promise<z.infer<typeof ImportImageReply>>;
+  /** A class's desired packages; null for a class the registry does not know. */
+  classPackages(classId: string): Promise<PackageRef[] | null>;
+  /** The `api@version` active nodes outside the given scope provide, for the consumed APIs' names. */
+  providedApis(req: { consumes: string[]; excludeClasses: string[]; excludeNodes: string[] }): Promise<string[]>;
 }
 
 export function natsRegistry(nc: NatsConnection, timeoutMs: number): RegistryPort {
@@ -22,6 +26,15 @@ export function natsRegistry(nc: NatsConnection, timeoutMs: number): RegistryPor
       } finally {
         // The registry drops the upload once read; this covers a registry that never answered.
         await deleteImageUpload(nc, upload).catch(() => undefined);
+      }
+    },
+    providedApis: async (req) => (await requestRpc(nc, subjects.registry('provided-apis'), req, ProvidedApisReply, { timeoutMs })).provided,
+    classPackages: async (classId) => {
+      try {
+        return (await requestRpc(nc, subjects.registry('get-class'), { classId }, ClassRecord, { timeoutMs })).packages;
+      } catch (e) {
+        if (isChangeoverError(e, 'NOT_FOUND')) return null;
+        throw e;
       }
     },
   };

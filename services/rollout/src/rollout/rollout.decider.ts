@@ -1,5 +1,5 @@
 import { BLOCKED_VETOES_BUDGET, ChangeoverError, MAX, NODE_LIST_CHUNK, type Assignment, type ProgressReport, type RolloutPolicy, type SoftwareUpdate, type Veto, type VoteReport } from '@changeover/contracts';
-import { checkDependencies } from '../dependency-check/dependency-check.js';
+import { checkDependencies, type CheckedNode } from '../dependency-check/dependency-check.js';
 import { tally, type Tally } from '../voting/vote-tally.js';
 import { nextWave, waveSucceeded } from '../waves/wave-plan.js';
 import { ev, type RolloutEvent } from './rollout.events.js';
@@ -27,7 +27,8 @@ export type RolloutCommand =
   | { type: 'RecordProgress'; now: Date; report: ProgressReport }
   | { type: 'WaveTimeout'; now: Date; wave: number }
   | { type: 'Resume'; now: Date; by: string }
-  | { type: 'Verify'; now: Date }
+  /** `elsewhere`: the `api@version` active nodes outside the rollout provide (from the registry). */
+  | { type: 'Verify'; now: Date; elsewhere?: string[] }
   | { type: 'Regress'; now: Date; by: string; nodes?: string[]; to: RegressTarget; reason: string };
 
 export type Decision = RolloutEvent[] | ChangeoverError;
@@ -300,11 +301,23 @@ function afterOutcome(state: ActiveState, nodeIds: string | string[], outcome: '
   return [];
 }
 
+/** The rollout's completed nodes with their reported inventories and what each was sent. */
+export function checkedNodes(state: ActiveState): CheckedNode[] {
+  return [...state.inventories].map(([nodeId, inventory]) => ({ nodeId, inventory, selected: state.assignments[state.nodes.get(nodeId)!.selection]!.packages }));
+}
+
+/** The rollout's scope as the registry is asked to leave it out: whole classes by id, other nodes one by one. */
+export function scopeOf(state: ActiveState): { excludeClasses: string[]; excludeNodes: string[] } {
+  const excludeClasses = state.assignments.flatMap((a) => (a.classId ? [a.classId] : []));
+  const excludeNodes = state.assignments.flatMap((a) => (a.classId ? [] : a.nodes));
+  return { excludeClasses: [...new Set(excludeClasses)], excludeNodes: [...new Set(excludeNodes)] };
+}
+
 function verify(c: Extract<RolloutCommand, { type: 'Verify' }>, state: ActiveState): Decision {
   if (state.status !== 'verifying' && !(state.status === 'applying' && isDrained(state))) return [];
   const at = iso(c.now);
-  const checked = [...state.inventories].map(([nodeId, inventory]) => ({ nodeId, inventory, selected: state.assignments[state.nodes.get(nodeId)!.selection]!.packages }));
-  const discrepancies = checkDependencies(checked);
+  const checked = checkedNodes(state);
+  const discrepancies = checkDependencies(checked, c.elsewhere ?? []);
   return [
     ...discrepancies.map((discrepancy) => ev('rollout.dependency-discrepancy', { rolloutId: state.rolloutId, discrepancy, at })),
     ev('rollout.verified', { rolloutId: state.rolloutId, nodes: checked.length, discrepancies: discrepancies.length, at }),

@@ -27,6 +27,8 @@ export function memoryRunner(store: EventLog, sent: string[]): RolloutRunner {
     appended: () => undefined,
     settled: async () => undefined,
     forget: () => undefined,
+    // A fleet with no nodes outside the rollout.
+    providedElsewhere: async () => [],
     clock: () => new Date(),
     log: createLogger('rollout-test', { level: 'silent' }),
   };

@@ -1,10 +1,11 @@
 import { ChangeoverError, isChangeoverError } from '@changeover/contracts';
 import type { NewEvent, StoredEvent } from '@changeover/event-store';
 import { metrics, runInContext, sampledTraceparentOf, startRootSpan, traceparentOf, ROOT_CONTEXT, type Context, type Logger } from '@changeover/telemetry';
-import { decide, type RolloutCommand } from '../rollout/rollout.decider.js';
+import { checkedNodes, decide, scopeOf, type RolloutCommand } from '../rollout/rollout.decider.js';
+import { unprovidedApis } from '../dependency-check/dependency-check.js';
 import { coalesce } from '../rollout/rollout.coalesce.js';
 import { rolloutStreamId, type RolloutEvent } from '../rollout/rollout.events.js';
-import { evolve, fold, initialState, type ActiveState, type RolloutState } from '../rollout/rollout.state.js';
+import { evolve, fold, initialState, isTerminal, type ActiveState, type RolloutState } from '../rollout/rollout.state.js';
 import { needsOwner, onHello, react, resume, whyIgnored, type Action } from './rollout.workflow.js';
 import { recordAppended } from './rollout.metrics.js';
 import { rolloutTraceContext, traceDecisions, traceSend, traceStep } from './rollout.tracing.js';
@@ -24,6 +25,8 @@ export interface RunnerDeps {
   /** Writes the projection row now: done before a finished rollout's lease goes, as nothing would rewrite it later. */
   settled(state: ActiveState, version: number): Promise<void>;
   forget(rolloutId: string): void;
+  /** The `api@version` active nodes outside a rollout provide (the registry's inventories), for the inter-node check. */
+  providedElsewhere(req: { consumes: string[]; excludeClasses: string[]; excludeNodes: string[] }): Promise<string[]>;
   clock: () => Date;
   log: Logger;
 }
@@ -213,6 +216,12 @@ export class RolloutRunner {
       o.queue.push({ kind: 'catch-up', resolve });
       void this.drain(o);
     });
+  }
+
+  /** True when a rollout this instance runs has the node and is not finished: that rollout brings the node along. */
+  inActiveRollout(nodeId: string): boolean {
+    for (const o of this.owned.values()) if (o.state.status !== 'initial' && !isTerminal(o.state) && o.state.nodes.has(nodeId)) return true;
+    return false;
   }
 
   /** A node said hello: re-send whatever any owned rollout still owes it. */
@@ -417,8 +426,31 @@ export class RolloutRunner {
         }
       }
     }
-    if (verify) void traceStep(o.trace, 'rollout.verify', o.id, () => this.submit(o.id, { type: 'Verify', now: this.deps.clock() })).catch(() => undefined);
+    if (verify) void traceStep(o.trace, 'rollout.verify', o.id, () => this.verify(o)).catch(() => undefined);
     else if (complete && !needsOwner(o.state)) await this.complete(o);
+  }
+
+  /**
+   * Verifies with the fleet: a consumed API none of the rollout's nodes provides may be provided by
+   * an active node outside it, which only the registry knows. Only those APIs are asked about, so a
+   * rollout whose nodes provide what they consume asks nothing. The registry being away retries the
+   * verification later rather than reporting discrepancies that may not exist.
+   */
+  private async verify(o: Owned, tries = 0): Promise<void> {
+    const state = o.state;
+    if (o.dropped || state.status === 'initial') return;
+    let elsewhere: string[] = [];
+    const consumes = unprovidedApis(checkedNodes(state));
+    if (consumes.length > 0) {
+      try {
+        elsewhere = await this.deps.providedElsewhere({ consumes, ...scopeOf(state) });
+      } catch (e) {
+        this.deps.log.warn({ err: e, rolloutId: o.id, tries }, 'asking the registry for API providers failed; verifying later');
+        this.schedule(o, `verify:${tries}`, Date.now() + 1000 * Math.min(2 ** tries, 30), null, () => this.verify(o, tries + 1));
+        return;
+      }
+    }
+    await this.submit(o.id, { type: 'Verify', now: this.deps.clock(), elsewhere });
   }
 
   private async send(o: Owned, state: ActiveState, a: Extract<Action, { kind: 'propose' | 'commit' | 'abort' | 'regress' }>, tries = 0): Promise<void> {
