@@ -29,8 +29,15 @@ export interface RunningNotifier {
  * delivery worker (rows → channels, with retries) and the REST API. Accepts the parsed config
  * or raw environment-style values, which it validates.
  */
+/** A parsed value back in its environment form: a parsed NATS_URL is the server list, other arrays are JSON. */
+function asEnvValue(key: string, v: unknown): string | undefined {
+  if (v === undefined || typeof v === 'string') return v;
+  if (key === 'NATS_URL' && Array.isArray(v)) return v.join(',');
+  return Array.isArray(v) ? JSON.stringify(v) : String(v);
+}
+
 export async function startNotifier(input: NotifierConfig | NotifierConfigInput): Promise<RunningNotifier> {
-  const config = loadConfig(Object.fromEntries(Object.entries(input).map(([k, v]) => [k, v === undefined || typeof v === 'string' ? v : Array.isArray(v) ? JSON.stringify(v) : String(v)])));
+  const config = loadConfig(Object.fromEntries(Object.entries(input).map(([k, v]) => [k, asEnvValue(k, v)])));
   const log = createLogger(config.LOG_LEVEL);
   const metrics = createNotifierMetrics();
   const cleanup: (() => Promise<unknown> | unknown)[] = [];
