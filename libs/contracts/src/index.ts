@@ -17,3 +17,4 @@ export * from './tokens-api.js';
 export * from './catalog/catalog.js';
 export * from './nats-creds.js';
 export * from './json-equal.js';
+export * from './module-selection.js';

@@ -1,10 +1,12 @@
 import {
   ChangeoverError,
   isChangeoverError,
+  traitsKey,
   type AbortCommand,
   type CommitCommand,
   type HelloReport,
   type HeartbeatReport,
+  type NodeTraits,
   type NodeCommand,
   type ProgressPhase,
   type ProgressReport,
@@ -20,7 +22,7 @@ import { ownVerdicts } from '../voting/own-verdicts.js';
 import { signatureVerdicts } from '../voting/signed-proposal.js';
 import { runChangeover, type ChangeoverOutcome } from './changeover.js';
 import { allOf, localDeadline, withDeadline } from './deadline.js';
-import { selectModules, storedPackageFor } from './select-modules.js';
+import { storedPackageFor } from './select-modules.js';
 import type { CoreOptions, EvaluateVerdict } from './ports.js';
 import { step, traceUnit, vetoMetrics, type AgentTrace, type TraceParent } from './agent-tracing.js';
 
@@ -65,6 +67,17 @@ export class AgentCore {
     readonly opts: CoreOptions,
     readonly info: AgentInfo,
   ) {}
+
+  private traitsMemo: { node: NodeTraits; key: string } | undefined;
+
+  /** What module selection sees of this node, the same traits the registry selects for (it takes them from the hello). */
+  private get traits(): { node: NodeTraits; key: string } {
+    if (!this.traitsMemo) {
+      const node: NodeTraits = { processorType: this.opts.identity.processorType, characteristics: this.info.characteristics };
+      this.traitsMemo = { node, key: traitsKey(node) };
+    }
+    return this.traitsMemo;
+  }
 
   get nodeId(): string {
     return this.opts.identity.nodeId;
@@ -273,9 +286,9 @@ export class AgentCore {
         this.opts.counters.inc('agent_signature_failures_total');
         return fail(isChangeoverError(e) ? e.code : 'SIGNATURE_INVALID', e instanceof Error ? e.message : String(e));
       }
-      const pkg = storedPackageFor(p.manifest, p.signature, this.opts.identity.processorType);
-      if (!pkg.modules.length) return fail('PROCESSOR_UNSUPPORTED', `package ${key} has no module for ${this.opts.identity.processorType}`);
-      incoming.push(pkg);
+      const picked = storedPackageFor(p.manifest, p.signature, this.traits.node, this.traits.key);
+      if (!picked.ok) return fail('PROCESSOR_UNSUPPORTED', `package ${key} is not supported on this node: ${picked.reason}`);
+      incoming.push(picked.pkg);
     }
     const outcome = await runChangeover(this, { rolloutId: cmd.rolloutId, attempt: cmd.attempt, kind: 'commit', target: mergeSet(this.state.active, incoming), timeoutMs: cmd.changeoverTimeoutMs, trace: unit });
     return this.finish(cmd.rolloutId, cmd.attempt, 'commit', outcome);
@@ -358,8 +371,8 @@ export class AgentCore {
     } catch (e) {
       return { ok: false, code: isChangeoverError(e) ? e.code : 'SIGNATURE_INVALID', message: e instanceof Error ? e.message : String(e) };
     }
-    const modules = selectModules(remote.manifest, this.opts.identity.processorType);
-    if (!modules.length) return { ok: false, code: 'PROCESSOR_UNSUPPORTED', message: `${name}@${version} has no module for ${this.opts.identity.processorType}` };
-    return { ok: true, pkg: { manifest: remote.manifest, signature: remote.signature, modules } };
+    const picked = storedPackageFor(remote.manifest, remote.signature, this.traits.node, this.traits.key);
+    if (!picked.ok) return { ok: false, code: 'PROCESSOR_UNSUPPORTED', message: `${name}@${version} is not supported on this node: ${picked.reason}` };
+    return picked;
   }
 }
