@@ -56,6 +56,7 @@ interface Owned {
 
 const ignored = metrics.counter({ name: 'changeover_rollout_reports_ignored_total', help: 'Agent reports and timers that changed nothing, by reason', labelNames: ['reason'] as const });
 const refused = metrics.counter({ name: 'changeover_rollout_commands_refused_total', help: 'Rollout commands refused by the domain, by error code', labelNames: ['code'] as const });
+const verifyFailures = metrics.counter({ name: 'changeover_rollout_verify_failures_total', help: 'Verify steps (the check once every node finished) that failed, by error code; transient ones are retried', labelNames: ['code'] as const });
 
 const toRolloutEvents = (stored: StoredEvent[]) => stored.map((e) => ({ type: e.type, data: e.data }) as RolloutEvent);
 const MAX_CONFLICT_RETRIES = 5;
@@ -417,7 +418,7 @@ export class RolloutRunner {
         }
       }
     }
-    if (verify) void traceStep(o.trace, 'rollout.verify', o.id, () => this.submit(o.id, { type: 'Verify', now: this.deps.clock() })).catch(() => undefined);
+    if (verify) this.verify(o);
     else if (complete && !needsOwner(o.state)) await this.complete(o);
   }
 
@@ -429,6 +430,21 @@ export class RolloutRunner {
       this.deps.log.warn({ err: e, rolloutId: o.id, action: a.kind, tries }, 'sending a node command failed; retrying');
       if (tries < 20) this.schedule(o, `retry:${a.kind}:${tries}:${Math.random()}`, Date.now() + 1000 * Math.min(2 ** tries, 30), null, () => this.send(o, o.state as ActiveState, a, tries + 1));
     }
+  }
+
+  /**
+   * The check once every node finished (dependencies, then completion). Nothing else would submit it again, so a failed one is
+   * logged and counted, and a transient failure (Postgres away, a concurrent append) is retried shortly;
+   * a refusal by the domain means the rollout has moved on, and another decide action brings the next Verify.
+   */
+  private verify(o: Owned, tries = 0): void {
+    void traceStep(o.trace, 'rollout.verify', o.id, () => this.submit(o.id, { type: 'Verify', now: this.deps.clock() })).catch((e: unknown) => {
+      const code = isChangeoverError(e) ? e.code : 'INTERNAL';
+      const transient = !isChangeoverError(e) || e.code === 'VERSION_CONFLICT' || e.code === 'UNAVAILABLE';
+      verifyFailures.inc({ code });
+      this.deps.log.warn({ err: e, rolloutId: o.id, code, tries, retrying: transient && !o.dropped }, 'verify failed');
+      if (transient) this.schedule(o, `retry:verify:${tries}`, Date.now() + 1000 * Math.min(2 ** tries, 30), null, async () => this.verify(o, tries + 1));
+    });
   }
 
   /** A timer is an event-derived deadline; re-armed from the state on every load. */
