@@ -364,7 +364,16 @@ export class AgentCore {
   private async findVersion(name: string, version: string): Promise<{ ok: true; pkg: StoredPackage } | { ok: false; code: string; message: string }> {
     const local = [...this.state.active, ...this.state.previous, ...this.state.kept].find((p) => p.manifest.name === name && p.manifest.version === version);
     if (local) return { ok: true, pkg: local };
-    const remote = this.opts.manifests ? await this.opts.manifests.get({ name, version }).catch(() => null) : null;
+    let remote: Awaited<ReturnType<NonNullable<CoreOptions['manifests']>['get']>> = null;
+    try {
+      remote = this.opts.manifests ? await this.opts.manifests.get({ name, version }) : null;
+    } catch (e) {
+      // The registry not answering is not "no such version": the regress fails with the real cause, and can be retried.
+      const code = isChangeoverError(e) ? e.code : 'UNAVAILABLE';
+      this.opts.counters.inc('agent_manifest_fetch_failures_total', { code });
+      this.opts.log.warn('manifest not fetched from the registry', { package: name, version, code, error: e instanceof Error ? e.message : String(e) });
+      return { ok: false, code, message: `${name}@${version} is not kept on this node and the registry did not answer: ${e instanceof Error ? e.message : String(e)}` };
+    }
     if (!remote) return { ok: false, code: 'NOT_FOUND', message: `${name}@${version} is neither kept on this node nor in the registry` };
     try {
       this.opts.verifySignature(remote.manifest, remote.signature);
