@@ -122,7 +122,7 @@ export class ClusterVersionService {
     nodes ??= await listNodes(this.deps.nc, this.deps.registryTimeoutMs);
     groups ??= await this.deps.logs.readAll();
     for (let round = 1; ; round++) {
-      const reports = await validateRound(this.deps.nc, groups, `check-${randomBytes(4).toString('hex')}`, this.deps.validateTimeoutMs);
+      const reports = await validateRound(this.deps.nc, groups, `check-${randomBytes(4).toString('hex')}`, this.deps.validateTimeoutMs, this.deps.log);
       const blockers = blockersFor(version, nodes, groups, reports, this.deps.validateTimeoutMs).sort((a, b) => ORDER.indexOf(a.code) - ORDER.indexOf(b.code));
       if (round >= 3 || !blockers.some((b) => b.code === 'GROUP_PARTITIONED')) return { blockers, nodes, groups };
       // A member joining or leaving during the round makes views differ without any partition: ask again.
@@ -226,7 +226,7 @@ export class ClusterVersionService {
         }
       }
       groups = await logs.readAll();
-      const reports = await validateRound(this.deps.nc, groups, `adjust-${adjustmentId}`, this.deps.validateTimeoutMs);
+      const reports = await validateRound(this.deps.nc, groups, `adjust-${adjustmentId}`, this.deps.validateTimeoutMs, this.deps.log);
       const acked: { groupId: string; memberId: string }[] = [];
       for (const r of reports.values()) for (const e of r?.groups ?? []) if (e.activeVersion >= target) acked.push({ groupId: e.groupId, memberId: e.memberId });
       if (acked.length) await this.apply({ type: 'Acknowledge', adjustmentId, members: acked, now: this.deps.clock() }, 'system');
