@@ -154,7 +154,7 @@ describe('group manager on JetStream', () => {
     let failLeaves = true;
     const flaky = {
       lastSequence: (g: string) => real.lastSequence(g),
-      follow: (g: string, on: Parameters<typeof real.follow>[1]) => real.follow(g, on),
+      follow: (g: string, on: Parameters<typeof real.follow>[1], poll?: Parameters<typeof real.follow>[2]) => real.follow(g, on, poll),
       clusterRecord: () => real.clusterRecord(),
       append: (msg: MembershipMessage, last: number) => (failLeaves && msg.reason === 'LEAVE' ? Promise.reject(new Error('nats: timeout')) : real.append(msg, last)),
     };
@@ -175,5 +175,22 @@ describe('group manager on JetStream', () => {
     expect(await unanswered('flaky', [afterwards])).toEqual([]);
     expect((await log('flaky')).map((e) => `${e.reason}:${'cause' in e ? e.cause : ''}`)).toEqual(['JOIN:', 'LEAVE:process p-m1 stopped']);
     expect(counts.total('agent_group_ghosts_retired_total{"kind":"leave-retried"}')).toBe(1);
+  });
+
+  // Last in this file: it deletes the groups stream (and makes it again).
+  it('a log poll that fails is counted and logged once for the run, and the recovery is logged', async () => {
+    const infos: string[] = [];
+    const warnings: string[] = [];
+    const m = new GroupManager('npoll', { min: 1, max: 2 }, await GroupLogStore.open(nc), sink, counts, { ...quiet, info: (msg: string) => void infos.push(msg), warn: (msg: string) => void warnings.push(msg) });
+    managers.push(m);
+    await m.join('polled', 'p1', 'p-p1');
+    const before = counts.total('agent_group_poll_failures_total');
+    await (await jetstreamManager(nc)).streams.delete(STREAMS.groups);
+    await waitFor('the failed poll logged', () => warnings.includes('group log poll failed; retrying every poll'));
+    // Every follower's polls fail and are counted (the other agents of this file follow their groups too); this one warned once for the run.
+    await waitFor('more failed polls', () => counts.total('agent_group_poll_failures_total') >= before + 10);
+    expect(warnings.filter((w) => w === 'group log poll failed; retrying every poll')).toHaveLength(1);
+    await GroupLogStore.open(nc); // the stream again
+    await waitFor('the recovery logged', () => infos.includes('group log readable again'));
   });
 });

@@ -6,7 +6,8 @@ import type { Counters, Log, ReportSink } from '../core/ports.js';
 export interface GroupLogPort {
   lastSequence(groupId: string): Promise<number>;
   append(msg: MembershipMessage, expectedLast: number): Promise<number>;
-  follow(groupId: string, onMessage: (seq: number, msg: MembershipMessage | null) => void): Promise<{ stop(): void; kick(): void }>;
+  /** `onPoll` hears the outcome of each poll after the first: undefined, or the error that made it fail. */
+  follow(groupId: string, onMessage: (seq: number, msg: MembershipMessage | null) => void, onPoll?: (error: unknown) => void): Promise<{ stop(): void; kick(): void }>;
   clusterRecord(): Promise<ClusterRecord | null>;
 }
 
@@ -267,7 +268,19 @@ export class GroupManager {
     if (!opening) {
       opening = (async () => {
         const f: Followed = { view: emptyGroupView(groupId), running: 1, local: new Map(), waiters: new Set(), stop: () => undefined, kick: () => undefined, queue: Promise.resolve() };
-        const sub = await this.logs.follow(groupId, (seq, msg) => this.apply(groupId, f, seq, msg));
+        // Every failed poll is counted; the first of a run and the recovery are logged (a poll runs every 250 ms).
+        let failing = 0;
+        const onPoll = (e: unknown) => {
+          if (e === undefined) {
+            if (failing) this.log.info('group log readable again', { groupId, failedPolls: failing });
+            failing = 0;
+            return;
+          }
+          const code = isChangeoverError(e) ? e.code : 'INTERNAL';
+          this.counters.inc('agent_group_poll_failures_total', { code });
+          if (failing++ === 0) this.log.warn('group log poll failed; retrying every poll', { groupId, code, error: e instanceof Error ? e.message : String(e) });
+        };
+        const sub = await this.logs.follow(groupId, (seq, msg) => this.apply(groupId, f, seq, msg), onPoll);
         f.stop = () => sub.stop();
         f.kick = () => sub.kick();
         this.groups.set(groupId, f);
