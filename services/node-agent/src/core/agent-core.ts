@@ -20,6 +20,7 @@ import { analyzeProposalOn } from './views.js';
 import { emptyState, internSet, internState, inventoryOf, mergeSet, upsertRecord, type NodeState, type RolloutRecord, type StoredPackage } from '../model/state.js';
 import { ownVerdicts } from '../voting/own-verdicts.js';
 import { signatureVerdicts } from '../voting/signed-proposal.js';
+import { selectionVerdicts } from '../voting/selection-verdicts.js';
 import { runChangeover, type ChangeoverOutcome } from './changeover.js';
 import { allOf, localDeadline, withDeadline } from './deadline.js';
 import { storedPackageFor } from './select-modules.js';
@@ -227,6 +228,12 @@ export class AgentCore {
     const badSignatures = signatureVerdicts(cmd.packages, cmd.signed, this.opts.verifySignature);
     if (badSignatures.length) this.opts.counters.inc('agent_signature_failures_total');
     own.push(...badSignatures);
+    // Only over manifests whose signatures hold: the selection the commit will install must be the one proposed.
+    if (!badSignatures.length) {
+      const otherSelection = selectionVerdicts(cmd.packages, cmd.signed, (manifest, signature) => storedPackageFor(manifest, signature, this.traits.node, this.traits.key));
+      if (otherSelection.length) this.opts.counters.inc('agent_selection_mismatches_total');
+      own.push(...otherSelection);
+    }
     const deadline = localDeadline(cmd.voteTimeoutMs);
     // Every process is asked at once; a runtime's answers already at hand are taken without waiting.
     const answers = analysis.affected.map((a) =>

@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import type { Characteristics, NodeTraits } from '@changeover/contracts';
-import { manifestOf, moduleOf } from '../testing/packages.js';
+import { manifestOf, moduleOf, selectedOf } from '../testing/packages.js';
+import { selectionVerdicts } from '../voting/selection-verdicts.js';
 import { storedPackageFor } from './select-modules.js';
 import { contractOs, contractProcessorType } from '../host-platform.js';
 
@@ -39,5 +40,24 @@ describe('the host as the contracts name it', () => {
     expect(contractProcessorType('x64')).toBe('x86_64');
     expect(contractProcessorType('arm64')).toBe('arm64');
     expect(contractProcessorType('ia32')).toBeNull();
+  });
+});
+
+describe('a proposal checked against the node’s own selection', () => {
+  const gpu = moduleOf('bin', '1.0.0', 'gpu', { requires: { labels: { gpu: 'true' } } });
+  const plain = moduleOf('bin', '1.0.0', 'plain');
+  const manifest = manifestOf('p', '1.0.0', [gpu, plain]);
+  const select = (labels: Record<string, string>) => (m: typeof manifest) => storedPackageFor(m, undefined, node({ labels }));
+  const proposalOf = (mod: typeof gpu) => [{ ...selectedOf(manifest), modules: selectedOf(manifestOf('p', '1.0.0', [mod])).modules }];
+
+  it('agrees when the proposal names the modules the node selects, and cannot check without the signed manifests', () => {
+    expect(selectionVerdicts(proposalOf(plain), [{ manifest }], select({}))).toEqual([]);
+    expect(selectionVerdicts(proposalOf(gpu), undefined, select({}))).toEqual([]);
+  });
+
+  it('vetoes PROCESSOR_UNSUPPORTED a selection made for other characteristics, or a package with no fitting variant', () => {
+    expect(selectionVerdicts(proposalOf(gpu), [{ manifest }], select({}))).toEqual([expect.objectContaining({ decision: 'veto', reason: 'PROCESSOR_UNSUPPORTED', message: expect.stringContaining(`this node's characteristics select bin:${plain.digest}`) })]);
+    const gpuOnly = manifestOf('p', '1.0.0', [gpu]);
+    expect(selectionVerdicts([selectedOf(gpuOnly)], [{ manifest: gpuOnly }], select({}))).toEqual([expect.objectContaining({ reason: 'PROCESSOR_UNSUPPORTED', message: 'package p@1.0.0 is not supported on this node: module bin: needs label gpu=true' })]);
   });
 });

@@ -198,10 +198,20 @@ describe('simulated fleet over NATS', () => {
       const r = selectPackage(infer, nodeOf(id));
       if (!r.ok) throw new Error(r.reason);
       expect(r.selected.modules.find((m) => m.name === 'infer-bin')!.digest).toBe(expected(id).digest);
-      nc.publish(subjects.node(id, 'propose'), encode({ rolloutId: 'g1', attempt: 0, nodeId: id, packages: [r.selected], voteTimeoutMs: 5000 }));
+      nc.publish(subjects.node(id, 'propose'), encode({ rolloutId: 'g1', attempt: 0, nodeId: id, packages: [r.selected], signed: [{ manifest: infer }], voteTimeoutMs: 5000 }));
     }
     await waitFor('40 votes', () => votesOf('g1').length === 40);
-    expect(votesOf('g1').every((v) => v.decision === 'accept')).toBe(true);
+    // With the manifest at hand each node checks the proposal against its own selection: they agree.
+    expect(votesOf('g1').filter((v) => v.decision !== 'accept').map((v) => v.verdicts)).toEqual([]);
+    // A selection made for other characteristics (the GPU build for a node without the label) is vetoed at vote time.
+    const plainNode = ids.find((id) => expected(id) === plain)!;
+    const gpuNode = ids.find((id) => expected(id) === gpu)!;
+    const forGpu = selectPackage(infer, nodeOf(gpuNode));
+    if (!forGpu.ok) throw new Error(forGpu.reason);
+    nc.publish(subjects.node(plainNode, 'propose'), encode({ rolloutId: 'g0', attempt: 0, nodeId: plainNode, packages: [forGpu.selected], signed: [{ manifest: infer }], voteTimeoutMs: 5000 }));
+    await waitFor('the stale-selection vote', () => votesOf('g0').length === 1);
+    expect(votesOf('g0')[0]).toMatchObject({ decision: 'veto', verdicts: expect.arrayContaining([expect.objectContaining({ decision: 'veto', reason: 'PROCESSOR_UNSUPPORTED', message: expect.stringContaining("this node's characteristics select") })]) });
+    expect(counters.get('agent_selection_mismatches_total')).toBe(1);
     // One class broadcast carries the whole manifest; every node picks its own variant from it.
     nc.publish(subjects.class('mixed', 'commit'), encode({ rolloutId: 'g1', attempt: 0, classId: 'mixed', packages: [{ manifest: infer }], changeoverTimeoutMs: 10_000 }));
     await waitFor('40 completions', () => progressOf('g1', 'completed').length === 40);
