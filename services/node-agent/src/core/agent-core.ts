@@ -1,7 +1,6 @@
 import {
   ChangeoverError,
   isChangeoverError,
-  traitsKey,
   type AbortCommand,
   type CommitCommand,
   type HelloReport,
@@ -23,7 +22,7 @@ import { signatureVerdicts } from '../voting/signed-proposal.js';
 import { selectionVerdicts } from '../voting/selection-verdicts.js';
 import { runChangeover, type ChangeoverOutcome } from './changeover.js';
 import { allOf, localDeadline, withDeadline } from './deadline.js';
-import { storedPackageFor } from './select-modules.js';
+import { nodeTraits, storedPackageFor } from './select-modules.js';
 import type { CoreOptions, EvaluateVerdict } from './ports.js';
 import { step, traceUnit, vetoMetrics, type AgentTrace, type TraceParent } from './agent-tracing.js';
 
@@ -73,11 +72,7 @@ export class AgentCore {
 
   /** What module selection sees of this node, the same traits the registry selects for (it takes them from the hello). */
   private get traits(): { node: NodeTraits; key: string } {
-    if (!this.traitsMemo) {
-      const node: NodeTraits = { processorType: this.opts.identity.processorType, characteristics: this.info.characteristics };
-      this.traitsMemo = { node, key: traitsKey(node) };
-    }
-    return this.traitsMemo;
+    return (this.traitsMemo ??= nodeTraits(this.opts.identity.processorType, this.info.characteristics));
   }
 
   get nodeId(): string {

@@ -1,4 +1,4 @@
-import { selectPackage, traitsKey, type NodeTraits, type PackageManifest, type Signature } from '@changeover/contracts';
+import { selectPackage, traitsKey, type Characteristics, type NodeTraits, type PackageManifest, type Signature } from '@changeover/contracts';
 import type { StoredPackage } from '../model/state.js';
 
 /**
@@ -31,4 +31,18 @@ export function storedPackageFor(manifest: PackageManifest, signature: Signature
   const result = selectStored(manifest, signature, node);
   if (list.length < 8) list.push({ signature, traits, result });
   return result;
+}
+
+const sharedTraits = new WeakMap<Characteristics, Map<string, { node: NodeTraits; key: string }>>();
+
+/** A node's traits and their key; simulated nodes of one kind share their characteristics object, so the key is computed once for all of them. */
+export function nodeTraits(processorType: NodeTraits['processorType'], characteristics: Characteristics): { node: NodeTraits; key: string } {
+  let byType = sharedTraits.get(characteristics);
+  if (!byType) sharedTraits.set(characteristics, (byType = new Map()));
+  let t = byType.get(processorType);
+  if (!t) {
+    const node: NodeTraits = { processorType, characteristics };
+    byType.set(processorType, (t = { node, key: traitsKey(node) }));
+  }
+  return t;
 }
