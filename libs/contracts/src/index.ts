@@ -18,3 +18,4 @@ export * from './catalog/catalog.js';
 export * from './nats-creds.js';
 export * from './nats-servers.js';
 export * from './json-equal.js';
+export * from './module-selection.js';

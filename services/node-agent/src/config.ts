@@ -1,12 +1,14 @@
 import { readFileSync } from 'node:fs';
-import { arch, hostname } from 'node:os';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ClassId, NatsServers, NatsStreamReplicas, NodeId, RETIRED_KEY_POLICIES, SemVer } from '@changeover/contracts';
+import { contractProcessorType } from './host-platform.js';
 
 // Every variable the agent reads, validated once at start-up. CLI flags override the environment.
 
-const defaultArch = arch() === 'arm64' ? 'arm64' : 'x86_64';
+// No default on a host whose architecture is neither x86_64 nor arm64: the variable must then be set.
+const defaultArch = contractProcessorType(process.arch) ?? undefined;
 const rate = z.coerce.number().min(0).max(1);
 
 const Labels = z
@@ -50,7 +52,7 @@ export const AgentConfig = z.object({
   NATS_CREDS: z.string().min(1).optional(),
   NODE_ID: NodeId.default(hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 64) || 'node'),
   NODE_CLASS: ClassId.default('default'),
-  NODE_PROCESSOR_TYPE: z.enum(['x86_64', 'arm64']).default(defaultArch),
+  NODE_PROCESSOR_TYPE: defaultArch ? z.enum(['x86_64', 'arm64']).default(defaultArch) : z.enum(['x86_64', 'arm64']),
   NODE_LABELS: Labels,
   AGENT_STATE_DIR: z.string().min(1).default('/var/lib/changeover-agent'),
   /** Default: agent.sock in the state directory. */

@@ -1,4 +1,4 @@
-import { totalmem } from 'node:os';
+import { platform, totalmem } from 'node:os';
 import { connect } from '@nats-io/transport-node';
 import type { UnitTracer } from '@changeover/telemetry';
 import type { AgentConfig } from './config.js';
@@ -11,6 +11,7 @@ import type { CounterRegistry } from './metrics.js';
 import { registryManifests } from './registry/manifest-source.js';
 import { ChildProcessRuntime } from './runtime/child-runtime.js';
 import { FsStore } from './store/fs-store.js';
+import { contractOs } from './host-platform.js';
 import { GroupLogStore } from './groups/group-log.js';
 import { GroupManager } from './groups/group-manager.js';
 import { groupRouter } from './groups/group-routes.js';
@@ -71,7 +72,7 @@ export async function startRealAgent(config: AgentConfig, log: Log, counters: Co
     {
       agentVersion: config.AGENT_VERSION,
       clusterVersions: config.AGENT_CLUSTER_VERSIONS,
-      characteristics: { arch: config.NODE_PROCESSOR_TYPE, os: 'linux', memoryMb: Math.floor(totalmem() / 1048576), diskMb: Math.floor(disk / 1048576), labels: config.NODE_LABELS },
+      characteristics: { arch: config.NODE_PROCESSOR_TYPE, os: contractOs(platform()), memoryMb: Math.floor(totalmem() / 1048576), diskMb: Math.floor(disk / 1048576), labels: config.NODE_LABELS },
     },
   );
   // Recovery (an interrupted changeover is regressed) and the active set running before the node says hello.

@@ -129,7 +129,8 @@ export class CheckpointedSubscription implements Subscription {
     while (!outcome && !this.stopped) {
       await Promise.race([acquiring, new Promise((r) => setTimeout(r, this.settings.pollMs).unref())]);
       if (outcome || this.stopped) break;
-      await this.refresh().catch(() => undefined);
+      // A stand-by's lag() goes stale while the store does not answer: said like any other failure, and tried again next poll.
+      await this.refresh().catch((e: unknown) => this.settings.onError(e));
     }
     if (this.stopped) {
       lock.cancel();

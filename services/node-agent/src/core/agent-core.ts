@@ -5,6 +5,7 @@ import {
   type CommitCommand,
   type HelloReport,
   type HeartbeatReport,
+  type NodeTraits,
   type NodeCommand,
   type ProgressPhase,
   type ProgressReport,
@@ -18,9 +19,10 @@ import { analyzeProposalOn } from './views.js';
 import { emptyState, internSet, internState, inventoryOf, mergeSet, upsertRecord, type NodeState, type RolloutRecord, type StoredPackage } from '../model/state.js';
 import { ownVerdicts } from '../voting/own-verdicts.js';
 import { signatureVerdicts } from '../voting/signed-proposal.js';
+import { selectionVerdicts } from '../voting/selection-verdicts.js';
 import { runChangeover, type ChangeoverOutcome } from './changeover.js';
 import { allOf, localDeadline, withDeadline } from './deadline.js';
-import { selectModules, storedPackageFor } from './select-modules.js';
+import { nodeTraits, storedPackageFor } from './select-modules.js';
 import type { CoreOptions, EvaluateVerdict } from './ports.js';
 import { step, traceUnit, vetoMetrics, type AgentTrace, type TraceParent } from './agent-tracing.js';
 
@@ -65,6 +67,13 @@ export class AgentCore {
     readonly opts: CoreOptions,
     readonly info: AgentInfo,
   ) {}
+
+  private traitsMemo: { node: NodeTraits; key: string } | undefined;
+
+  /** What module selection sees of this node, the same traits the registry selects for (it takes them from the hello). */
+  private get traits(): { node: NodeTraits; key: string } {
+    return (this.traitsMemo ??= nodeTraits(this.opts.identity.processorType, this.info.characteristics));
+  }
 
   get nodeId(): string {
     return this.opts.identity.nodeId;
@@ -214,6 +223,12 @@ export class AgentCore {
     const badSignatures = signatureVerdicts(cmd.packages, cmd.signed, this.opts.verifySignature);
     if (badSignatures.length) this.opts.counters.inc('agent_signature_failures_total');
     own.push(...badSignatures);
+    // Only over manifests whose signatures hold: the selection the commit will install must be the one proposed.
+    if (!badSignatures.length) {
+      const otherSelection = selectionVerdicts(cmd.packages, cmd.signed, (manifest, signature) => storedPackageFor(manifest, signature, this.traits.node, this.traits.key));
+      if (otherSelection.length) this.opts.counters.inc('agent_selection_mismatches_total');
+      own.push(...otherSelection);
+    }
     const deadline = localDeadline(cmd.voteTimeoutMs);
     // Every process is asked at once; a runtime's answers already at hand are taken without waiting.
     const answers = analysis.affected.map((a) =>
@@ -273,9 +288,9 @@ export class AgentCore {
         this.opts.counters.inc('agent_signature_failures_total');
         return fail(isChangeoverError(e) ? e.code : 'SIGNATURE_INVALID', e instanceof Error ? e.message : String(e));
       }
-      const pkg = storedPackageFor(p.manifest, p.signature, this.opts.identity.processorType);
-      if (!pkg.modules.length) return fail('PROCESSOR_UNSUPPORTED', `package ${key} has no module for ${this.opts.identity.processorType}`);
-      incoming.push(pkg);
+      const picked = storedPackageFor(p.manifest, p.signature, this.traits.node, this.traits.key);
+      if (!picked.ok) return fail('PROCESSOR_UNSUPPORTED', `package ${key} is not supported on this node: ${picked.reason}`);
+      incoming.push(picked.pkg);
     }
     const outcome = await runChangeover(this, { rolloutId: cmd.rolloutId, attempt: cmd.attempt, kind: 'commit', target: mergeSet(this.state.active, incoming), timeoutMs: cmd.changeoverTimeoutMs, trace: unit });
     return this.finish(cmd.rolloutId, cmd.attempt, 'commit', outcome);
@@ -351,15 +366,24 @@ export class AgentCore {
   private async findVersion(name: string, version: string): Promise<{ ok: true; pkg: StoredPackage } | { ok: false; code: string; message: string }> {
     const local = [...this.state.active, ...this.state.previous, ...this.state.kept].find((p) => p.manifest.name === name && p.manifest.version === version);
     if (local) return { ok: true, pkg: local };
-    const remote = this.opts.manifests ? await this.opts.manifests.get({ name, version }).catch(() => null) : null;
+    let remote: Awaited<ReturnType<NonNullable<CoreOptions['manifests']>['get']>> = null;
+    try {
+      remote = this.opts.manifests ? await this.opts.manifests.get({ name, version }) : null;
+    } catch (e) {
+      // The registry not answering is not "no such version": the regress fails with the real cause, and can be retried.
+      const code = isChangeoverError(e) ? e.code : 'UNAVAILABLE';
+      this.opts.counters.inc('agent_manifest_fetch_failures_total', { code });
+      this.opts.log.warn('manifest not fetched from the registry', { package: name, version, code, error: e instanceof Error ? e.message : String(e) });
+      return { ok: false, code, message: `${name}@${version} is not kept on this node and the registry did not answer: ${e instanceof Error ? e.message : String(e)}` };
+    }
     if (!remote) return { ok: false, code: 'NOT_FOUND', message: `${name}@${version} is neither kept on this node nor in the registry` };
     try {
       this.opts.verifySignature(remote.manifest, remote.signature);
     } catch (e) {
       return { ok: false, code: isChangeoverError(e) ? e.code : 'SIGNATURE_INVALID', message: e instanceof Error ? e.message : String(e) };
     }
-    const modules = selectModules(remote.manifest, this.opts.identity.processorType);
-    if (!modules.length) return { ok: false, code: 'PROCESSOR_UNSUPPORTED', message: `${name}@${version} has no module for ${this.opts.identity.processorType}` };
-    return { ok: true, pkg: { manifest: remote.manifest, signature: remote.signature, modules } };
+    const picked = storedPackageFor(remote.manifest, remote.signature, this.traits.node, this.traits.key);
+    if (!picked.ok) return { ok: false, code: 'PROCESSOR_UNSUPPORTED', message: `${name}@${version} is not supported on this node: ${picked.reason}` };
+    return picked;
   }
 }

@@ -1,29 +1,48 @@
-import type { Module, PackageManifest, Signature } from '@changeover/contracts';
+import { selectPackage, traitsKey, type Characteristics, type NodeTraits, type PackageManifest, type Signature } from '@changeover/contracts';
 import type { StoredPackage } from '../model/state.js';
 
-/** The manifest's modules for this processor type: a native build wins over an `any` one of the same name. */
-export function selectModules(manifest: PackageManifest, processorType: 'x86_64' | 'arm64'): Module[] {
-  const byName = new Map<string, Module>();
-  for (const m of manifest.modules) {
-    if (m.processorType !== 'any' && m.processorType !== processorType) continue;
-    const seen = byName.get(m.name);
-    if (!seen || (seen.processorType === 'any' && m.processorType === processorType)) byName.set(m.name, m);
-  }
-  return [...byName.values()];
+/**
+ * The package as this node installs it: the modules the registry's selection picks for the node's
+ * traits (processor type, OS, memory, disk, labels against every module's `requires`), or why the
+ * package is unsupported here. The same pure function runs in the registry, so a commit installs
+ * exactly the modules the proposal named.
+ */
+export function selectStored(manifest: PackageManifest, signature: Signature | undefined, node: NodeTraits): { ok: true; pkg: StoredPackage } | { ok: false; reason: string } {
+  const r = selectPackage(manifest, node);
+  if (!r.ok) return r;
+  const byRef = new Map(manifest.modules.map((m) => [`${m.name}\n${m.processorType}\n${m.digest}`, m]));
+  // selectPackage returns references of the manifest's own modules; the store keeps the full modules (run specs).
+  const modules = r.selected.modules.map((ref) => byRef.get(`${ref.name}\n${ref.processorType}\n${ref.digest}`)!);
+  return { ok: true, pkg: { manifest, signature, modules } };
 }
 
-const selected = new WeakMap<PackageManifest, { signature: Signature | undefined; processorType: 'x86_64' | 'arm64'; pkg: StoredPackage }[]>();
+type Selected = ReturnType<typeof selectStored>;
+const selected = new WeakMap<PackageManifest, { signature: Signature | undefined; traits: string; result: Selected }[]>();
 
 /**
- * The package as a node of this processor type stores it. A class broadcast hands every local node
- * the same decoded manifest, so the nodes of one type share one (read-only) stored package, and
- * the sets built from it can be interned.
+ * selectStored, shared: a class broadcast hands every local node the same decoded manifest, so the
+ * nodes with equal traits (the same `traits` key, see traitsKey) share one read-only stored package,
+ * and the sets built from it can be interned.
  */
-export function storedPackageFor(manifest: PackageManifest, signature: Signature | undefined, processorType: 'x86_64' | 'arm64'): StoredPackage {
+export function storedPackageFor(manifest: PackageManifest, signature: Signature | undefined, node: NodeTraits, traits: string = traitsKey(node)): Selected {
   let list = selected.get(manifest);
   if (!list) selected.set(manifest, (list = []));
-  for (const e of list) if (e.signature === signature && e.processorType === processorType) return e.pkg;
-  const pkg: StoredPackage = { manifest, signature, modules: selectModules(manifest, processorType) };
-  if (list.length < 8) list.push({ signature, processorType, pkg });
-  return pkg;
+  for (const e of list) if (e.signature === signature && e.traits === traits) return e.result;
+  const result = selectStored(manifest, signature, node);
+  if (list.length < 8) list.push({ signature, traits, result });
+  return result;
+}
+
+const sharedTraits = new WeakMap<Characteristics, Map<string, { node: NodeTraits; key: string }>>();
+
+/** A node's traits and their key; simulated nodes of one kind share their characteristics object, so the key is computed once for all of them. */
+export function nodeTraits(processorType: NodeTraits['processorType'], characteristics: Characteristics): { node: NodeTraits; key: string } {
+  let byType = sharedTraits.get(characteristics);
+  if (!byType) sharedTraits.set(characteristics, (byType = new Map()));
+  let t = byType.get(processorType);
+  if (!t) {
+    const node: NodeTraits = { processorType, characteristics };
+    byType.set(processorType, (t = { node, key: traitsKey(node) }));
+  }
+  return t;
 }

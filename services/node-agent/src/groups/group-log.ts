@@ -60,9 +60,10 @@ export class GroupLogStore {
    * Follows one group's log from its first message, in order, by message-get only (`next_by_subj`):
    * a node confined to reading the group logs needs no right to create consumers. Polls every
    * `pollMs`, and at once when kicked (after an append, before answering a validate round).
-   * `onMessage` gets null for an entry that fails the schema.
+   * `onMessage` gets null for an entry that fails the schema; `onPoll` hears whether each later poll
+   * read the log (it failed: NATS away for a moment, the next poll tries again).
    */
-  async follow(groupId: string, onMessage: (seq: number, msg: MembershipMessage | null) => void, pollMs = 250): Promise<{ stop(): void; kick(): void }> {
+  async follow(groupId: string, onMessage: (seq: number, msg: MembershipMessage | null) => void, onPoll?: (error: unknown) => void, pollMs = 250): Promise<{ stop(): void; kick(): void }> {
     const subject = subjects.groupMembership(groupId);
     let next = 1;
     let stopped = false;
@@ -91,8 +92,12 @@ export class GroupLogStore {
             resolve();
           };
         });
-        // NATS down for a moment: the next poll tries again.
-        await pump().catch(() => undefined);
+        // NATS down for a moment: the next poll tries again; the follower hears of it either way.
+        const error = await pump().then(
+          () => undefined,
+          (e: unknown) => e ?? new Error('poll failed'),
+        );
+        onPoll?.(error);
       }
     })();
     return {

@@ -121,4 +121,76 @@ describe('group manager on JetStream', () => {
     expect((await log('bye')).map((x) => `${x.reason}:${'memberId' in x ? x.memberId : ''}`)).toEqual(['JOIN:f1', 'JOIN:f2', 'LEAVE:f1', 'LEAVE:f2']);
     await expect(f.join('bye', 'f3', 'p-f3')).rejects.toMatchObject({ code: 'UNAVAILABLE' });
   });
+
+  // Every member the log lists must be answered for by some node's validate, or the cluster-version
+  // checks call its group partitioned (GROUP_PARTITIONED: "not reached").
+  const unanswered = async (groupId: string, reports: ValidatedReport[]) => {
+    const listed = (await log(groupId)).reduce((set, e) => (e.reason === 'JOIN' ? set.add(e.memberId) : e.reason === 'LEAVE' ? (set.delete(e.memberId), set) : set), new Set<string>());
+    return [...listed].filter((m) => !reports.some((r) => r.groups.some((g) => g.groupId === groupId && g.memberId === m)));
+  };
+
+  it('a member left in the log by an agent restart without LEAVE is retired at the next validate, so no live group looks partitioned', async () => {
+    const before = await manager('ngh', 1, 2);
+    const other = await manager('ngo', 1, 2);
+    await before.join('haunted', 'g1', 'p-g1');
+    await before.join('haunted', 'g2', 'p-g2');
+    await other.join('haunted', 'o1', 'p-o1');
+    before.stop(); // the agent dies: no LEAVE
+    const after = await manager('ngh', 1, 2);
+    await after.join('haunted', 'g2', 'p-g2'); // g2's process comes back; g1's does not
+    // The log still lists g1 on node ngh, and no process holds it: the member that made a healthy group look partitioned.
+    expect(await unanswered('haunted', [])).toEqual(['g1', 'g2', 'o1']);
+    const retired = counts.total('agent_group_ghosts_retired_total{"kind":"unheld"}');
+    const reports = [await after.validate({ requestId: 'v1', groups: ['haunted'] }), await other.validate({ requestId: 'v1', groups: ['haunted'] })];
+    expect(reports[0]!.groups.map((g) => g.memberId)).toEqual(['g2']);
+    expect(await unanswered('haunted', reports)).toEqual([]);
+    expect((await log('haunted')).filter((e) => e.reason === 'LEAVE')).toEqual([expect.objectContaining({ memberId: 'g1', nodeId: 'ngh', cause: 'no process on the node holds this member' })]);
+    expect(counts.total('agent_group_ghosts_retired_total{"kind":"unheld"}')).toBe(retired + 1);
+    expect((await after.view('haunted', 'g2')).members.map((m) => m.memberId)).toEqual(['g2', 'o1']);
+  });
+
+  it('a LEAVE that fails when a process stops is counted, the member is still answered for, and the next validate appends it', async () => {
+    const real = await GroupLogStore.open(nc);
+    let failLeaves = true;
+    const flaky = {
+      lastSequence: (g: string) => real.lastSequence(g),
+      follow: (g: string, on: Parameters<typeof real.follow>[1], poll?: Parameters<typeof real.follow>[2]) => real.follow(g, on, poll),
+      clusterRecord: () => real.clusterRecord(),
+      append: (msg: MembershipMessage, last: number) => (failLeaves && msg.reason === 'LEAVE' ? Promise.reject(new Error('nats: timeout')) : real.append(msg, last)),
+    };
+    const warnings: string[] = [];
+    const m = new GroupManager('nfl', { min: 1, max: 2 }, flaky, sink, counts, { ...quiet, warn: (msg: string) => void warnings.push(msg) });
+    managers.push(m);
+    await m.join('flaky', 'm1', 'p-m1');
+    m.processGone('p-m1');
+    await waitFor('the failed leave counted', () => counts.total('agent_group_leave_failures_total{"code":"INTERNAL"}') >= 1);
+    expect(warnings).toContain('leave not appended; retried at the next validate');
+    // Still in the log and still held: the validate answers for it instead of leaving a ghost.
+    const during = await m.validate({ requestId: 'f1', groups: ['flaky'] });
+    expect(during.groups.map((g) => g.memberId)).toEqual(['m1']);
+    expect(await unanswered('flaky', [during])).toEqual([]);
+    failLeaves = false;
+    const afterwards = await m.validate({ requestId: 'f2', groups: ['flaky'] });
+    expect(afterwards.groups).toEqual([]);
+    expect(await unanswered('flaky', [afterwards])).toEqual([]);
+    expect((await log('flaky')).map((e) => `${e.reason}:${'cause' in e ? e.cause : ''}`)).toEqual(['JOIN:', 'LEAVE:process p-m1 stopped']);
+    expect(counts.total('agent_group_ghosts_retired_total{"kind":"leave-retried"}')).toBe(1);
+  });
+
+  // Last in this file: it deletes the groups stream (and makes it again).
+  it('a log poll that fails is counted and logged once for the run, and the recovery is logged', async () => {
+    const infos: string[] = [];
+    const warnings: string[] = [];
+    const m = new GroupManager('npoll', { min: 1, max: 2 }, await GroupLogStore.open(nc), sink, counts, { ...quiet, info: (msg: string) => void infos.push(msg), warn: (msg: string) => void warnings.push(msg) });
+    managers.push(m);
+    await m.join('polled', 'p1', 'p-p1');
+    const before = counts.total('agent_group_poll_failures_total');
+    await (await jetstreamManager(nc)).streams.delete(STREAMS.groups);
+    await waitFor('the failed poll logged', () => warnings.includes('group log poll failed; retrying every poll'));
+    // Every follower's polls fail and are counted (the other agents of this file follow their groups too); this one warned once for the run.
+    await waitFor('more failed polls', () => counts.total('agent_group_poll_failures_total') >= before + 10);
+    expect(warnings.filter((w) => w === 'group log poll failed; retrying every poll')).toHaveLength(1);
+    await GroupLogStore.open(nc); // the stream again
+    await waitFor('the recovery logged', () => infos.includes('group log readable again'));
+  });
 });

@@ -6,7 +6,8 @@ import type { Counters, Log, ReportSink } from '../core/ports.js';
 export interface GroupLogPort {
   lastSequence(groupId: string): Promise<number>;
   append(msg: MembershipMessage, expectedLast: number): Promise<number>;
-  follow(groupId: string, onMessage: (seq: number, msg: MembershipMessage | null) => void): Promise<{ stop(): void; kick(): void }>;
+  /** `onPoll` hears the outcome of each poll after the first: undefined, or the error that made it fail. */
+  follow(groupId: string, onMessage: (seq: number, msg: MembershipMessage | null) => void, onPoll?: (error: unknown) => void): Promise<{ stop(): void; kick(): void }>;
   clusterRecord(): Promise<ClusterRecord | null>;
 }
 
@@ -17,7 +18,8 @@ interface Followed {
   view: GroupView;
   /** The version this node's members run: the last ADJUST_VERSION this agent can run. */
   running: number;
-  local: Map<string, { processId: string }>;
+  /** Members held here; `leaving` is set while a LEAVE is owed to the log (appended, or retried at the next validate). */
+  local: Map<string, { processId: string; leaving?: string }>;
   waiters: Set<() => void>;
   stop(): void;
   /** Reads the log now instead of at the next poll. */
@@ -90,10 +92,10 @@ export class GroupManager {
   async leave(groupId: string, memberId: string, cause: string): Promise<GroupMemberView> {
     const f = this.groups.get(groupId);
     if (!f?.local.has(memberId)) throw new ChangeoverError('NOT_FOUND', `${memberId} is not a member of group ${groupId} on node ${this.nodeId}`, { groupId, memberId });
-    await this.serial(f, async () => {
-      f.local.delete(memberId);
-      await this.appendWith(groupId, f, (view) => (view.members.some((m) => m.memberId === memberId && m.nodeId === this.nodeId) ? { reason: 'LEAVE', groupId, memberId, nodeId: this.nodeId, at: new Date().toISOString(), cause: cause.slice(0, 4000) } : null));
-    });
+    // The member stays held (marked leaving) until its LEAVE is in the log: a failed append must not
+    // leave a log member that no agent answers for (a ghost the cluster-version checks see as partitioned).
+    f.local.get(memberId)!.leaving = cause;
+    await this.serial(f, () => this.appendLeave(groupId, f, memberId, cause));
     this.counters.inc('agent_group_leaves_total');
     this.log.info('member left', { groupId, memberId, cause });
     return this.memberView(f, memberId);
@@ -109,15 +111,58 @@ export class GroupManager {
     // From here on joins are refused: members come back when the agent has restarted.
     this.stopped = true;
     for (const [groupId, f] of this.groups) {
-      for (const memberId of [...f.local.keys()]) await this.leave(groupId, memberId, cause).catch((e: unknown) => this.log.warn('leave failed', { groupId, memberId, error: String(e) }));
+      for (const memberId of [...f.local.keys()]) await this.leave(groupId, memberId, cause).catch((e: unknown) => this.leaveFailed(groupId, memberId, cause, e));
     }
   }
 
   /** A process stopped: its memberships end. */
   processGone(processId: string): void {
     for (const [groupId, f] of this.groups) {
-      for (const [memberId, m] of f.local) if (m.processId === processId) void this.leave(groupId, memberId, `process ${processId} stopped`).catch(() => undefined);
+      for (const [memberId, m] of f.local) {
+        if (m.processId !== processId) continue;
+        const cause = `process ${processId} stopped`;
+        void this.leave(groupId, memberId, cause).catch((e: unknown) => this.leaveFailed(groupId, memberId, cause, e));
+      }
     }
+  }
+
+  /** A LEAVE that did not reach the log: counted and logged; the member stays held and the next validate appends it. */
+  private leaveFailed(groupId: string, memberId: string, cause: string, e: unknown): void {
+    const code = isChangeoverError(e) ? e.code : 'INTERNAL';
+    this.counters.inc('agent_group_leave_failures_total', { code });
+    this.log.warn('leave not appended; retried at the next validate', { groupId, memberId, cause, code, error: e instanceof Error ? e.message : String(e) });
+  }
+
+  /** Appends the member's LEAVE (if the log still lists it on this node) and lets go of it. */
+  private async appendLeave(groupId: string, f: Followed, memberId: string, cause: string): Promise<void> {
+    await this.appendWith(groupId, f, (view) => (view.members.some((m) => m.memberId === memberId && m.nodeId === this.nodeId) ? { reason: 'LEAVE', groupId, memberId, nodeId: this.nodeId, at: new Date().toISOString(), cause: cause.slice(0, 4000) } : null));
+    f.local.delete(memberId);
+  }
+
+  /**
+   * Before a validate answers: members the log lists on this node that no local process holds (their
+   * LEAVE failed, or the agent restarted without one and the process did not join again) get their
+   * LEAVE now. Left in the log, such a ghost is never answered for, and the cluster-version checks
+   * would call its group partitioned although every live member agrees.
+   */
+  private async retireGhosts(groupId: string, f: Followed): Promise<void> {
+    await this.serial(f, async () => {
+      await this.sync(groupId, f);
+      for (const m of f.view.members) {
+        if (m.nodeId !== this.nodeId) continue;
+        const held = f.local.get(m.memberId);
+        if (held && held.leaving === undefined) continue;
+        const cause = held?.leaving ?? 'no process on the node holds this member';
+        try {
+          await this.appendLeave(groupId, f, m.memberId, cause);
+          this.counters.inc('agent_group_ghosts_retired_total', { kind: held ? 'leave-retried' : 'unheld' });
+          this.log.info('member without a process left its group', { groupId, memberId: m.memberId, cause });
+        } catch (e) {
+          // Still held when its LEAVE was owed: the validate reports it, this agent answers for it.
+          this.leaveFailed(groupId, m.memberId, cause, e);
+        }
+      }
+    });
   }
 
   /** The member's view; with `after`, waits (up to `waitMs`) until the log moves past that sequence. */
@@ -162,8 +207,20 @@ export class GroupManager {
   async validate(cmd: ValidateCommand): Promise<ValidatedReport> {
     const wanted = cmd.groups ? new Set(cmd.groups) : null;
     const groups: ValidatedReport['groups'] = [];
+    // A group asked about is followed even with no local member: the log may still list ghosts of this node.
+    if (wanted && !this.stopped) {
+      for (const groupId of wanted) {
+        if (this.groups.has(groupId)) continue;
+        await this.followed(groupId).catch((e: unknown) => {
+          this.counters.inc('agent_group_follow_failures_total');
+          this.log.warn('group not followed for a validate', { groupId, error: e instanceof Error ? e.message : String(e) });
+        });
+      }
+    }
     for (const [groupId, f] of this.groups) {
-      if ((wanted && !wanted.has(groupId)) || f.local.size === 0) continue;
+      if (wanted && !wanted.has(groupId)) continue;
+      await this.retireGhosts(groupId, f);
+      if (f.local.size === 0) continue;
       await this.sync(groupId, f);
       for (const memberId of f.local.keys()) groups.push(this.entry(groupId, f, memberId));
     }
@@ -211,7 +268,19 @@ export class GroupManager {
     if (!opening) {
       opening = (async () => {
         const f: Followed = { view: emptyGroupView(groupId), running: 1, local: new Map(), waiters: new Set(), stop: () => undefined, kick: () => undefined, queue: Promise.resolve() };
-        const sub = await this.logs.follow(groupId, (seq, msg) => this.apply(groupId, f, seq, msg));
+        // Every failed poll is counted; the first of a run and the recovery are logged (a poll runs every 250 ms).
+        let failing = 0;
+        const onPoll = (e: unknown) => {
+          if (e === undefined) {
+            if (failing) this.log.info('group log readable again', { groupId, failedPolls: failing });
+            failing = 0;
+            return;
+          }
+          const code = isChangeoverError(e) ? e.code : 'INTERNAL';
+          this.counters.inc('agent_group_poll_failures_total', { code });
+          if (failing++ === 0) this.log.warn('group log poll failed; retrying every poll', { groupId, code, error: e instanceof Error ? e.message : String(e) });
+        };
+        const sub = await this.logs.follow(groupId, (seq, msg) => this.apply(groupId, f, seq, msg), onPoll);
         f.stop = () => sub.stop();
         f.kick = () => sub.kick();
         this.groups.set(groupId, f);

@@ -1,7 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { decode, encode, ProgressReport, signManifest, subjects, VoteReport, type HelloReport } from '@changeover/contracts';
+import { decode, encode, ProgressReport, selectPackage, signManifest, subjects, VoteReport, type HelloReport } from '@changeover/contracts';
 import { startNats, waitFor, type TestNats } from '@changeover/test-kit';
 import { createLog } from '../log.js';
 import { CounterRegistry } from '../metrics.js';
@@ -18,12 +18,13 @@ describe('simulated fleet over NATS', () => {
   const votes = new Map<string, VoteReport[]>();
   const progress = new Map<string, ProgressReport[]>();
   const hellos = new Set<string>();
+  const helloOf = new Map<string, HelloReport>();
 
   const web = manifestOf('web', '1.0.0', [moduleOf('web-bin', '1.0.0', 'web v1'), moduleOf('web-conf', '1.0.0', 'conf')]);
   const web2 = manifestOf('web', '2.0.0', [moduleOf('web-bin', '2.0.0', 'web v2'), moduleOf('web-conf', '1.0.0', 'conf')]);
   const armOnly = manifestOf('armtool', '1.0.0', [moduleOf('armtool', '1.0.0', 'arm', { processorType: 'arm64' })]);
 
-  const fleet = (classId: string, count: number, rates: { vetoRate?: number; slowRate?: number; armRatio?: number } = {}, verifySignature?: ReturnType<typeof signatureVerifier>) =>
+  const fleet = (classId: string, count: number, rates: { vetoRate?: number; slowRate?: number; armRatio?: number; labelled?: { share: number; labels: Record<string, string> } } = {}, verifySignature?: ReturnType<typeof signatureVerifier>) =>
     startSimFleet(nc, {
       count,
       classId,
@@ -32,6 +33,7 @@ describe('simulated fleet over NATS', () => {
       slowRate: rates.slowRate ?? 0,
       failRate: 0,
       armRatio: rates.armRatio ?? 0,
+      ...(rates.labelled ? { labelled: rates.labelled } : {}),
       agentVersion: '1.0.0',
       clusterVersions: { min: 1, max: 2 },
       heartbeatMs: 60_000,
@@ -48,7 +50,7 @@ describe('simulated fleet over NATS', () => {
     nc = await connect({ servers: nats.url });
     nc.subscribe('changeover.agent.*.vote', { callback: (_e, m) => { const v = decode(VoteReport, m.data); votes.set(v.rolloutId, [...votesOf(v.rolloutId), v]); } });
     nc.subscribe('changeover.agent.*.progress', { callback: (_e, m) => { const p = decode(ProgressReport, m.data); progress.set(p.rolloutId, [...(progress.get(p.rolloutId) ?? []), p]); } });
-    nc.subscribe('changeover.agent.*.hello', { callback: (_e, m) => { hellos.add((JSON.parse(new TextDecoder().decode(m.data)) as HelloReport).nodeId); } });
+    nc.subscribe('changeover.agent.*.hello', { callback: (_e, m) => { const h = JSON.parse(new TextDecoder().decode(m.data)) as HelloReport; hellos.add(h.nodeId); helloOf.set(h.nodeId, h); } });
     await nc.flush();
   });
 
@@ -171,5 +173,60 @@ describe('simulated fleet over NATS', () => {
     expect(progressOf('t-tampered', 'failed').every((p) => p.error?.code === 'NOT_IN_ROLLOUT' && p.inventory?.active.length === 0)).toBe(true);
     expect(progressOf('t-tampered', 'fetching')).toHaveLength(0);
     expect(progressOf('t-good', 'completed').every((p) => p.inventory?.active.map((x) => `${x.name}@${x.version}`).join() === 'web@1.0.0')).toBe(true);
+  });
+
+  it('installs on each node the variant the registry selects for its OS, labels and processor type, sharing one selection per kind of node', async () => {
+    await fleet('mixed', 40, { armRatio: 0.5, labelled: { share: 0.5, labels: { gpu: 'true' } } });
+    await waitFor('40 hellos', () => [...hellos].filter((h) => h.startsWith('mixed-')).length === 40);
+    // Listed first, so a selection by processor type alone would take the Windows build everywhere it can.
+    const windows = moduleOf('infer-bin', '1.0.0', 'windows build', { requires: { os: ['windows'] } });
+    const gpu = moduleOf('infer-bin', '1.0.0', 'gpu build', { requires: { labels: { gpu: 'true' } } });
+    const plain = moduleOf('infer-bin', '1.0.0', 'plain build');
+    const arm = moduleOf('infer-bin', '1.0.0', 'arm build', { processorType: 'arm64' });
+    const infer = manifestOf('infer', '1.0.0', [windows, gpu, plain, arm, moduleOf('infer-conf', '1.0.0', 'conf')]);
+    const ids = [...helloOf.keys()].filter((id) => id.startsWith('mixed-'));
+    const nodeOf = (id: string) => ({ processorType: helloOf.get(id)!.processorType as 'x86_64' | 'arm64', characteristics: helloOf.get(id)!.characteristics });
+    const expected = (id: string) => {
+      const n = nodeOf(id);
+      return n.processorType === 'arm64' ? arm : n.characteristics.labels.gpu === 'true' ? gpu : plain;
+    };
+    // Every kind of node is in the fleet (the draws are deterministic).
+    expect(new Set(ids.map((id) => expected(id).digest)).size).toBe(3);
+
+    // Each node is proposed what the registry's selection gives for the traits it said hello with.
+    for (const id of ids) {
+      const r = selectPackage(infer, nodeOf(id));
+      if (!r.ok) throw new Error(r.reason);
+      expect(r.selected.modules.find((m) => m.name === 'infer-bin')!.digest).toBe(expected(id).digest);
+      nc.publish(subjects.node(id, 'propose'), encode({ rolloutId: 'g1', attempt: 0, nodeId: id, packages: [r.selected], signed: [{ manifest: infer }], voteTimeoutMs: 5000 }));
+    }
+    await waitFor('40 votes', () => votesOf('g1').length === 40);
+    // With the manifest at hand each node checks the proposal against its own selection: they agree.
+    expect(votesOf('g1').filter((v) => v.decision !== 'accept').map((v) => v.verdicts)).toEqual([]);
+    // A selection made for other characteristics (the GPU build for a node without the label) is vetoed at vote time.
+    const plainNode = ids.find((id) => expected(id) === plain)!;
+    const gpuNode = ids.find((id) => expected(id) === gpu)!;
+    const forGpu = selectPackage(infer, nodeOf(gpuNode));
+    if (!forGpu.ok) throw new Error(forGpu.reason);
+    nc.publish(subjects.node(plainNode, 'propose'), encode({ rolloutId: 'g0', attempt: 0, nodeId: plainNode, packages: [forGpu.selected], signed: [{ manifest: infer }], voteTimeoutMs: 5000 }));
+    await waitFor('the stale-selection vote', () => votesOf('g0').length === 1);
+    expect(votesOf('g0')[0]).toMatchObject({ decision: 'veto', verdicts: expect.arrayContaining([expect.objectContaining({ decision: 'veto', reason: 'PROCESSOR_UNSUPPORTED', message: expect.stringContaining("this node's characteristics select") })]) });
+    expect(counters.get('agent_selection_mismatches_total')).toBe(1);
+    // One class broadcast carries the whole manifest; every node picks its own variant from it.
+    nc.publish(subjects.class('mixed', 'commit'), encode({ rolloutId: 'g1', attempt: 0, classId: 'mixed', packages: [{ manifest: infer }], changeoverTimeoutMs: 10_000 }));
+    await waitFor('40 completions', () => progressOf('g1', 'completed').length === 40);
+    for (const p of progressOf('g1', 'completed')) {
+      const installed = p.inventory!.active.find((x) => x.name === 'infer')!.modules;
+      expect(installed.map((m) => m.digest).sort()).toEqual([expected(p.nodeId).digest, moduleOf('infer-conf', '1.0.0', 'conf').digest].sort());
+    }
+
+    // A package with only a GPU build: a forced commit installs it on the GPU nodes and fails, typed, on the others.
+    const gpuOnly = manifestOf('cuda-kit', '1.0.0', [moduleOf('cuda-kit', '1.0.0', 'cuda', { requires: { labels: { gpu: 'true' } } })]);
+    nc.publish(subjects.class('mixed', 'commit'), encode({ rolloutId: 'g2', attempt: 0, classId: 'mixed', forced: true, packages: [{ manifest: gpuOnly }], changeoverTimeoutMs: 10_000 }));
+    await waitFor('40 outcomes', () => progressOf('g2', 'completed').length + progressOf('g2', 'failed').length === 40);
+    const gpuNodes = ids.filter((id) => nodeOf(id).characteristics.labels.gpu === 'true').sort();
+    expect(gpuNodes.length).toBeGreaterThan(0);
+    expect(progressOf('g2', 'completed').map((p) => p.nodeId).sort()).toEqual(gpuNodes);
+    expect(progressOf('g2', 'failed').every((p) => p.error?.code === 'PROCESSOR_UNSUPPORTED' && /needs label gpu=true/.test(p.error.message))).toBe(true);
   });
 });

@@ -13,6 +13,8 @@ export interface SimFleetOptions extends SimRates {
   prefix: string;
   /** Share of nodes that are arm64; the rest are x86_64. */
   armRatio: number;
+  /** A share of nodes that report these labels besides `simulated=true` (e.g. `gpu=true`); none by default. */
+  labelled?: { share: number; labels: Record<string, string> };
   agentVersion: string;
   clusterVersions: { min: number; max: number };
   heartbeatMs: number;
@@ -31,13 +33,14 @@ export const simNodeId = (prefix: string, i: number) => `${prefix}-${i}`;
 export function createSimCores(opts: SimFleetOptions, sink: ReportSink): AgentCore[] {
   const cores: AgentCore[] = [];
   const verify = opts.verifySignature ?? (() => undefined);
-  const infos: Record<'x86_64' | 'arm64', AgentInfo> = {
-    x86_64: { agentVersion: opts.agentVersion, clusterVersions: opts.clusterVersions, characteristics: { arch: 'x86_64', os: 'linux', memoryMb: 2048, labels: { simulated: 'true' } } },
-    arm64: { agentVersion: opts.agentVersion, clusterVersions: opts.clusterVersions, characteristics: { arch: 'arm64', os: 'linux', memoryMb: 2048, labels: { simulated: 'true' } } },
-  };
+  // One info object per kind of node: nodes with equal traits share it (and the packages selected for it).
+  const info = (arch: 'x86_64' | 'arm64', extra: Record<string, string>): AgentInfo => ({ agentVersion: opts.agentVersion, clusterVersions: opts.clusterVersions, characteristics: { arch, os: 'linux', memoryMb: 2048, labels: { simulated: 'true', ...extra } } });
+  const extra = opts.labelled?.labels ?? {};
+  const infos = { x86_64: [info('x86_64', {}), info('x86_64', extra)], arm64: [info('arm64', {}), info('arm64', extra)] } as const;
   for (let i = 1; i <= opts.count; i++) {
     const nodeId = simNodeId(opts.prefix, i);
     const processorType = draw(nodeId, 'arch') < opts.armRatio ? 'arm64' : 'x86_64';
+    const labelled = opts.labelled !== undefined && draw(nodeId, 'labels') < opts.labelled.share ? 1 : 0;
     const holder: { core?: AgentCore } = {};
     const state = (): NodeState => holder.core!.state;
     const core = new AgentCore(
@@ -53,7 +56,7 @@ export function createSimCores(opts: SimFleetOptions, sink: ReportSink): AgentCo
         log: opts.log,
         tracing: opts.tracing,
       },
-      infos[processorType],
+      infos[processorType][labelled],
     );
     holder.core = core;
     cores.push(core);

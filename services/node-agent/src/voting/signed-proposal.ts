@@ -45,9 +45,11 @@ function cachedMismatch(p: SelectedPackage, manifest: PackageManifest): string |
 /** The selection must be a faithful narrowing of the signed manifest: same modules, dependencies and APIs. */
 function selectionMismatch(p: SelectedPackage, manifest: PackageManifest): string | null {
   for (const m of p.modules) {
-    const signedModule = manifest.modules.find((x) => x.name === m.name && x.processorType === m.processorType);
-    if (!signedModule) return `module ${m.name} (${m.processorType}) is not in the signed manifest`;
-    if (signedModule.digest !== m.digest) return `module ${m.name} digest ${m.digest} differs from the signed ${signedModule.digest}`;
+    // One name and processor type can have several variants (differing in `requires`): the digest says which one.
+    const variants = manifest.modules.filter((x) => x.name === m.name && x.processorType === m.processorType);
+    if (!variants.length) return `module ${m.name} (${m.processorType}) is not in the signed manifest`;
+    const signedModule = variants.find((x) => x.digest === m.digest);
+    if (!signedModule) return `module ${m.name} digest ${m.digest} differs from the signed ${variants.map((x) => x.digest).join(' | ')}`;
     if (signedModule.version !== m.version || signedModule.size !== m.size || canonicalJson(signedModule.dependsOn) !== canonicalJson(m.dependsOn)) {
       return `module ${m.name} differs from the signed manifest (version, size or dependencies)`;
     }

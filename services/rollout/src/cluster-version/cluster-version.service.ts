@@ -20,6 +20,8 @@ const ORDER: Blocker['code'][] = ['NODE_NOT_ACTIVE', 'GROUP_PARTITIONED', 'NODE_
 const refusals = metrics.counter({ name: 'changeover_cluster_version_refusals_total', help: 'Cluster version adjustments refused, by blocking reason', labelNames: ['code'] as const });
 const mediated = metrics.counter({ name: 'changeover_group_mediated_appends_total', help: 'Group log appends made for confined nodes, by outcome', labelNames: ['outcome'] as const });
 const adjustments = metrics.counter({ name: 'changeover_cluster_version_adjustments_total', help: 'Cluster version adjustments, by outcome', labelNames: ['outcome'] as const });
+const ackFailures = metrics.counter({ name: 'changeover_cluster_version_ack_failures_total', help: "Members' acknowledgements of an adjustment not recorded on arrival (taken again by the next validate round), by error code", labelNames: ['code'] as const });
+const unlockFailures = metrics.counter({ name: 'changeover_cluster_version_unlock_failures_total', help: 'Driver locks not released by query (their connection is discarded instead, which releases them)' });
 
 export interface ClusterVersionDeps {
   store: EventLog;
@@ -120,7 +122,7 @@ export class ClusterVersionService {
     nodes ??= await listNodes(this.deps.nc, this.deps.registryTimeoutMs);
     groups ??= await this.deps.logs.readAll();
     for (let round = 1; ; round++) {
-      const reports = await validateRound(this.deps.nc, groups, `check-${randomBytes(4).toString('hex')}`, this.deps.validateTimeoutMs);
+      const reports = await validateRound(this.deps.nc, groups, `check-${randomBytes(4).toString('hex')}`, this.deps.validateTimeoutMs, this.deps.log);
       const blockers = blockersFor(version, nodes, groups, reports, this.deps.validateTimeoutMs).sort((a, b) => ORDER.indexOf(a.code) - ORDER.indexOf(b.code));
       if (round >= 3 || !blockers.some((b) => b.code === 'GROUP_PARTITIONED')) return { blockers, nodes, groups };
       // A member joining or leaving during the round makes views differ without any partition: ask again.
@@ -172,16 +174,23 @@ export class ClusterVersionService {
     if (this.driving || this.closed) return;
     this.driving = adjustmentId;
     const client = await this.deps.pool.connect();
+    // A session lock that could not be unlocked must not go back to the pool still held: the
+    // connection is discarded instead, and Postgres releases the lock with the session.
+    let discard: Error | undefined;
     try {
       const locked = (await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [DRIVER_LOCK])).rows[0]?.ok;
       if (!locked) return;
       try {
         await this.carry(adjustmentId);
       } finally {
-        await client.query('SELECT pg_advisory_unlock($1)', [DRIVER_LOCK]).catch(() => undefined);
+        await client.query('SELECT pg_advisory_unlock($1)', [DRIVER_LOCK]).catch((e: unknown) => {
+          discard = e instanceof Error ? e : new Error(String(e));
+          unlockFailures.inc();
+          this.deps.log.warn({ err: e, adjustmentId }, 'driver lock not unlocked; its connection is discarded');
+        });
       }
     } finally {
-      client.release();
+      client.release(discard);
       this.driving = null;
     }
   }
@@ -217,7 +226,7 @@ export class ClusterVersionService {
         }
       }
       groups = await logs.readAll();
-      const reports = await validateRound(this.deps.nc, groups, `adjust-${adjustmentId}`, this.deps.validateTimeoutMs);
+      const reports = await validateRound(this.deps.nc, groups, `adjust-${adjustmentId}`, this.deps.validateTimeoutMs, this.deps.log);
       const acked: { groupId: string; memberId: string }[] = [];
       for (const r of reports.values()) for (const e of r?.groups ?? []) if (e.activeVersion >= target) acked.push({ groupId: e.groupId, memberId: e.memberId });
       if (acked.length) await this.apply({ type: 'Acknowledge', adjustmentId, members: acked, now: this.deps.clock() }, 'system');
@@ -242,14 +251,30 @@ export class ClusterVersionService {
     }
   }
 
-  /** A member switched (an unsolicited validated report keyed by the adjustment): recorded at once. */
-  private async onAck(r: ValidatedReport): Promise<void> {
+  /**
+   * A member switched (an unsolicited validated report keyed by the adjustment): recorded at once. An
+   * acknowledgement that cannot be recorded now (the event store down, a conflict outlasting the
+   * retries, the adjustment ended meanwhile) is logged and counted; it is not lost, because the
+   * driver's next validate round, which the wake-up brings forward, asks every member again.
+   */
+  async onAck(r: ValidatedReport): Promise<void> {
     if (!r.requestId.startsWith('adj')) return;
-    const { state } = await this.read();
-    if (state.status !== 'adjusting' || r.requestId !== `adjust-${state.adjustment.adjustmentId}`.slice(0, 128)) return;
-    const members = r.groups.filter((e) => e.activeVersion >= state.adjustment.version).map((e) => ({ groupId: e.groupId, memberId: e.memberId }));
-    if (members.length) await this.apply({ type: 'Acknowledge', adjustmentId: state.adjustment.adjustmentId, members, now: this.deps.clock() }, `node:${r.nodeId}`).catch(() => undefined);
-    this.wake?.();
+    let adjustmentId: string | undefined;
+    let members: { groupId: string; memberId: string }[] = [];
+    try {
+      const { state } = await this.read();
+      if (state.status !== 'adjusting' || r.requestId !== `adjust-${state.adjustment.adjustmentId}`.slice(0, 128)) return;
+      adjustmentId = state.adjustment.adjustmentId;
+      const version = state.adjustment.version;
+      members = r.groups.filter((e) => e.activeVersion >= version).map((e) => ({ groupId: e.groupId, memberId: e.memberId }));
+      if (members.length) await this.apply({ type: 'Acknowledge', adjustmentId, members, now: this.deps.clock() }, `node:${r.nodeId}`);
+    } catch (e) {
+      const code = isChangeoverError(e) ? e.code : 'INTERNAL';
+      ackFailures.inc({ code });
+      this.deps.log.warn({ err: e, code, nodeId: r.nodeId, requestId: r.requestId, adjustmentId, members: members.length }, 'acknowledgement not recorded; the next validate round takes it again');
+    } finally {
+      this.wake?.();
+    }
   }
 
   /** GET /cluster-version: nodes, groups, readiness for `version` (default: the highest every node can run) and progress. */

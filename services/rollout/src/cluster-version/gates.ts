@@ -1,7 +1,10 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { requestRpc } from '@changeover/messaging';
-import { ListNodesReply, subjects, ValidatedReport, type GroupView, type NodeRecord } from '@changeover/contracts';
+import { isChangeoverError, ListNodesReply, subjects, ValidatedReport, type GroupView, type NodeRecord } from '@changeover/contracts';
+import { metrics, type Logger } from '@changeover/telemetry';
 import type { Blocker } from './cluster-version.decider.js';
+
+const unanswered = metrics.counter({ name: 'changeover_cluster_version_validate_unanswered_total', help: 'Nodes that did not answer a validate request (their members count as not reached), by error code', labelNames: ['code'] as const });
 
 export type NodeInfo = Pick<NodeRecord, 'nodeId' | 'status' | 'agentVersion' | 'clusterVersions' | 'lastHeartbeatAt'>;
 
@@ -17,13 +20,22 @@ export async function listNodes(nc: NatsConnection, timeoutMs: number): Promise<
   }
 }
 
-/** One validate round: each node hosting members reports its members' views; a node that does not answer in time maps to null. */
-export async function validateRound(nc: NatsConnection, groups: GroupView[], requestId: string, timeoutMs: number): Promise<Map<string, ValidatedReport | null>> {
+/**
+ * One validate round: each node hosting members reports its members' views; a node that does not
+ * answer in time (or answers with an error or a malformed report) maps to null, counted and logged:
+ * its members are then "not reached" in blockersFor.
+ */
+export async function validateRound(nc: NatsConnection, groups: GroupView[], requestId: string, timeoutMs: number, log?: Logger): Promise<Map<string, ValidatedReport | null>> {
   const byNode = new Map<string, Set<string>>();
   for (const g of groups) for (const m of g.members) byNode.set(m.nodeId, (byNode.get(m.nodeId) ?? new Set()).add(g.groupId));
   const answers = await Promise.all(
     [...byNode].map(async ([nodeId, ids]) => {
-      const report = await requestRpc(nc, subjects.node(nodeId, 'validate'), { requestId, groups: [...ids] }, ValidatedReport, { timeoutMs }).catch(() => null);
+      const report = await requestRpc(nc, subjects.node(nodeId, 'validate'), { requestId, groups: [...ids] }, ValidatedReport, { timeoutMs }).catch((e: unknown) => {
+        const code = isChangeoverError(e) ? e.code : 'INTERNAL';
+        unanswered.inc({ code });
+        log?.warn({ err: e, nodeId, requestId, groups: ids.size, code }, 'validate not answered');
+        return null;
+      });
       return [nodeId, report && report.nodeId === nodeId ? report : null] as const;
     }),
   );

@@ -1,5 +1,5 @@
 import type { NewEvent, StoredEvent } from '@changeover/event-store';
-import { createLogger } from '@changeover/telemetry';
+import { createLogger, type Logger } from '@changeover/telemetry';
 import { RolloutRunner, type EventLog, type RunnerDeps } from '../workflow/rollout.runner.js';
 
 /** An in-memory event log for runner unit tests: the stream survives the runner, as Postgres survives a restart. */
@@ -19,7 +19,7 @@ export function memoryLog(): EventLog & { events: StoredEvent[] } {
 }
 
 /** A runner over `store` whose node commands are recorded in `sent` (their kinds, in order). */
-export function memoryRunner(store: EventLog, sent: string[]): RolloutRunner {
+export function memoryRunner(store: EventLog, sent: string[], log: Logger = createLogger('rollout-test', { level: 'silent' })): RolloutRunner {
   const deps: RunnerDeps = {
     store,
     send: async (_state, action) => void sent.push(action.kind),
@@ -30,7 +30,7 @@ export function memoryRunner(store: EventLog, sent: string[]): RolloutRunner {
     // A fleet with no nodes outside the rollout.
     providedElsewhere: async () => [],
     clock: () => new Date(),
-    log: createLogger('rollout-test', { level: 'silent' }),
+    log,
   };
   return new RolloutRunner(deps);
 }

@@ -59,6 +59,7 @@ interface Owned {
 
 const ignored = metrics.counter({ name: 'changeover_rollout_reports_ignored_total', help: 'Agent reports and timers that changed nothing, by reason', labelNames: ['reason'] as const });
 const refused = metrics.counter({ name: 'changeover_rollout_commands_refused_total', help: 'Rollout commands refused by the domain, by error code', labelNames: ['code'] as const });
+const verifyFailures = metrics.counter({ name: 'changeover_rollout_verify_failures_total', help: 'Verify steps (the check once every node finished) that failed, by error code; transient ones are retried', labelNames: ['code'] as const });
 
 const toRolloutEvents = (stored: StoredEvent[]) => stored.map((e) => ({ type: e.type, data: e.data }) as RolloutEvent);
 const MAX_CONFLICT_RETRIES = 5;
@@ -426,31 +427,8 @@ export class RolloutRunner {
         }
       }
     }
-    if (verify) void traceStep(o.trace, 'rollout.verify', o.id, () => this.verify(o)).catch(() => undefined);
+    if (verify) this.verify(o);
     else if (complete && !needsOwner(o.state)) await this.complete(o);
-  }
-
-  /**
-   * Verifies with the fleet: a consumed API none of the rollout's nodes provides may be provided by
-   * an active node outside it, which only the registry knows. Only those APIs are asked about, so a
-   * rollout whose nodes provide what they consume asks nothing. The registry being away retries the
-   * verification later rather than reporting discrepancies that may not exist.
-   */
-  private async verify(o: Owned, tries = 0): Promise<void> {
-    const state = o.state;
-    if (o.dropped || state.status === 'initial') return;
-    let elsewhere: string[] = [];
-    const consumes = unprovidedApis(checkedNodes(state));
-    if (consumes.length > 0) {
-      try {
-        elsewhere = await this.deps.providedElsewhere({ consumes, ...scopeOf(state) });
-      } catch (e) {
-        this.deps.log.warn({ err: e, rolloutId: o.id, tries }, 'asking the registry for API providers failed; verifying later');
-        this.schedule(o, `verify:${tries}`, Date.now() + 1000 * Math.min(2 ** tries, 30), null, () => this.verify(o, tries + 1));
-        return;
-      }
-    }
-    await this.submit(o.id, { type: 'Verify', now: this.deps.clock(), elsewhere });
   }
 
   private async send(o: Owned, state: ActiveState, a: Extract<Action, { kind: 'propose' | 'commit' | 'abort' | 'regress' }>, tries = 0): Promise<void> {
@@ -461,6 +439,43 @@ export class RolloutRunner {
       this.deps.log.warn({ err: e, rolloutId: o.id, action: a.kind, tries }, 'sending a node command failed; retrying');
       if (tries < 20) this.schedule(o, `retry:${a.kind}:${tries}:${Math.random()}`, Date.now() + 1000 * Math.min(2 ** tries, 30), null, () => this.send(o, o.state as ActiveState, a, tries + 1));
     }
+  }
+
+  /**
+   * The check once every node finished (dependencies, then completion), verified with the fleet: a
+   * consumed API none of the rollout's nodes provides may be provided by an active node outside it,
+   * which only the registry knows. Only those APIs are asked about, so a rollout whose nodes provide
+   * what they consume asks nothing. Nothing else would submit the check again, so every failure is
+   * logged and counted: the registry being away, or a transient failure of the append (Postgres away,
+   * a concurrent append), retries shortly rather than reporting discrepancies that may not exist; a
+   * refusal by the domain means the rollout has moved on, and another decide action brings the next Verify.
+   */
+  private verify(o: Owned, tries = 0): void {
+    const retry = () => this.schedule(o, `retry:verify:${tries}`, Date.now() + 1000 * Math.min(2 ** tries, 30), null, async () => this.verify(o, tries + 1));
+    void traceStep(o.trace, 'rollout.verify', o.id, async () => {
+      const state = o.state;
+      if (o.dropped || state.status === 'initial') return;
+      let elsewhere: string[] = [];
+      const consumes = unprovidedApis(checkedNodes(state));
+      if (consumes.length > 0) {
+        try {
+          elsewhere = await this.deps.providedElsewhere({ consumes, ...scopeOf(state) });
+        } catch (e) {
+          const code = isChangeoverError(e) ? e.code : 'INTERNAL';
+          verifyFailures.inc({ code });
+          this.deps.log.warn({ err: e, rolloutId: o.id, code, tries }, 'asking the registry for API providers failed; verifying later');
+          retry();
+          return;
+        }
+      }
+      await this.submit(o.id, { type: 'Verify', now: this.deps.clock(), elsewhere });
+    }).catch((e: unknown) => {
+      const code = isChangeoverError(e) ? e.code : 'INTERNAL';
+      const transient = !isChangeoverError(e) || e.code === 'VERSION_CONFLICT' || e.code === 'UNAVAILABLE';
+      verifyFailures.inc({ code });
+      this.deps.log.warn({ err: e, rolloutId: o.id, code, tries, retrying: transient && !o.dropped }, 'verify failed');
+      if (transient) retry();
+    });
   }
 
   /** A timer is an event-derived deadline; re-armed from the state on every load. */

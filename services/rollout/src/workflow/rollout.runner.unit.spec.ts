@@ -1,7 +1,9 @@
 import { describe, expect, it } from '@jest/globals';
 import { isChangeoverError } from '@changeover/contracts';
+import { waitFor } from '@changeover/test-kit';
+import { createLogger, registry } from '@changeover/telemetry';
 import type { EventLog } from './rollout.runner.js';
-import { assignment, createCommand, vote } from '../testing/fixtures.js';
+import { assignment, createCommand, progress, vote } from '../testing/fixtures.js';
 import { memoryLog, memoryRunner } from '../testing/memory-log.js';
 
 /** The log's reads wait until `open()`: a slow Postgres, so that other work lands while a rollout loads. */
@@ -121,5 +123,31 @@ describe('waiting for a change (long poll)', () => {
     await runner.adopt('r1');
     expect(await runner.changed('r1', seen, 1)).toBeUndefined();
     expect(runner.stateOf('r1')!.version).toBe(seen);
+  });
+});
+
+describe('the Verify after the last completion', () => {
+  it('logs and counts a Verify whose append fails, and retries it until the rollout is decided', async () => {
+    const store = memoryLog();
+    await memoryRunner(store, []).apply('r1', { ...createCommand([assignment(['n1'])]), now: new Date() }, 'alice');
+    let failures = 1;
+    const flaky: EventLog = {
+      readStream: store.readStream.bind(store),
+      append: (id, expected, events) => (failures > 0 && events.some((e) => e.type === 'rollout.verified') ? (failures--, Promise.reject(new Error('connection terminated'))) : store.append(id, expected, events)),
+    };
+    const lines: Record<string, unknown>[] = [];
+    const log = createLogger('rollout-test', { level: 'warn', destination: { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) } });
+    const counted = async () => (await registry.getSingleMetric('changeover_rollout_verify_failures_total')!.get()).values.find((v) => v.labels['code'] === 'INTERNAL')?.value ?? 0;
+    const before = await counted();
+    const runner = memoryRunner(flaky, [], log);
+    await runner.adopt('r1');
+    await runner.submit('r1', { type: 'RecordVote', now: new Date(), report: vote('n1') });
+    // The completion makes the rollout verifying: its Verify is the step that fails once.
+    await runner.submit('r1', { type: 'RecordProgress', now: new Date(), report: progress('n1', 'completed') });
+    await waitFor('the retried Verify decides the rollout', () => store.events.some((e) => e.type === 'rollout.verified'), { timeoutMs: 10_000 });
+    expect(failures).toBe(0);
+    expect(await counted()).toBe(before + 1);
+    expect(lines).toContainEqual(expect.objectContaining({ level: 'warn', msg: 'verify failed', rolloutId: 'r1', code: 'INTERNAL', tries: 0, retrying: true }));
+    runner.drop('r1');
   });
 });
