@@ -167,16 +167,34 @@ export class ChildProcessRuntime implements ProcessRuntime {
     await Promise.all(c.map((p) => this.stop(p)));
   }
 
-  async restart(processIds: string[]): Promise<void> {
+  /**
+   * A second instance starts beside the old one on the same shared socket and must pass its health
+   * check before the old one is stopped; an unhealthy one is stopped and the old one keeps serving.
+   */
+  async restart(processIds: string[], deadlineMs: number): Promise<{ ok: true } | { ok: false; output: string }> {
+    const deadlineAt = Date.now() + deadlineMs;
+    const failed: string[] = [];
     for (const id of processIds) {
-      const p = this.find(id);
-      if (!p) continue;
-      await this.stop(p);
-      const next = this.spawn(p);
-      this.live.set(p.module.name, next);
-      const r = await this.waitHealthy(next, Date.now() + 30_000);
-      if (!r.ok) this.opts.log.warn('restarted process is not healthy', { processId: id, output: r.output });
+      const old = this.find(id);
+      if (!old) continue;
+      let next: Proc;
+      try {
+        next = this.spawn(old);
+      } catch (e) {
+        this.opts.counters.inc('agent_process_start_failures_total');
+        failed.push(`${id}: cannot start: ${e instanceof Error ? e.message : String(e)}`);
+        continue;
+      }
+      const r = await this.waitHealthy(next, deadlineAt);
+      if (!r.ok) {
+        await this.stop(next);
+        failed.push(`${id}: ${r.output}`);
+        continue;
+      }
+      this.live.set(old.module.name, next);
+      await this.stop(old);
     }
+    return failed.length ? { ok: false, output: failed.join('\n').slice(0, 4000) } : { ok: true };
   }
 
   async apply(set: StoredPackage[]): Promise<void> {
@@ -282,8 +300,14 @@ export class ChildProcessRuntime implements ProcessRuntime {
 
   private exited(p: Proc): void {
     p.health?.close();
-    rmSync(join(this.opts.store.dir, 'run', `${p.processId}.pid`), { force: true });
-    this.opts.api.forget(p.processId);
+    // A restart runs two instances under one process id for a moment: the one that stays keeps both.
+    const other = this.find(p.processId);
+    if (other && other !== p) {
+      if (other.child.pid) writeFileSync(join(this.opts.store.dir, 'run', `${p.processId}.pid`), String(other.child.pid));
+    } else {
+      rmSync(join(this.opts.store.dir, 'run', `${p.processId}.pid`), { force: true });
+      this.opts.api.forget(p.processId);
+    }
     if (p.stopping || this.stopped) return;
     // Supervision: a live process that dies is started again.
     this.opts.counters.inc('agent_process_crashes_total');
