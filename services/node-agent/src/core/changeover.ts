@@ -103,7 +103,7 @@ export async function runChangeover(core: AgentCore, req: ChangeoverRequest): Pr
   const results = await step(
     t,
     'agent.barrier',
-    () => allOf(analysis.affected.map((a) => withDeadline<PrepareResult>(runtime.prepare(a.processId, { ...base, kind: 'prepare', why: a.why, deadlineMs: deadline }), deadline, () => ({ ready: false, message: `not ready within ${deadline} ms` })))),
+    () => allOf(analysis.affected.map((a) => withDeadline<PrepareResult>(runtime.prepare(a.processId, { ...base, kind: 'prepare', why: a.why, deadlineMs: deadline }), deadline, () => ({ ready: false, message: `not ready within ${deadline} ms` }), (e) => ({ ready: false, message: `prepare failed: ${e instanceof Error ? e.message : String(e)}` })))),
     { 'changeover.processes': analysis.affected.length },
   );
   const notReady: { a: AffectedProcess; r: PrepareResult }[] = [];
