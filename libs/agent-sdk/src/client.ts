@@ -123,7 +123,9 @@ export class AgentClient {
         if (res.status !== 200) throw new Error(`events: ${res.status}`);
         backoff = 100;
         const { events } = EventsReply.parse(res.json);
-        await Promise.all(events.map((e) => this.dispatch(e)));
+        // Not awaited: a handler that never returns (the agent answers for it at its deadline) must not stop
+        // this process from taking the next events.
+        for (const e of events) void this.dispatch(e);
       } catch {
         if (!this.running) return;
         await new Promise((r) => setTimeout(r, backoff));

@@ -103,7 +103,7 @@ export async function runChangeover(core: AgentCore, req: ChangeoverRequest): Pr
   const results = await step(
     t,
     'agent.barrier',
-    () => allOf(analysis.affected.map((a) => withDeadline<PrepareResult>(runtime.prepare(a.processId, { ...base, kind: 'prepare', why: a.why, deadlineMs: deadline }), deadline, () => ({ ready: false, message: `not ready within ${deadline} ms` })))),
+    () => allOf(analysis.affected.map((a) => withDeadline<PrepareResult>(runtime.prepare(a.processId, { ...base, kind: 'prepare', why: a.why, deadlineMs: deadline }), deadline, () => ({ ready: false, message: `not ready within ${deadline} ms` }), (e) => ({ ready: false, message: `prepare failed: ${e instanceof Error ? e.message : String(e)}` })))),
     { 'changeover.processes': analysis.affected.length },
   );
   const notReady: { a: AffectedProcess; r: PrepareResult }[] = [];
@@ -151,10 +151,24 @@ export async function runChangeover(core: AgentCore, req: ChangeoverRequest): Pr
   saving = store.save(core.state);
   if (saving) await saving;
   fault('mid-switch');
-  await step(t, 'agent.switch', async () => {
+  const restarted = await step(t, 'agent.switch', async () => {
     await runtime.switchOver(target);
-    await notifyChanged(core, target, analysis.affected, base);
+    const r = await notifyChanged(core, target, analysis.affected, base, deadline);
+    if (!r.ok) t.fail('HEALTH_CHECK_FAILED', r.output);
+    return r;
   });
+  if (!restarted.ok) {
+    // A process restarted for the change is unhealthy (its old instance still runs): back to the old set,
+    // again new beside old, so the replaced modules serve throughout.
+    core.opts.counters.inc('agent_health_check_failures_total');
+    const back = await runtime.startCandidates(from.active, deadline);
+    if (back.ok) await runtime.switchOver(from.active);
+    else {
+      await runtime.discardCandidates();
+      await runtime.apply(from.active);
+    }
+    return rollback('HEALTH_CHECK_FAILED', `restarted on change: ${restarted.output}`, bytesFetched);
+  }
   fault('before-confirm');
 
   // 5. Confirm.
@@ -166,7 +180,13 @@ export async function runChangeover(core: AgentCore, req: ChangeoverRequest): Pr
 }
 
 /** Tells the affected processes that still run that the changeover happened; restarts those that ask for it. */
-async function notifyChanged(core: AgentCore, target: StoredPackage[], affected: AffectedProcess[], base: { rolloutId: string; attempt: number; changes: { name: string; fromVersion: string | null; toVersion: string | null }[]; replacedModules: string[] }): Promise<void> {
+async function notifyChanged(
+  core: AgentCore,
+  target: StoredPackage[],
+  affected: AffectedProcess[],
+  base: { rolloutId: string; attempt: number; changes: { name: string; fromVersion: string | null; toVersion: string | null }[]; replacedModules: string[] },
+  deadlineMs: number,
+): Promise<{ ok: true } | { ok: false; output: string }> {
   const { runtime } = core.opts;
   const live = new Set(runtime.running().map((p) => p.processId));
   const modules = new Map<string, Module>();
@@ -180,5 +200,5 @@ async function notifyChanged(core: AgentCore, target: StoredPackage[], affected:
     told.push(withDeadline(runtime.notifyChanged(a.processId, { ...base, kind: 'changed', why: a.why, restart: mustRestart }), 10_000, () => undefined));
   }
   await allOf(told);
-  if (restart.length) await runtime.restart(restart);
+  return restart.length ? runtime.restart(restart, deadlineMs) : { ok: true };
 }

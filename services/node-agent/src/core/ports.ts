@@ -47,8 +47,8 @@ export interface ProcessRuntime {
   switchOver(target: StoredPackage[]): Promise<void>;
   /** Stops any candidates that were started (a failed changeover). */
   discardCandidates(): Promise<void>;
-  /** Restarts the processes of these modules (their manifest asks for it on change). */
-  restart(processIds: string[]): Promise<void>;
+  /** Restarts these processes (their manifest asks for it on change): the new instance is healthy before the old stops. */
+  restart(processIds: string[], deadlineMs: number): Promise<{ ok: true } | { ok: false; output: string }>;
   /** Brings the running processes to exactly this set (start-up, recovery). */
   apply(set: StoredPackage[]): Promise<void>;
   stopAll(): Promise<void>;

@@ -5,34 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { freePort, startNats, waitFor, type TestNats } from '@changeover/test-kit';
-import { cleanUpAgents, FakeOrchestrator, putBlobs, spawnAgent, type AgentProcess } from '../testing/agent-harness.js';
+import { cleanUpAgents, FakeOrchestrator, localApiKnows as knownToLocalApi, localApiStatus, putBlobs, spawnAgent, type AgentProcess } from '../testing/agent-harness.js';
 import { greeterPackages } from '../testing/greeter-packages.js';
 import { GetPackagesRequest, packageId, subjects, type SignedPackage } from '@changeover/contracts';
 import { serveRpc } from '@changeover/messaging';
 import { manifestOf, moduleOf } from '../testing/packages.js';
 
-/** Asks the agent's local API whether a process registered (a zero-wait poll: 404 when unknown). */
-/** Asks the local API about a process as that process: with the credential the agent put in its environment. */
-function localApiKnows(processId: string, socketPath: string = currentSocket): Promise<boolean> {
-  let token: string | undefined;
-  try {
-    const { pid } = JSON.parse(readFileSync(join(socketPath, '..', 'run', `${processId}.json`), 'utf8')) as { pid: number };
-    token = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').find((e) => e.startsWith('CHANGEOVER_PROCESS_TOKEN='))?.slice('CHANGEOVER_PROCESS_TOKEN='.length);
-  } catch {
-    return Promise.resolve(false);
-  }
-  return apiStatus(socketPath, processId, token).then((s) => s === 200);
-}
-
-function apiStatus(socketPath: string, processId: string, token?: string): Promise<number> {
-  return new Promise((resolve) => {
-    const headers = token ? { 'x-changeover-process-id': processId, 'x-changeover-process-token': token } : {};
-    get({ socketPath, path: `/v1/events?processId=${encodeURIComponent(processId)}&waitMs=0`, headers }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    }).on('error', () => resolve(0));
-  });
-}
+const localApiKnows = (processId: string, socketPath: string = currentSocket) => knownToLocalApi(processId, socketPath);
+const apiStatus = localApiStatus;
 let currentSocket = '';
 
 function fetchText(port: number, path: string): Promise<string> {

@@ -8,7 +8,7 @@ import type { Counters, EvaluateVerdict, EventPayload, Log, PrepareResult, Proce
 import type { LocalApiServer } from '../local-api/local-api-server.js';
 import type { StoredPackage } from '../model/state.js';
 import type { FsStore } from '../store/fs-store.js';
-import { AdoptedProcess, HANDOVER_FILE, isOurs, removeRecord, takeRecords, writeRecord } from './adoption.js';
+import { AdoptedProcess, HANDOVER_FILE, isOurs, removeRecord, takeRecords, writeRecord, type ProcessRecord } from './adoption.js';
 import { commandProbe, probe } from './health-check.js';
 import { bindSocket, SocketTable, type BoundSocket } from './listen-sockets.js';
 
@@ -170,16 +170,34 @@ export class ChildProcessRuntime implements ProcessRuntime {
     await Promise.all(c.map((p) => this.stop(p)));
   }
 
-  async restart(processIds: string[]): Promise<void> {
+  /**
+   * A second instance starts beside the old one on the same shared socket and must pass its health
+   * check before the old one is stopped; an unhealthy one is stopped and the old one keeps serving.
+   */
+  async restart(processIds: string[], deadlineMs: number): Promise<{ ok: true } | { ok: false; output: string }> {
+    const deadlineAt = Date.now() + deadlineMs;
+    const failed: string[] = [];
     for (const id of processIds) {
-      const p = this.find(id);
-      if (!p) continue;
-      await this.stop(p);
-      const next = this.spawn(p);
-      this.live.set(p.module.name, next);
-      const r = await this.waitHealthy(next, Date.now() + 30_000);
-      if (!r.ok) this.opts.log.warn('restarted process is not healthy', { processId: id, output: r.output });
+      const old = this.find(id);
+      if (!old) continue;
+      let next: Proc;
+      try {
+        next = this.spawn(old);
+      } catch (e) {
+        this.opts.counters.inc('agent_process_start_failures_total');
+        failed.push(`${id}: cannot start: ${e instanceof Error ? e.message : String(e)}`);
+        continue;
+      }
+      const r = await this.waitHealthy(next, deadlineAt);
+      if (!r.ok) {
+        await this.stop(next);
+        failed.push(`${id}: ${r.output}`);
+        continue;
+      }
+      this.live.set(old.module.name, next);
+      await this.stop(old);
     }
+    return failed.length ? { ok: false, output: failed.join('\n').slice(0, 4000) } : { ok: true };
   }
 
   async apply(set: StoredPackage[]): Promise<void> {
@@ -263,7 +281,9 @@ export class ChildProcessRuntime implements ProcessRuntime {
     const logPath = join(this.opts.store.dir, 'logs', `${r.module.name}.log`);
     const out = openSync(logPath, 'a');
     const fds: number[] = [];
-    const token = this.opts.api.issueCredential(processId);
+    // A restart's second instance shares the process id, so it shares the credential: the first keeps talking to the local API meanwhile.
+    const sibling = this.find(processId);
+    const token = sibling ? sibling.token : this.opts.api.issueCredential(processId);
     const env: NodeJS.ProcessEnv = {
       PATH: process.env['PATH'],
       HOME: process.env['HOME'],
@@ -301,7 +321,7 @@ export class ChildProcessRuntime implements ProcessRuntime {
         resolve();
       });
     });
-    if (child.pid) writeRecord(this.runDir, { pid: child.pid, processId, token, module: r.module.name, digest: r.module.digest, ...(health ? { healthPort: health.port } : {}) });
+    if (child.pid) writeRecord(this.runDir, recordOf(proc, child.pid));
     this.opts.counters.inc('agent_processes_started_total');
     this.opts.log.info('process started', { processId, pid: child.pid });
     return proc;
@@ -309,9 +329,15 @@ export class ChildProcessRuntime implements ProcessRuntime {
 
   private exited(p: Proc): void {
     p.health?.close();
-    if (!this.stopped || p.stopping) removeRecord(this.runDir, p.processId);
-    this.opts.api.forget(p.processId);
-    this.opts.api.revokeCredential(p.processId, p.token);
+    // A restart runs two instances under one process id (and one credential) for a moment: the one that stays keeps the record and the registration.
+    const other = this.find(p.processId);
+    if (other && other !== p) {
+      if (other.child.pid) writeRecord(this.runDir, recordOf(other, other.child.pid));
+    } else {
+      if (!this.stopped || p.stopping) removeRecord(this.runDir, p.processId);
+      this.opts.api.forget(p.processId);
+      this.opts.api.revokeCredential(p.processId, p.token);
+    }
     if (p.stopping || this.stopped) return;
     // Supervision: a live process that dies is started again.
     this.opts.counters.inc('agent_process_crashes_total');
@@ -406,4 +432,9 @@ export class ChildProcessRuntime implements ProcessRuntime {
     }
     return adopted;
   }
+}
+
+/** What an agent after an upgrade needs to adopt a running instance. */
+function recordOf(p: Proc, pid: number): ProcessRecord {
+  return { pid, processId: p.processId, token: p.token, module: p.module.name, digest: p.module.digest, ...(p.health ? { healthPort: p.health.port } : {}) };
 }

@@ -79,7 +79,9 @@ export class SimRuntime implements ProcessRuntime {
 
   async switchOver(): Promise<void> {}
   async discardCandidates(): Promise<void> {}
-  async restart(): Promise<void> {}
+  async restart(): Promise<{ ok: true }> {
+    return { ok: true };
+  }
   async apply(): Promise<void> {}
   async stopAll(): Promise<void> {}
 }

@@ -1,4 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { get } from 'node:http';
+import { join } from 'node:path';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -12,6 +14,28 @@ import { digestOf, selectedOf } from './packages.js';
 export const AGENT_MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
 export const AGENT_SDK_MAIN = fileURLToPath(new URL('../../../../libs/agent-sdk/dist/index.js', import.meta.url));
 export const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
+
+/** The local API's status for a zero-wait events poll of a process, asked with the given credential (none: a foreign client). */
+export function localApiStatus(socketPath: string, processId: string, token?: string): Promise<number> {
+  return new Promise((resolve) => {
+    const headers = token ? { 'x-changeover-process-id': processId, 'x-changeover-process-token': token } : {};
+    get({ socketPath, path: `/v1/events?processId=${encodeURIComponent(processId)}&waitMs=0`, headers }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    }).on('error', () => resolve(0));
+  });
+}
+
+/** Whether a process the agent started has registered: asked as that process, with the credential in the agent's record of it. */
+export function localApiKnows(processId: string, socketPath: string): Promise<boolean> {
+  let token: string;
+  try {
+    ({ token } = JSON.parse(readFileSync(join(socketPath, '..', 'run', `${processId}.json`), 'utf8')) as { token: string });
+  } catch {
+    return Promise.resolve(false);
+  }
+  return localApiStatus(socketPath, processId, token).then((s) => s === 200);
+}
 
 export interface AgentProcess {
   child: ChildProcess;
