@@ -1,24 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { freePort, startNats, waitFor, type TestNats } from '@changeover/test-kit';
 import { AGENT_SDK_MAIN, cleanUpAgents, FakeOrchestrator, FIXTURES, localApiKnows, putBlobs, spawnAgent, type AgentProcess } from '../testing/agent-harness.js';
 import { greeterPackages } from '../testing/greeter-packages.js';
+import { fetchText } from '../testing/traffic.js';
 import { manifestOf, moduleOf } from '../testing/packages.js';
-
-function fetchText(port: number, path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    get({ host: '127.0.0.1', port, path, agent: false, timeout: 5000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`status ${res.statusCode}`))));
-    }).on('error', reject);
-  });
-}
 
 describe('real agent: a process not ready at the changeover barrier (SDK onPrepare) keeps the node on its old set', () => {
   let nats: TestNats;

@@ -1,43 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { freePort, startNats, waitFor, type TestNats } from '@changeover/test-kit';
 import { cleanUpAgents, FakeOrchestrator, FIXTURES, putBlobs, spawnAgent, type AgentProcess } from '../testing/agent-harness.js';
 import { greeterPackages } from '../testing/greeter-packages.js';
+import { fetchText, trafficTo } from '../testing/traffic.js';
 import { manifestOf, moduleOf } from '../testing/packages.js';
-
-function fetchText(port: number, path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    get({ host: '127.0.0.1', port, path, agent: false, timeout: 5000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`status ${res.statusCode}`))));
-    }).on('error', reject);
-  });
-}
-
-/** Two request loops over loopback, each bounded to `max` requests; every failure is counted. */
-function trafficTo(port: number, max: number) {
-  const stats = { ok: 0, failed: 0, errors: [] as string[], bodies: new Set<string>() };
-  let running = true;
-  const loop = async () => {
-    for (let i = 0; running && i < max; i++) {
-      try {
-        stats.bodies.add(await fetchText(port, '/'));
-        stats.ok++;
-      } catch (e) {
-        stats.failed++;
-        stats.errors.push(String(e));
-      }
-    }
-  };
-  const loops = [loop(), loop()];
-  return { stats, stop: async () => ((running = false), await Promise.all(loops)) };
-}
 
 describe('real agent: a module restarted on change starts and passes its health check before the old instance stops', () => {
   let nats: TestNats;

@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -9,41 +8,12 @@ import { cleanUpAgents, FakeOrchestrator, localApiKnows as knownToLocalApi, loca
 import { greeterPackages } from '../testing/greeter-packages.js';
 import { GetPackagesRequest, packageId, subjects, type SignedPackage } from '@changeover/contracts';
 import { serveRpc } from '@changeover/messaging';
+import { fetchText, trafficTo } from '../testing/traffic.js';
 import { manifestOf, moduleOf } from '../testing/packages.js';
 
 const localApiKnows = (processId: string, socketPath: string = currentSocket) => knownToLocalApi(processId, socketPath);
 const apiStatus = localApiStatus;
 let currentSocket = '';
-
-function fetchText(port: number, path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    get({ host: '127.0.0.1', port, path, agent: false, timeout: 5000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`status ${res.statusCode}`))));
-    }).on('error', reject);
-  });
-}
-
-/** Sends requests continuously from two loops; counts every failure. */
-function trafficTo(port: number) {
-  const stats = { ok: 0, failed: 0, errors: [] as string[], bodies: new Set<string>() };
-  let running = true;
-  const loop = async () => {
-    while (running) {
-      try {
-        stats.bodies.add(await fetchText(port, '/'));
-        stats.ok++;
-      } catch (e) {
-        stats.failed++;
-        stats.errors.push(String(e));
-      }
-    }
-  };
-  const loops = [loop(), loop()];
-  return { stats, stop: async () => ((running = false), await Promise.all(loops)) };
-}
 
 describe('real agent: zero-downtime changeover of a TCP service with a consumer', () => {
   let nats: TestNats;
