@@ -189,6 +189,22 @@ describe('fire-and-forget', () => {
     }
   });
 
+  it('counts a bad message once when a secondary subscription (a queue group) hears the same subject', async () => {
+    const primary = subscribeValidated(nc, 'changeover.agent.*.vote', Report, () => undefined, { logger: silentLogger() });
+    const invalid: string[] = [];
+    const secondary = subscribeValidated(nc, 'changeover.agent.*.vote', Report, () => undefined, { queue: 'q-secondary', secondary: true, onInvalid: (e) => invalid.push(e.code), logger: silentLogger() });
+    try {
+      const before = await rejectedCount('agent', 'VALIDATION_FAILED');
+      nc.publish('changeover.agent.n1.vote', new TextEncoder().encode('not json'));
+      await waitFor('both subscriptions refused it', () => primary.rejections.get() === 1 && invalid.length === 1, { timeoutMs: 10_000 });
+      expect(invalid).toEqual(['VALIDATION_FAILED']);
+      expect(secondary.rejections.get()).toBe(0);
+      expect(await rejectedCount('agent', 'VALIDATION_FAILED')).toBe(before + 1);
+    } finally {
+      await Promise.all([primary.stop(), secondary.stop()]);
+    }
+  });
+
   it('counts an asynchronous handler that rejects, and stop() waits for the handlers still running', async () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));

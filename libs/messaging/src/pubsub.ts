@@ -40,6 +40,12 @@ export interface SubscribeValidatedOptions {
   onInvalid?: (error: ChangeoverError, ctx: MessageContext & { data: Uint8Array }) => void;
   /** Queue group (default: none, every subscriber gets every message). */
   queue?: string;
+  /**
+   * A second subscription on a subject another one already counts (e.g. a queue group beside a
+   * fan-out subscription): its refusals are logged at debug and not counted again, so every bad
+   * message is counted once.
+   */
+  secondary?: boolean;
   logger?: Logger;
   /** Largest accepted message in bytes (default 1 MiB); larger ones are rejected TOO_LARGE, counted, never decoded. */
   maxBytes?: number;
@@ -111,8 +117,11 @@ export function subscribeValidated<S extends z.ZodType>(
       value = tails ? (tails.decode(msg.data, `message on ${msg.subject}`) as z.infer<S>) : decode(schema, msg.data, `message on ${msg.subject}`);
     } catch (err) {
       const e = err instanceof ChangeoverError ? err : new ChangeoverError('VALIDATION_FAILED', `invalid message on ${msg.subject}`);
-      rejections.count(msg.subject, e.code);
-      log.warn({ subject: msg.subject, code: e.code, reason: e.message }, 'message rejected');
+      if (opts.secondary) log.debug({ subject: msg.subject, code: e.code, reason: e.message }, 'message rejected (counted by the primary subscription)');
+      else {
+        rejections.count(msg.subject, e.code);
+        log.warn({ subject: msg.subject, code: e.code, reason: e.message }, 'message rejected');
+      }
       try {
         opts.onInvalid?.(e, { ...ctx, data: msg.data });
       } catch (cbErr) {

@@ -96,6 +96,7 @@ export function startClassReconcile(nc: NatsConnection, deps: ReconcileDeps & { 
         deps.log.warn({ err: e, nodeId: hello.nodeId }, 'reconcile check failed');
       });
     },
-    { queue: RECONCILE_QUEUE, logger: deps.log, onInvalid: () => undefined, ...limit },
+    // The intake's hello subscription counts every refused hello; this one does not count them twice.
+    { queue: RECONCILE_QUEUE, logger: deps.log, secondary: true, ...limit },
   );
 }
