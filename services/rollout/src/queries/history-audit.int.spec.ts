@@ -8,6 +8,8 @@ import { fakeAgents, fakeRegistry, manifest, type FakeNode } from '../testing/fa
 const fleet: FakeNode[] = [
   { id: 'web-1', classId: 'web', arch: 'x86_64' },
   { id: 'db-1', classId: 'db', arch: 'x86_64' },
+  { id: 'edge-1', classId: 'edge', arch: 'x86_64' },
+  { id: 'edge-2', classId: 'edge', arch: 'x86_64' },
 ];
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- HTTP answers are checked field by field below
 type Json = any;
@@ -30,7 +32,7 @@ beforeAll(async () => {
   [db, nats] = await Promise.all([createTestDatabase('rollout_history'), startNats()]);
   nc = await connect({ servers: nats.url });
   fakeRegistry(nc, fleet, [manifest('app', '1.0.0'), manifest('app', '2.0.0'), manifest('tool', '1.0.0')]);
-  agents = fakeAgents(nc, fleet, { veto: new Map([['db-1', 'db-compactor']]) });
+  agents = fakeAgents(nc, fleet, { veto: new Map([['db-1', 'db-compactor']]), hold: new Set(['edge-1']) });
   service = await startRollout(loadConfig({ DATABASE_URL: db.url, NATS_URL: nats.url, ROLLOUT_HTTP_PORT: '0', ROLLOUT_INSTANCE_ID: 'hist-a', ROLLOUT_LEASE_MS: '2000', LOG_LEVEL: 'warn', CHANGEOVER_ADMIN_TOKEN: TEST_ADMIN_TOKEN }));
   base = `http://127.0.0.1:${service.httpPort}`;
   // h1, h2 complete on web; h3 blocks on db (vetoed), then is cancelled.
@@ -126,6 +128,27 @@ describe('rollout history and audit (real Postgres and NATS, through the REST AP
     expect(await http('POST', '/rollouts/h1/pause', {})).toMatchObject({ status: 400, json: { code: 'VALIDATION_FAILED' } });
     expect((await http('POST', '/rollouts/h1/pause', { reason: 'incident' })).json.code).toBe('INVALID_STATE');
     expect((await http('POST', '/rollouts/nope/pause', { reason: 'incident' })).json.code).toBe('NOT_FOUND');
+  });
+
+  it('an operator pause stops new waves while the node mid-changeover finishes; resume continues; both are audited', async () => {
+    // Canary edge-1 (held mid-changeover), then a wave with edge-2.
+    expect((await http('POST', '/rollouts', { rolloutId: 'p1', update: { targets: [{ nodes: ['edge-1', 'edge-2'], packages: [{ name: 'app', version: '1.0.0' }] }] }, policy: { ...fast, changeoverTimeoutMs: 60_000, waves: { canary: 1, size: 1 } } })).status).toBe(201);
+    await waitFor('edge-1 mid-changeover', async () => (agents.holding('edge-1') ? true : null));
+    const paused = await http('POST', '/rollouts/p1/pause', { reason: 'incident 42' });
+    expect(paused).toMatchObject({ status: 200, json: { status: 'paused', stuck: { reason: 'paused by operator bootstrap-admin: incident 42' } } });
+    agents.release('edge-1');
+    const finished = await waitFor('edge-1 completed while paused', async () => {
+      const s = (await http('GET', '/rollouts/p1')).json;
+      return s.phases.completed === 1 ? s : null;
+    });
+    expect(finished).toMatchObject({ status: 'paused', phases: { completed: 1, accepted: 1 } });
+    expect(finished.waves).toHaveLength(1);
+    expect(agents.commits.get('edge-2')).toBeUndefined();
+    expect((await http('POST', '/rollouts/p1/resume', { reason: 'incident over' })).status).toBe(200);
+    await waitFor('p1 completed', async () => ((await http('GET', '/rollouts/p1')).json.status === 'completed' ? true : null));
+    expect(agents.commits.get('edge-2')).toBe(1);
+    const audit = (await http('GET', '/audit?rolloutId=p1')).json.entries;
+    expect(audit.map((e: Json) => [e.action, e.reason])).toEqual([['resume', 'incident over'], ['pause', 'incident 42'], ['create', '']]);
   });
 
   it('the OpenAPI document lists the history, audit and pause routes', async () => {
