@@ -109,11 +109,20 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
 
   rollout
     .command('list')
+    .description('rollout history, newest first: every page, following the cursor')
     .addOption(jsonOpt())
-    .option('--limit <n>', 'at most n', '50')
-    .action(async (o: { json?: boolean; limit: string }) => {
-      const r = await rolloutApi().request<{ rollouts: RolloutSummary[] }>('GET', `/rollouts?limit=${enc(o.limit)}`);
-      print(!!o.json, r, () => renderList(r.rollouts));
+    .option('--status <s>', 'comma-separated statuses')
+    .option('--package <name[@version]>', 'rollouts of this package (and version)')
+    .option('--class <id>', 'rollouts targeting this class')
+    .option('--created-after <iso>', 'created at or after this time')
+    .option('--created-before <iso>', 'created before this time')
+    .option('--actor <name>', 'created by')
+    .option('--limit <n>', 'at most n in all', '50')
+    .action(async (o: { json?: boolean; limit: string; status?: string; package?: string; class?: string; createdAfter?: string; createdBefore?: string; actor?: string }) => {
+      const [name, version] = o.package?.includes('@') ? [o.package.slice(0, o.package.lastIndexOf('@')), o.package.slice(o.package.lastIndexOf('@') + 1)] : [o.package, undefined];
+      const filters = { status: o.status, package: name, version, class: o.class, createdAfter: o.createdAfter, createdBefore: o.createdBefore, actor: o.actor };
+      const rollouts = await pages<RolloutSummary>('/rollouts', 'rollouts', filters, o.limit);
+      print(!!o.json, { rollouts }, () => renderList(rollouts));
     });
 
   rollout
@@ -147,6 +156,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   steer('force', 'force a blocked rollout: vetoing nodes accept (recorded with who and why)', (o) => ({ reason: o['reason'], ...(o['node'] ? { nodes: o['node'] } : {}) }), (c) => c.requiredOption('-r, --reason <text>', 'why (kept in the audit trail)').option('-n, --node <id...>', 'force only these nodes'));
   steer('cancel', 'cancel a rollout', (o) => ({ reason: o['reason'] ?? '' }), (c) => c.option('-r, --reason <text>'));
   steer('revote', 'ask the nodes to vote again', (o) => ({ reason: o['reason'] ?? '' }), (c) => c.option('-r, --reason <text>'));
+  steer('pause', 'pause an applying rollout: no new waves, nodes mid-changeover finish', (o) => ({ reason: o['reason'] }), (c) => c.requiredOption('-r, --reason <text>', 'why (kept in the audit trail)'));
   steer('resume', 'resume a paused rollout', (o) => ({ reason: o['reason'] ?? '' }), (c) => c.option('-r, --reason <text>'));
   steer(
     'regress',
@@ -154,6 +164,39 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     (o) => ({ reason: o['reason'] ?? '', ...(o['node'] ? { nodes: o['node'] } : {}), to: o['to'] ? { kind: 'version', ...packageRefAs(String(o['to'])) } : { kind: 'previous' } }),
     (c) => c.option('-n, --node <id...>', 'only these nodes').option('--to <name@version>', 'a named version instead of the previous one').option('-r, --reason <text>'),
   );
+
+  program
+    .command('audit')
+    .description('operator actions: who did what to which rollout, when and why (newest first)')
+    .addOption(jsonOpt())
+    .option('--actor <name>', 'who acted')
+    .option('--action <a>', 'comma-separated: create, force, cancel, revote, resume, regress, pause, cluster-version-adjust')
+    .option('--rollout <id>', 'actions on this rollout')
+    .option('--since <iso>', 'at or after this time')
+    .option('--until <iso>', 'before this time')
+    .option('--limit <n>', 'at most n in all', '100')
+    .action(async (o: { json?: boolean; actor?: string; action?: string; rollout?: string; since?: string; until?: string; limit: string }) => {
+      type Entry = { at: string; actor: string; action: string; target: { kind: string; rolloutId?: string; version?: number }; reason: string; outcome: string };
+      const entries = await pages<Entry>('/audit', 'entries', { actor: o.actor, action: o.action, rolloutId: o.rollout, since: o.since, until: o.until }, o.limit);
+      print(!!o.json, { entries }, () => entries.map((e) => `${e.at}  ${e.actor.padEnd(16)} ${e.action.padEnd(22)} ${e.target.kind === 'rollout' ? e.target.rolloutId : `cluster v${e.target.version}`}${e.outcome === 'refused' ? ' (refused)' : ''}${e.reason ? `  ${e.reason}` : ''}`).join('\n') || 'no entries');
+    });
+
+  /** Every page of a cursor-paged list, up to `limit` entries in all. */
+  async function pages<T>(path: string, key: string, filters: Record<string, string | undefined>, limitText: string): Promise<T[]> {
+    const limit = Number(limitText);
+    if (!Number.isInteger(limit) || limit < 1) throw new ChangeoverError('VALIDATION_FAILED', '--limit must be a positive integer');
+    const out: T[] = [];
+    let cursor: string | null = null;
+    do {
+      const q = new URLSearchParams(Object.entries(filters).filter((e): e is [string, string] => e[1] !== undefined));
+      q.set('limit', String(Math.min(500, limit - out.length)));
+      if (cursor) q.set('cursor', cursor);
+      const page: Record<string, unknown> = await rolloutApi().request<Record<string, unknown>>('GET', `${path}?${q}`);
+      out.push(...((page[key] as T[]) ?? []));
+      cursor = (page['nextCursor'] as string | null | undefined) ?? null;
+    } while (cursor && out.length < limit);
+    return out;
+  }
 
   registerClusterVersion(program, { api: rolloutApi, out: io.out, err: io.err, sleep: io.sleep, setCode: (c) => (code = c) });
   registerToken(program, { api: registryApi, out: io.out });

@@ -125,3 +125,34 @@ describe('changeover CLI', () => {
     expect(h.err.join('')).toContain('VALIDATION_FAILED');
   });
 });
+
+describe('changeover CLI: history, audit, pause', () => {
+  it('rollout list sends the filters and follows the cursor to the last page', async () => {
+    const item = (id: string) => ({ rolloutId: id, status: 'completed', description: id, createdBy: 'alice', nodes: 1, phases: { completed: 1 }, createdAt: '2030-01-01T00:00:00.000Z', updatedAt: '2030-01-01T00:00:01.000Z' });
+    const h = harness({ 'GET /rollouts': [{ status: 200, body: { rollouts: [item('r2')], nextCursor: 'c1' } }, { status: 200, body: { rollouts: [item('r1')], nextCursor: null } }] });
+    expect(await h.run('rollout', 'list', '--status', 'completed,paused', '--package', 'app@2.0.0', '--class', 'web', '--actor', 'alice', '--created-after', '2030-01-01T00:00:00Z', '--json')).toBe(0);
+    const urls = h.calls.map((c) => new URL(c.url));
+    expect(urls).toHaveLength(2);
+    expect(Object.fromEntries(urls[0]!.searchParams)).toEqual({ status: 'completed,paused', package: 'app', version: '2.0.0', class: 'web', actor: 'alice', createdAfter: '2030-01-01T00:00:00Z', limit: '50' });
+    expect(urls[1]!.searchParams.get('cursor')).toBe('c1');
+    expect(JSON.parse(h.out.join('\n')).rollouts.map((r: { rolloutId: string }) => r.rolloutId)).toEqual(['r2', 'r1']);
+  });
+
+  it('audit --json prints every entry of every page', async () => {
+    const entry = (id: string, action: string) => ({ id, action, actor: 'alice', actorRole: 'operator', actorTokenId: 't1', at: '2030-01-01T00:00:00.000Z', target: { kind: 'rollout', rolloutId: 'r1' }, reason: 'why', outcome: 'accepted' });
+    const h = harness({ 'GET /audit': [{ status: 200, body: { entries: [entry('9', 'pause')], nextCursor: 'c' } }, { status: 200, body: { entries: [entry('3', 'create')], nextCursor: null } }] });
+    expect(await h.run('audit', '--actor', 'alice', '--action', 'pause,create', '--rollout', 'r1', '--json')).toBe(0);
+    expect(Object.fromEntries(new URL(h.calls[0]!.url).searchParams)).toEqual({ actor: 'alice', action: 'pause,create', rolloutId: 'r1', limit: '100' });
+    expect(JSON.parse(h.out.join('\n')).entries.map((e: { action: string }) => e.action)).toEqual(['pause', 'create']);
+  });
+
+  it('rollout pause sends the reason; a refusal is exit code 2 with the error code', async () => {
+    const h = harness({ 'POST /rollouts/r1/pause': [{ status: 200, body: summary({ status: 'paused' }) }] });
+    expect(await h.run('rollout', 'pause', 'r1', '-r', 'incident 42')).toBe(0);
+    expect(h.calls[0]!.body).toEqual({ reason: 'incident 42' });
+    expect(h.out.join('\n')).toContain('pause: rollout r1 is paused');
+    const refused = harness({ 'POST /rollouts/r1/pause': [{ status: 409, body: { code: 'INVALID_STATE', message: 'cannot pause: the rollout is completed' } }] });
+    expect(await refused.run('rollout', 'pause', 'r1', '-r', 'x')).toBe(2);
+    expect(refused.err.join('\n')).toContain('INVALID_STATE');
+  });
+});

@@ -89,8 +89,9 @@ export const EVENT_SCHEMAS = {
   'rollout.node-progressed': z.strictObject({ rolloutId: RolloutId, nodeId: NodeId, phase: ProgressPhase, bytesFetched: z.number().int().nonnegative().optional(), at: z.string() }),
   'rollout.nodes-completed': z.strictObject({ rolloutId: RolloutId, nodes: z.array(CompletedNode).min(1).max(NODE_LIST_CHUNK), inventories: z.array(Inventory).min(1).max(NODE_LIST_CHUNK), at: z.string() }),
   'rollout.node-failed': z.strictObject({ rolloutId: RolloutId, nodeId: NodeId, code: z.string().max(MAX.name), message: Text, at: z.string() }),
-  'rollout.paused': z.strictObject({ rolloutId: RolloutId, reason: Text, failed: z.number().int().nonnegative(), committed: z.number().int().nonnegative(), at: z.string() }),
-  'rollout.resumed': z.strictObject({ rolloutId: RolloutId, by: Actor, at: z.string() }),
+  /** `by`: the operator who paused it (absent when a threshold paused it). */
+  'rollout.paused': z.strictObject({ rolloutId: RolloutId, reason: Text, failed: z.number().int().nonnegative(), committed: z.number().int().nonnegative(), by: Actor.optional(), at: z.string() }),
+  'rollout.resumed': z.strictObject({ rolloutId: RolloutId, by: Actor, reason: Text.optional(), at: z.string() }),
   'rollout.aborted': z.strictObject({ rolloutId: RolloutId, reason: Text, at: z.string() }),
   'rollout.cancelled': z.strictObject({ rolloutId: RolloutId, by: Actor, reason: Text, at: z.string() }),
   'rollout.regress-requested': z.strictObject({ rolloutId: RolloutId, by: Actor, nodes: z.array(NodeId).min(1).max(NODE_LIST_CHUNK), to: z.string().max(MAX.name), reason: Text, at: z.string() }),

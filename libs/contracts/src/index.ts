@@ -6,6 +6,7 @@ export * from './domain.js';
 export * from './node-protocol.js';
 export * from './groups.js';
 export * from './rollout-api.js';
+export * from './rollout-queries.js';
 export * from './events.js';
 export * from './cloudevents.js';
 export * from './registry-api.js';

@@ -118,9 +118,6 @@ export const ShowRolloutQuery = z
   .refine((q) => q.waitMs === undefined || q.after !== undefined, { message: 'waitMs needs after (the version last seen)', path: ['waitMs'] });
 export type ShowRolloutQuery = z.infer<typeof ShowRolloutQuery>;
 
-export const RolloutListItem = z.strictObject({ rolloutId: RolloutId, status: RolloutStatus, description: z.string(), nodes: z.number().int().nonnegative(), phases: z.record(z.string(), z.number().int().nonnegative()), createdAt: z.string(), updatedAt: z.string() });
-export const RolloutList = z.strictObject({ rollouts: z.array(RolloutListItem) });
-
 /** A dry run: resolve targets and selections, collect would-be votes, commit nothing. */
 export const PlanRequest = z.strictObject({ update: SoftwareUpdate, voteTimeoutMs: z.number().int().positive().max(600_000).default(5_000) });
 export type PlanRequest = z.infer<typeof PlanRequest>;

@@ -21,6 +21,7 @@ import { setRolloutGauges } from './workflow/rollout.metrics.js';
 import { Planner } from './planning/planner.js';
 import { RolloutCommands } from './rollout/rollout.commands.js';
 import { RolloutsTable } from './queries/rollouts-table.js';
+import { AuditLog } from './queries/audit-log.js';
 import { HTTP_LIMITS, RolloutController, type HttpLimits } from './http/rollout.controller.js';
 import { authenticateBeforeBody, openHttpAuth, withStatementTimeout, type HttpAuth } from '@changeover/http-auth';
 import { bodyErrors, ErrorFilter } from './http/error.filter.js';
@@ -75,9 +76,10 @@ export async function startRollout(input: RolloutConfig, opts: { registry?: Regi
     clock,
     log,
   });
+  const auditLog = new AuditLog(store.pool);
   const planner = new Planner(registry, (to, body) => sender.publish(to, 'propose', body));
   const keeper = new LeaseKeeper(leases, runner, config.leaseMs, log);
-  const api = new RolloutCommands({ runner, store, registry, planner, acquire: (id) => keeper.acquire(id), list: (n) => table.list(n), row: (id) => table.get(id), clock });
+  const api = new RolloutCommands({ runner, store, registry, planner, acquire: (id) => keeper.acquire(id), list: (q) => table.list(q), audit: (q) => auditLog.list(q), row: (id) => table.get(id), clock });
   const intake = startAgentIntake(nc, { runner, planner, log, clock, helloRate: config.helloRate });
   if (config.reconcile) {
     intake.push(

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { MAX_SHOW_WAIT_MS, AdjustClusterVersionReply, AdjustClusterVersionRequest, ClusterVersionStatus, ApiTokenList, ApiTokenRecord, CreatedApiToken, CreateTokenRequest, CancelRequest, CreateRolloutRequest, ErrorBody, ForceRequest, PlanRequest, PlanResult, RegressRequest, ResumeRequest, RevoteRequest, RolloutList, RolloutSummary } from '@changeover/contracts';
+import { MAX_SHOW_WAIT_MS, AdjustClusterVersionReply, AdjustClusterVersionRequest, ClusterVersionStatus, ApiTokenList, ApiTokenRecord, CreatedApiToken, CreateTokenRequest, CancelRequest, CreateRolloutRequest, ErrorBody, ForceRequest, PlanRequest, PlanResult, RegressRequest, ResumeRequest, RevoteRequest, RolloutList, RolloutSummary, AuditList, PauseRequest, MAX_PAGE_LIMIT, ROLLOUT_STATUSES, AUDIT_ACTIONS } from '@changeover/contracts';
 
 /** 'none': open to probes, no token. */
 type Role = 'viewer' | 'operator' | 'admin' | 'none';
@@ -21,7 +21,33 @@ interface Route {
 export const ROUTES: Route[] = [
   { method: 'post', path: '/rollouts', summary: 'Create a rollout from packages and targets', role: 'operator', request: CreateRolloutRequest, response: RolloutSummary, status: 201 },
   { method: 'post', path: '/rollouts/from-image', summary: 'Create a rollout from an update image (.tar.gz); query: policy (JSON), rolloutId', role: 'operator', rawBody: 'application/gzip', response: RolloutSummary, status: 201 },
-  { method: 'get', path: '/rollouts', summary: 'List rollouts, newest first', role: 'viewer', response: RolloutList },
+  {
+    method: 'get', path: '/rollouts', summary: 'Rollout history, newest first (created time, then id), a page at a time; malformed filters are 400 VALIDATION_FAILED naming the fields', role: 'viewer', response: RolloutList,
+    query: [
+      { name: 'status', description: `comma-separated statuses (${ROLLOUT_STATUSES.join(', ')})`, schema: { type: 'string' } },
+      { name: 'package', description: 'rollouts whose update names this package', schema: { type: 'string' } },
+      { name: 'version', description: 'with package: only that version', schema: { type: 'string' } },
+      { name: 'class', description: 'rollouts targeting this class', schema: { type: 'string' } },
+      { name: 'createdAfter', description: 'ISO time, inclusive', schema: { type: 'string', format: 'date-time' } },
+      { name: 'createdBefore', description: 'ISO time, exclusive', schema: { type: 'string', format: 'date-time' } },
+      { name: 'actor', description: 'who created the rollout (token name)', schema: { type: 'string' } },
+      { name: 'cursor', description: 'nextCursor of the page before (opaque)', schema: { type: 'string' } },
+      { name: 'limit', description: `entries per page, 1-${MAX_PAGE_LIMIT} (default 100)`, schema: { type: 'string', pattern: '^\\d{1,4}$' } },
+    ],
+  },
+  {
+    method: 'get', path: '/audit', summary: 'Operator actions (create, force, cancel, revote, resume, regress, pause, cluster-version-adjust): who, when, on what, why; newest first, a page at a time', role: 'operator', response: AuditList,
+    query: [
+      { name: 'actor', description: 'who acted (token name)', schema: { type: 'string' } },
+      { name: 'action', description: `comma-separated actions (${AUDIT_ACTIONS.join(', ')})`, schema: { type: 'string' } },
+      { name: 'rolloutId', description: 'actions on this rollout', schema: { type: 'string' } },
+      { name: 'since', description: 'ISO time, inclusive', schema: { type: 'string', format: 'date-time' } },
+      { name: 'until', description: 'ISO time, exclusive', schema: { type: 'string', format: 'date-time' } },
+      { name: 'cursor', description: 'nextCursor of the page before (opaque)', schema: { type: 'string' } },
+      { name: 'limit', description: `entries per page, 1-${MAX_PAGE_LIMIT} (default 100)`, schema: { type: 'string', pattern: '^\\d{1,4}$' } },
+    ],
+  },
+  { method: 'post', path: '/rollouts/{id}/pause', summary: 'Pause an applying rollout: no new waves or commands, nodes mid-changeover finish; resume continues', role: 'operator', request: PauseRequest, response: RolloutSummary },
   {
     method: 'get', path: '/rollouts/{id}', summary: 'Show a rollout and why it is stuck; with after and waitMs, a long poll for its next change', role: 'viewer', response: RolloutSummary,
     query: [

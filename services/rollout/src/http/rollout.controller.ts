@@ -43,12 +43,14 @@ export class RolloutController {
 
   @Post('rollouts') @Roles('operator') @HttpCode(201) create(@Body() body: unknown, @Caller() p: Principal) { return this.api.create(body, who(p)); }
   @Post('rollouts/from-image') @Roles('operator') @HttpCode(201) async fromImage(@Req() req: IncomingMessage, @Caller() p: Principal, @Query('policy') policy?: string, @Query('rolloutId') rolloutId?: string) { return this.api.createFromImage(streamRaw(req, this.limits.maxImageBytes), { ...(policy ? { policy } : {}), ...(rolloutId ? { rolloutId } : {}) }, who(p)); }
-  @Get('rollouts') @Roles('viewer') list(@Query('limit') limit?: string) { return this.api.list(Number(limit ?? 100) || 100); }
+  @Get('rollouts') @Roles('viewer') list(@Query() query: Record<string, unknown>) { return this.api.list(query); }
+  @Get('audit') @Roles('operator') audit(@Query() query: Record<string, unknown>) { return this.api.audit(query); }
   @Get('rollouts/:id') @Roles('viewer') show(@Param('id') id: string, @Query() query: Record<string, unknown>) { return this.api.show(id, query); }
   @Post('rollouts/:id/force') @Roles('admin') @HttpCode(200) force(@Param('id') id: string, @Body() body: unknown, @Caller() p: Principal) { return this.api.force(id, body, who(p)); }
   @Post('rollouts/:id/cancel') @Roles('operator') @HttpCode(200) cancel(@Param('id') id: string, @Body() body: unknown, @Caller() p: Principal) { return this.api.cancel(id, body, who(p)); }
   @Post('rollouts/:id/revote') @Roles('operator') @HttpCode(200) revote(@Param('id') id: string, @Body() body: unknown, @Caller() p: Principal) { return this.api.revote(id, body, who(p)); }
   @Post('rollouts/:id/resume') @Roles('operator') @HttpCode(200) resume(@Param('id') id: string, @Body() body: unknown, @Caller() p: Principal) { return this.api.resume(id, body, who(p)); }
+  @Post('rollouts/:id/pause') @Roles('operator') @HttpCode(200) pause(@Param('id') id: string, @Body() body: unknown, @Caller() p: Principal) { return this.api.pause(id, body, who(p)); }
   @Post('rollouts/:id/regress') @Roles('operator') @HttpCode(200) regress(@Param('id') id: string, @Body() body: unknown, @Caller() p: Principal) { return this.api.regress(id, body, who(p)); }
   @Post('plans') @Roles('operator') @HttpCode(200) plan(@Body() body: unknown) { return this.api.plan(body); }
 }

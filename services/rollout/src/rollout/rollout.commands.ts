@@ -1,10 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import {
+  AuditQuery,
   CancelRequest,
   ChangeoverError,
   CreateRolloutRequest,
   ForceRequest,
+  ListRolloutsQuery,
   parse,
+  PauseRequest,
   PlanRequest,
   RegressRequest,
   ResumeRequest,
@@ -12,7 +15,9 @@ import {
   RolloutId,
   RolloutPolicy,
   ShowRolloutQuery,
+  type AuditList,
   type PlanResult,
+  type RolloutList,
   type RolloutSummary,
 } from '@changeover/contracts';
 import type { EventLog, RolloutRunner } from '../workflow/rollout.runner.js';
@@ -44,7 +49,8 @@ export class RolloutCommands {
       registry: RegistryPort;
       planner: Planner;
       acquire(rolloutId: string): Promise<void>;
-      list(limit: number): Promise<RolloutSummary[]>;
+      list(query: ListRolloutsQuery): Promise<{ rollouts: RolloutSummary[]; nextCursor: string | null }>;
+      audit(query: AuditQuery): Promise<AuditList>;
       /** The projection row of a rollout, with the stream version it was written at. */
       row(rolloutId: string): Promise<{ summary: RolloutSummary; version: number } | undefined>;
       clock: () => Date;
@@ -98,8 +104,13 @@ export class RolloutCommands {
   }
 
   resume(id: string, body: unknown, actor: Actor) {
-    parse(ResumeRequest, body ?? {}, 'resume request');
-    return this.command(id, { type: 'Resume', now: this.deps.clock(), by: actor.actor }, actor);
+    const r = parse(ResumeRequest, body ?? {}, 'resume request');
+    return this.command(id, { type: 'Resume', now: this.deps.clock(), by: actor.actor, ...(r.reason ? { reason: r.reason } : {}) }, actor);
+  }
+
+  pause(id: string, body: unknown, actor: Actor) {
+    const r = parse(PauseRequest, body ?? {}, 'pause request');
+    return this.command(id, { type: 'Pause', now: this.deps.clock(), by: actor.actor, reason: r.reason }, actor);
   }
 
   regress(id: string, body: unknown, actor: Actor) {
@@ -142,9 +153,19 @@ export class RolloutCommands {
     return traceId ? { ...summary, traceId } : summary;
   }
 
-  async list(limit = 100) {
-    const rows = await this.deps.list(Math.min(Math.max(1, limit), 1000));
-    return { rollouts: rows.map((s) => ({ rolloutId: s.rolloutId, status: s.status, description: s.description, nodes: s.nodes, phases: s.phases, createdAt: s.createdAt, updatedAt: s.updatedAt })) };
+  /** The history: filtered, newest first, a page at a time (the REST query, validated). */
+  async list(query: Record<string, unknown> = {}): Promise<RolloutList> {
+    const q = parse(ListRolloutsQuery, query, 'rollout query');
+    const page = await this.deps.list(q);
+    return {
+      rollouts: page.rollouts.map((s) => ({ rolloutId: s.rolloutId, status: s.status, description: s.description, createdBy: s.createdBy, nodes: s.nodes, phases: s.phases, createdAt: s.createdAt, updatedAt: s.updatedAt })),
+      nextCursor: page.nextCursor,
+    };
+  }
+
+  /** Operator actions: who did what to which rollout (or the cluster version), when and why. */
+  audit(query: Record<string, unknown> = {}): Promise<AuditList> {
+    return this.deps.audit(parse(AuditQuery, query, 'audit query'));
   }
 
   private async command(id: string, command: RolloutCommand, actor: Actor): Promise<RolloutSummary> {

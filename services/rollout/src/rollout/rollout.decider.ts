@@ -26,7 +26,8 @@ export type RolloutCommand =
   | { type: 'Cancel'; now: Date; by: string; reason: string }
   | { type: 'RecordProgress'; now: Date; report: ProgressReport }
   | { type: 'WaveTimeout'; now: Date; wave: number }
-  | { type: 'Resume'; now: Date; by: string }
+  | { type: 'Resume'; now: Date; by: string; reason?: string }
+  | { type: 'Pause'; now: Date; by: string; reason: string }
   /** `elsewhere`: the `api@version` active nodes outside the rollout provide (from the registry). */
   | { type: 'Verify'; now: Date; elsewhere?: string[] }
   | { type: 'Regress'; now: Date; by: string; nodes?: string[]; to: RegressTarget; reason: string };
@@ -71,9 +72,15 @@ export function decide(command: RolloutCommand, state: RolloutState): Decision {
       return waveTimeout(command, state);
     case 'Resume': {
       if (state.status !== 'paused') return invalidState(state, 'resume');
-      const resumed = ev('rollout.resumed', { rolloutId: state.rolloutId, by: command.by, at: iso(command.now) });
+      const resumed = ev('rollout.resumed', { rolloutId: state.rolloutId, by: command.by, ...(command.reason ? { reason: command.reason } : {}), at: iso(command.now) });
       const nodes = state.counts.committing === 0 ? nextWave({ ...state }) : [];
       return nodes.length ? [resumed, ...waveStarted(state, nodes, iso(command.now))] : [resumed];
+    }
+    case 'Pause': {
+      // Only waves start and commands go out while applying; nodes mid-changeover finish and are recorded.
+      if (state.status !== 'applying') return invalidState(state, 'pause');
+      const committed = state.counts.committing + state.counts.completed + state.counts.failed;
+      return [ev('rollout.paused', { rolloutId: state.rolloutId, reason: command.reason, failed: state.counts.failed, committed, by: command.by, at: iso(command.now) })];
     }
     case 'Verify':
       return verify(command, state);

@@ -65,7 +65,7 @@ export type RolloutState =
   | (RolloutCore & { status: 'voting'; voteDeadline: string })
   | (RolloutCore & { status: 'blocked'; blockedAt: string; /** All vetoes and vetoing nodes; `vetoes` lists the first of them. */ vetoCount: number; vetoingNodes: number })
   | (RolloutCore & { status: 'applying' })
-  | (RolloutCore & { status: 'paused'; reason: string })
+  | (RolloutCore & { status: 'paused'; reason: string; /** The operator who paused it; null when a threshold did. */ by: string | null })
   | (RolloutCore & { status: 'verifying' })
   | (RolloutCore & { status: 'completed'; completedAt: string })
   | (RolloutCore & { status: 'cancelled'; reason: string; by: string })
@@ -231,7 +231,7 @@ export function evolve(state: RolloutState, event: RolloutEvent): RolloutState {
       return afterNodeOutcome(state, core);
     }
     case 'rollout.paused':
-      return { ...core, status: 'paused', reason: event.data.reason };
+      return { ...core, status: 'paused', reason: event.data.reason, by: event.data.by ?? null };
     case 'rollout.resumed':
       return isDrained(core) ? { ...core, status: 'verifying' } : { ...core, status: 'applying' };
     case 'rollout.aborted':

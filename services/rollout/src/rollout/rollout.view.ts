@@ -47,7 +47,8 @@ function stuck(state: ActiveState): RolloutSummary['stuck'] {
     };
   }
   if (state.status === 'paused') {
-    return { reason: state.reason, nodes: firstIn(state, 'failed'), processes: [], hint: `changeover rollout resume ${id}   (or: changeover rollout regress ${id}, changeover rollout cancel ${id})` };
+    const reason = state.by ? `paused by operator ${state.by}: ${state.reason}` : state.reason;
+    return { reason, nodes: state.by ? [] : firstIn(state, 'failed'), processes: [], hint: `changeover rollout resume ${id}   (or: changeover rollout regress ${id}, changeover rollout cancel ${id})` };
   }
   if (state.status === 'voting') {
     return { reason: `waiting for ${state.counts.voting} vote(s) until ${state.voteDeadline}`, nodes: firstIn(state, 'voting'), processes: [], hint: `changeover rollout watch ${id}` };

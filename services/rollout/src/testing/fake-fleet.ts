@@ -64,6 +64,8 @@ export interface AgentBehaviour {
   fail?: Set<string>;
   /** Nodes that never answer. */
   silent?: Set<string>;
+  /** Nodes that take a commit and finish it only when the test calls `release(nodeId)` (a node mid-changeover). */
+  hold?: Set<string>;
 }
 
 /** Agents played in a few lines: they vote, change over, regress, and keep their own record of commits. */
@@ -72,6 +74,7 @@ export function fakeAgents(nc: NatsConnection, nodes: FakeNode[], behaviour: Age
   const done = new Set<string>();
   const regressions: string[] = [];
   const proposals: string[] = [];
+  const held = new Map<string, () => void>();
   const byClass = (classId: string) => nodes.filter((n) => n.classId === classId);
   const targetsOf = (subject: string) => {
     const [, kind, id] = subject.split('.');
@@ -107,7 +110,9 @@ export function fakeAgents(nc: NatsConnection, nodes: FakeNode[], behaviour: Age
           }
           const active = cmd.packages.map((p) => ({ name: p.manifest.name, version: p.manifest.version, modules: p.manifest.modules.map((m) => ({ name: m.name, version: m.version, digest: m.digest })), requires: p.manifest.requires, provides: p.manifest.provides, consumes: p.manifest.consumes }));
           report(n.id, 'progress', { nodeId: n.id, rolloutId: cmd.rolloutId, attempt: cmd.attempt, phase: 'fetching' });
-          report(n.id, 'progress', { nodeId: n.id, rolloutId: cmd.rolloutId, attempt: cmd.attempt, phase: 'completed', inventory: { active, previous: [], digest: digest('d') } });
+          const finish = () => report(n.id, 'progress', { nodeId: n.id, rolloutId: cmd.rolloutId, attempt: cmd.attempt, phase: 'completed', inventory: { active, previous: [], digest: digest('d') } });
+          if (behaviour.hold?.has(n.id)) held.set(n.id, finish);
+          else finish();
         }
       },
     }),
@@ -123,6 +128,13 @@ export function fakeAgents(nc: NatsConnection, nodes: FakeNode[], behaviour: Age
   ];
   return {
     commits,
+    /** Whether a held node has a commit waiting; `release` finishes it. */
+    holding: (nodeId: string) => held.has(nodeId),
+    release(nodeId: string) {
+      const finish = held.get(nodeId);
+      held.delete(nodeId);
+      finish?.();
+    },
     regressions,
     proposals,
     hello(nodeId: string) {
