@@ -37,7 +37,7 @@ const active = async (nodeId: string) => {
   const r = await http<{ inventory: { active: { name: string; version: string }[] } | null }>('GET', `${registryBase}/nodes/${nodeId}/inventory`);
   return r.status === 200 ? (r.body.inventory?.active.map((p) => `${p.name}@${p.version}`) ?? []) : null;
 };
-const reconciles = async () => (await http<{ rollouts: { rolloutId: string; status: string }[] }>('GET', `${rolloutBase}/rollouts?limit=1000`)).body.rollouts.filter((r) => r.rolloutId.startsWith('reconcile-'));
+const reconciles = async () => (await http<{ rollouts: { rolloutId: string; status: string }[] }>('GET', `${rolloutBase}/rollouts?limit=500`)).body.rollouts.filter((r) => r.rolloutId.startsWith('reconcile-'));
 
 beforeAll(async () => {
   logDir = mkdtempSync(join(tmpdir(), 'changeover-reconcile-'));
