@@ -16,7 +16,7 @@ import { natsRegistry, type RegistryPort } from './nats/registry-client.js';
 import { CommandSender } from './nats/command-sender.js';
 import { APPENDED_SUBJECT, startAgentIntake } from './nats/agent-intake.js';
 import { RolloutRunner } from './workflow/rollout.runner.js';
-import { RECONCILE_ACTOR, startClassReconcile } from './reconcile/class-reconcile.js';
+import { RECONCILE_ACTOR, sharedClassLookups, startClassReconcile } from './reconcile/class-reconcile.js';
 import { setRolloutGauges } from './workflow/rollout.metrics.js';
 import { Planner } from './planning/planner.js';
 import { RolloutCommands } from './rollout/rollout.commands.js';
@@ -84,7 +84,7 @@ export async function startRollout(input: RolloutConfig, opts: { registry?: Regi
   if (config.reconcile) {
     intake.push(
       startClassReconcile(nc, {
-        classPackages: (classId) => registry.classPackages(classId),
+        classPackages: sharedClassLookups((classId) => registry.classPackages(classId), 1000),
         inActiveRollout: (nodeId) => runner.inActiveRollout(nodeId),
         create: (req) => api.create(req, RECONCILE_ACTOR),
         policy: RolloutPolicy.parse({}),

@@ -76,6 +76,26 @@ export async function reconcileOnHello(hello: HelloReport, deps: ReconcileDeps, 
   }
 }
 
+/**
+ * A class's configuration looked up once per class and `ttlMs`, shared by the hellos that arrive
+ * meanwhile: a fleet starting up says 10,000 hellos in a few seconds, which would otherwise be 10,000
+ * registry requests for a handful of classes. A failed lookup is not kept.
+ */
+export function sharedClassLookups(fetch: (classId: string) => Promise<PackageRef[] | null>, ttlMs: number, now: () => number = Date.now): (classId: string) => Promise<PackageRef[] | null> {
+  const kept = new Map<string, { at: number; value: Promise<PackageRef[] | null> }>();
+  return (classId) => {
+    const hit = kept.get(classId);
+    if (hit && now() - hit.at < ttlMs) return hit.value;
+    if (kept.size > 10_000) kept.clear();
+    const value = fetch(classId);
+    kept.set(classId, { at: now(), value });
+    value.catch(() => {
+      if (kept.get(classId)?.value === value) kept.delete(classId);
+    });
+    return value;
+  };
+}
+
 function count(outcome: string): string {
   reconciles.inc({ outcome });
   return outcome;

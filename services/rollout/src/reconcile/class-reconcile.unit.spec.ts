@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from '@jest/globals';
 import { ChangeoverError, RolloutPolicy, type HelloReport, type Inventory, type PackageRef, type RolloutSummary, type SoftwareUpdate } from '@changeover/contracts';
 import { createLogger } from '@changeover/telemetry';
-import { missingPackages, reconcileOnHello, reconcileRolloutId, type ReconcileDeps } from './class-reconcile.js';
+import { missingPackages, reconcileOnHello, reconcileRolloutId, sharedClassLookups, type ReconcileDeps } from './class-reconcile.js';
 
 const inv = (...refs: string[]): Inventory => ({
   active: refs.map((r) => ({ name: r.split('@')[0]!, version: r.split('@')[1]!, modules: [], requires: {}, provides: [], consumes: [] })),
@@ -62,5 +62,26 @@ describe('reconcile on hello', () => {
     expect(await reconcileOnHello(hello(inv()), refused.d)).toBe('refused');
     const gone = deps({ fail: Array.from({ length: 4 }, () => new ChangeoverError('NOT_FOUND', 'unknown node(s): n-1')) });
     expect(await reconcileOnHello(hello(inv()), gone.d)).toBe('failed');
+  });
+});
+
+describe('shared class lookups', () => {
+  it('asks the registry once per class within the window, again after it, and keeps no failure', async () => {
+    let t = 0;
+    const asked: string[] = [];
+    let fail = false;
+    const lookup = sharedClassLookups(async (classId) => {
+      asked.push(classId);
+      if (fail) throw new ChangeoverError('UNAVAILABLE', 'registry away');
+      return [{ name: 'app', version: '1.0.0' }];
+    }, 1000, () => t);
+    await Promise.all([lookup('web'), lookup('web'), lookup('api'), lookup('web')]);
+    expect(asked).toEqual(['web', 'api']);
+    t = 1000;
+    fail = true;
+    await expect(lookup('web')).rejects.toThrow('registry away');
+    fail = false;
+    expect(await lookup('web')).toEqual([{ name: 'app', version: '1.0.0' }]);
+    expect(asked).toEqual(['web', 'api', 'web', 'web']);
   });
 });
