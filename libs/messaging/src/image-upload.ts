@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from '@changeover/telemetry';
 import { ChangeoverError, IMAGE_UPLOAD_BUCKET } from '@changeover/contracts';
 import { reconcileReplicas } from './streams.js';
 
@@ -38,6 +39,18 @@ export async function deleteImageUpload(nc: NatsConnection, name: string, bucket
   await os.delete(name).catch((e: unknown) => {
     if (!/not found/i.test(String(e))) throw e;
   });
+}
+
+/**
+ * Drops an upload once its import is over, whatever its outcome. It never throws: the import's own
+ * result is what the caller returns, so a failed delete is logged and the upload left to its TTL.
+ */
+export async function discardImageUpload(nc: NatsConnection, name: string, log: Pick<Logger, 'warn'>, bucket = IMAGE_UPLOAD_BUCKET): Promise<void> {
+  try {
+    await deleteImageUpload(nc, name, bucket);
+  } catch (err) {
+    log.warn({ err, upload: name, bucket }, 'image upload not deleted; it expires with the bucket TTL');
+  }
 }
 
 /**

@@ -58,7 +58,7 @@ export async function startRollout(input: RolloutConfig, opts: { registry?: Regi
   migrated = true;
   const store = await EventStore.connect({ url: config.databaseUrl, poolSize: 6 });
   const nc = await connect({ servers: config.natsServers, name: `rollout-${config.instanceId}`, maxReconnectAttempts: -1, noAsyncTraces: true, ...(config.natsCreds ? { authenticator: credsAuthenticator(readFileSync(config.natsCreds)) } : {}) });
-  const registry = opts.registry ?? natsRegistry(nc, config.registryTimeoutMs);
+  const registry = opts.registry ?? natsRegistry(nc, config.registryTimeoutMs, log);
   const sender = new CommandSender(nc, (refs) => registry.getPackages(refs));
   const leases = new LeaseStore(store.pool, config.instanceId, config.leaseMs);
   const table = new RolloutsTable(store.pool, (e) => log.warn({ err: e }, 'projection update failed'));

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { createHash, randomBytes } from 'node:crypto';
 import { Objm } from '@nats-io/obj';
 import { GetPackagesReply, IMAGE_UPLOAD_BUCKET, ImportImageReply, isChangeoverError } from '@changeover/contracts';
-import { putImageUpload } from '@changeover/messaging';
+import { deleteImageUpload, discardImageUpload, putImageUpload } from '@changeover/messaging';
+import { connect } from '@nats-io/transport-node';
 import { metricSum, TEST_AUTH_HEADER } from '@changeover/test-kit';
 import { scrape } from '../testing/fuzz.setup.js';
 import { makeImage } from '../testing/image.fixtures.js';
@@ -88,6 +89,21 @@ describe('update images over NATS, by upload reference', () => {
   it('refuses an upload name that is not in the bucket with NOT_FOUND', async () => {
     const err = await t.rpc('import-image', { upload: 'image-never-put' }, ImportImageReply).catch((e: unknown) => e);
     expect(isChangeoverError(err) ? err.code : err).toBe('NOT_FOUND');
+  });
+});
+
+describe('dropping an upload after its import', () => {
+  it('deletes it, and where the delete fails logs that it is left to expire instead of throwing', async () => {
+    const name = await putImageUpload(t.nc, Buffer.from('left over'));
+    const warned: unknown[] = [];
+    await discardImageUpload(t.nc, name, { warn: (o: unknown) => void warned.push(o) });
+    expect(await uploads()).not.toContain(name);
+    expect(warned).toEqual([]);
+    const closed = await connect({ servers: t.nc.getServer() });
+    await closed.close();
+    await expect(deleteImageUpload(closed, name)).rejects.toBeDefined();
+    await expect(discardImageUpload(closed, name, { warn: (o: unknown) => void warned.push(o) })).resolves.toBeUndefined();
+    expect(warned).toEqual([expect.objectContaining({ upload: name })]);
   });
 });
 

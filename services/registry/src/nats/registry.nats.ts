@@ -30,7 +30,7 @@ import {
   subjects,
   type AgentReport,
 } from '@changeover/contracts';
-import { deleteImageUpload, readImageUpload, serveRpc, subscribeValidated, type RateLimit, type RateLimiter, type RpcServer, type ValidatedSubscription } from '@changeover/messaging';
+import { discardImageUpload, readImageUpload, serveRpc, subscribeValidated, type RateLimit, type RateLimiter, type RpcServer, type ValidatedSubscription } from '@changeover/messaging';
 import type { z } from 'zod';
 import type { Logger } from '../observability.js';
 import { assertStorable } from '../validation/storable.js';
@@ -40,11 +40,11 @@ import type { RegistryDomain } from '../registry.domain.js';
 
 type Op = Parameters<typeof subjects.registry>[0];
 
-async function importUpload(nc: NatsConnection, d: RegistryDomain, upload: string) {
+async function importUpload(nc: NatsConnection, d: RegistryDomain, upload: string, log: Logger) {
   try {
     return await d.images.import(readImageUpload(nc, upload));
   } finally {
-    await deleteImageUpload(nc, upload).catch(() => undefined);
+    await discardImageUpload(nc, upload, log);
   }
 }
 
@@ -80,7 +80,7 @@ export function serveRegistryNats(nc: NatsConnection, d: RegistryDomain, opts: {
     rpc('enroll-node', EnrollNodeRequest, (r) => enrollNode(d, r), { ...q, resultSchema: EnrollNodeReply, rateLimit: opts.enrollLimiter }),
     rpc('revoke-node', RevokeNodeRequest, (r) => d.identities.revoke(r.nodeId, { keepLatest: r.keepLatest }), { ...q, resultSchema: RevokeNodeReply }),
     // The request names an upload object: the image is read from the object store chunk by chunk, then the upload is dropped.
-    rpc('import-image', ImportImageRequest, (r) => importUpload(nc, d, r.upload), { ...q, resultSchema: ImportImageReply }),
+    rpc('import-image', ImportImageRequest, (r) => importUpload(nc, d, r.upload, opts.logger), { ...q, resultSchema: ImportImageReply }),
     rpc('get-class', GetClassRequest, (r) => d.classes.get(r.classId), { ...q, resultSchema: ClassRecord }),
     rpc('set-class', SetClassRequest, (r) => d.classes.set(r), { ...q, resultSchema: ClassRecord }),
   ];

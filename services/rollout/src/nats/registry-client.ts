@@ -1,5 +1,6 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import { deleteImageUpload, putImageUpload, requestRpc } from '@changeover/messaging';
+import { discardImageUpload, putImageUpload, requestRpc } from '@changeover/messaging';
+import type { Logger } from '@changeover/telemetry';
 import type { z } from 'zod';
 import { ClassRecord, GetPackagesReply, isChangeoverError, ImportImageReply, ProvidedApisReply, SelectModulesReply, subjects, type PackageRef, type SignedPackage } from '@changeover/contracts';
 
@@ -15,7 +16,7 @@ export interface RegistryPort {
   providedApis(req: { consumes: string[]; excludeClasses: string[]; excludeNodes: string[] }): Promise<string[]>;
 }
 
-export function natsRegistry(nc: NatsConnection, timeoutMs: number): RegistryPort {
+export function natsRegistry(nc: NatsConnection, timeoutMs: number, log: Pick<Logger, 'warn'>): RegistryPort {
   return {
     selectModules: (req) => requestRpc(nc, subjects.registry('select-modules'), { packages: req.packages, nodes: req.nodes ?? [], classes: req.classes ?? [] }, SelectModulesReply, { timeoutMs }),
     getPackages: async (packages) => (await requestRpc(nc, subjects.registry('get-packages'), { packages }, GetPackagesReply, { timeoutMs })).packages,
@@ -25,7 +26,7 @@ export function natsRegistry(nc: NatsConnection, timeoutMs: number): RegistryPor
         return await requestRpc(nc, subjects.registry('import-image'), { upload }, ImportImageReply, { timeoutMs });
       } finally {
         // The registry drops the upload once read; this covers a registry that never answered.
-        await deleteImageUpload(nc, upload).catch(() => undefined);
+        await discardImageUpload(nc, upload, log);
       }
     },
     providedApis: async (req) => (await requestRpc(nc, subjects.registry('provided-apis'), req, ProvidedApisReply, { timeoutMs })).provided,
