@@ -67,6 +67,26 @@ export function takeRecords(runDir: string): { file: string; pid: number; record
   return out;
 }
 
+/** The records in the run directory, left in place (the garbage collector keeps the modules they run). */
+export function readRecords(runDir: string): ProcessRecord[] {
+  const out: ProcessRecord[] = [];
+  let files: string[] = [];
+  try {
+    files = readdirSync(runDir);
+  } catch {
+    return out;
+  }
+  for (const f of files) {
+    if (!f.endsWith('.json')) continue;
+    try {
+      out.push(JSON.parse(readFileSync(join(runDir, f), 'utf8')) as ProcessRecord);
+    } catch {
+      // removed meanwhile, or half of an old agent's write: it names no module
+    }
+  }
+  return out;
+}
+
 /** A live process of ours: it exists, is not a zombie, and carries the state-dir marker. */
 export function isOurs(pid: number, marker: string): boolean {
   if (!Number.isInteger(pid) || pid <= 1 || !existsSync(`/proc/${pid}`)) return false;

@@ -78,6 +78,11 @@ export class ChildProcessRuntime implements ProcessRuntime {
     return [...this.live.values()].map((p) => ({ processId: p.processId, module: p.module.name, packages: p.packages }));
   }
 
+  /** Module digests of every process running or being started (the garbage collector keeps their files). */
+  digestsInUse(): string[] {
+    return [...this.live.values(), ...this.candidates].map((p) => p.module.digest);
+  }
+
   private find(processId: string): Proc | undefined {
     return [...this.live.values()].find((p) => p.processId === processId);
   }
