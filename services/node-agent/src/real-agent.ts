@@ -41,7 +41,7 @@ export async function startRealAgent(config: AgentConfig, log: Log, counters: Co
   const api = new LocalApiServer(config.AGENT_SOCKET, counters, log);
   await api.start();
   await adoptExternalCredentials(api, config.AGENT_STATE_DIR, config.AGENT_EXTERNAL_PROCESSES);
-  const runtime = new ChildProcessRuntime({ store, api, log, counters });
+  const runtime = new ChildProcessRuntime({ store, api, log, counters, logs: { maxBytes: config.AGENT_LOG_MAX_BYTES, keep: config.AGENT_LOG_KEEP } });
   const nc = await connect({ servers: config.NATS_URL, name: `node-agent-${config.NODE_ID}`, maxReconnectAttempts: -1, noAsyncTraces: true, reconnectTimeWait: 500, waitOnFirstConnect: true, ...agentConnectionOptions(config) });
   const disk = await store.freeBytes();
   // Group membership (DESIGN §6): ordered logs on JetStream, served to processes under /v1/groups.

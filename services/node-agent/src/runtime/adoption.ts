@@ -14,6 +14,8 @@ export interface ProcessRecord {
   module: string;
   digest: string;
   healthPort?: number;
+  /** The named pipe its output goes to, read by whichever agent version runs (absent from records of older agents). */
+  logPipe?: string;
 }
 
 /** Written by an agent handing its processes over to the version that follows (a self-upgrade). */
