@@ -16,6 +16,12 @@ import { fetchText } from '../testing/traffic.js';
 const VERSIONS = ['1.0.0', '1.1.0', '1.2.0', '1.3.0'];
 const rolloutOf = (version: string, nodeId: string) => `web-${version.replaceAll('.', '_')}-${nodeId}`;
 const ASSETS = readFileSync(join(FIXTURES, 'assets.txt'), 'utf8');
+// A module that prints numbered lines (stdout and stderr by turns), 20 every 5 ms, until stopped.
+const CHATTY = `let i = 0;
+setInterval(() => {
+  for (let k = 0; k < 20; k++, i++) (i % 2 ? process.stderr : process.stdout).write('line ' + i + ' ' + 'x'.repeat(i % 60) + '\\n');
+}, 5);
+`;
 
 describe('real agent: module garbage collection across four versions', () => {
   let nats: TestNats;
@@ -30,7 +36,7 @@ describe('real agent: module garbage collection across four versions', () => {
     nats = await startNats();
     nc = await connect({ servers: nats.url });
     dir = mkdtempSync(join(tmpdir(), 'agent-gc-e2e-'));
-    await putBlobs(nc, [...VERSIONS.map(code), ASSETS]);
+    await putBlobs(nc, [...VERSIONS.map(code), ASSETS, CHATTY]);
   });
 
   afterAll(async () => {
@@ -137,5 +143,36 @@ describe('real agent: module garbage collection across four versions', () => {
     // 1.1.0 active, 1.3.0 the previous set's, 1.2.0 kept: all three stay.
     await waitFor('the same three versions on disk', () => n.onDisk().join() === ['1.1.0', '1.2.0', '1.3.0', 'assets'].join(), { timeoutMs: 30_000 });
     await n.agent.stop();
+  });
+
+  it('rotates a module process log at AGENT_LOG_MAX_BYTES, keeping AGENT_LOG_KEEP files with no line lost between them', async () => {
+    const n = await node('gc-logs', { AGENT_LOG_MAX_BYTES: '16384', AGENT_LOG_KEEP: '3' });
+    const chatty = manifestOf('chatty', '1.0.0', [moduleOf('chatty-svc', '1.0.0', CHATTY, { run: { command: 'node', args: ['{module}'], env: {}, restartOnChange: false, stopTimeoutMs: 5000 } })]);
+    n.orch.propose('chatty', [chatty]);
+    expect((await n.orch.vote('chatty')).decision).toBe('accept');
+    n.orch.commit('chatty', [signManifest(chatty, privateKey, 'publisher')]);
+    expect((await n.orch.final('chatty')).phase).toBe('completed');
+    await waitFor('six rotations', async () => (await n.metric('agent_log_rotations_total')) >= 6, { timeoutMs: 60_000 });
+    await n.agent.stop();
+
+    const log = join(n.stateDir, 'logs', 'chatty-svc.log');
+    const files = [`${log}.3`, `${log}.2`, `${log}.1`, log];
+    expect(readdirSync(join(n.stateDir, 'logs')).filter((f) => f.startsWith('chatty-svc.log')).sort()).toEqual(['chatty-svc.log', 'chatty-svc.log.1', 'chatty-svc.log.2', 'chatty-svc.log.3']);
+    for (const f of files.slice(0, 3)) {
+      const text = readFileSync(f, 'utf8');
+      expect(text.length).toBeLessThanOrEqual(16384 + 4096);
+      expect(text.endsWith('\n')).toBe(true);
+    }
+    // The kept files hold one run of lines, each once and in order, from the oldest file to the current one.
+    const numbers = files
+      .map((f) => readFileSync(f, 'utf8'))
+      .join('')
+      .split('\n')
+      .filter((l) => l.startsWith('line '))
+      .map((l) => Number(l.split(' ')[1]));
+    expect(numbers.length).toBeGreaterThan(500);
+    expect(numbers).toEqual(Array.from({ length: numbers.length }, (_, i) => numbers[0]! + i));
+    // The pipe went with the process.
+    expect(readdirSync(join(n.stateDir, 'pipes'))).toEqual([]);
   });
 });
