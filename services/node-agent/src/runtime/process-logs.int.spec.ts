@@ -196,8 +196,9 @@ describe('log rotation of a process that outlives the agent run that started it'
     expect(existsSync(record.logPipe)).toBe(true);
 
     // While no agent reads, the writer goes on (the pipe holds its output); then the next run adopts it.
-    await waitFor('the writer still running with no agent', () => existsSync(`/proc/${record.pid}`), { timeoutMs: 5000 });
-    await new Promise((r) => setTimeout(r, 300));
+    const written = () => Number(/wchar: (\d+)/.exec(readFileSync(`/proc/${record.pid}/io`, 'utf8'))?.[1] ?? 0);
+    const atHandover = written();
+    await waitFor('the writer writing 8 KiB more with no agent reading', () => written() >= atHandover + 8192, { timeoutMs: 30_000 });
     const counters = new CounterRegistry();
     secondApi = new LocalApiServer(join(stateDir, 'agent.sock'), counters, quiet);
     await secondApi.start();
