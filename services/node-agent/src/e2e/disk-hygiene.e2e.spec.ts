@@ -109,6 +109,8 @@ describe('real agent: module garbage collection across four versions', () => {
     expect(versions(n.state().active)).toEqual(['1.3.0']);
     expect(versions(n.state().previous)).toEqual(['1.2.0']);
     expect(n.state().kept).toEqual([]);
+    // Counted once the last file is deleted, which the listing above may see first.
+    await waitFor('the reclaimed files counted', async () => (await n.metric('agent_gc_reclaimed_files_total')) >= 2, { timeoutMs: 30_000 });
     expect(await n.metric('agent_gc_reclaimed_files_total')).toBe(2);
     expect(await n.metric('agent_gc_reclaimed_bytes_total')).toBe(Buffer.byteLength(code('1.0.0')) + Buffer.byteLength(code('1.1.0')));
     expect(await n.metric('agent_gc_versions_dropped_total')).toBe(2);
