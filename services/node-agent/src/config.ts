@@ -76,6 +76,12 @@ export const AgentConfig = z.object({
   /** Packages signed by a key marked retired in AGENT_TRUST_ROOTS: still trusted (`accept`) or refused. */
   AGENT_RETIRED_KEYS: z.enum(RETIRED_KEY_POLICIES).default('accept'),
   AGENT_MIN_FREE_DISK_MB: z.coerce.number().int().min(0).default(100),
+  /** Versions of each package kept on disk besides the active one (the first is the previous set's, the regression target); older module files are deleted. */
+  AGENT_KEEP_VERSIONS: z.coerce.number().int().min(1).max(16).default(1),
+  /** Size at which a managed process's log file (stdout and stderr) is rotated. */
+  AGENT_LOG_MAX_BYTES: z.coerce.number().int().min(1024).max(1024 ** 4).default(10 * 1024 * 1024),
+  /** Rotated log files kept per module (<module>.log.1 … .N) besides the current one. */
+  AGENT_LOG_KEEP: z.coerce.number().int().min(1).max(100).default(5),
   AGENT_HEALTH_PORT: z.coerce.number().int().min(0).max(65535).default(0),
   AGENT_REGISTRY_TIMEOUT_MS: z.coerce.number().int().positive().max(600_000).default(5000),
   /** Share of nodes whose part in a rollout is traced (vetoing and failing nodes always are); only with an OTLP endpoint. */

@@ -38,6 +38,14 @@ describe('agent config', () => {
     for (const bad of ['1.5', '-0.1', 'often']) expect(() => loadConfig({ AGENT_TRACE_SAMPLE_RATIO: bad })).toThrow(/AGENT_TRACE_SAMPLE_RATIO/);
   });
 
+  it('reads the disk hygiene settings (kept versions, log rotation) and refuses bad ones', () => {
+    expect(loadConfig({})).toMatchObject({ AGENT_KEEP_VERSIONS: 1, AGENT_LOG_MAX_BYTES: 10 * 1024 * 1024, AGENT_LOG_KEEP: 5 });
+    expect(loadConfig({ AGENT_KEEP_VERSIONS: '3', AGENT_LOG_MAX_BYTES: '65536', AGENT_LOG_KEEP: '2' })).toMatchObject({ AGENT_KEEP_VERSIONS: 3, AGENT_LOG_MAX_BYTES: 65536, AGENT_LOG_KEEP: 2 });
+    for (const bad of ['0', '17', '1.5', 'all']) expect(() => loadConfig({ AGENT_KEEP_VERSIONS: bad })).toThrow(/AGENT_KEEP_VERSIONS/);
+    for (const bad of ['100', '-1', '10MB']) expect(() => loadConfig({ AGENT_LOG_MAX_BYTES: bad })).toThrow(/AGENT_LOG_MAX_BYTES/);
+    for (const bad of ['0', '101', 'some']) expect(() => loadConfig({ AGENT_LOG_KEEP: bad })).toThrow(/AGENT_LOG_KEEP/);
+  });
+
   it('refuses node credentials issued to another node (a simulated fleet may use any user)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'agent-creds-'));
     const file = join(dir, 'n1.creds');

@@ -1,4 +1,5 @@
 import { platform, totalmem } from 'node:os';
+import { basename, dirname, resolve } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import type { UnitTracer } from '@changeover/telemetry';
 import type { AgentConfig } from './config.js';
@@ -11,6 +12,7 @@ import type { CounterRegistry } from './metrics.js';
 import { registryManifests } from './registry/manifest-source.js';
 import { ChildProcessRuntime } from './runtime/child-runtime.js';
 import { FsStore } from './store/fs-store.js';
+import { ModuleGc } from './store/module-gc.js';
 import { contractOs } from './host-platform.js';
 import { GroupLogStore } from './groups/group-log.js';
 import { GroupManager } from './groups/group-manager.js';
@@ -33,10 +35,13 @@ export async function startRealAgent(config: AgentConfig, log: Log, counters: Co
   const trust = loadTrustRoots(config.AGENT_TRUST_ROOTS);
   if (!Object.keys(trust.roots).length) log.warn('AGENT_TRUST_ROOTS is empty: package signatures are not checked');
   const store = await FsStore.open(config.AGENT_STATE_DIR);
+  // An agent the launcher started from an installed agent package runs a module file: it is never collected.
+  const self = resolve(process.argv[1] ?? '');
+  const ownModule = dirname(self) === resolve(store.modulesDir) ? [basename(self)] : [];
   const api = new LocalApiServer(config.AGENT_SOCKET, counters, log);
   await api.start();
   await adoptExternalCredentials(api, config.AGENT_STATE_DIR, config.AGENT_EXTERNAL_PROCESSES);
-  const runtime = new ChildProcessRuntime({ store, api, log, counters });
+  const runtime = new ChildProcessRuntime({ store, api, log, counters, logs: { maxBytes: config.AGENT_LOG_MAX_BYTES, keep: config.AGENT_LOG_KEEP } });
   const nc = await connect({ servers: config.NATS_URL, name: `node-agent-${config.NODE_ID}`, maxReconnectAttempts: -1, noAsyncTraces: true, reconnectTimeWait: 500, waitOnFirstConnect: true, ...agentConnectionOptions(config) });
   const disk = await store.freeBytes();
   // Group membership (DESIGN §6): ordered logs on JetStream, served to processes under /v1/groups.
@@ -60,6 +65,7 @@ export async function startRealAgent(config: AgentConfig, log: Log, counters: Co
       manifests: registryManifests(nc, config.NODE_ID, config.AGENT_REGISTRY_TIMEOUT_MS),
       verifySignature: signatureVerifier(trust, config.AGENT_RETIRED_KEYS),
       minFreeBytes: config.AGENT_MIN_FREE_DISK_MB * 1024 * 1024,
+      hygiene: new ModuleGc({ store, keepVersions: config.AGENT_KEEP_VERSIONS, inUse: () => [...runtime.digestsInUse(), ...ownModule], counters, log }),
       counters,
       log,
       tracing,

@@ -96,6 +96,30 @@ export class AgentCore {
       this.pendingReports.push(final);
     }
     await this.opts.runtime.apply(this.state.active);
+    // After apply: the processes adopted or started are running, so what they use is known.
+    await this.collectGarbage();
+  }
+
+  /** Drops the versions the node no longer keeps (saved first), then deletes the module files nothing uses; never fails a command. */
+  private async collectGarbage(): Promise<void> {
+    const gc = this.opts.hygiene;
+    if (!gc) return;
+    try {
+      const next = gc.retain(this.state);
+      if (next !== this.state) {
+        const kept = { ...next, kept: internSet(next.kept) };
+        await this.opts.store.save(kept);
+        this.state = kept;
+      }
+    } catch (e) {
+      this.opts.counters.inc('agent_gc_failures_total', { reason: 'save' });
+      this.opts.log.error('cannot save the state without the older versions: nothing deleted', { error: e instanceof Error ? e.message : String(e) });
+      return;
+    }
+    await gc.sweep(this.state).catch((e: unknown) => {
+      this.opts.counters.inc('agent_gc_failures_total', { reason: 'sweep' });
+      this.opts.log.error('module garbage collection failed', { error: e instanceof Error ? e.message : String(e) });
+    });
   }
 
   private pendingReports: ProgressReport[] = [];
@@ -293,7 +317,9 @@ export class AgentCore {
       incoming.push(picked.pkg);
     }
     const outcome = await runChangeover(this, { rolloutId: cmd.rolloutId, attempt: cmd.attempt, kind: 'commit', target: mergeSet(this.state.active, incoming), timeoutMs: cmd.changeoverTimeoutMs, trace: unit });
-    return this.finish(cmd.rolloutId, cmd.attempt, 'commit', outcome);
+    await this.finish(cmd.rolloutId, cmd.attempt, 'commit', outcome);
+    // After the report: the node is done and says so first; the next command waits for the collection.
+    if (outcome.ok) await this.collectGarbage();
   }
 
   private proposedKeys(rec: RolloutRecord): string[] {
@@ -360,7 +386,8 @@ export class AgentCore {
       target = mergeSet(this.state.active, [found.pkg]);
     }
     const outcome = await runChangeover(this, { rolloutId: cmd.rolloutId, attempt: cmd.attempt, kind: 'regress', target, timeoutMs: 300_000, trace: unit });
-    return this.finish(cmd.rolloutId, cmd.attempt, 'regress', outcome);
+    await this.finish(cmd.rolloutId, cmd.attempt, 'regress', outcome);
+    if (outcome.ok) await this.collectGarbage();
   }
 
   private async findVersion(name: string, version: string): Promise<{ ok: true; pkg: StoredPackage } | { ok: false; code: string; message: string }> {

@@ -17,6 +17,17 @@ export interface ModuleStore {
   freeBytes(): Promise<number>;
 }
 
+/**
+ * Disk hygiene (issue 20): after a changeover completes and at start-up the node drops the package
+ * versions it no longer keeps and deletes the module files nothing uses any more.
+ */
+export interface DiskHygiene {
+  /** The state to keep (older kept versions dropped), or the same object; the core saves it before `sweep` runs. */
+  retain(state: NodeState): NodeState;
+  /** Deletes module files neither this saved state nor anything running uses; failures are counted and logged. */
+  sweep(state: NodeState): Promise<unknown>;
+}
+
 /** Gets one module blob into the store, verifying its digest; returns the bytes transferred. */
 export interface ModuleFetcher {
   fetch(module: Module): number | Promise<number>;
@@ -78,6 +89,8 @@ export interface CoreOptions {
   /** Verifies a package signature; throws SIGNATURE_INVALID / UNTRUSTED_KEY. */
   verifySignature: (manifest: PackageManifest, signature: Signature | undefined) => void;
   minFreeBytes: number;
+  /** Garbage collection of old versions and module files (none: everything fetched stays). */
+  hygiene?: DiskHygiene;
   onFault?: (point: FaultPoint) => void;
   counters: Counters;
   log: Log;

@@ -14,6 +14,8 @@ export interface ProcessRecord {
   module: string;
   digest: string;
   healthPort?: number;
+  /** The named pipe its output goes to, read by whichever agent version runs (absent from records of older agents). */
+  logPipe?: string;
 }
 
 /** Written by an agent handing its processes over to the version that follows (a self-upgrade). */
@@ -63,6 +65,26 @@ export function takeRecords(runDir: string): { file: string; pid: number; record
       // unreadable: nothing to adopt or stop
     }
     rmSync(path, { force: true });
+  }
+  return out;
+}
+
+/** The records in the run directory, left in place (the garbage collector keeps the modules they run). */
+export function readRecords(runDir: string): ProcessRecord[] {
+  const out: ProcessRecord[] = [];
+  let files: string[] = [];
+  try {
+    files = readdirSync(runDir);
+  } catch {
+    return out;
+  }
+  for (const f of files) {
+    if (!f.endsWith('.json')) continue;
+    try {
+      out.push(JSON.parse(readFileSync(join(runDir, f), 'utf8')) as ProcessRecord);
+    } catch {
+      // removed meanwhile, or half of an old agent's write: it names no module
+    }
   }
   return out;
 }

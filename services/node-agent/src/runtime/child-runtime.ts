@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AGENT_ENV } from '@changeover/agent-sdk';
 import { VETO_REASONS, type Module, type RunSpec, type VetoReason } from '@changeover/contracts';
@@ -11,6 +11,7 @@ import type { FsStore } from '../store/fs-store.js';
 import { AdoptedProcess, HANDOVER_FILE, isOurs, removeRecord, takeRecords, writeRecord, type ProcessRecord } from './adoption.js';
 import { commandProbe, probe } from './health-check.js';
 import { bindSocket, SocketTable, type BoundSocket } from './listen-sockets.js';
+import { ProcessLogs } from './process-logs.js';
 
 interface Runnable {
   module: Module & { run: RunSpec };
@@ -27,6 +28,10 @@ interface Proc extends Runnable {
   stopping: boolean;
   health?: BoundSocket;
   logPath: string;
+  /** The named pipe its stdout and stderr go to (read by the agent into logPath). */
+  logPipe?: string;
+  /** Resolves once its output has all been written to the log (every writer closed the pipe). */
+  logDrained: Promise<void>;
 }
 
 export interface ChildRuntimeOptions {
@@ -34,6 +39,8 @@ export interface ChildRuntimeOptions {
   api: LocalApiServer;
   log: Log;
   counters: Counters;
+  /** Size rotation of the processes' log files (AGENT_LOG_MAX_BYTES, AGENT_LOG_KEEP). */
+  logs?: { maxBytes: number; keep: number };
 }
 
 const STATE_MARKER = 'CHANGEOVER_STATE_DIR';
@@ -71,11 +78,26 @@ export class ChildProcessRuntime implements ProcessRuntime {
   private readonly sockets = new SocketTable();
   private orphansChecked = false;
   private stopped = false;
+  private readonly logs: ProcessLogs;
 
-  constructor(private readonly opts: ChildRuntimeOptions) {}
+  constructor(private readonly opts: ChildRuntimeOptions) {
+    this.logs = new ProcessLogs({
+      logsDir: join(opts.store.dir, 'logs'),
+      pipesDir: join(opts.store.dir, 'pipes'),
+      maxBytes: opts.logs?.maxBytes ?? 10 * 1024 * 1024,
+      keep: opts.logs?.keep ?? 5,
+      counters: opts.counters,
+      log: opts.log,
+    });
+  }
 
   running(): RunningProcess[] {
     return [...this.live.values()].map((p) => ({ processId: p.processId, module: p.module.name, packages: p.packages }));
+  }
+
+  /** Module digests of every process running or being started (the garbage collector keeps their files). */
+  digestsInUse(): string[] {
+    return [...this.live.values(), ...this.candidates].map((p) => p.module.digest);
   }
 
   private find(processId: string): Proc | undefined {
@@ -245,6 +267,8 @@ export class ChildProcessRuntime implements ProcessRuntime {
     this.stopped = true;
     writeFileSync(join(this.runDir, HANDOVER_FILE), String(process.pid));
     for (const p of [...this.live.values(), ...this.candidates]) p.health?.close();
+    // The processes keep writing into their pipes; the next version reads them from where this one stopped.
+    this.logs.detachAll();
     return this.sockets.all();
   }
 
@@ -259,7 +283,11 @@ export class ChildProcessRuntime implements ProcessRuntime {
 
   async stopAll(): Promise<void> {
     this.stopped = true;
-    await Promise.all([...this.live.values(), ...this.candidates].map((p) => this.stop(p)));
+    const procs = [...this.live.values(), ...this.candidates];
+    await Promise.all(procs.map((p) => this.stop(p)));
+    // Their last lines are written before the agent goes (bounded: a child of a module may still hold its pipe).
+    await drainedOrTimeout(procs, 2000);
+    this.logs.closeAll();
     this.live.clear();
     this.candidates = [];
     this.sockets.closeAll();
@@ -278,8 +306,8 @@ export class ChildProcessRuntime implements ProcessRuntime {
   private spawn(r: Runnable): Proc {
     const run = r.module.run;
     const processId = `${r.module.name}@${r.module.version}`;
-    const logPath = join(this.opts.store.dir, 'logs', `${r.module.name}.log`);
-    const out = openSync(logPath, 'a');
+    const logPath = this.logs.logPath(r.module.name);
+    const out = this.logs.open(r.module.name);
     const fds: number[] = [];
     // A restart's second instance shares the process id, so it shares the credential: the first keeps talking to the local API meanwhile.
     const sibling = this.find(processId);
@@ -306,9 +334,18 @@ export class ChildProcessRuntime implements ProcessRuntime {
     }
     const [command, ...args] = this.argv(r, [run.command, ...run.args]);
     // Its own process group: a signal to the agent's group (a terminal, a launcher stop) does not reach it, so it can outlive an agent upgrade.
-    const child = spawn(command!, args, { stdio: ['ignore', out, out, ...fds], env, cwd: this.opts.store.dir, detached: true });
-    closeSync(out);
-    const proc: Proc = { ...r, processId, token, child, stopping: false, health, logPath, exited: Promise.resolve() };
+    let child: ChildProcess;
+    try {
+      child = spawn(command!, args, { stdio: ['ignore', out.fd, out.fd, ...fds], env, cwd: this.opts.store.dir, detached: true });
+    } catch (e) {
+      closeSync(out.fd);
+      if (out.pipe) rmSync(out.pipe, { force: true });
+      throw e;
+    }
+    // Read before the agent's end closes: the process holds the pipe open from now on.
+    const logDrained = out.pipe ? this.logs.attach(r.module.name, out.pipe) : Promise.resolve();
+    closeSync(out.fd);
+    const proc: Proc = { ...r, processId, token, child, stopping: false, health, logPath, ...(out.pipe ? { logPipe: out.pipe } : {}), logDrained, exited: Promise.resolve() };
     proc.exited = new Promise<void>((resolve) => {
       child.once('exit', (code, signal) => {
         proc.exitInfo = signal ? `killed by ${signal}` : `exited with code ${code}`;
@@ -369,7 +406,10 @@ export class ChildProcessRuntime implements ProcessRuntime {
     const host = p.module.run.listen?.host ?? '127.0.0.1';
     let last = 'no probe yet';
     for (;;) {
-      if (p.exitInfo !== undefined) return { ok: false, output: `${p.exitInfo}\n${this.logTail(p)}` };
+      if (p.exitInfo !== undefined) {
+        await drainedOrTimeout([p], 1000);
+        return { ok: false, output: `${p.exitInfo}\n${this.logTail(p)}` };
+      }
       if (!check) return { ok: true, output: '' };
       if (check.type !== 'command' && check.port === undefined && !p.health) return { ok: false, output: `${check.type} health check names no port and the module listens on none` };
       const r = await probe(check, host, p.health?.port, { PATH: process.env['PATH'], ...p.module.run.env });
@@ -405,7 +445,11 @@ export class ChildProcessRuntime implements ProcessRuntime {
       if (handover && record && want && want.module.digest === record.digest && `${want.module.name}@${want.module.version}` === record.processId && !this.live.has(want.module.name)) {
         const host = want.module.run.listen?.host ?? '127.0.0.1';
         const child = new AdoptedProcess(pid, marker);
-        const proc: Proc = { ...want, processId: record.processId, token: record.token, child, stopping: false, logPath: join(this.opts.store.dir, 'logs', `${want.module.name}.log`), exited: Promise.resolve(), ...(record.healthPort ? { health: { fd: -1, host, port: record.healthPort, close: () => undefined } } : {}) };
+        // Its output pipe, read again from where the previous version stopped; a process an older agent started writes to the file itself (not rotated).
+        const logPipe = this.logs.exists(record.logPipe) ? record.logPipe : undefined;
+        if (!logPipe) this.opts.log.warn('an adopted process writes its log file directly: it is not rotated until the process restarts', { processId: record.processId });
+        const logDrained = logPipe ? this.logs.attach(want.module.name, logPipe) : Promise.resolve();
+        const proc: Proc = { ...want, processId: record.processId, token: record.token, child, stopping: false, logPath: this.logs.logPath(want.module.name), ...(logPipe ? { logPipe } : {}), logDrained, exited: Promise.resolve(), ...(record.healthPort ? { health: { fd: -1, host, port: record.healthPort, close: () => undefined } } : {}) };
         proc.exited = new Promise<void>((resolve) => {
           child.once('exit', () => {
             proc.exitInfo = 'exited (an adopted process: its exit status is not known)';
@@ -430,11 +474,20 @@ export class ChildProcessRuntime implements ProcessRuntime {
       const until = Date.now() + 5000;
       while (isOurs(pid, marker) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     }
+    // The pipes of processes that were stopped (or of an agent that crashed) have no writer left.
+    this.logs.removeUnattached();
     return adopted;
   }
 }
 
 /** What an agent after an upgrade needs to adopt a running instance. */
 function recordOf(p: Proc, pid: number): ProcessRecord {
-  return { pid, processId: p.processId, token: p.token, module: p.module.name, digest: p.module.digest, ...(p.health ? { healthPort: p.health.port } : {}) };
+  return { pid, processId: p.processId, token: p.token, module: p.module.name, digest: p.module.digest, ...(p.health ? { healthPort: p.health.port } : {}), ...(p.logPipe ? { logPipe: p.logPipe } : {}) };
+}
+
+/** Waits until these processes' output is all in their logs, or `ms` at most. */
+async function drainedOrTimeout(procs: Proc[], ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([Promise.all(procs.map((p) => p.logDrained)), new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
 }

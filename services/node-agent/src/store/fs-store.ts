@@ -8,11 +8,13 @@ import { emptyState, type NodeState } from '../model/state.js';
 import { writeAtomic } from './atomic-file.js';
 
 const STATE_VERSION = 1;
+const TRASH_DIR = 'trash';
 
 /**
  * The node's local store (design §7): `state.json` (installed packages with version and dependency
  * info, active and previous sets, kept versions, rollout records, the journal) and content-addressed
- * module files under `modules/`. Every write is atomic, so a kill -9 leaves a consistent store.
+ * module files under `modules/`. Every write is atomic, so a kill -9 leaves a consistent store; module
+ * files nothing uses any more are deleted by the garbage collector (module-gc.ts).
  */
 export class FsStore implements ModuleStore {
   private constructor(readonly dir: string) {}
@@ -25,7 +27,18 @@ export class FsStore implements ModuleStore {
     for (const sub of ['', 'modules']) {
       for (const f of await readdir(join(dir, sub))) if (f.endsWith('.tmp')) await rm(join(dir, sub, f), { force: true });
     }
+    // Module files a garbage collection moved aside and did not get to delete (it was interrupted): nothing references them.
+    await rm(join(dir, TRASH_DIR), { recursive: true, force: true });
     return new FsStore(dir);
+  }
+
+  get modulesDir(): string {
+    return join(this.dir, 'modules');
+  }
+
+  /** Where the garbage collector moves module files before deleting them (on the same file system, so the move is one rename). */
+  get trashDir(): string {
+    return join(this.dir, TRASH_DIR);
   }
 
   get statePath(): string {
@@ -44,7 +57,7 @@ export class FsStore implements ModuleStore {
   }
 
   blobPath(digest: string): string {
-    return join(this.dir, 'modules', digest.replace(/^sha256:/, ''));
+    return join(this.modulesDir, digest.replace(/^sha256:/, ''));
   }
 
   hasBlob(digest: string): boolean {
