@@ -56,7 +56,10 @@ function sampler(pid: number): { stop(): Promise<number> } {
   let running = true;
   const loop = (async () => {
     while (running) {
-      peak = Math.max(peak, await rssMb(pid));
+      // A process that died is reported by its exit; its peak so far stands.
+      const now = await rssMb(pid).catch(() => null);
+      if (now === null) break;
+      peak = Math.max(peak, now);
       await new Promise((r) => setTimeout(r, 20));
     }
   })();
@@ -159,13 +162,18 @@ async function main() {
     const totalMs = performance.now() - began;
     const peak = { registry: await samplers.registry.stop(), rollout: await samplers.rollout.stop(), agent: await samplers.agent.stop() };
     // What the agent installed: the active package in its state file, the module file hashed from disk.
-    const state = JSON.parse(await readFile(join(stateDir, 'state.json'), 'utf8')) as { state: { active: { manifest: { name: string; version: string } }[] } };
+    // A failed rollout may have left neither: then nothing is installed, and the line says so.
+    const state = (await readFile(join(stateDir, 'state.json'), 'utf8').then(JSON.parse, () => ({ state: { active: [] } }))) as { state: { active: { manifest: { name: string; version: string } }[] } };
     const blobFile = join(stateDir, 'modules', image.digest.slice('sha256:'.length));
     const onDisk = createHash('sha256');
     let installedBytes = 0;
-    for await (const chunk of createReadStream(blobFile)) {
-      installedBytes += (chunk as Buffer).length;
-      onDisk.update(chunk as Buffer);
+    try {
+      for await (const chunk of createReadStream(blobFile)) {
+        installedBytes += (chunk as Buffer).length;
+        onDisk.update(chunk as Buffer);
+      }
+    } catch {
+      installedBytes = 0;
     }
     const installed = {
       active: state.state.active.map((p) => `${p.manifest.name}@${p.manifest.version}`),
