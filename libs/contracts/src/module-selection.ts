@@ -42,7 +42,8 @@ export function selectPackage(manifest: PackageManifest, node: NodeTraits): { ok
     const forCpu = variants.filter((m) => m.processorType === node.processorType || m.processorType === 'any');
     if (forCpu.length === 0) return { ok: false, reason: `no module ${name} for processor type ${node.processorType} (has ${variants.map((m) => m.processorType).join(', ')})` };
     const fitting = forCpu.filter((m) => unmetRequirement(m.requires, node.characteristics) === null);
-    if (fitting.length === 0) return { ok: false, reason: `module ${name}: ${unmetRequirement(forCpu[0]!.requires, node.characteristics)}` };
+    // Every build's unmet requirement, so the reason names what any of them would need.
+    if (fitting.length === 0) return { ok: false, reason: `module ${name}: ${[...new Set(forCpu.map((m) => unmetRequirement(m.requires, node.characteristics)))].join('; or ')}` };
     const exact = fitting.find((m) => m.processorType === node.processorType);
     chosen.push(toRef(exact ?? fitting[0]!));
   }

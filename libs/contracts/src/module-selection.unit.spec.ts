@@ -31,6 +31,9 @@ describe('module selection shared by the registry and the agent', () => {
     expect(picked(gpuOnly, node('x86_64'))).toBe('module bin: needs label gpu=true');
     expect(picked(pkg([mod('a', 'any', { os: ['windows'] })]), node('arm64'))).toBe('module bin: needs os windows, node has linux');
     expect(selectForNode([manifest, gpuOnly], node('x86_64'))).toEqual({ ok: false, unsupported: [{ package: 'p@1.0.0', reason: 'module bin: needs label gpu=true' }] });
+    // Several builds, none fitting: the reason names what each would need.
+    const builds = pkg([mod('a', 'any', { os: ['windows'] }), mod('b', 'any', { labels: { gpu: 'true' } }), mod('c', 'any', { labels: { gpu: 'false' } }), mod('d', 'arm64')]);
+    expect(picked(builds, node('x86_64'))).toBe('module bin: needs os windows, node has linux; or needs label gpu=true; or needs label gpu=false');
   });
 
   it('keys equal traits equally and different characteristics differently', () => {

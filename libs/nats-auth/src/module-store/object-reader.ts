@@ -19,16 +19,40 @@ const MsgGetReply = z.union([
   z.object({ error: z.object({ code: z.number(), err_code: z.number().optional(), description: z.string().optional() }) }),
 ]);
 
+export interface ReadObjectOptions {
+  bucket?: string;
+  /** Per request (the metadata, each chunk), not for the whole object. */
+  timeoutMs?: number;
+  /** Refuse (TOO_LARGE) an object whose metadata says it is bigger, before reading a chunk. */
+  maxBytes?: number;
+}
+
 /**
  * Reads one object from an object store with nothing but `$JS.API.STREAM.MSG.GET.OBJ_<bucket>`:
  * the metadata by last-per-subject, then each chunk by next-per-subject. Unlike the nats.js
  * reader it needs no consumer, so a node needs no right to create consumers (a push consumer's
  * deliver subject is not checked against the creator's permissions). Verifies size and SHA-256.
  * Missing or deleted → NOT_FOUND; corrupt → DIGEST_MISMATCH; no answer → UNAVAILABLE.
+ * Holds the whole object: for modules of any size use `readObjectChunks`.
  */
-export async function readObject(nc: NatsConnection, name: string, opts: { bucket?: string; timeoutMs?: number; maxBytes?: number } = {}): Promise<Uint8Array> {
+export async function readObject(nc: NatsConnection, name: string, opts: ReadObjectOptions = {}): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  for await (const chunk of readObjectChunks(nc, name, opts)) parts.push(chunk);
+  const data = Buffer.concat(parts);
+  return new Uint8Array(data.buffer, data.byteOffset, data.length);
+}
+
+/**
+ * `readObject` as a stream: yields the object's chunks in order, holding at most two of them (the
+ * next one is asked for while the caller takes the current one), so memory does not grow with the
+ * object. The same errors are thrown while iterating; size and SHA-256 are checked as the chunks go
+ * by and a mismatch is thrown after the last chunk, so a caller writing them out must keep what it
+ * wrote aside until the iteration ends without error.
+ */
+export async function* readObjectChunks(nc: NatsConnection, name: string, opts: ReadObjectOptions = {}): AsyncGenerator<Uint8Array, void, undefined> {
   const bucket = opts.bucket ?? MODULE_BUCKET;
   const api = `$JS.API.STREAM.MSG.GET.OBJ_${bucket}`;
+  const label = JSON.stringify(name.slice(0, 120));
   const get = async (query: Record<string, unknown>) => {
     let raw: unknown;
     try {
@@ -46,7 +70,7 @@ export async function readObject(nc: NatsConnection, name: string, opts: { bucke
   };
 
   const metaMsg = await get({ last_by_subj: `$O.${bucket}.M.${encodeName(name)}` });
-  if (!metaMsg) throw new ChangeoverError('NOT_FOUND', `object ${JSON.stringify(name.slice(0, 120))} is not in ${bucket}`);
+  if (!metaMsg) throw new ChangeoverError('NOT_FOUND', `object ${label} is not in ${bucket}`);
   let metaJson: unknown;
   try {
     metaJson = JSON.parse(metaMsg.data.toString('utf8'));
@@ -54,32 +78,38 @@ export async function readObject(nc: NatsConnection, name: string, opts: { bucke
     metaJson = undefined;
   }
   const meta = ObjectMeta.safeParse(metaJson);
-  if (!meta.success) throw new ChangeoverError('INTERNAL', `object ${JSON.stringify(name.slice(0, 120))}: unreadable metadata`);
+  if (!meta.success) throw new ChangeoverError('INTERNAL', `object ${label}: unreadable metadata`);
   const info = meta.data;
-  if (info.deleted) throw new ChangeoverError('NOT_FOUND', `object ${JSON.stringify(name.slice(0, 120))} was deleted from ${bucket}`);
-  if (info.options?.link !== undefined) throw new ChangeoverError('VALIDATION_FAILED', `object ${JSON.stringify(name.slice(0, 120))} is a link; links are not followed`);
-  if (opts.maxBytes !== undefined && info.size > opts.maxBytes) throw new ChangeoverError('TOO_LARGE', `object ${JSON.stringify(name.slice(0, 120))} is ${info.size} bytes (limit ${opts.maxBytes})`);
+  if (info.deleted) throw new ChangeoverError('NOT_FOUND', `object ${label} was deleted from ${bucket}`);
+  if (info.options?.link !== undefined) throw new ChangeoverError('VALIDATION_FAILED', `object ${label} is a link; links are not followed`);
+  if (opts.maxBytes !== undefined && info.size > opts.maxBytes) throw new ChangeoverError('TOO_LARGE', `object ${label} is ${info.size} bytes (limit ${opts.maxBytes})`);
 
   const chunkSubject = `$O.${bucket}.C.${info.nuid}`;
-  const parts: Buffer[] = [];
+  const hash = createHash('sha256');
   let total = 0;
   // Chunks are written before their metadata, so they all sit below the metadata's sequence.
-  for (let seq = 1, n = 0; n < info.chunks; n++) {
+  const chunkAt = async (seq: number, n: number) => {
     const chunk = await get({ seq, next_by_subj: chunkSubject });
-    if (!chunk || chunk.seq > metaMsg.seq) throw new ChangeoverError('DIGEST_MISMATCH', `object ${JSON.stringify(name.slice(0, 120))}: chunk ${n + 1} of ${info.chunks} is missing`);
-    parts.push(chunk.data);
+    if (!chunk || chunk.seq > metaMsg.seq) throw new ChangeoverError('DIGEST_MISMATCH', `object ${label}: chunk ${n + 1} of ${info.chunks} is missing`);
+    return chunk;
+  };
+  let next = info.chunks > 0 ? chunkAt(1, 0) : null;
+  // A prefetch the caller stopped waiting for must not surface as an unhandled rejection.
+  void next?.catch(() => undefined);
+  for (let n = 0; next; n++) {
+    const chunk = await next;
     total += chunk.data.length;
-    if (total > info.size) break;
-    seq = chunk.seq + 1;
+    if (total > info.size) throw new ChangeoverError('DIGEST_MISMATCH', `object ${label}: more than the ${info.size} bytes of its metadata`);
+    next = n + 1 < info.chunks ? chunkAt(chunk.seq + 1, n + 1) : null;
+    void next?.catch(() => undefined);
+    hash.update(chunk.data);
+    yield new Uint8Array(chunk.data.buffer, chunk.data.byteOffset, chunk.data.length);
   }
-  const data = Buffer.concat(parts);
-  if (data.length !== info.size) throw new ChangeoverError('DIGEST_MISMATCH', `object ${JSON.stringify(name.slice(0, 120))}: ${data.length} bytes read, ${info.size} expected`);
+  if (total !== info.size) throw new ChangeoverError('DIGEST_MISMATCH', `object ${label}: ${total} bytes read, ${info.size} expected`);
   if (info.digest !== undefined) {
     const expected = info.digest.replace(/^SHA-256=/i, '');
-    const actual = createHash('sha256').update(data).digest('base64');
-    if (toStdBase64(expected) !== actual) throw new ChangeoverError('DIGEST_MISMATCH', `object ${JSON.stringify(name.slice(0, 120))}: SHA-256 does not match its metadata`);
+    if (toStdBase64(expected) !== hash.digest('base64')) throw new ChangeoverError('DIGEST_MISMATCH', `object ${label}: SHA-256 does not match its metadata`);
   }
-  return new Uint8Array(data.buffer, data.byteOffset, data.length);
 }
 
 /** The object store's subject token for a name: padded base64 with the URL alphabet. */

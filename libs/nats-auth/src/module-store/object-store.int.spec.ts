@@ -7,7 +7,7 @@ import { MODULE_BUCKET, isChangeoverError } from '@changeover/contracts';
 import { waitFor } from '@changeover/test-kit';
 import { connectNode, connectService, enrollAndConnect, startAuthServer, type NodeConn } from '../testing/auth-server.js';
 import { mintNodeCredentials } from '../credentials/mint.js';
-import { readObject } from './object-reader.js';
+import { readObject, readObjectChunks } from './object-reader.js';
 
 const STREAM = `OBJ_${MODULE_BUCKET}`;
 // Large enough that JetStream asks the reader for flow-control replies.
@@ -45,6 +45,25 @@ describe('a node and the module store', () => {
     expect(got.length).toBe(MODULE.length);
     expect(digest(got)).toBe(digest(MODULE));
     expect(a.violations).toEqual([]);
+  });
+
+  it('streams a module chunk by chunk with readObjectChunks, each chunk one object-store chunk, checked against its SHA-256', async () => {
+    const info = await store.info('sha256-module');
+    const hash = createHash('sha256');
+    let chunks = 0;
+    let largest = 0;
+    for await (const chunk of readObjectChunks(a.nc, 'sha256-module')) {
+      chunks++;
+      largest = Math.max(largest, chunk.length);
+      hash.update(chunk);
+    }
+    expect(chunks).toBe(info!.chunks);
+    expect(largest).toBeLessThan(MODULE.length / 8);
+    expect(hash.digest('hex')).toBe(digest(MODULE));
+    const tooLarge = await (async () => {
+      for await (const chunk of readObjectChunks(a.nc, 'sha256-module', { maxBytes: MODULE.length - 1 })) void chunk;
+    })().catch((e: unknown) => e);
+    expect(isChangeoverError(tooLarge, 'TOO_LARGE')).toBe(true);
   });
 
   it('gets NOT_FOUND for a module that is not there', async () => {

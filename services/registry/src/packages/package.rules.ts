@@ -23,7 +23,7 @@ export interface SignatureJudgement {
 /** The content identity of a version: sha256 of the canonical manifest (the signature is not content). */
 export const contentHash = (manifest: PackageManifest) => `sha256:${createHash('sha256').update(canonicalJson(manifest)).digest('hex')}`;
 
-/** Checks what the schema cannot: real semver, valid ranges, one variant per module name and processor type. */
+/** Checks what the schema cannot: real semver, valid ranges, one variant per module name, processor type and `requires`. */
 export function checkManifest(manifest: PackageManifest, maxModuleBytes: number): void {
   const id = `${manifest.name}@${manifest.version}`;
   const bad = (field: string, message: string) => new ChangeoverError('VALIDATION_FAILED', `package ${id}: ${field}: ${message}`, { package: id, field });
@@ -38,8 +38,10 @@ export function checkManifest(manifest: PackageManifest, maxModuleBytes: number)
   const seen = new Set<string>();
   manifest.modules.forEach((m, i) => {
     if (!semver.valid(m.version)) throw bad(`modules.${i}.version`, `${m.version} is not a semantic version`);
-    const key = `${m.name}/${m.processorType}`;
-    if (seen.has(key)) throw bad(`modules.${i}`, `module ${m.name} for ${m.processorType} appears twice`);
+    // Builds of one module may differ by processor type or by `requires` (claim 3: a GPU build beside a
+    // CPU one); two with the same of both would leave the selection to their order.
+    const key = canonicalJson([m.name, m.processorType, m.requires]);
+    if (seen.has(key)) throw bad(`modules.${i}`, `module ${m.name} for ${m.processorType}${Object.keys(m.requires).length ? ` with requires ${canonicalJson(m.requires)}` : ''} appears twice`);
     seen.add(key);
     if (m.size > maxModuleBytes) throw new ChangeoverError('TOO_LARGE', `package ${id}: module ${m.name} is ${m.size} bytes, over the limit of ${maxModuleBytes}`, { package: id, field: `modules.${i}.size` });
   });

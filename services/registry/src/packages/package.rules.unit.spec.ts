@@ -30,9 +30,17 @@ describe('checkManifest', () => {
   it('refuses a bad range in consumes', () => {
     expect(() => checkManifest(manifest({ consumes: ['auth-api@^^1'] }), 100)).toThrow(/consumes\.0/);
   });
-  it('refuses two variants of a module for the same processor type', () => {
+  it('refuses two variants of a module for the same processor type and requirements', () => {
     const m = manifest();
     expect(() => checkManifest({ ...m, modules: [m.modules[0]!, { ...m.modules[0]!, digest: `sha256:${'b'.repeat(64)}` }] }, 100)).toThrow(/appears twice/);
+    const gpu = { ...m.modules[0]!, requires: { labels: { gpu: 'true' } } };
+    expect(() => checkManifest({ ...m, modules: [gpu, { ...gpu, digest: `sha256:${'b'.repeat(64)}` }] }, 100)).toThrow(/for x86_64 with requires \{"labels":\{"gpu":"true"\}\} appears twice/);
+  });
+  it('accepts variants of a module that differ by requirements only (a GPU build beside a plain one)', () => {
+    const m = manifest();
+    const gpu = { ...m.modules[0]!, digest: `sha256:${'b'.repeat(64)}`, requires: { labels: { gpu: 'true' } } };
+    const windows = { ...m.modules[0]!, digest: `sha256:${'c'.repeat(64)}`, requires: { os: ['windows' as const] } };
+    expect(() => checkManifest({ ...m, modules: [windows, gpu, m.modules[0]!] }, 100)).not.toThrow();
   });
   it('refuses a module declared over the size limit with TOO_LARGE', () => {
     expect(() => checkManifest(manifest(), 9)).toThrow(expect.objectContaining({ code: 'TOO_LARGE' }));
