@@ -77,6 +77,7 @@ export class RolloutStreams {
       let sentVersion = -1;
       let lastWrite = Date.now();
       const write = async (text: string) => {
+        if (stop.signal.aborted) return;
         lastWrite = Date.now();
         if (!res.write(text)) await waitFor(res, 'drain', stop.signal);
       };
@@ -131,6 +132,7 @@ export class RolloutStreams {
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
   return new Promise((resolve) => {
     const t = setTimeout(done, ms);
     function done() {
@@ -143,6 +145,8 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 function waitFor(res: ServerResponse, event: 'drain', signal: AbortSignal): Promise<void> {
+  // An abort that came first would never fire the listener.
+  if (signal.aborted) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
       res.off(event, done);
