@@ -255,6 +255,19 @@ describe('GET /rollouts/{id}/stream', () => {
   });
 });
 
+describe('a service stopping with streams open', () => {
+  it('should end each stream with end: shutdown and close', async () => {
+    const c = await startRollout(loadConfig({ DATABASE_URL: db.url, NATS_URL: nats.url, ROLLOUT_HTTP_PORT: '0', LOG_LEVEL: 'warn', CHANGEOVER_ADMIN_TOKEN: TEST_ADMIN_TOKEN, ROLLOUT_INSTANCE_ID: 'console-c', ROLLOUT_RELAY: 'false', ROLLOUT_RECONCILE: 'false' }));
+    const before = await metric(baseA(), 'changeover_rollout_streams_total', { outcome: 'shutdown' });
+    const s = await openStream(`http://127.0.0.1:${c.httpPort}`, 'live-2', tokens.viewer);
+    await waitFor('the first summary', () => s.frames.some((f) => f.event === 'summary') || null, { timeoutMs: 10_000, intervalMs: 20 });
+    await c.close();
+    await s.done;
+    expect(s.frames.at(-1)).toEqual({ event: 'end', data: { reason: 'shutdown', status: 'blocked' } });
+    expect(await metric(baseA(), 'changeover_rollout_streams_total', { outcome: 'shutdown' })).toBe(before + 1);
+  });
+});
+
 describe('the console page', () => {
   it('should serve the page, its style sheet and modules without a token, under a strict content security policy', async () => {
     const page = await call(baseA(), 'GET', '/console');
