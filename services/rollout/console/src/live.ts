@@ -88,7 +88,7 @@ export function rolloutPage(root: HTMLElement, id: string, me: WhoAmI | null, si
       ),
       (s.failures?.length ?? 0) > 0 && h('h2', {}, 'Failed nodes'),
       (s.failures?.length ?? 0) > 0 &&
-        table(['node', 'code', 'message', ''], (s.failures ?? []).map((f) => [f.nodeId, f.code, f.message, button('Retry', 'operator', !TERMINAL.includes(s.status) || s.status === 'aborted', () => void act(`nodes/${encodeURIComponent(f.nodeId)}/retry`, {}, false))]), { id: 'failures' }),
+        table(['node', 'code', 'message', ''], (s.failures ?? []).map((f) => [f.nodeId, f.code, f.message, button('Retry', 'operator', s.status !== 'completed' && s.status !== 'cancelled', () => void act(`nodes/${encodeURIComponent(f.nodeId)}/retry`, {}, false))]), { id: 'failures' }),
       s.discrepancies.length > 0 && h('h2', {}, 'Dependency discrepancies'),
       s.discrepancies.length > 0 && table(['node', 'kind', 'package', 'missing', 'message'], s.discrepancies.map((d) => [d.nodeId, d.kind, d.package, d.missing, d.message])),
     );

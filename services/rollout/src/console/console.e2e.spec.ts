@@ -168,6 +168,20 @@ describe('the operator console in a browser', () => {
     expect(done).toMatchObject({ status: 'completed', phases: { completed: 4 }, forced: { by: 'ada', reason: 'busy-1 export can be restarted' } });
   });
 
+  it('lists the nodes now running the version, by package filter', async () => {
+    await admin.goto(`${rolloutBase}/console#/fleet`);
+    await admin.fill('#f-package', 'app@1.0.0');
+    await admin.click('#filters button[type=submit]');
+    // The registry takes each node's inventory from the rollout's completion events: wait for all four.
+    await waitFor('four nodes with app@1.0.0 active', async () => {
+      await admin.click('#filters button[type=submit]');
+      await admin.waitForSelector('#list p');
+      const rows = await admin.locator('table.fleet tbody tr').allInnerTexts();
+      return rows.length === 4 && rows.every((r) => r.includes('app@1.0.0')) ? rows : null;
+    }, { timeoutMs: 30_000, intervalMs: 500 });
+    await shot(admin, 'fleet-by-package');
+  });
+
   it('shows the history, the cluster version status and the audit trail', async () => {
     await admin.goto(`${rolloutBase}/console#/rollouts`);
     await admin.fill('#f-status', 'completed');
