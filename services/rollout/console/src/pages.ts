@@ -105,16 +105,35 @@ export function newRolloutPage(root: HTMLElement, go: (hash: string) => void): v
   });
 }
 
+/** The checks before an adjustment (DESIGN §6), by the code a failed one blocks with. */
+const GATES = [
+  ['NODE_NOT_ACTIVE', 'every registered node is active'],
+  ['GROUP_PARTITIONED', 'no group is partitioned'],
+  ['NODE_INCAPABLE', 'every node can run the candidate version'],
+] as const;
+
 /** Cluster infrastructure version: agent versions per node, gates and what blocks them, adjustment progress. */
-export async function clusterPage(root: HTMLElement): Promise<void> {
+export async function clusterPage(root: HTMLElement, version?: string): Promise<void> {
   show(root, h('h1', {}, 'Cluster version'), h('p', { class: 'muted' }, 'loading…'));
+  // The gates checked for another version than the default candidate.
+  const check = h('form', { class: 'filters', id: 'check' }, field('check version', input('version', version ?? '', 'e.g. 2')), h('button', { type: 'submit', class: 'primary' }, 'Check'));
+  check.addEventListener('submit', (e) => {
+    e.preventDefault();
+    void clusterPage(root, values(check)['version']);
+  });
   try {
-    const c = await api<ClusterVersionStatus>('GET', '/cluster-version');
+    const c = await api<ClusterVersionStatus>('GET', `/cluster-version${query({ version })}`);
     const a = c.adjustment;
     show(
       root,
       h('h1', {}, 'Cluster version'),
+      check,
       h('div', { class: 'panel', id: 'cluster' }, h('p', {}, `active version ${c.activeVersion}; candidate ${c.candidateVersion ?? '—'}; `, c.ready ? status('ready') : status(c.candidateVersion === null ? 'nothing-to-adjust' : 'blocked')), a && h('p', {}, `last adjustment to ${a.version}: `, status(a.state), ` by ${a.by}, ${a.acknowledged}/${a.total} acknowledged, ${when(a.startedAt)}`)),
+      h('h2', {}, 'Gates'),
+      table(['gate', 'state'], GATES.map(([code, text]) => {
+        const n = c.blockers.filter((b) => b.code === code).length;
+        return [text, c.candidateVersion === null || c.adjustment?.state === 'adjusting' ? h('span', { class: 'muted' }, 'not checked') : n ? h('span', {}, status('blocked'), ` ${n} blocker${n === 1 ? '' : 's'}`) : status('passed')];
+      }), { id: 'gates' }),
       h('h2', {}, 'Blocking reasons'),
       c.blockers.length ? table(['gate', 'node', 'group', 'message'], c.blockers.map((b) => [b.code, b.nodeId ?? '—', b.groupId ?? '—', b.message]), { id: 'blockers' }) : h('p', { class: 'muted', id: 'blockers' }, 'none'),
       h('h2', {}, 'Agent versions per node'),
@@ -123,7 +142,7 @@ export async function clusterPage(root: HTMLElement): Promise<void> {
       c.groups.length ? table(['group', 'version', 'last sequence', 'members'], c.groups.map((g) => [g.groupId, g.activeVersion, g.lastSequence, g.members.map((m) => `${m.memberId}@${m.nodeId}`).join(', ')])) : h('p', { class: 'muted' }, 'no groups'),
     );
   } catch (e) {
-    show(root, h('h1', {}, 'Cluster version'), errorBox(e));
+    show(root, h('h1', {}, 'Cluster version'), check, errorBox(e));
   }
 }
 

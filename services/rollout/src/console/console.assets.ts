@@ -61,7 +61,7 @@ button.primary { background: #2458c6; color: #fff; border-color: #2458c6; }
 button.danger { background: #b3261e; color: #fff; border-color: #b3261e; }
 button:disabled { opacity: .45; cursor: not-allowed; }
 .status { display: inline-block; padding: 0 .45rem; border-radius: 3px; background: #e3e6eb; font-weight: 600; }
-.status-completed, .status-active, .status-adjusted { background: #d4f0dc; color: #11622b; }
+.status-completed, .status-active, .status-adjusted, .status-passed, .status-ready { background: #d4f0dc; color: #11622b; }
 .status-blocked, .status-failed, .status-aborted, .status-stale, .status-refused { background: #fbd9d6; color: #8c1d15; }
 .status-applying, .status-voting, .status-verifying, .status-adjusting { background: #dbe7ff; color: #1d3f8c; }
 .status-paused, .status-cancelled { background: #fdf0c6; color: #6b5200; }

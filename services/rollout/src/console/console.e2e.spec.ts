@@ -78,6 +78,8 @@ beforeAll(async () => {
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     viewport: { width: 1280, height: 900 },
   });
+  // A loaded CI machine runs other suites beside this one.
+  context.setDefaultTimeout(60_000);
 }, 180_000);
 
 afterAll(async () => {
@@ -193,6 +195,15 @@ describe('the operator console in a browser', () => {
     const nodes = await admin.locator('#cluster-nodes tbody tr').allInnerTexts();
     expect(nodes).toHaveLength(4);
     expect(nodes.every((r) => /\d+\.\d+\.\d+/.test(r))).toBe(true);
+    expect(await admin.locator('#gates tbody tr').count()).toBe(3);
+    // Version 2: every agent here runs 1-1 only, so the capability gate blocks, naming each node.
+    await admin.fill('#f-version', '2');
+    await admin.click('#check button[type=submit]');
+    await admin.waitForSelector('table#blockers');
+    const gates = await admin.locator('#gates tbody tr').allInnerTexts();
+    expect(gates).toEqual([expect.stringMatching(/node is active\s+passed/), expect.stringMatching(/partitioned\s+passed/), expect.stringMatching(/candidate version\s+blocked 4 blockers/)]);
+    const blockers = await admin.locator('table#blockers tbody tr').allInnerTexts();
+    expect(blockers.map((r) => r.split('\t').slice(0, 2).join(' ')).sort()).toEqual(['NODE_INCAPABLE busy-1', 'NODE_INCAPABLE edge-1', 'NODE_INCAPABLE edge-2', 'NODE_INCAPABLE edge-3']);
     await shot(admin, 'cluster-version');
     await admin.goto(`${rolloutBase}/console#/audit`);
     await admin.waitForSelector('table.audit >> text=force');
