@@ -7,7 +7,8 @@ import { RolloutStatus } from './rollout-api.js';
 export const MAX_PAGE_LIMIT = 500;
 export const DEFAULT_PAGE_LIMIT = 100;
 
-const PageLimit = z
+/** `limit` in a list query: an integer from 1 to MAX_PAGE_LIMIT. */
+export const PageLimit = z
   .string()
   .regex(/^\d{1,4}$/, 'expected an integer from 1 to 500')
   .transform(Number)

@@ -29,11 +29,15 @@ import { READINESS, readinessOf, type Readiness } from './http/readiness.js';
 import { ClusterVersionController } from './cluster-version/cluster-version.controller.js';
 import { ClusterVersionService } from './cluster-version/cluster-version.service.js';
 import { GroupLogs } from './cluster-version/group-logs.js';
+import { CONSOLE, ConsoleController, type ConsoleDeps } from './console/console.controller.js';
+import { loadConsoleApp } from './console/console.assets.js';
+import { listFleet } from './console/fleet.query.js';
+import { RolloutStreams } from './console/rollout-stream.js';
 
 @Module({})
 class RolloutHttpModule {
-  static with(api: RolloutCommands, auth: HttpAuth, readiness: Readiness, limits: HttpLimits, cluster: ClusterVersionService): DynamicModule {
-    return { module: RolloutHttpModule, imports: [auth.tokensModule], controllers: [RolloutController, ClusterVersionController], providers: [{ provide: RolloutCommands, useValue: api }, { provide: READINESS, useValue: readiness }, { provide: HTTP_LIMITS, useValue: limits }, { provide: ClusterVersionService, useValue: cluster }] };
+  static with(api: RolloutCommands, auth: HttpAuth, readiness: Readiness, limits: HttpLimits, cluster: ClusterVersionService, console: ConsoleDeps): DynamicModule {
+    return { module: RolloutHttpModule, imports: [auth.tokensModule], controllers: [RolloutController, ClusterVersionController, ConsoleController], providers: [{ provide: RolloutCommands, useValue: api }, { provide: READINESS, useValue: readiness }, { provide: HTTP_LIMITS, useValue: limits }, { provide: ClusterVersionService, useValue: cluster }, { provide: CONSOLE, useValue: console }] };
   }
 }
 
@@ -103,7 +107,12 @@ export async function startRollout(input: RolloutConfig, opts: { registry?: Regi
 
   const auth = await openHttpAuth({ service: 'rollout', databaseUrl: config.databaseUrl, config: config.auth, onAuditError: (e) => log.warn({ err: e }, 'audit log write failed'), warn: (m) => log.warn(m) });
   const readiness = readinessOf({ ping: () => store.pool.query('SELECT 1'), natsClosed: () => nc.isClosed(), migrated: () => migrated });
-  const app = await NestFactory.create<NestExpressApplication>(RolloutHttpModule.with(api, auth, readiness, { maxImageBytes: config.maxImageBytes }, cluster), { logger: false, bodyParser: false });
+  // The operator console's live page: each rollout's stored events as server-sent events, bounded in number and time.
+  const streams = new RolloutStreams({ store, show: (id) => api.show(id), changed: (id, after, waitMs) => runner.changed(id, after, waitMs), owned: (id) => runner.isOwned(id), maxStreams: config.streams.max, maxMs: config.streams.maxMs, keepAliveMs: 15_000, pollMs: 1000, log });
+  const consoleApp = loadConsoleApp();
+  if (consoleApp.size === 0) log.warn('the operator console is not built: /console answers without its modules (npx tsc -b services/rollout)');
+  const consoleDeps: ConsoleDeps = { app: consoleApp, streams, fleet: (q) => listFleet(nc, config.registryTimeoutMs, q) };
+  const app = await NestFactory.create<NestExpressApplication>(RolloutHttpModule.with(api, auth, readiness, { maxImageBytes: config.maxImageBytes }, cluster, consoleDeps), { logger: false, bodyParser: false });
   // No body is read before its sender has shown a valid token.
   app.use(authenticateBeforeBody(auth.authenticator, (res, err) => bodyErrors(err, undefined, res, undefined)));
   app.useBodyParser('json', { limit: config.maxBodyBytes });
@@ -134,6 +143,8 @@ export async function startRollout(input: RolloutConfig, opts: { registry?: Regi
       if (handBack) await leases.expireAll(owned).catch(() => undefined);
       await Promise.all(intake.map((s) => s.stop()));
       await cluster.close();
+      // Open event streams end first, or the HTTP server would wait on them.
+      streams.closeAll();
       await app.close();
       await auth.close();
       await relay?.stop();

@@ -32,6 +32,10 @@ export const RolloutConfigSchema = z.object({
   ROLLOUT_HELLO_BURST: z.coerce.number().int().min(1).max(10_000).default(5),
   /** How long a node hosting group members has to answer a validate round before its members count as not reached. */
   ROLLOUT_VALIDATE_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(2000),
+  /** Server-sent event streams (`GET /rollouts/{id}/stream`, the console's live page) open at once on this instance; 429 RATE_LIMITED beyond. */
+  ROLLOUT_MAX_STREAMS: z.coerce.number().int().min(1).max(10_000).default(200),
+  /** A stream's longest life: then it ends (`end`, reason expired) and the client reconnects with Last-Event-ID. */
+  ROLLOUT_STREAM_MAX_MS: z.coerce.number().int().min(1000).max(86_400_000).default(600_000),
   /** Test only: stop dead (SIGKILL) at this point of a cluster version adjustment. */
   ROLLOUT_FAULT_AT: z.enum(CLUSTER_FAULT_POINTS).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -62,6 +66,7 @@ export interface RolloutConfig {
   auth: AuthConfig;
   logLevel: RolloutConfigEnv['LOG_LEVEL'];
   validateTimeoutMs: number;
+  streams: { max: number; maxMs: number };
   faultAt?: ClusterFaultPoint;
 }
 
@@ -86,6 +91,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     auth: { enabled: e.CHANGEOVER_AUTH === 'on', ...(e.CHANGEOVER_ADMIN_TOKEN ? { adminToken: e.CHANGEOVER_ADMIN_TOKEN } : {}), statementTimeoutMs: e.CHANGEOVER_DB_STATEMENT_TIMEOUT_MS },
     logLevel: e.LOG_LEVEL,
     validateTimeoutMs: e.ROLLOUT_VALIDATE_TIMEOUT_MS,
+    streams: { max: e.ROLLOUT_MAX_STREAMS, maxMs: e.ROLLOUT_STREAM_MAX_MS },
     ...(e.ROLLOUT_FAULT_AT ? { faultAt: e.ROLLOUT_FAULT_AT } : {}),
     ...overrides,
   };

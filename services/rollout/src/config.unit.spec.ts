@@ -37,4 +37,11 @@ describe('rollout configuration: auth and limits', () => {
     const c = loadConfig({ ROLLOUT_MAX_BODY_BYTES: '2048', ROLLOUT_MAX_IMAGE_BYTES: '4096', ROLLOUT_HELLO_RATE_PER_S: '2', ROLLOUT_HELLO_BURST: '7', CHANGEOVER_DB_STATEMENT_TIMEOUT_MS: '3000' });
     expect(c).toMatchObject({ maxBodyBytes: 2048, maxImageBytes: 4096, helloRate: { perSecond: 2, burst: 7 }, auth: { statementTimeoutMs: 3000 } });
   });
+
+  it('should read the live stream limits and refuse them out of range', () => {
+    expect(loadConfig({}).streams).toEqual({ max: 200, maxMs: 600_000 });
+    expect(loadConfig({ ROLLOUT_MAX_STREAMS: '5', ROLLOUT_STREAM_MAX_MS: '2000' }).streams).toEqual({ max: 5, maxMs: 2000 });
+    for (const env of [{ ROLLOUT_MAX_STREAMS: '0' }, { ROLLOUT_MAX_STREAMS: 'many' }, { ROLLOUT_MAX_STREAMS: '10001' }, { ROLLOUT_STREAM_MAX_MS: '999' }, { ROLLOUT_STREAM_MAX_MS: '86400001' }]) expect([env, code(() => loadConfig(env))]).toEqual([env, 'VALIDATION_FAILED']);
+    expect(() => loadConfig({ ROLLOUT_MAX_STREAMS: '0' })).toThrow(/ROLLOUT_MAX_STREAMS/);
+  });
 });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { MAX_SHOW_WAIT_MS, AdjustClusterVersionReply, AdjustClusterVersionRequest, ClusterVersionStatus, ApiTokenList, ApiTokenRecord, CreatedApiToken, CreateTokenRequest, CancelRequest, CreateRolloutRequest, ErrorBody, ForceRequest, PlanRequest, PlanResult, RegressRequest, ResumeRequest, RevoteRequest, RolloutList, RolloutSummary, AuditList, PauseRequest, MAX_PAGE_LIMIT, ROLLOUT_STATUSES, AUDIT_ACTIONS } from '@changeover/contracts';
+import { MAX_SHOW_WAIT_MS, AdjustClusterVersionReply, AdjustClusterVersionRequest, ClusterVersionStatus, ApiTokenList, ApiTokenRecord, CreatedApiToken, CreateTokenRequest, CancelRequest, CreateRolloutRequest, ErrorBody, ForceRequest, PlanRequest, PlanResult, RegressRequest, ResumeRequest, RevoteRequest, RolloutList, RolloutSummary, AuditList, PauseRequest, MAX_PAGE_LIMIT, ROLLOUT_STATUSES, AUDIT_ACTIONS, FleetPage, WhoAmI, MAX_FLEET_SCAN, NodeStatus, RolloutStreamEntry, RolloutStreamEnd } from '@changeover/contracts';
 
 /** 'none': open to probes, no token. */
 type Role = 'viewer' | 'operator' | 'admin' | 'none';
@@ -14,8 +14,12 @@ interface Route {
   /** A raw body instead of JSON. */
   rawBody?: string;
   response: z.ZodType;
+  /** An answer that is not JSON (a page, a module, an event stream): its content type and what it holds. */
+  rawResponse?: { type: string; description: string };
   status?: number;
 }
+
+const STREAM_TEXT = `server-sent events (read with fetch and the Authorization header; EventSource cannot send it): \`event: event\` (id = the event's stream position) ${JSON.stringify(z.toJSONSchema(RolloutStreamEntry))}; \`event: summary\` a RolloutSummary after each change; \`event: end\` ${JSON.stringify(z.toJSONSchema(RolloutStreamEnd))}, then the server closes; \`: keep-alive\` comments`;
 
 /** The paths table: every route, its role, request and answer schemas (the controllers follow it). */
 export const ROUTES: Route[] = [
@@ -69,6 +73,23 @@ export const ROUTES: Route[] = [
   { method: 'delete', path: '/tokens/{id}', summary: 'Revoke an API token at once', role: 'admin', response: ApiTokenRecord },
   { method: 'post', path: '/plans', summary: 'Dry run: selections and would-be votes, nothing committed', role: 'operator', request: PlanRequest, response: PlanResult },
   { method: 'get', path: '/cluster-version', summary: 'Cluster infrastructure version: nodes (agent version, range), groups (version, members), readiness for ?version= (default the highest every node can run) with every blocker, adjustment progress', role: 'viewer', response: ClusterVersionStatus },
+  { method: 'get', path: '/whoami', summary: 'The caller: token name, role and id (the console shows the actions this role may take)', role: 'viewer', response: WhoAmI },
+  {
+    method: 'get', path: '/fleet', summary: `Nodes in node id order with their class, status, agent and cluster versions and active packages, a page at a time; at most ${MAX_FLEET_SCAN} registry nodes read per request (a short page then has a nextCursor)`, role: 'viewer', response: FleetPage,
+    query: [
+      { name: 'class', description: 'nodes of this class', schema: { type: 'string' } },
+      { name: 'status', description: `node status (${NodeStatus.options.join(', ')})`, schema: { type: 'string', enum: [...NodeStatus.options] } },
+      { name: 'agentVersion', description: 'nodes whose agent runs this version', schema: { type: 'string' } },
+      { name: 'package', description: 'nodes with this package active: name or name@version', schema: { type: 'string' } },
+      { name: 'search', description: 'a part of the node id (case-insensitive)', schema: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } },
+      { name: 'cursor', description: 'nextCursor of the page before (opaque)', schema: { type: 'string' } },
+      { name: 'limit', description: `nodes per page, 1-${MAX_PAGE_LIMIT} (default 100)`, schema: { type: 'string', pattern: '^\\d{1,4}$' } },
+    ],
+  },
+  { method: 'get', path: '/rollouts/{id}/stream', summary: 'Live rollout: its stored events and its summary after each change as server-sent events, until it finishes (end: finished), ROLLOUT_STREAM_MAX_MS pass (end: expired; reconnect with Last-Event-ID = the last event id seen) or the service stops; 429 RATE_LIMITED past ROLLOUT_MAX_STREAMS open streams', role: 'viewer', response: z.string(), rawResponse: { type: 'text/event-stream', description: STREAM_TEXT } },
+  { method: 'get', path: '/console', summary: 'The operator console (a page; it asks for a token and sends it as a bearer token on every call)', role: 'none', response: z.string(), rawResponse: { type: 'text/html', description: 'the console page' } },
+  { method: 'get', path: '/console/console.css', summary: 'The console style sheet', role: 'none', response: z.string(), rawResponse: { type: 'text/css', description: 'style sheet' } },
+  { method: 'get', path: '/console/app/{file}', summary: 'The console ES modules (404 NOT_FOUND for any other name)', role: 'none', response: z.string(), rawResponse: { type: 'text/javascript', description: 'an ES module' } },
   { method: 'post', path: '/cluster-version/adjust', summary: 'Adjust every group to a cluster version (dryRun: checks only); refused 409 NODE_NOT_ACTIVE / GROUP_PARTITIONED / NODE_INCAPABLE with details.blockers, CONFLICT while one runs', role: 'admin', request: AdjustClusterVersionRequest, response: AdjustClusterVersionReply },
 ];
 
@@ -78,7 +99,10 @@ const schema = (s: z.ZodType, io: 'input' | 'output') => z.toJSONSchema(s, { io,
 export function openApiDocument(): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const r of ROUTES) {
-    const params: Record<string, unknown>[] = r.path.includes('{id}') ? [{ name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } }] : [];
+    const params: Record<string, unknown>[] = [];
+    if (r.path.includes('{id}')) params.push({ name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } });
+    if (r.path.includes('{file}')) params.push({ name: 'file', in: 'path', required: true, schema: { type: 'string', pattern: '^[a-z][a-z0-9-]*\\.js$' } });
+    if (r.path.endsWith('/stream')) params.push({ name: 'Last-Event-ID', in: 'header', required: false, description: 'the id of the last event seen: the stream goes on after it', schema: { type: 'string', pattern: '^\\d{1,15}$' } });
     for (const q of r.query ?? []) params.push({ name: q.name, in: 'query', required: false, description: q.description, schema: q.schema });
     paths[r.path] ??= {};
     paths[r.path]![r.method] = {
@@ -88,7 +112,7 @@ export function openApiDocument(): Record<string, unknown> {
       ...(r.request ? { requestBody: { required: true, content: { 'application/json': { schema: schema(r.request, 'input') } } } } : {}),
       ...(r.rawBody ? { requestBody: { required: true, content: { [r.rawBody]: { schema: { type: 'string', format: 'binary' } } } } } : {}),
       responses: {
-        [String(r.status ?? 200)]: { description: 'OK', content: { 'application/json': { schema: schema(r.response, 'output') } } },
+        [String(r.status ?? 200)]: r.rawResponse ? { description: r.rawResponse.description, content: { [r.rawResponse.type]: { schema: { type: 'string' } } } } : { description: 'OK', content: { 'application/json': { schema: schema(r.response, 'output') } } },
         ...(r.role === 'none' ? {} : { '4XX': { description: 'Refused: a typed error', content: { 'application/json': { schema: schema(ErrorBody, 'output') } } } }),
       },
       ...(r.role === 'none' ? {} : { security: [{ bearer: [] }] }),
@@ -96,7 +120,7 @@ export function openApiDocument(): Record<string, unknown> {
   }
   return {
     openapi: '3.1.0',
-    info: { title: 'Changeover rollout service', version: '0.1.0', description: 'Create, watch, force, cancel, re-vote, regress and plan rollouts.' },
+    info: { title: 'Changeover rollout service', version: '0.1.0', description: 'Create, watch, force, cancel, re-vote, regress and plan rollouts; the operator console at /console.' },
     servers: [{ url: 'http://127.0.0.1:7102' }],
     components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
     paths,

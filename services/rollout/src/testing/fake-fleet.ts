@@ -1,6 +1,6 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { serveRpc, type RpcServer } from '@changeover/messaging';
-import { ChangeoverError, CommitCommand, decode, encode, GetPackagesRequest, ProposeCommand, RegressCommand, SelectModulesRequest, subjects, type PackageManifest, type SelectedPackage, type SignedPackage } from '@changeover/contracts';
+import { ChangeoverError, CommitCommand, decode, encode, GetPackagesRequest, ListNodesReply, ListNodesRequest, ProposeCommand, RegressCommand, SelectModulesRequest, subjects, type NodeRecord, type PackageManifest, type SelectedPackage, type SignedPackage } from '@changeover/contracts';
 import { digest } from './fixtures.js';
 
 export interface FakeNode {
@@ -143,4 +143,17 @@ export function fakeAgents(nc: NatsConnection, nodes: FakeNode[], behaviour: Age
     },
     stop: () => subs.forEach((s) => s.unsubscribe()),
   };
+}
+
+/** The registry's `list-nodes` over `records` as the registry pages it: node id order, class and status filters, `after`, `next`. */
+export function fakeNodeDirectory(nc: NatsConnection, records: NodeRecord[]): RpcServer & { requests: number } {
+  const sorted = [...records].sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
+  const server = serveRpc(nc, subjects.registry('list-nodes'), ListNodesRequest, (req) => {
+    served.requests++;
+    const matching = sorted.filter((n) => (!req.classId || n.classId === req.classId) && (!req.status || n.status === req.status) && (!req.after || n.nodeId > req.after));
+    const page = matching.slice(0, req.limit);
+    return { nodes: page, next: matching.length > req.limit ? page.at(-1)!.nodeId : null };
+  }, { resultSchema: ListNodesReply });
+  const served = Object.assign(server, { requests: 0 });
+  return served;
 }
