@@ -100,14 +100,19 @@ export class SelfUpgrade {
     this.held = JSON.parse(await readFile(path, 'utf8')) as Pending;
     if (!note) return;
     const state = await this.opts.store.load();
-    // `previous` stays: a regress to it must not install the version that just failed to start.
-    const back = { ...state, active: state.previous, journal: null };
-    await this.opts.store.save(back);
     const probation = note.stage === 'probation';
     const code = probation ? AGENT_UPGRADE_PROBATION_FAILED : AGENT_UPGRADE_FAILED;
     const what = probation ? `came up but failed during its probation (${note.reason})` : `did not come up (${note.reason})`;
     const message = `agent ${this.opts.agentPackage} ${what}; the launcher started version ${this.opts.agentVersion} again and the node went back to its previous set`.slice(0, 4000);
-    this.held = { ...this.held, report: { ...this.held.report, phase: 'failed', error: { code, message }, inventory: inventoryOf(back) } };
+    const rolloutId = this.held.report.rolloutId;
+    const failed: ProgressReport = { ...this.held.report, phase: 'failed', error: { code, message }, inventory: inventoryOf({ ...state, active: state.previous }) };
+    // `previous` stays: a regress to it must not install the version that just failed to start. The
+    // rollout's record answers a repeated commit with the failure, not the completion that installed it
+    // (a repeat answered `completed` would make this agent restart into the failed version).
+    const records = state.records.map((r) => (r.rolloutId === rolloutId && r.final ? { ...r, final: failed } : r));
+    const back = { ...state, active: state.previous, journal: null, records };
+    await this.opts.store.save(back);
+    this.held = { ...this.held, report: failed };
     await writeAtomic(path, JSON.stringify(this.held));
     await rm(notePath, { force: true });
     this.opts.counters.inc('agent_upgrade_failures_total', { reason: code });

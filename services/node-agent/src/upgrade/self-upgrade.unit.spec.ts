@@ -90,7 +90,7 @@ describe('self-upgrade resume', () => {
     const note: RollbackNote = { failedEntry: '/state/modules/abc', reason: 'exited with code 70', at: new Date().toISOString(), stage };
     writeFileSync(join(dir, LAUNCH_FILES.rollback), JSON.stringify(note));
     const before = await store.load();
-    await store.save({ ...before, active: [], previous: before.active });
+    await store.save({ ...before, active: [], previous: before.active, records: [{ rolloutId: 'agent-2', commitAttempt: 0, final: report }] });
     const u = upgrade(() => new Promise(() => undefined));
     await u.load();
     members = [{ groupId: 'orders', memberId: 'm1' }, { groupId: 'orders', memberId: 'm2' }];
@@ -100,5 +100,7 @@ describe('self-upgrade resume', () => {
     expect(published[0]!.error!.message).toContain('exited with code 70');
     expect(counters.get('agent_upgrade_failures_total', { reason: code })).toBe(1);
     expect(existsSync(join(dir, LAUNCH_FILES.rollback))).toBe(false);
+    // A repeated commit of that rollout is answered with the failure, not with the completion that installed the failed version.
+    expect((await store.load()).records.find((r) => r.rolloutId === 'agent-2')?.final).toEqual(published[0]);
   });
 });

@@ -210,6 +210,39 @@ describe('a new agent version that crashes during its probation', () => {
     expect(state.state.active.map((p) => `${p.manifest.name}@${p.manifest.version}`)).toEqual(['greeter@1.0.0']);
     expect(existsSync(join(dir, 'p1', 'agent-rollback.json'))).toBe(false);
     expect(logLines('new agent version failed its probation: rolling back')).toBe(1);
+    // The rollout re-sent its commit when the old agent said hello: answered with the failure, it did not restart into 2.0.0.
+    expect(logLines('agent package installed: members leave, the agent restarts into it')).toBe(1);
+    expect(launcher!.exitCode).toBeNull();
+  });
+
+  it('rolls back a version that is up but whose health fails during its probation, and the module keeps serving', async () => {
+    const greeterPid = pidOf('greeter-svc@1.0.0');
+    // "Version 3.0.0" says it is up (its pid in the ready file) but never answers /health/ready.
+    const mute = Buffer.from(`'use strict';\nrequire('node:fs').writeFileSync(require('node:path').join(process.env.AGENT_STATE_DIR, 'agent.ready'), String(process.pid));\nsetInterval(() => undefined, 1000);\n`);
+    await publish({ name: 'changeover-agent', version: '3.0.0', description: 'node agent', modules: [{ name: 'node-agent', version: '3.0.0', processorType: 'any', size: mute.length, digest: digestOf(mute), dependsOn: [], requires: {} }], requires: {}, provides: [], consumes: [] }, mute);
+    const muteFile = join(dir, 'p1', 'modules', digestOf(mute).replace(/^sha256:/, ''));
+    const t = traffic();
+    await waitFor('traffic flowing', () => t.stats.ok > 20);
+    await create('agent-3-unhealthy', [{ name: 'greeter', version: '1.0.0' }, { name: 'changeover-agent', version: '3.0.0' }]);
+    await waitFor('the mute version started', () => running(muteFile).length === 1, { timeoutMs: 60_000 });
+    const ended = await waitFor('rollout ended', async () => {
+      const s = (await http<RolloutSummary>('GET', `${base}/rollouts/agent-3-unhealthy`)).body;
+      if (s.status === 'completed') throw new Error('the rollout completed with an unhealthy agent');
+      return ['failed', 'aborted', 'blocked', 'paused'].includes(s.status) ? s : undefined;
+    }, { timeoutMs: 90_000, intervalMs: 300 });
+    expect(ended.failures).toEqual([expect.objectContaining({ nodeId: 'p1', code: 'AGENT_UPGRADE_PROBATION_FAILED', message: expect.stringContaining('unhealthy during its probation: /health/ready') })]);
+    expect(running(muteFile)).toEqual([]);
+    await waitFor('agent 1.0.0 active again', async () => (await agentVersion()) === '1.0.0', { timeoutMs: 30_000, intervalMs: 200 });
+    // The mute version adopted nothing: the launcher handed the processes back, and the old agent adopted them.
+    await waitFor('the greeter adopted again', () => logLines('adopted a process the previous agent version started') >= 3, { timeoutMs: 30_000 });
+    expect(pidOf('greeter-svc@1.0.0')).toBe(greeterPid);
+    const okAtRollback = t.stats.ok;
+    await waitFor('traffic after the rollback', () => t.stats.ok > okAtRollback + 50, { timeoutMs: 30_000 });
+    await t.stop();
+    expect(t.stats.errors).toEqual([]);
+    expect(t.stats.failed).toBe(0);
+    expect(logLines('new agent version failed its probation: rolling back')).toBe(2);
+    expect(logLines('agent package installed: members leave, the agent restarts into it')).toBe(2);
     expect(launcher!.exitCode).toBeNull();
   });
 });
