@@ -158,7 +158,8 @@ export type ClassRecord = z.infer<typeof ClassRecord>;
 /**
  * changeover.registry.provided-apis — which versions of the named APIs the fleet's active nodes
  * provide, from the inventories the registry holds, leaving out the nodes a rollout checks with its
- * own inventories (whole classes by id, the rest by node). The answer is a set of `api@version`,
+ * own inventories (the rollout service names them node by node: a class's late joiners must count;
+ * `excludeClasses` leaves out whole classes for other callers). The answer is a set of `api@version`,
  * whatever the fleet's size: a rollout's inter-node check needs no node's inventory (claim 10).
  */
 export const ProvidedApisRequest = z.strictObject({

@@ -180,5 +180,9 @@ export const LauncherConfig = z.object({
   AGENT_PACKAGE: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,127}$/).default('changeover-agent'),
   /** How long an agent version started after a self-upgrade may take to come up before it is rolled back. */
   AGENT_UPGRADE_START_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
+  /** How long such a version is watched once up (an exit or a failing health check rolls it back); 0 = none. */
+  AGENT_UPGRADE_PROBATION_MS: z.coerce.number().int().min(0).max(3_600_000).default(10_000),
+  /** The agent's health port the probation polls (`/health/ready`); 0 = the probation watches exits only. */
+  AGENT_HEALTH_PORT: z.coerce.number().int().min(0).max(65535).default(0),
 });
 export type LauncherConfig = z.infer<typeof LauncherConfig>;

@@ -64,5 +64,10 @@ describe('agent config', () => {
     expect(() => loadConfig({ AGENT_UPGRADE_REJOIN_TIMEOUT_MS: '5' })).toThrow(/AGENT_UPGRADE_REJOIN_TIMEOUT_MS/);
     expect(LauncherConfig.safeParse({ AGENT_UPGRADE_START_TIMEOUT_MS: 'soon' }).success).toBe(false);
     expect(LauncherConfig.parse({}).AGENT_UPGRADE_START_TIMEOUT_MS).toBe(60_000);
+    expect(LauncherConfig.parse({}).AGENT_UPGRADE_PROBATION_MS).toBe(10_000);
+    expect(LauncherConfig.parse({ AGENT_UPGRADE_PROBATION_MS: '0' }).AGENT_UPGRADE_PROBATION_MS).toBe(0);
+    expect(LauncherConfig.safeParse({ AGENT_UPGRADE_PROBATION_MS: '-1' }).success).toBe(false);
+    expect(LauncherConfig.safeParse({ AGENT_UPGRADE_PROBATION_MS: 'a while' }).success).toBe(false);
+    expect(LauncherConfig.safeParse({ AGENT_HEALTH_PORT: '70000' }).success).toBe(false);
   });
 });

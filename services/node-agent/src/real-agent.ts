@@ -19,6 +19,7 @@ import { GroupManager } from './groups/group-manager.js';
 import { groupRouter } from './groups/group-routes.js';
 import { RESTART_EXIT_CODE, SelfUpgrade } from './upgrade/self-upgrade.js';
 import { receiveSockets, sendSockets } from './upgrade/socket-handover.js';
+import { probationPassed } from './upgrade/probation.js';
 import { agentConnectionOptions } from './transport/connection.js';
 import { NatsFleet, natsSink } from './transport/nats-fleet.js';
 import { loadTrustRoots, signatureVerifier } from './trust/signatures.js';
@@ -51,7 +52,7 @@ export async function startRealAgent(config: AgentConfig, log: Log, counters: Co
   const upgrade = new SelfUpgrade({ stateDir: config.AGENT_STATE_DIR, agentPackage: config.AGENT_PACKAGE, agentVersion: config.AGENT_VERSION, sink: natsSink(nc, log), log, counters, store, groups: () => groups, restart: async () => {
     await stop({ handOver: true });
     process.exit(RESTART_EXIT_CODE);
-  } });
+  }, probation: () => probationPassed() });
   // Sockets the previous version handed over (a self-upgrade under the launcher), before its processes are adopted.
   runtime.adoptSockets(await receiveSockets(2000));
   await upgrade.load();

@@ -17,6 +17,7 @@ import { CommandSender } from './nats/command-sender.js';
 import { APPENDED_SUBJECT, startAgentIntake } from './nats/agent-intake.js';
 import { RolloutRunner } from './workflow/rollout.runner.js';
 import { RECONCILE_ACTOR, sharedClassLookups, startClassReconcile } from './reconcile/class-reconcile.js';
+import { ClusterRollouts } from './reconcile/cluster-rollouts.js';
 import { setRolloutGauges } from './workflow/rollout.metrics.js';
 import { Planner } from './planning/planner.js';
 import { RolloutCommands } from './rollout/rollout.commands.js';
@@ -85,11 +86,14 @@ export async function startRollout(input: RolloutConfig, opts: { registry?: Regi
   const keeper = new LeaseKeeper(leases, runner, config.leaseMs, log);
   const api = new RolloutCommands({ runner, store, registry, planner, acquire: (id) => keeper.acquire(id), list: (q) => table.list(q), audit: (q) => auditLog.list(q), row: (id) => table.get(id), clock });
   const intake = startAgentIntake(nc, { runner, planner, log, clock, helloRate: config.helloRate });
-  if (config.reconcile) {
+  const clusterRollouts = config.reconcile ? new ClusterRollouts(store.pool, config.databaseUrl) : undefined;
+  if (clusterRollouts) {
     intake.push(
       startClassReconcile(nc, {
         classPackages: sharedClassLookups((classId) => registry.classPackages(classId), 1000),
         inActiveRollout: (nodeId) => runner.inActiveRollout(nodeId),
+        coveringRollout: (nodeId) => clusterRollouts.covering(nodeId),
+        exclusive: (nodeId, work) => clusterRollouts.exclusive(nodeId, work),
         create: (req) => api.create(req, RECONCILE_ACTOR),
         policy: RolloutPolicy.parse({}),
         log,
@@ -149,6 +153,7 @@ export async function startRollout(input: RolloutConfig, opts: { registry?: Regi
       await auth.close();
       await relay?.stop();
       await table.close();
+      await clusterRollouts?.close().catch(() => undefined);
       await nc.drain().catch(() => undefined);
       await store.close();
     })());

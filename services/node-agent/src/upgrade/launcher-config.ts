@@ -11,4 +11,6 @@ export interface RollbackNote {
   failedEntry: string;
   reason: string;
   at: string;
+  /** When it failed: before it was up (`start`, also when absent) or during the probation that followed (`probation`). */
+  stage?: 'start' | 'probation';
 }

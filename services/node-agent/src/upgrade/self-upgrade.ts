@@ -8,6 +8,7 @@ import { inventoryOf } from '../model/state.js';
 import { writeAtomic } from '../store/atomic-file.js';
 import type { FsStore } from '../store/fs-store.js';
 import { LAUNCH_FILES, type RollbackNote } from './launcher-config.js';
+import { AGENT_UPGRADE_PROBATION_FAILED } from './probation.js';
 
 /** The exit code that asks the launcher to start the agent again (from the newly installed package). */
 export const RESTART_EXIT_CODE = 75;
@@ -46,6 +47,8 @@ export class SelfUpgrade {
       store: Pick<FsStore, 'load' | 'save'>;
       groups: () => Pick<GroupManager, 'localMembers'>;
       restart: () => Promise<void>;
+      /** Resolves once the launcher's probation of this version passed (or it keeps none). */
+      probation?: () => Promise<unknown>;
     },
   ) {}
 
@@ -82,7 +85,9 @@ export class SelfUpgrade {
    * Before the node says hello (and before the active set is applied): picks up a completion held by
    * the previous agent version. When the launcher rolled the new version back (it did not come up),
    * this older agent runs again: the store goes back to the set that ran before the upgrade and the
-   * held report becomes a failure (AGENT_UPGRADE_FAILED), so the rollout does not count the node done.
+   * held report becomes a failure, so the rollout does not count the node done: AGENT_UPGRADE_FAILED
+   * when the new version never came up, AGENT_UPGRADE_PROBATION_FAILED when it came up and then
+   * exited or turned unhealthy during its probation (the launcher saw it; its completion was still held).
    */
   async load(): Promise<void> {
     const path = join(this.opts.stateDir, FILE);
@@ -95,21 +100,31 @@ export class SelfUpgrade {
     this.held = JSON.parse(await readFile(path, 'utf8')) as Pending;
     if (!note) return;
     const state = await this.opts.store.load();
-    // `previous` stays: a regress to it must not install the version that just failed to start.
-    const back = { ...state, active: state.previous, journal: null };
+    const probation = note.stage === 'probation';
+    const code = probation ? AGENT_UPGRADE_PROBATION_FAILED : AGENT_UPGRADE_FAILED;
+    const what = probation ? `came up but failed during its probation (${note.reason})` : `did not come up (${note.reason})`;
+    const message = `agent ${this.opts.agentPackage} ${what}; the launcher started version ${this.opts.agentVersion} again and the node went back to its previous set`.slice(0, 4000);
+    const rolloutId = this.held.report.rolloutId;
+    const failed: ProgressReport = { ...this.held.report, phase: 'failed', error: { code, message }, inventory: inventoryOf({ ...state, active: state.previous }) };
+    // `previous` stays: a regress to it must not install the version that just failed to start. The
+    // rollout's record answers a repeated commit with the failure, not the completion that installed it
+    // (a repeat answered `completed` would make this agent restart into the failed version).
+    const records = state.records.map((r) => (r.rolloutId === rolloutId && r.final ? { ...r, final: failed } : r));
+    const back = { ...state, active: state.previous, journal: null, records };
     await this.opts.store.save(back);
-    const message = `agent ${this.opts.agentPackage} did not come up (${note.reason}); the launcher started version ${this.opts.agentVersion} again and the node went back to its previous set`.slice(0, 4000);
-    this.held = { ...this.held, report: { ...this.held.report, phase: 'failed', error: { code: AGENT_UPGRADE_FAILED, message }, inventory: inventoryOf(back) } };
+    this.held = { ...this.held, report: failed };
     await writeAtomic(path, JSON.stringify(this.held));
     await rm(notePath, { force: true });
-    this.opts.counters.inc('agent_upgrade_failures_total', { reason: AGENT_UPGRADE_FAILED });
-    this.opts.log.error('the new agent version did not come up: rolled back', { reason: note.reason, failedEntry: note.failedEntry, rolloutId: this.held.report.rolloutId });
+    this.opts.counters.inc('agent_upgrade_failures_total', { reason: code });
+    this.opts.log.error(probation ? 'the new agent version failed its probation: rolled back' : 'the new agent version did not come up: rolled back', { reason: note.reason, failedEntry: note.failedEntry, rolloutId: this.held.report.rolloutId });
   }
 
   /**
    * After start: waits until every member that left has joined again, then sends the held
    * completion. A member not back within `timeoutMs` makes it a `failed` report
    * (MEMBERS_NOT_REJOINED, naming them) instead: the rollout must not move on while a group lacks it.
+   * Either report waits for the launcher's probation of this version as well: a version rolled back
+   * during it never reported, and the version started instead reports the failure.
    */
   async resume(timeoutMs: number): Promise<void> {
     const held = this.held;
@@ -119,8 +134,10 @@ export class SelfUpgrade {
       const now = new Set(this.opts.groups().localMembers().map((m) => `${m.groupId}/${m.memberId}`));
       return held.members.map((m) => `${m.groupId}/${m.memberId}`).filter((k) => !now.has(k));
     };
+    const probation = held.report.phase === 'completed' && this.opts.probation ? this.opts.probation() : Promise.resolve();
     while (missing().length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     const gone = missing();
+    await probation;
     await rm(join(this.opts.stateDir, FILE), { force: true });
     this.held = null;
     if (gone.length) {

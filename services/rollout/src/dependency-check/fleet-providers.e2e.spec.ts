@@ -26,6 +26,7 @@ let rolloutBase: string;
 let notifierBase: string;
 let provider: Child;
 const children: Child[] = [];
+let fleet: (classId: string, prefix: string, nodes: number, port: number) => Child;
 let hooks: Server;
 const received: { body: { type?: string; data?: { rolloutId?: string; discrepancy?: { kind: string; nodeId: string; missing: string } } } }[] = [];
 
@@ -37,10 +38,14 @@ async function publish(name: string, version: string, api: { provides?: string[]
   expect([200, 201]).toContain(r.status);
 }
 
-/** Runs a rollout of one package to one class to its end; returns its summary. */
-async function rollout(id: string, classId: string, pkg: { name: string; version: string }): Promise<RolloutSummary> {
-  const r = await http('POST', `${rolloutBase}/rollouts`, { rolloutId: id, update: { description: id, targets: [{ classes: [classId], packages: [pkg] }] }, policy: { voteTimeoutMs: 30_000, changeoverTimeoutMs: 60_000 } });
+/** Starts a rollout of one package to one class (or to the given nodes). */
+async function start(id: string, target: { classes: string[] } | { nodes: string[] }, pkg: { name: string; version: string }, policy: Record<string, unknown> = {}): Promise<void> {
+  const r = await http('POST', `${rolloutBase}/rollouts`, { rolloutId: id, update: { description: id, targets: [{ ...target, packages: [pkg] }] }, policy: { voteTimeoutMs: 30_000, changeoverTimeoutMs: 60_000, ...policy } });
   expect(r.status).toBe(201);
+}
+
+/** Waits for a rollout's end; returns its summary. */
+async function completed(id: string): Promise<RolloutSummary> {
   let summary: RolloutSummary | undefined;
   await waitFor(`${id} completed`, async () => {
     summary = (await http<RolloutSummary>('GET', `${rolloutBase}/rollouts/${id}`)).body;
@@ -48,6 +53,17 @@ async function rollout(id: string, classId: string, pkg: { name: string; version
   }, { timeoutMs: 90_000, intervalMs: 100 });
   return summary!;
 }
+
+/** Runs a rollout of one package to one class to its end; returns its summary. */
+async function rollout(id: string, classId: string, pkg: { name: string; version: string }): Promise<RolloutSummary> {
+  await start(id, { classes: [classId] }, pkg);
+  return completed(id);
+}
+
+const inventoryHas = async (nodeId: string, name: string) => {
+  const r = await http<{ inventory: { active: { name: string }[] } | null }>('GET', `${registryBase}/nodes/${nodeId}/inventory`);
+  return r.status === 200 && !!r.body.inventory?.active.some((p) => p.name === name);
+};
 
 beforeAll(async () => {
   logDir = mkdtempSync(join(tmpdir(), 'changeover-fleet-providers-'));
@@ -76,7 +92,7 @@ beforeAll(async () => {
   const sub = await http('POST', `${notifierBase}/subscriptions`, { name: 'discrepancies', channel: { type: 'webhook', url: `http://127.0.0.1:${(hooks.address() as AddressInfo).port}/hook` }, filter: { eventTypes: ['rollout.dependency-discrepancy'] } });
   expect(sub.status).toBe(201);
 
-  const fleet = (classId: string, prefix: string, nodes: number, port: number) =>
+  fleet = (classId: string, prefix: string, nodes: number, port: number) =>
     startService(`fleet-${classId}`, 'services/node-agent', ['--simulate', String(nodes), '--class', classId, '--node-prefix', prefix, '--heartbeat-ms', '500'], { NATS_URL: nats.url, AGENT_HEALTH_PORT: String(port), LOG_LEVEL: 'warn' }, logDir);
   provider = fleet('auth', 'p', 1, provHealth);
   children.push(provider, fleet('web', 'w', WEB_NODES, webHealth));
@@ -98,10 +114,7 @@ describe('inter-node dependency check over the whole fleet', () => {
   it('counts a provider outside the rollout, and reports a consumer to the webhook once that provider is gone', async () => {
     expect((await rollout('fp-auth', 'auth', { name: 'auth', version: '1.0.0' })).discrepancies).toEqual([]);
     // The registry holds the provider's new inventory (from the rollout's completion event).
-    await waitFor('the provider inventory in the registry', async () => {
-      const r = await http<{ inventory: { active: { name: string }[] } | null }>('GET', `${registryBase}/nodes/p-1/inventory`);
-      return r.status === 200 && !!r.body.inventory?.active.some((p) => p.name === 'auth');
-    }, { timeoutMs: 30_000, intervalMs: 100 });
+    await waitFor('the provider inventory in the registry', () => inventoryHas('p-1', 'auth'), { timeoutMs: 30_000, intervalMs: 100 });
 
     // The consumers' rollout does not include the provider's node: the registry's inventory satisfies them.
     const satisfied = await rollout('fp-billing-1', 'web', { name: 'billing', version: '1.0.0' });
@@ -119,5 +132,40 @@ describe('inter-node dependency check over the whole fleet', () => {
     await waitFor('the discrepancies delivered', () => received.length >= WEB_NODES, { timeoutMs: 30_000, intervalMs: 100 });
     expect(received.every((r) => String(r.body.type).endsWith('rollout.dependency-discrepancy'))).toBe(true);
     expect(received.map((r) => [r.body.data?.rolloutId, r.body.data?.discrepancy?.kind, r.body.data?.discrepancy?.missing])).toEqual(Array.from({ length: WEB_NODES }, () => ['fp-billing-2', 'API_UNPROVIDED', 'auth-api@^1']));
+  });
+
+  it('counts a provider that joined the rollout\'s class after the rollout was created (and only it provides the API)', async () => {
+    // The first test left no active provider of auth-api (p-1 is gone). A web node that is away holds
+    // the new rollout in its vote until it comes back, so a node can join the class meanwhile.
+    await publish('billing', '1.2.0', { consumes: ['auth-api@^1'] });
+    const [holderPort, latePort, holderPort2] = await Promise.all([freePort(), freePort(), freePort()]);
+    const holder = fleet('web', 'h', 1, holderPort);
+    children.push(holder);
+    await waitFor('the holder active', async () => (await http<{ status: string }>('GET', `${registryBase}/nodes/h-1`)).body?.status === 'active', { timeoutMs: 60_000, intervalMs: 200 });
+    await kill9(holder);
+    await start('fp-late', { classes: ['web'] }, { name: 'billing', version: '1.2.0' }, { voteTimeoutMs: 150_000, unreachable: 'exclude' });
+    const created = (await http<RolloutSummary>('GET', `${rolloutBase}/rollouts/fp-late`)).body;
+    expect(created.nodes).toBe(WEB_NODES + 1);
+
+    // l-1 joins class web now, and is given the provider by a rollout of its own.
+    children.push(fleet('web', 'l', 1, latePort));
+    await waitFor('the late node active in class web', async () => {
+      const r = await http<{ status: string; classId: string }>('GET', `${registryBase}/nodes/l-1`);
+      return r.status === 200 && r.body.status === 'active' && r.body.classId === 'web';
+    }, { timeoutMs: 60_000, intervalMs: 200 });
+    await start('fp-late-auth', { nodes: ['l-1'] }, { name: 'auth', version: '1.0.0' });
+    await completed('fp-late-auth');
+    await waitFor('the late provider inventory in the registry', () => inventoryHas('l-1', 'auth'), { timeoutMs: 30_000, intervalMs: 100 });
+    const held = (await http<RolloutSummary>('GET', `${rolloutBase}/rollouts/fp-late`)).body;
+    expect(held.status).toBe('voting');
+
+    // The holder comes back, votes, and the rollout runs to its check: l-1, in class web but not in
+    // the rollout, is the only provider, and it satisfies every consumer.
+    const before = received.length;
+    children.push(fleet('web', 'h', 1, holderPort2));
+    const done = await completed('fp-late');
+    expect(done.phases).toEqual({ completed: WEB_NODES + 1 });
+    expect(done.discrepancies).toEqual([]);
+    expect(received.length).toBe(before);
   });
 });

@@ -34,8 +34,12 @@ export function reconcileRolloutId(nodeId: string, classId: string, desired: rea
 export interface ReconcileDeps {
   /** The class's desired packages; null for a class the registry does not know. */
   classPackages(classId: string): Promise<PackageRef[] | null>;
-  /** True when a rollout this instance runs still has work for the node: that rollout brings it along. */
+  /** True when a rollout this instance runs still has work for the node: that rollout brings it along (no query). */
   inActiveRollout(nodeId: string): boolean;
+  /** The unfinished rollout of any instance that has the node, else null (read from Postgres, not memory). */
+  coveringRollout(nodeId: string): Promise<string | null>;
+  /** Runs the check and the creation it allows under the node's cluster-wide reconcile lock. */
+  exclusive<T>(nodeId: string, work: () => Promise<T>): Promise<T>;
   create(req: { rolloutId: string; update: SoftwareUpdate; policy: RolloutPolicy }): Promise<RolloutSummary>;
   policy: RolloutPolicy;
   log: Logger;
@@ -47,7 +51,8 @@ export interface ReconcileDeps {
  * DESIGN §3: a node that joins a class later (or was away during the class's rollout) is brought to
  * the class's configuration when it says hello. The hello carries the node's inventory and class;
  * the registry holds the class's desired packages. When packages are missing, a rollout of exactly
- * those packages to that one node is created under a deterministic id.
+ * those packages to that one node is created under a deterministic id, unless an unfinished rollout
+ * of any instance has the node already (that one brings it along).
  */
 export async function reconcileOnHello(hello: HelloReport, deps: ReconcileDeps, tries = 4): Promise<string> {
   if (deps.inActiveRollout(hello.nodeId)) return count('in-rollout');
@@ -57,6 +62,21 @@ export async function reconcileOnHello(hello: HelloReport, deps: ReconcileDeps, 
   if (missing.length === 0) return count('in-step');
   const rolloutId = reconcileRolloutId(hello.nodeId, hello.classId, desired, hello.inventory.digest);
   const update: SoftwareUpdate = { description: `reconcile ${hello.nodeId} to class ${hello.classId}`, targets: [{ nodes: [hello.nodeId], packages: missing }] };
+  // One instance at a time per node, cluster-wide: two hellos of a node (with different inventories,
+  // so different ids) handled at once by two instances start one rollout, and a rollout another
+  // instance runs for the node is seen before a reconcile is created.
+  return deps.exclusive(hello.nodeId, async () => {
+    const covering = await deps.coveringRollout(hello.nodeId);
+    if (covering) {
+      deps.log.debug({ nodeId: hello.nodeId, rolloutId: covering }, 'node in an unfinished rollout: no reconcile');
+      return count('in-rollout');
+    }
+    return createReconcile(hello, deps, { rolloutId, update, missing }, tries);
+  });
+}
+
+async function createReconcile(hello: HelloReport, deps: ReconcileDeps, r: { rolloutId: string; update: SoftwareUpdate; missing: PackageRef[] }, tries: number): Promise<string> {
+  const { rolloutId, update, missing } = r;
   for (let attempt = 1; ; attempt++) {
     try {
       await deps.create({ rolloutId, update, policy: deps.policy });

@@ -18,6 +18,8 @@ function deps(over: Partial<ReconcileDeps> & { fail?: ChangeoverError[] } = {}) 
   const d: ReconcileDeps = {
     classPackages: async () => desired,
     inActiveRollout: () => false,
+    coveringRollout: async () => null,
+    exclusive: (_nodeId, work) => work(),
     create: async (req) => {
       const e = failures.shift();
       if (e) throw e;
@@ -46,6 +48,12 @@ describe('reconcile on hello', () => {
     const busy = deps({ inActiveRollout: () => true });
     expect(await reconcileOnHello(hello(inv()), busy.d)).toBe('in-rollout');
     expect(busy.created).toEqual([]);
+    // Another instance's rollout has the node: seen through the cluster-wide query, under the node's lock.
+    const locked: string[] = [];
+    const elsewhere = deps({ coveringRollout: async () => 'r-other', exclusive: (nodeId, work) => (locked.push(nodeId), work()) });
+    expect(await reconcileOnHello(hello(inv()), elsewhere.d)).toBe('in-rollout');
+    expect(elsewhere.created).toEqual([]);
+    expect(locked).toEqual(['n-1']);
   });
   it('names one rollout per node state: the same hello again is a duplicate, another inventory a new id', async () => {
     const { d } = deps({ fail: [new ChangeoverError('CONFLICT', 'exists')] });

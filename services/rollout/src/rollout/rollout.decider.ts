@@ -313,11 +313,16 @@ export function checkedNodes(state: ActiveState): CheckedNode[] {
   return [...state.inventories].map(([nodeId, inventory]) => ({ nodeId, inventory, selected: state.assignments[state.nodes.get(nodeId)!.selection]!.packages }));
 }
 
-/** The rollout's scope as the registry is asked to leave it out: whole classes by id, other nodes one by one. */
+/**
+ * What the registry is asked to leave out when it counts the fleet's API providers: exactly the nodes
+ * whose reported inventories the check reads itself (each node counted once, by its newest word; the
+ * registry's copy may still be the one from before the changeover). Every other active node counts
+ * with the inventory the registry holds at check time: nodes outside the rollout, nodes of a target
+ * class that joined it after the rollout was created, and the rollout's nodes that report no
+ * inventory (failed, excluded, regressed). Whole classes are never left out, or a late joiner would be.
+ */
 export function scopeOf(state: ActiveState): { excludeClasses: string[]; excludeNodes: string[] } {
-  const excludeClasses = state.assignments.flatMap((a) => (a.classId ? [a.classId] : []));
-  const excludeNodes = state.assignments.flatMap((a) => (a.classId ? [] : a.nodes));
-  return { excludeClasses: [...new Set(excludeClasses)], excludeNodes: [...new Set(excludeNodes)] };
+  return { excludeClasses: [], excludeNodes: [...state.inventories.keys()].sort() };
 }
 
 function verify(c: Extract<RolloutCommand, { type: 'Verify' }>, state: ActiveState): Decision {

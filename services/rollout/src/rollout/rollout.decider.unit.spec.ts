@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { ChangeoverError, EVENT_SCHEMAS, type EventData } from '@changeover/contracts';
-import { decide, type Decision, type RolloutCommand } from './rollout.decider.js';
-import { fold, initialState, type RolloutState } from './rollout.state.js';
+import { decide, scopeOf, type Decision, type RolloutCommand } from './rollout.decider.js';
+import { fold, initialState, type ActiveState, type RolloutState } from './rollout.state.js';
 import type { RolloutEvent } from './rollout.events.js';
 import { react, whyIgnored } from '../workflow/rollout.workflow.js';
 import { assignment, at, createCommand, inventory, progress, selected, vote } from '../testing/fixtures.js';
@@ -221,6 +221,13 @@ describe('rollout decider: waves, thresholds, verification', () => {
       { discrepancy: { kind: 'API_UNPROVIDED', nodeId: 'n1', missing: 'auth-api@^1' } },
     ]);
     expect(given(three()).when({ type: 'Verify', now: at(100) })).toEqual([]);
+  });
+  it('leaves out of the fleet\'s provider count only the nodes it checks with their own reports, never a whole class', () => {
+    // A class rollout: n1 completes (checked with its reported inventory), n2 fails (no inventory, so
+    // the registry counts what it holds of it), and a node that joins the class later is in no list at all.
+    const g = given(createCommand([assignment(['n1', 'n2'], [selected('app')], 'web')], { waves: { canary: 0, size: 2 }, errorThreshold: 1 }), v(vote('n1')), v(vote('n2')), p(progress('n1', 'completed')), p(progress('n2', 'failed')));
+    expect(g.state.status).toBe('verifying');
+    expect(scopeOf(g.state as ActiveState)).toEqual({ excludeClasses: [], excludeNodes: ['n1'] });
   });
   it('API providers are committed before their consumers', () => {
     const c = createCommand([assignment(['c1'], [selected('web', { consumes: ['billing-api@^2'] })]), assignment(['p1'], [selected('billing', { provides: ['billing-api@2.1.0'] })])], { waves: { canary: 0, size: 10 } });
