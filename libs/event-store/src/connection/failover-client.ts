@@ -37,6 +37,11 @@ export class PrimaryResolver {
     return this.probing;
   }
 
+  /** Whether a probe since has chosen another host than `host` (a connection to it is to the old primary). */
+  movedFrom(host: DatabaseHost): boolean {
+    return this.current !== undefined && this.current !== host;
+  }
+
   /** Forgets `host` if it is the known one: the next connection probes the hosts again. */
   forget(host: DatabaseHost): void {
     if (this.current === host) this.current = undefined;
@@ -126,6 +131,9 @@ function failoverClientClass(resolver: PrimaryResolver): ClientClass {
       this.on('error', () => resolver.forget(host));
       const query = this.query;
       this.query = ((...args: unknown[]) => {
+        // Another host is the primary now: end this connection, so this query fails through node-postgres'
+        // own path (promise or callback) and the pool drops the client instead of reading a stale server.
+        if (resolver.movedFrom(host)) void this.end().catch(() => undefined);
         const result = (query as (...a: unknown[]) => unknown).apply(this, args);
         if (result instanceof Promise) {
           result.catch((e: unknown) => {

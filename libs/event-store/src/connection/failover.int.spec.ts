@@ -16,6 +16,16 @@ afterAll(async () => {
   await Promise.all(servers.map((s) => s.stop()));
 });
 
+async function rows(url: string, sql: string): Promise<Record<string, unknown>[]> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return (await c.query(sql)).rows as Record<string, unknown>[];
+  } finally {
+    await c.end();
+  }
+}
+
 async function eventIds(url: string): Promise<string[]> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
@@ -104,6 +114,38 @@ describe('event store on a restarted or failed-over Postgres', () => {
     expect(ids).toEqual(expect.arrayContaining(loop.acknowledged));
     // Reads go to the new primary too.
     expect((await store.readAll(0, 10_000)).length).toBe(ids.length);
+  });
+
+  it('leaves a server that turned read-only for the next writable host, reads included', async () => {
+    const [a, b] = await Promise.all([startPostgresServer(), startPostgresServer()]);
+    servers.push(a, b);
+    const dbA = await a.createDatabase('es_ro');
+    // The same database name on both, migrated on both: two independent writable servers.
+    await rows(b.url(), `CREATE DATABASE "${dbA.name}"`);
+    for (const s of [a, b]) await (await EventStore.connect({ url: s.url(dbA.name), migrate: true, poolSize: 1 })).close();
+    const url = multiHostUrl([a, b], dbA.name);
+    const store = await EventStore.connect({ url, poolSize: 3 });
+    stores.push(store);
+    await store.append('widget-ro', 0, [{ type: 'widget.counted', data: { n: 1 } }]);
+    expect(await primaryResolverOf(url)!.primary()).toEqual({ host: '127.0.0.1', port: a.port });
+
+    await rows(a.url(), 'ALTER SYSTEM SET default_transaction_read_only = on');
+    await rows(a.url(), 'SELECT pg_reload_conf()');
+    await waitFor('a read-only for new transactions', async () => (await rows(a.url(dbA.name), 'SHOW transaction_read_only'))[0]!['transaction_read_only'] === 'on');
+
+    // Refused on a (25006), retried, written on b.
+    const id = randomUUID();
+    await store.append('widget-ro-2', 0, [{ id, type: 'widget.counted', data: { n: 1 } }]);
+    expect(await primaryResolverOf(url)!.primary()).toEqual({ host: '127.0.0.1', port: b.port });
+    expect(await eventIds(b.url(dbA.name))).toEqual([id]);
+    // The pool's other connections to a are dropped at their next query instead of reading a's rows.
+    for (let i = 0; i < 5; i++) {
+      const read = await store.readStream('widget-ro-2').catch((e: unknown) => e);
+      if (Array.isArray(read)) expect(read.map((e) => e.id)).toEqual([id]);
+      else expect(isChangeoverError(read, 'UNAVAILABLE')).toBe(true);
+    }
+    expect((await store.readStream('widget-ro-2')).map((e) => e.id)).toEqual([id]);
+    expect(await store.readStream('widget-ro')).toEqual([]);
   });
 
   it('refuses a multi-host URL with a bad port at connect, naming it', async () => {
