@@ -109,6 +109,7 @@ describe('event store on a restarted or failed-over Postgres', () => {
 
     const resolver = primaryResolverOf(url)!;
     expect(await resolver.primary()).toEqual({ host: '127.0.0.1', port: replica.port });
+    expect(resolver.switches).toBe(1);
     const ids = await eventIds(replica.url(db.name));
     expect(new Set(ids).size).toBe(ids.length);
     expect(ids).toEqual(expect.arrayContaining(loop.acknowledged));
