@@ -40,9 +40,14 @@ describe('compose loader', () => {
 });
 
 describe('deploy/compose.yaml', () => {
-  it('runs the engines, a migrations step, every service once and three agents', () => {
+  it('runs the engines, a migrations step, two instances of every service and three agents', () => {
     expect(Object.keys(compose.services)).toEqual(expect.arrayContaining(['nats1', 'nats2', 'nats3', 'postgres', 'jaeger', 'migrate']));
-    for (const kind of ['registry', 'rollout', 'notifier'] as const) expect(byKind(kind)).toHaveLength(1);
+    for (const kind of ['registry', 'rollout', 'notifier'] as const) {
+      expect({ kind, instances: byKind(kind).map((o) => o.name) }).toEqual({ kind, instances: [kind, `${kind}-2`] });
+      // The second is the first with its own host port: same image, environment, dependencies and health check.
+      const [first, second] = byKind(kind).map((o) => o.svc);
+      expect({ ...second, ports: [] }).toEqual({ ...first, ports: [] });
+    }
     expect(byKind('node-agent')).toHaveLength(3);
   });
 

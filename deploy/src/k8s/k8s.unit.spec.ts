@@ -53,10 +53,9 @@ describe('deploy/k8s/base', () => {
     for (const m of base.filter((x) => x.kind !== 'Namespace')) expect(m.metadata.namespace).toBe('changeover');
   });
 
-  it('runs registry, rollout (2 replicas) and notifier as Deployments and the agent as a DaemonSet', () => {
+  it('runs registry, rollout and notifier as Deployments of 2 replicas each and the agent as a DaemonSet', () => {
     const deployments = Object.fromEntries(of<IDeployment>('Deployment').map((d) => [d.metadata!.name!, d.spec!.replicas]));
-    expect(Object.keys(deployments).sort()).toEqual(['notifier', 'registry', 'rollout']);
-    expect(deployments['rollout']).toBe(2);
+    expect(deployments).toEqual({ notifier: 2, registry: 2, rollout: 2 });
     expect(of<IDaemonSet>('DaemonSet').map((d) => d.metadata!.name)).toEqual(['node-agent']);
     for (const { w, c, svc } of mainContainers) expect({ workload: w.metadata!.name, image: c.image, service: svc?.name }).toEqual({ workload: w.metadata!.name, image: c.image, service: w.metadata!.name });
   });
@@ -201,7 +200,7 @@ describe('deploy/k8s/overlays', () => {
 
 describe('deploy/k8s/dependencies', () => {
   const dbUrl = new URL(secrets.get('changeover-secrets')!['DATABASE_URL']!);
-  const natsUrl = new URL(configMaps.get('changeover-config')!['NATS_URL']!);
+  const natsUrls = configMaps.get('changeover-config')!['NATS_URL']!.split(',').map((u) => new URL(u));
 
   it('configures the official NATS chart for a 3-node cluster with JetStream on disk, behind the NATS_URL service', () => {
     const values = parse(readRepoFile('deploy/k8s/dependencies/nats-values.yaml')) as {
@@ -213,9 +212,11 @@ describe('deploy/k8s/dependencies', () => {
     expect(values.config.jetstream.fileStore).toMatchObject({ enabled: true, pvc: { enabled: true } });
     const [major, minor] = values.container.image.tag.split('.').map(Number);
     expect(major! > 2 || (major === 2 && minor! >= 10)).toBe(true);
-    // Release "nats" in our namespace: its client Service is nats.<namespace>.svc.
-    expect(natsUrl.hostname).toBe(`nats.${kustomization.namespace}.svc`);
-    expect(natsUrl.port).toBe('4222');
+    // Release "nats" in our namespace: every server of its StatefulSet by pod name on the headless Service.
+    expect(natsUrls.map((u) => `${u.protocol}//${u.host}`)).toEqual(
+      Array.from({ length: values.config.cluster.replicas }, (_, i) => `nats://nats-${i}.nats-headless.${kustomization.namespace}.svc:4222`),
+    );
+    for (const { c } of mainContainers) expect({ container: c.name, servers: resolveEnv(c)['NATS_URL']?.split(',').length }).toEqual({ container: c.name, servers: values.config.cluster.replicas });
   });
 
   it('keeps every stream on as many replicas as the chart runs servers, in every process that creates streams', () => {
@@ -233,6 +234,8 @@ describe('deploy/k8s/dependencies', () => {
     const initdb = cluster.spec.bootstrap.initdb;
     expect(dbUrl.hostname).toBe(`${cluster.metadata.name}-rw.${cluster.metadata.namespace}.svc`);
     expect(dbUrl.pathname).toBe(`/${initdb.database}`);
+    // Every new connection checks it reached a writable server (not a primary demoted by a switchover).
+    expect(dbUrl.searchParams.get('target_session_attrs')).toBe('read-write');
     const credentials = docs.find((d) => d.kind === 'Secret' && d.metadata.name === initdb.secret.name)!;
     expect(validateManifest(credentials)).toBeUndefined();
     expect(credentials['type']).toBe('kubernetes.io/basic-auth');

@@ -2,7 +2,7 @@ import { ChangeoverError, isChangeoverError } from '@changeover/contracts';
 import pg from 'pg';
 import { flushAppendBatch } from './append/append-batch.js';
 import { appendInOpenTransaction, assertClient } from './append/append-in-transaction.js';
-import { pgCode } from './append/append-errors.js';
+import { isConnectionError, pgCode } from './append/append-errors.js';
 import { StreamVersionCache } from './append/stream-versions.js';
 import type { AppendRequest } from './append/append-plan.js';
 import { DEFAULT_GROUP_COMMIT, GroupCommitQueue } from './append/group-commit.js';
@@ -27,6 +27,8 @@ import type {
   TransactionClient,
 } from './types.js';
 import { PG_CONNECT_TIMEOUT_MS } from './pg-timeouts.js';
+import { parseDatabaseUrl } from './connection/database-url.js';
+import { pgConnection } from './connection/failover-client.js';
 import {
   assertExpectedVersion,
   assertLimit,
@@ -47,14 +49,14 @@ async function typedRead<T>(what: string, read: () => Promise<T>): Promise<T> {
     if (e instanceof ChangeoverError) throw e;
     const code = pgCode(e);
     const message = `${what} failed: ${e instanceof Error ? e.message : String(e)}`;
-    if (code === undefined || !/^[0-9A-Z]{5}$/.test(code) || code.startsWith('08') || code.startsWith('57P')) throw new ChangeoverError('UNAVAILABLE', message);
+    if (isConnectionError(e)) throw new ChangeoverError('UNAVAILABLE', message);
     throw new ChangeoverError('INTERNAL', message, { pgCode: code });
   }
 }
 
 function assertUrl(url: unknown): string {
-  if (typeof url === 'string' && /^postgres(ql)?:\/\/\S+$/.test(url)) return url;
-  throw new ChangeoverError('VALIDATION_FAILED', 'url: must be a postgres:// connection string', { field: 'url' });
+  parseDatabaseUrl(url, 'url');
+  return url as string;
 }
 
 /** Append-only events in Postgres: expected-version appends with group commit, ordered reads, checkpointed subscriptions. */
@@ -94,7 +96,7 @@ export class EventStore {
       concurrency: optionalInt(options.groupCommit?.concurrency, 'groupCommit.concurrency', DEFAULT_GROUP_COMMIT.concurrency, 1, 16),
     };
     if (options.migrate) await migrate(url);
-    const pool = new pg.Pool({ connectionString: url, max: poolSize, idleTimeoutMillis: 30_000, connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS });
+    const pool = new pg.Pool({ ...pgConnection(url), max: poolSize, idleTimeoutMillis: 30_000, connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS });
     // An idle connection dropped by a Postgres restart must not crash the process; the next query reconnects.
     pool.on('error', () => undefined);
     return new EventStore(pool, url, groupCommit);

@@ -8,3 +8,5 @@ export { migrate, runMigrationsLocked, EVENT_STORE_MIGRATIONS_TABLE } from './sc
 export { MAX_EVENT_BYTES, MAX_EVENTS_PER_APPEND, MAX_READ_LIMIT } from './validation/input.validate.js';
 export { startOutboxRelay, ensureEventsStream, type OutboxRelay, type OutboxRelayOptions } from './relay/outbox-relay.js';
 export { handleWithRetry, type CommandStore, type EventLike, type HandleOptions, type HandleResult, type StreamFold } from './command/handle-with-retry.js';
+export { parseDatabaseUrl, needsFailover, DatabaseUrl, type DatabaseHost, type DatabaseTarget, type TargetSessionAttrs } from './connection/database-url.js';
+export { pgConnection, createPgClient, typeormConnection, primaryResolverOf, PrimaryResolver } from './connection/failover-client.js';

@@ -31,6 +31,12 @@ describe('auth configuration', () => {
     expect(url.searchParams.get('options')).toBe('-c search_path=x -c statement_timeout=2500');
     expect(new URL(withStatementTimeout(url.toString(), 100)).searchParams.get('options')).toBe('-c search_path=x -c statement_timeout=100');
   });
+
+  it('should keep every host of a multi-host URL when it sets the statement timeout', () => {
+    const url = withStatementTimeout('postgres://u@h1:5432,h2:5433/db?target_session_attrs=read-write', 5000);
+    expect(url).toBe('postgres://u@h1:5432,h2:5433/db?target_session_attrs=read-write&options=-c+statement_timeout%3D5000');
+    expect(new URLSearchParams(url.split('?')[1]).get('options')).toBe('-c statement_timeout=5000');
+  });
 });
 
 describe('auth variables left empty', () => {

@@ -1,7 +1,7 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
 import { DataSource, type DataSourceOptions } from 'typeorm';
 import { ChangeoverError } from '@changeover/contracts';
-import { runMigrationsLocked } from '@changeover/event-store';
+import { runMigrationsLocked, typeormConnection } from '@changeover/event-store';
 
 /** API tokens (hashes only) and the audit log of mutating requests, shared by every HTTP service. */
 export class AuthSchema1764100000000 implements MigrationInterface {
@@ -45,7 +45,7 @@ export const AUTH_MIGRATIONS_TABLE = 'auth_migrations';
 
 /** Creates or updates the auth schema (idempotent; safe when several services start at once). */
 export async function migrateAuth(url: string): Promise<string[]> {
-  const ds = new DataSource({ type: 'postgres', url, entities: [], migrations: [AuthSchema1764100000000], migrationsTableName: AUTH_MIGRATIONS_TABLE, synchronize: false, migrationsRun: false, logging: false, poolSize: 2, extra: { connectionTimeoutMillis: 10_000 } } as DataSourceOptions);
+  const ds = new DataSource({ type: 'postgres', ...typeormConnection(url, { connectionTimeoutMillis: 10_000 }), entities: [], migrations: [AuthSchema1764100000000], migrationsTableName: AUTH_MIGRATIONS_TABLE, synchronize: false, migrationsRun: false, logging: false, poolSize: 2 } as DataSourceOptions);
   try {
     await ds.initialize();
   } catch (e) {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ChangeoverError, CreateSubscriptionRequest, NatsCredsFile, NatsServers, NatsStreamReplicas, parse } from '@changeover/contracts';
 import { AuthEnv, type AuthConfig } from '@changeover/http-auth';
+import { DatabaseUrl } from '@changeover/event-store';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
@@ -22,7 +23,8 @@ const DefaultSubscriptions = z
 
 /** Every environment variable the notifier reads, each with its default (see README). */
 export const NotifierConfig = z.object({
-  DATABASE_URL: z.string().min(1),
+  /** postgres://…, one host or several (h1:5432,h2:5432) with target_session_attrs=read-write to follow a failover. */
+  DATABASE_URL: DatabaseUrl,
   /** One NATS server or a comma-separated list of a cluster's servers (nats://a:4222,nats://b:4222). */
   NATS_URL: NatsServers,
   /** Replicas of every stream, KV bucket and object store this process creates (3 on a three-server cluster). */

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { ChangeoverError, NatsServers, NatsStreamReplicas, parseTrustConfig, RETIRED_KEY_POLICIES, type RetiredKeyPolicy, type TrustConfig, type TrustRoots } from '@changeover/contracts';
 import { loadAuthority, type Authority } from '@changeover/nats-auth';
 import { AuthEnv, type AuthConfig } from '@changeover/http-auth';
+import { DatabaseUrl } from '@changeover/event-store';
 
 const bool = (fallback: boolean) =>
   z
@@ -13,7 +14,8 @@ const int = (fallback: number, min = 0) => z.coerce.number().int().min(min).defa
 
 /** Every environment variable the registry reads; documented in README.md. */
 export const RegistryEnv = z.object({
-  DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/changeover'),
+  /** postgres://…, one host or several (h1:5432,h2:5432) with target_session_attrs=read-write to follow a failover. */
+  DATABASE_URL: DatabaseUrl.default('postgres://postgres@127.0.0.1:5432/changeover'),
   /** One NATS server or a comma-separated list of a cluster's servers (nats://a:4222,nats://b:4222). */
   NATS_URL: NatsServers,
   /** Replicas of every stream, KV bucket and object store this process creates (3 on a three-server cluster). */

@@ -3,12 +3,14 @@ import { hostname } from 'node:os';
 import { NatsCredsFile, NatsServers, NatsStreamReplicas, parse } from '@changeover/contracts';
 import { CLUSTER_FAULT_POINTS, type ClusterFaultPoint } from './cluster-version/cluster-version.service.js';
 import { AuthEnv, type AuthConfig } from '@changeover/http-auth';
+import { DatabaseUrl } from '@changeover/event-store';
 
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 
 /** Every variable the rollout service reads, validated once at start-up. */
 export const RolloutConfigSchema = z.object({
-  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\/\S+$/, 'must be a postgres:// URL').default('postgres://postgres@127.0.0.1:5432/changeover'),
+  /** postgres://…, one host or several (h1:5432,h2:5432) with target_session_attrs=read-write to follow a failover. */
+  DATABASE_URL: DatabaseUrl.default('postgres://postgres@127.0.0.1:5432/changeover'),
   /** One NATS server or a comma-separated list of a cluster's servers (nats://a:4222,nats://b:4222). */
   NATS_URL: NatsServers,
   /** Replicas of every stream, KV bucket and object store this process creates (3 on a three-server cluster). */

@@ -65,9 +65,17 @@ function settle(p: AppendPending, outcome: Outcome): void {
   else p.reject(outcome.error);
 }
 
+/**
+ * A dropped connection (a Postgres restart, a failover to a promoted standby) is retried this often,
+ * waiting a little longer each time, before the append fails UNAVAILABLE: each try first looks for
+ * the append's event ids, so a commit whose answer was lost is not written twice.
+ */
+const RECONNECT_TRIES = 8;
+const reconnectDelayMs = (attempt: number) => Math.min(250 * attempt, 1000);
+
 /** Retries one append of a failed batch on its own, so only the guilty append fails. */
 async function appendAlone(pool: pg.Pool, p: AppendPending, cache: StreamVersionCache): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
+  for (let attempt = 1, races = 0; ; attempt++) {
     try {
       const known = matchExisting(p.request, await existingEvents(pool, p.request.events.map((e) => e.id)));
       if (known) return settle(p, known);
@@ -76,7 +84,9 @@ async function appendAlone(pool: pg.Pool, p: AppendPending, cache: StreamVersion
       return settle(p, outcome!.ok ? outcome! : (await explainConflicts(pool, [p.request], [outcome!]))[0]!);
     } catch (e) {
       // A lost race with another writer resolves on the next read of the version.
-      if (!isPositionRace(e) || attempt >= 3) return p.reject(asAppendError(e, p.request.streamId));
+      if (isPositionRace(e) && ++races < 3) continue;
+      if (!isConnectionError(e) || attempt >= RECONNECT_TRIES) return p.reject(asAppendError(e, p.request.streamId));
+      await new Promise((r) => setTimeout(r, reconnectDelayMs(attempt)));
     }
   }
 }

@@ -15,7 +15,8 @@ export function isPositionRace(e: unknown): boolean {
 export function isConnectionError(e: unknown): boolean {
   const code = pgCode(e);
   if (code === undefined || !/^[0-9A-Z]{5}$/.test(code)) return true; // ECONNRESET, ETIMEDOUT, a closed client
-  return code.startsWith('08') || code.startsWith('57P');
+  // 25006: a write reached a standby (the primary failed over): this connection is to the wrong server.
+  return code.startsWith('08') || code.startsWith('57P') || code === '25006';
 }
 
 export function asAppendError(e: unknown, streamId: string): ChangeoverError {

@@ -1,9 +1,11 @@
 import { z } from 'zod';
 import { NatsCredsFile, NatsServers, NatsStreamReplicas } from '@changeover/contracts';
+import { DatabaseUrl } from '../connection/database-url.js';
 
 /** Every variable the stand-alone relay reads; a bad value stops start-up with a clear message. */
 export const RelayConfig = z.object({
-  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\/\S+$/, 'must be a postgres:// connection string'),
+  /** postgres://…, one host or several (h1:5432,h2:5432) with target_session_attrs=read-write to follow a failover. */
+  DATABASE_URL: DatabaseUrl,
   /** One NATS server or a comma-separated list of a cluster's servers (nats://a:4222,nats://b:4222). */
   NATS_URL: NatsServers,
   /** Replicas of every stream, KV bucket and object store this process creates (3 on a three-server cluster). */

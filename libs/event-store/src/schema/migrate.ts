@@ -2,6 +2,8 @@ import { ChangeoverError } from '@changeover/contracts';
 import { DataSource, type DataSourceOptions } from 'typeorm';
 import { eventStoreMigrations } from './event-store.migration.js';
 import { PG_CONNECT_TIMEOUT_MS } from '../pg-timeouts.js';
+import { parseDatabaseUrl } from '../connection/database-url.js';
+import { typeormConnection } from '../connection/failover-client.js';
 
 export const EVENT_STORE_MIGRATIONS_TABLE = 'event_store_migrations';
 /**
@@ -26,8 +28,8 @@ export async function runMigrationsLocked(ds: DataSource, name: string, transact
 /** Connection settings of a Postgres DataSource, without its entities and migrations. */
 function connectionOptions(target: string | DataSource): DataSourceOptions {
   if (typeof target === 'string') {
-    if (!/^postgres(ql)?:\/\//.test(target)) throw new ChangeoverError('VALIDATION_FAILED', 'url: must be a postgres:// connection string', { field: 'url' });
-    return { type: 'postgres', url: target };
+    parseDatabaseUrl(target, 'url');
+    return { type: 'postgres', ...typeormConnection(target) };
   }
   if (!(target instanceof DataSource) || target.options.type !== 'postgres') {
     throw new ChangeoverError('VALIDATION_FAILED', 'migrate() needs a postgres:// url or a Postgres DataSource', { field: 'target' });
@@ -41,8 +43,9 @@ function connectionOptions(target: string | DataSource): DataSourceOptions {
  * Returns the names of the migrations it applied.
  */
 export async function migrate(target: string | DataSource): Promise<string[]> {
+  const connection = connectionOptions(target);
   const ds = new DataSource({
-    ...connectionOptions(target),
+    ...connection,
     entities: [],
     migrations: eventStoreMigrations,
     migrationsTableName: EVENT_STORE_MIGRATIONS_TABLE,
@@ -51,7 +54,7 @@ export async function migrate(target: string | DataSource): Promise<string[]> {
     migrationsRun: false,
     logging: false,
     poolSize: 2,
-    extra: { connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS },
+    extra: { ...(connection as { extra?: object }).extra, connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS },
   } as DataSourceOptions);
   try {
     await ds.initialize();

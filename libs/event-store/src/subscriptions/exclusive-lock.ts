@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { PG_CONNECT_TIMEOUT_MS } from '../pg-timeouts.js';
+import { createPgClient } from '../connection/failover-client.js';
 
 /** A held lock: `lost` settles when its connection goes (the lock goes with it). */
 export interface HeldLock {
@@ -23,7 +24,7 @@ export function advisoryLock(url: string, name: string): ExclusiveLock {
   let waiting: pg.Client | undefined;
   return {
     async acquire() {
-      const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS, keepAlive: true });
+      const client = createPgClient(url, { connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS, keepAlive: true });
       let markLost!: () => void;
       const lost = new Promise<void>((resolve) => (markLost = resolve));
       client.on('error', () => markLost());

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { EVENTS_CHANNEL } from '../append/append.sql.js';
+import { createPgClient } from '../connection/failover-client.js';
 
 type Listener = (head: bigint) => void;
 
@@ -17,7 +18,7 @@ export class WakeUp {
 
   async start(): Promise<void> {
     if (this.client || this.closed) return;
-    const client = new pg.Client({ connectionString: this.url });
+    const client = createPgClient(this.url);
     client.on('notification', (msg) => {
       if (msg.channel !== EVENTS_CHANNEL) return;
       const head = /^\d+$/.test(msg.payload ?? '') ? BigInt(msg.payload!) : 0n;

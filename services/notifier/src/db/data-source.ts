@@ -1,18 +1,17 @@
 import { DataSource } from 'typeorm';
-import { runMigrationsLocked } from '@changeover/event-store';
+import { runMigrationsLocked, typeormConnection } from '@changeover/event-store';
 import { ENTITIES } from './entities.js';
 import { NotifierInit1732350000000 } from './1732350000000-notifier-init.js';
 
 export function notifierDataSource(url: string): DataSource {
   return new DataSource({
     type: 'postgres',
-    url,
+    ...typeormConnection(url, { max: 20, connectionTimeoutMillis: 10_000 }),
     entities: ENTITIES,
     migrations: [NotifierInit1732350000000],
     migrationsTableName: 'notifier_migrations',
     synchronize: false,
     logging: false,
-    extra: { max: 20, connectionTimeoutMillis: 10_000 },
   });
 }
 

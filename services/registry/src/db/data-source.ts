@@ -1,5 +1,5 @@
 import { DataSource } from 'typeorm';
-import { PG_CONNECT_TIMEOUT_MS, runMigrationsLocked } from '@changeover/event-store';
+import { PG_CONNECT_TIMEOUT_MS, runMigrationsLocked, typeormConnection } from '@changeover/event-store';
 import { ENTITIES } from './entities.js';
 import { RegistryInit1732350000000 } from './migrations/1732350000000-registry-init.js';
 import { NodeReportedInventory1764100000000 } from './migrations/1764100000000-node-reported-inventory.js';
@@ -11,13 +11,12 @@ import { NodeRowsFillfactor1764700000000 } from './migrations/1764700000000-node
 export async function openDatabase(url: string): Promise<DataSource> {
   const ds = new DataSource({
     type: 'postgres',
-    url,
+    ...typeormConnection(url, { max: 10, connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS }),
     entities: ENTITIES,
     migrations: [RegistryInit1732350000000, NodeReportedInventory1764100000000, NodeCredentials1764300000000, FinishedRollouts1764500000000, NodeRowsFillfactor1764700000000],
     migrationsTableName: 'registry_migrations',
     synchronize: false,
     logging: false,
-    extra: { max: 10, connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS },
   });
   await ds.initialize();
   await runMigrationsLocked(ds, 'changeover:registry:migrations');

@@ -1,5 +1,5 @@
 import { DataSource, type MigrationInterface, type QueryRunner } from 'typeorm';
-import { migrate as migrateEventStore, PG_CONNECT_TIMEOUT_MS, runMigrationsLocked } from '@changeover/event-store';
+import { migrate as migrateEventStore, PG_CONNECT_TIMEOUT_MS, runMigrationsLocked, typeormConnection } from '@changeover/event-store';
 
 /** Leases (which instance owns which rollout) and the rollouts projection for queries. */
 export class RolloutSchema1764100000000 implements MigrationInterface {
@@ -70,7 +70,7 @@ export const ROLLOUT_MIGRATIONS_TABLE = 'rollout_migrations';
 /** Event-store migrations, then the rollout tables and query indexes, under an advisory lock so instances can start together. */
 export async function migrateRollout(url: string): Promise<void> {
   await migrateEventStore(url);
-  const ds = new DataSource({ type: 'postgres', url, migrations: [RolloutSchema1764100000000, RolloutQueries1765100000000], migrationsTableName: ROLLOUT_MIGRATIONS_TABLE, migrationsTransactionMode: 'all', logging: false, poolSize: 2, extra: { connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS } });
+  const ds = new DataSource({ type: 'postgres', ...typeormConnection(url, { connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS }), migrations: [RolloutSchema1764100000000, RolloutQueries1765100000000], migrationsTableName: ROLLOUT_MIGRATIONS_TABLE, migrationsTransactionMode: 'all', logging: false, poolSize: 2 });
   await ds.initialize();
   try {
     await runMigrationsLocked(ds, 'changeover:rollout:migrations');
