@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { survivesRestarts } from '@changeover/event-store';
 import { ApiTokenId, ChangeoverError, parse, type ApiTokenRecord, type CreatedApiToken } from '@changeover/contracts';
 import { Role, type Principal } from './roles.js';
 import { generateToken, hashToken } from './token-hash.js';
@@ -40,7 +41,8 @@ export class TokenStore {
 
   /** A small pool of its own; every statement is bounded by `statementTimeoutMs`. */
   static open(url: string, opts: { statementTimeoutMs: number; max?: number }): TokenStore {
-    return new TokenStore(new pg.Pool({ connectionString: url, max: opts.max ?? 3, statement_timeout: opts.statementTimeoutMs, connectionTimeoutMillis: opts.statementTimeoutMs, idleTimeoutMillis: 30_000 }));
+    // A connection dropped by a Postgres restart must not crash the service; the next request reconnects.
+    return new TokenStore(survivesRestarts(new pg.Pool({ connectionString: url, max: opts.max ?? 3, statement_timeout: opts.statementTimeoutMs, connectionTimeoutMillis: opts.statementTimeoutMs, idleTimeoutMillis: 30_000 })));
   }
 
   /** Creates a token; its secret is in the answer and nowhere else. */
