@@ -58,13 +58,19 @@ const unexpectedExits: string[] = [];
 const killedOnPurpose = new WeakSet<Child>();
 const faults: string[] = [];
 let stopping = false;
+/** Rejects at the first process death the schedule did not cause: the run stops there instead of waiting out its deadlines. */
+let died: (e: Error) => void = () => undefined;
+const deaths = new Promise<never>((_, reject) => (died = reject));
+deaths.catch(() => undefined); // raced below
 
 function watch(s: Service): Child {
   const child = s.start();
   s.child = child;
   started.push(child);
   child.proc.once('exit', (code, signal) => {
-    if (!killedOnPurpose.has(child) && !stopping) unexpectedExits.push(`${s.name} exited (${code ?? signal}); see ${child.log}`);
+    if (killedOnPurpose.has(child) || stopping) return;
+    unexpectedExits.push(`${s.name} exited (${code ?? signal}); see ${child.log}`);
+    died(new Error(unexpectedExits.join('; ')));
   });
   return child;
 }
@@ -240,10 +246,10 @@ describe('chaos: kill -9 and restart of services, an agent, a NATS server and Po
       const completed = waitFor(`${r.id} completed`, async () => (await summary(r.id)).body.status === 'completed', { timeoutMs: 300_000, intervalMs: 250 }).then(() => (done = true));
       // Faults one at a time while the rollout runs; the last rollout also waits for every kind to have been hit.
       for (let k = 0; k < MAX_FAULTS && (!done || (r === rollouts.at(-1) && drawn < KINDS.length)); k++) {
-        await fault(next(), random, r.id);
+        await Promise.race([fault(next(), random, r.id), deaths]);
         await new Promise((res) => setTimeout(res, 200 + Math.round(random() * 1500))); // time between faults, from the seed
       }
-      await completed;
+      await Promise.race([completed, deaths]);
     }
     await traffic.stop();
     console.log(`faults (${faults.length}):\n${faults.map((f, i) => `  ${i + 1}. ${f}`).join('\n')}`);
