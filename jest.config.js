@@ -1,4 +1,4 @@
-// Three tiers by file name (unit: pure; int: real Postgres and NATS; e2e: several real processes).
+// Three tiers by file name (unit: pure; int: real Postgres and NATS; e2e: several real processes), and the chaos run.
 // Workspace packages resolve to their sources so the fast tier needs no build.
 const swc = [
   '@swc/jest',
@@ -32,5 +32,7 @@ export default {
     { ...base, displayName: 'unit', testMatch: ['<rootDir>/**/src/**/*.unit.spec.ts'] },
     { ...base, displayName: 'int', testMatch: ['<rootDir>/**/src/**/*.int.spec.ts'] },
     { ...base, displayName: 'e2e', testMatch: ['<rootDir>/**/src/**/*.e2e.spec.ts'] },
+    // `npm run test:chaos`: a seeded run of random kills across every process (CHAOS_SEED replays one).
+    { ...base, displayName: 'chaos', testMatch: ['<rootDir>/**/src/**/*.chaos.spec.ts'] },
   ],
 };

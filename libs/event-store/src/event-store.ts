@@ -29,6 +29,7 @@ import type {
 import { PG_CONNECT_TIMEOUT_MS } from './pg-timeouts.js';
 import { parseDatabaseUrl } from './connection/database-url.js';
 import { pgConnection } from './connection/failover-client.js';
+import { survivesRestarts } from './pg-pool.js';
 import {
   assertExpectedVersion,
   assertLimit,
@@ -96,9 +97,8 @@ export class EventStore {
       concurrency: optionalInt(options.groupCommit?.concurrency, 'groupCommit.concurrency', DEFAULT_GROUP_COMMIT.concurrency, 1, 16),
     };
     if (options.migrate) await migrate(url);
-    const pool = new pg.Pool({ ...pgConnection(url), max: poolSize, idleTimeoutMillis: 30_000, connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS });
-    // An idle connection dropped by a Postgres restart must not crash the process; the next query reconnects.
-    pool.on('error', () => undefined);
+    // A connection dropped by a Postgres restart (idle, or lent to an append) must not crash the process; the next query reconnects.
+    const pool = survivesRestarts(new pg.Pool({ ...pgConnection(url), max: poolSize, idleTimeoutMillis: 30_000, connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS }));
     return new EventStore(pool, url, groupCommit);
   }
 

@@ -1,6 +1,7 @@
 export * from './types.js';
 export { EventStore } from './event-store.js';
 export { PG_CONNECT_TIMEOUT_MS } from './pg-timeouts.js';
+export { survivesRestarts } from './pg-pool.js';
 export { matchesExpectedVersion } from './append/expected-version.js';
 export { EVENTS_CHANNEL } from './append/append.sql.js';
 export { EventStoreSchema1764000000000, eventStoreMigrations, eventStoreMigrations as migrations } from './schema/event-store.migration.js';

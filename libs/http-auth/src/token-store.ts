@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { pgConnection } from '@changeover/event-store';
+import { pgConnection, survivesRestarts } from '@changeover/event-store';
 import { ApiTokenId, ChangeoverError, parse, type ApiTokenRecord, type CreatedApiToken } from '@changeover/contracts';
 import { Role, type Principal } from './roles.js';
 import { generateToken, hashToken } from './token-hash.js';
@@ -41,11 +41,8 @@ export class TokenStore {
 
   /** A small pool of its own; every statement is bounded by `statementTimeoutMs`. */
   static open(url: string, opts: { statementTimeoutMs: number; max?: number }): TokenStore {
-    const pool = new pg.Pool({ ...pgConnection(url), max: opts.max ?? 3, statement_timeout: opts.statementTimeoutMs, connectionTimeoutMillis: opts.statementTimeoutMs, idleTimeoutMillis: 30_000 });
-    // An idle connection dropped by a Postgres restart or failover is an 'error' of the pool: without a
-    // listener it stopped the process; the pool has already discarded the client, the next query reconnects.
-    pool.on('error', () => undefined);
-    return new TokenStore(pool);
+    // A connection dropped by a Postgres restart or failover must not crash the service; the next request reconnects.
+    return new TokenStore(survivesRestarts(new pg.Pool({ ...pgConnection(url), max: opts.max ?? 3, statement_timeout: opts.statementTimeoutMs, connectionTimeoutMillis: opts.statementTimeoutMs, idleTimeoutMillis: 30_000 })));
   }
 
   /** Creates a token; its secret is in the answer and nowhere else. */

@@ -5,7 +5,7 @@ export function createNotifierMetrics() {
   enableDefaultMetrics();
   return {
     registry,
-    /** changeover_deliveries_total{channel, outcome = delivered | retry | dead}. */
+    /** changeover_deliveries_total{channel, outcome = delivered | retry | dead | superseded}. */
     deliveries: changeoverMetrics.deliveries,
     deliveryLatency: metrics.histogram({
       name: 'changeover_delivery_latency_seconds',

@@ -32,6 +32,10 @@ export function advisoryLock(url: string, name: string): ExclusiveLock {
       waiting = client;
       try {
         await client.connect();
+        // Waiting is this session's whole job: a statement_timeout or lock_timeout in the URL (the
+        // services set one on every connection) would end the wait and log a failure each time.
+        await client.query('SET statement_timeout = 0');
+        await client.query('SET lock_timeout = 0');
         await client.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [`subscription:${name}`]);
       } catch (e) {
         await client.end().catch(() => undefined);

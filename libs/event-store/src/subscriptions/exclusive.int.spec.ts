@@ -79,6 +79,38 @@ describe('exclusive subscriptions', () => {
     await c.close().catch(() => undefined);
   });
 
+  it('a standby keeps waiting past a statement_timeout set on its connections, and takes over when the holder stops', async () => {
+    const url = new URL(db.url);
+    url.searchParams.set('options', '-c statement_timeout=300');
+    const d = await EventStore.connect({ url: url.toString(), poolSize: 2 });
+    const errors: unknown[] = [];
+    const seen: string[] = [];
+    const subA = await a.subscribe('relay-t', (events) => void seen.push(...events.map(() => 'a')), { exclusive: true, pollMs: 100 });
+    await waitFor('a handles', async () => {
+      await append(a, 1, 't');
+      return seen.includes('a');
+    });
+    const subD = await d.subscribe('relay-t', (events) => void seen.push(...events.map(() => 'd')), { exclusive: true, pollMs: 100, onError: (e) => void errors.push(e) });
+    // Several statement timeouts long: the wait for the lock is not one of the statements it bounds.
+    const mid = await append(a, 3, 't1');
+    await subD.caughtUpTo(mid, 20_000);
+    const admin = new pg.Client({ connectionString: db.url });
+    await admin.connect();
+    try {
+      await waitFor('d waiting for the lock for over a second', async () => (await admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pg_advisory_lock%' AND state = 'active' AND now() - query_start > interval '1 second' AND pid <> pg_backend_pid()`)).rows[0].n === 1, { timeoutMs: 20_000, intervalMs: 100 });
+    } finally {
+      await admin.end();
+    }
+    expect(errors).toEqual([]);
+    await subA.stop();
+    const last = await append(d, 4, 't3');
+    await subD.caughtUpTo(last, 20_000);
+    expect(seen.filter((s) => s === 'd').length).toBeGreaterThanOrEqual(4);
+    expect(errors).toEqual([]);
+    await subD.stop();
+    await d.close();
+  });
+
   it('refuses a non-boolean exclusive option', async () => {
     await expect(a.subscribe('relay-z', () => undefined, { exclusive: 'yes' as unknown as boolean })).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
   });

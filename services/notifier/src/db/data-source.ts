@@ -2,13 +2,14 @@ import { DataSource } from 'typeorm';
 import { runMigrationsLocked, typeormConnection } from '@changeover/event-store';
 import { ENTITIES } from './entities.js';
 import { NotifierInit1732350000000 } from './1732350000000-notifier-init.js';
+import { DeliveryClaimToken1765100000000 } from './1765100000000-delivery-claim-token.js';
 
 export function notifierDataSource(url: string): DataSource {
   return new DataSource({
     type: 'postgres',
     ...typeormConnection(url, { max: 20, connectionTimeoutMillis: 10_000 }),
     entities: ENTITIES,
-    migrations: [NotifierInit1732350000000],
+    migrations: [NotifierInit1732350000000, DeliveryClaimToken1765100000000],
     migrationsTableName: 'notifier_migrations',
     synchronize: false,
     logging: false,

@@ -35,6 +35,8 @@ export class DeliveryEntity {
   @Column('text', { name: 'last_error', nullable: true }) lastError: string | null;
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt: Date;
   @Column('timestamptz', { name: 'delivered_at', nullable: true }) deliveredAt: Date | null;
+  /** The latest claim of this delivery: an attempt that outlived its lease records nothing over a newer one. */
+  @Column('uuid', { name: 'claim_token', nullable: true }) claimToken: string | null;
 }
 
 @Entity({ schema: 'notifier', name: 'delivery_attempts' })

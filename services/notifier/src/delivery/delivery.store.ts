@@ -69,11 +69,14 @@ export class DeliveryStore {
     };
   }
 
-  /** Makes a delivery due now with a fresh attempt budget, whatever its state; same event id, so receivers de-duplicate. */
+  /**
+   * Makes a delivery due now with a fresh attempt budget, whatever its state; same event id, so receivers
+   * de-duplicate. An attempt in flight meanwhile no longer holds the claim, so it cannot mark this one done.
+   */
   async redeliver(id: string): Promise<Delivery> {
     const rows = await query<Row>(
       this.db,
-      `UPDATE notifier.deliveries d SET status = 'pending', cycle_attempts = 0, next_attempt_at = now(), delivered_at = NULL
+      `UPDATE notifier.deliveries d SET status = 'pending', cycle_attempts = 0, next_attempt_at = now(), delivered_at = NULL, claim_token = NULL
        FROM notifier.subscriptions s
        WHERE d.id = $1 AND s.id = d.subscription_id AND s.deleted_at IS NULL
        RETURNING ${COLUMNS.split(', ').map((c) => `d.${c}`).join(', ')}`,

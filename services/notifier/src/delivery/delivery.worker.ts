@@ -20,6 +20,8 @@ export interface WorkerPolicy {
 
 interface Claimed {
   id: string;
+  /** This claim's token: the delivery's state is recorded only while it is still the latest claim. */
+  claim_token: string;
   event: CloudEvent;
   channel: ChannelConfig;
   channel_type: ChannelType;
@@ -37,9 +39,11 @@ function traceHeaders(traceparent: string | undefined) {
 }
 
 /**
- * Sends due deliveries. Claiming pushes next_attempt_at past a lease inside one short
- * transaction (FOR UPDATE SKIP LOCKED), so several workers never take the same row and a
- * worker killed mid-send leaves the row to be retried when the lease ends.
+ * Sends due deliveries. Claiming pushes next_attempt_at past a lease and sets a fresh claim token
+ * inside one short transaction (FOR UPDATE SKIP LOCKED), so several workers (in one instance or
+ * many) never take the same row and a worker killed mid-send leaves the row to be retried when the
+ * lease ends. An attempt that outlived its lease (a stalled process) finds another token on the
+ * row: its attempt is logged but it does not overwrite what the newer claim records.
  */
 export class DeliveryWorker {
   private readonly inFlight = new Set<Promise<void>>();
@@ -133,10 +137,10 @@ export class DeliveryWorker {
            SELECT id FROM notifier.deliveries
            WHERE status = 'pending' AND next_attempt_at <= now()
            ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-         UPDATE notifier.deliveries d SET next_attempt_at = now() + make_interval(secs => $2::double precision / 1000)
+         UPDATE notifier.deliveries d SET next_attempt_at = now() + make_interval(secs => $2::double precision / 1000), claim_token = gen_random_uuid()
          FROM due, notifier.subscriptions s
          WHERE d.id = due.id AND s.id = d.subscription_id
-         RETURNING d.id, d.event, s.channel, d.channel AS channel_type, d.attempt_count, d.cycle_attempts, s.deleted_at IS NOT NULL AS deleted`,
+         RETURNING d.id, d.claim_token, d.event, s.channel, d.channel AS channel_type, d.attempt_count, d.cycle_attempts, s.deleted_at IS NOT NULL AS deleted`,
         [limit, this.policy.leaseMs],
       ),
     );
@@ -154,7 +158,7 @@ export class DeliveryWorker {
 
   private async attempt(job: Claimed): Promise<void> {
     if (job.deleted) {
-      await query(this.db, `UPDATE notifier.deliveries SET status = 'dead', next_attempt_at = NULL, last_error = 'subscription deleted' WHERE id = $1 AND status = 'pending'`, [job.id]);
+      await query(this.db, `UPDATE notifier.deliveries SET status = 'dead', next_attempt_at = NULL, last_error = 'subscription deleted', claim_token = NULL WHERE id = $1 AND status = 'pending' AND claim_token = $2`, [job.id, job.claim_token]);
       return;
     }
     const started = performance.now();
@@ -182,24 +186,34 @@ export class DeliveryWorker {
     const cycle = job.cycle_attempts + 1;
     const verdict = afterAttempt(result, cycle, { maxAttempts: this.policy.maxAttempts, baseMs: this.policy.baseMs, maxMs: this.policy.maxMs });
     const error = result.error?.slice(0, 2000) ?? null;
-    await inTransaction(this.db, async (sql) => {
+    const current = await inTransaction(this.db, async (sql) => {
+      // Every send is in the attempt log, also one whose claim was superseded meanwhile.
       await sql(
         `INSERT INTO notifier.delivery_attempts (delivery_id, attempt, outcome, status_code, latency_ms, error) VALUES ($1, $2, $3, $4, $5, $6)`,
         [job.id, job.attempt_count + 1, result.ok ? 'success' : 'failure', result.statusCode, latencyMs, error],
       );
-      await sql(
+      const updated = await sql(
         `UPDATE notifier.deliveries SET
            attempt_count = attempt_count + 1, cycle_attempts = cycle_attempts + 1,
            status = $2, last_status_code = $3, last_error = $4,
            next_attempt_at = CASE WHEN $2 = 'pending' THEN now() + make_interval(secs => $5::double precision / 1000) END,
-           delivered_at = CASE WHEN $2 = 'delivered' THEN now() ELSE delivered_at END
-         WHERE id = $1`,
-        [job.id, verdict.kind === 'retry' ? 'pending' : verdict.kind, result.statusCode, error, verdict.kind === 'retry' ? verdict.delayMs : 0],
+           delivered_at = CASE WHEN $2 = 'delivered' THEN now() ELSE delivered_at END,
+           claim_token = NULL
+         WHERE id = $1 AND claim_token = $6
+         RETURNING id`,
+        [job.id, verdict.kind === 'retry' ? 'pending' : verdict.kind, result.statusCode, error, verdict.kind === 'retry' ? verdict.delayMs : 0, job.claim_token],
       );
+      return updated.length > 0;
     });
-    this.metrics.deliveries.inc({ channel: job.channel_type, outcome: verdict.kind });
     this.metrics.deliveryLatency.observe({ channel: job.channel_type }, latencyMs / 1000);
     const fields = { delivery: job.id, event: job.event.id, channel: job.channel_type, attempt: job.attempt_count + 1, status: result.statusCode, latencyMs };
+    if (!current) {
+      // Claimed again after this attempt's lease ended, or redelivered by an operator: the newer claim decides.
+      this.metrics.deliveries.inc({ channel: job.channel_type, outcome: 'superseded' });
+      this.log.warn('delivery attempt outlived its claim; its outcome is logged, not recorded over the newer claim', { ...fields, ok: result.ok });
+      return;
+    }
+    this.metrics.deliveries.inc({ channel: job.channel_type, outcome: verdict.kind });
     if (verdict.kind === 'dead') this.log.warn('delivery dead-lettered', { ...fields, error });
     else if (verdict.kind === 'retry') this.log.info('delivery failed, will retry', { ...fields, error, inMs: verdict.delayMs });
     else this.log.debug('delivered', fields);

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { ChangeoverError } from '@changeover/contracts';
-import { PG_CONNECT_TIMEOUT_MS, pgConnection } from '@changeover/event-store';
+import { PG_CONNECT_TIMEOUT_MS, pgConnection, survivesRestarts } from '@changeover/event-store';
 
 /**
  * A Postgres data exception (class 22: text it cannot store, a number out of range) comes from
@@ -26,9 +26,8 @@ export class SqlPool implements Sql {
   private constructor(private readonly pool: pg.Pool) {}
 
   static open(url: string, max = 10): SqlPool {
-    const pool = new pg.Pool({ ...pgConnection(url), max, connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS });
-    // A connection dropped by a Postgres restart must not crash the process; the next query reconnects.
-    pool.on('error', () => undefined);
+    // A connection dropped by a Postgres restart (idle, or lent to a transaction) must not crash the process; the next query reconnects.
+    const pool = survivesRestarts(new pg.Pool({ ...pgConnection(url), max, connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS }));
     return new SqlPool(pool);
   }
 

@@ -41,7 +41,13 @@ export interface Applied {
 export type EventActor = string | { actor: string; actorTokenId: string; actorRole: string };
 
 /** A queued command; `resolve` is absent for a posted one (an agent report nobody waits for). */
-type Job = { kind: 'command'; command: RolloutCommand; actor: EventActor; resolve?: (a: Applied) => void; reject: (e: unknown) => void } | { kind: 'catch-up'; resolve: () => void };
+type Job = { kind: 'command'; command: RolloutCommand; actor: EventActor; resolve?: (a: Applied) => void; reject: (e: unknown) => void; tries?: number } | { kind: 'catch-up'; resolve: () => void };
+
+/** Appends a posted report is decided again after, when they fail for a transient reason (Postgres away). */
+const MAX_REPORT_RETRIES = 10;
+/** Rebuilds of a rollout's state tried while Postgres is away, before its queue gives up (the next lease round adopts it again). */
+const MAX_RELOAD_TRIES = 30;
+const transient = (e: unknown) => !isChangeoverError(e) || e.code === 'UNAVAILABLE';
 
 interface Owned {
   id: string;
@@ -324,13 +330,22 @@ export class RolloutRunner {
         o.version = r.nextExpectedVersion;
         this.wake(o);
       } catch (e) {
-        // The state was folded in place: rebuild it from the stream before anything else.
-        await this.reload(o);
+        // The state was folded in place: rebuild it from the stream before anything else (once Postgres answers again).
+        await this.reloadWhenBack(o);
         if (isChangeoverError(e, 'VERSION_CONFLICT') && attempt < MAX_CONFLICT_RETRIES) {
           commands = decided.map((d) => d.job);
           continue;
         }
-        decided.forEach(({ job }) => job.reject(e));
+        // A report nobody waits for is not lost to a Postgres restart: the agent sends it once, so it is
+        // decided again against the rebuilt state (a repeat of what was stored is ignored by the decider).
+        const retried = (job: (typeof commands)[number]) => !job.resolve && transient(e) && (job.tries ?? 0) < MAX_REPORT_RETRIES && !o.dropped;
+        const again = decided.filter(({ job }) => retried(job)).map(({ job }) => ({ ...job, tries: (job.tries ?? 0) + 1 }));
+        for (const { job } of decided) if (!retried(job)) job.reject(e);
+        if (again.length) {
+          this.deps.log.warn({ err: e, rolloutId: o.id, reports: again.length }, 'append failed; the reports are decided again');
+          commands = again;
+          continue;
+        }
         return;
       }
       for (const { job, events: evs } of decided) job.resolve?.({ state: o.state, version: o.version, events: evs });
@@ -367,6 +382,19 @@ export class RolloutRunner {
       i = j;
     }
     return { events, stored };
+  }
+
+  /** reload, tried again (with a growing pause) while the store does not answer: the queue waits meanwhile. */
+  private async reloadWhenBack(o: Owned): Promise<void> {
+    for (let tries = 1; ; tries++) {
+      try {
+        return await this.reload(o);
+      } catch (e) {
+        if (o.dropped || tries >= MAX_RELOAD_TRIES) throw e;
+        this.deps.log.warn({ err: e, rolloutId: o.id, tries }, 'rollout state cannot be rebuilt yet; retrying');
+        await new Promise((r) => setTimeout(r, Math.min(250 * 2 ** tries, 5000)));
+      }
+    }
   }
 
   private async reload(o: Owned): Promise<void> {

@@ -77,6 +77,31 @@ describe('adopting a rollout', () => {
     expect(sent).toEqual(['propose']);
   });
 
+  it('decides a posted report again after a Postgres restart failed its append, rather than losing it', async () => {
+    const store = await created();
+    // Postgres away: the append of the vote fails, and so do the first reads that rebuild the state.
+    let away = false;
+    let failedReads = 0;
+    const restarting: EventLog = {
+      append: (id, v, batch) => (away ? Promise.reject(new Error('Connection terminated unexpectedly')) : store.append(id, v, batch)),
+      readStream: (id, o) => {
+        if (away && ++failedReads >= 2) away = false;
+        return away || failedReads === 1 ? Promise.reject(new Error('connect ECONNREFUSED')) : store.readStream(id, o);
+      },
+    };
+    const runner = memoryRunner(restarting, []);
+    await runner.adopt('r1');
+    away = true;
+    const refusals: unknown[] = [];
+    runner.post('r1', { type: 'RecordVote', now: new Date(), report: vote('n1') }, 'node:n1', (e) => refusals.push(e));
+    runner.post('r1', { type: 'RecordVote', now: new Date(), report: vote('n2') }, 'node:n2', (e) => refusals.push(e));
+    await waitFor('both votes stored', () => store.events.some((e) => e.type === 'rollout.accepted'), { timeoutMs: 10_000 });
+    expect(refusals).toEqual([]);
+    expect(failedReads).toBeGreaterThanOrEqual(2);
+    // The state the runner holds is the stored one: nothing decided while the append failed survives in memory alone.
+    expect(runner.stateOf('r1')).toMatchObject({ version: store.events.length, state: { counts: { voting: 0 } } });
+  });
+
   it('tells a caller whose command waits in the queue when the rollout is dropped', async () => {
     const store = await created();
     const slow = gated(store);
