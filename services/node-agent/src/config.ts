@@ -84,7 +84,7 @@ export const AgentConfig = z.object({
   AGENT_FAULT_AT: z.enum(FAULT_POINTS).optional(),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
   // Simulated fleet (`--simulate N`).
-  SIMULATE: z.coerce.number().int().min(0).max(200_000).default(0),
+  SIMULATE: z.coerce.number().int().min(0).max(1_000_000).default(0),
   SIM_NODE_PREFIX: z.string().regex(/^[A-Za-z0-9_-]{1,40}$/).default('sim'),
   SIM_VETO_RATE: rate.default(0),
   SIM_SLOW_RATE: rate.default(0),
