@@ -115,7 +115,8 @@ async function peakRssMb(pid: number): Promise<number> {
 
 async function main(): Promise<void> {
   const db = await createTestDatabase('bench_fleet');
-  const nats = await startNats('max_payload: 8MB');
+  // A class's nodes are one select-modules reply (about 12 bytes a node): 1,000,000 nodes need more than 8 MB.
+  const nats = await startNats(`max_payload: ${nodes > 500_000 ? 32 : 8}MB`);
   try {
     const [registryPort, rolloutPort] = await Promise.all([freePort(), freePort()]);
     const common = { DATABASE_URL: db.url, NATS_URL: nats.url, LOG_LEVEL: 'warn', OTEL_SDK_DISABLED: 'true', CHANGEOVER_ADMIN_TOKEN: adminToken };
