@@ -33,6 +33,13 @@ const check = flag('check');
 /** `--fleet-procs P`: the simulated nodes are split over P processes (one per 250,000 nodes by default). */
 const fleetProcs = Number(value('fleet-procs', String(Math.ceil(nodes / 250_000))));
 if (!Number.isInteger(fleetProcs) || fleetProcs < 1 || fleetProcs > Math.min(nodes, 64)) throw new Error('--fleet-procs must be an integer from 1 to min(N, 64)');
+/**
+ * `--hello-rate R`: the fleet's hellos (and heartbeats) paced to R a second in all; unpaced up to
+ * 200,000 nodes, 3,000 a second above, where an unpaced start says more hellos than the registry
+ * reads before NATS drops them as a slow consumer's.
+ */
+const helloRate = Number(value('hello-rate', nodes > 200_000 ? '3000' : '0'));
+if (!Number.isInteger(helloRate) || helloRate < 0) throw new Error('--hello-rate must be a non-negative integer');
 /** The target: each rollout within this factor of the protocol floor measured beside it. */
 const FLOOR_TARGET = 3;
 /** `--runs K`: K rollouts (each to a new version) and K floor measurements; the figures are their medians. */
@@ -130,7 +137,7 @@ async function main(): Promise<void> {
     say(`starting ${nodes} simulated nodes in ${fleetProcs} process${fleetProcs > 1 ? 'es' : ''}`);
     // Slice k runs nodes b<k>-1… (one process: b-1…), as many per process as evenly as they go.
     const slices: FleetSlice[] = Array.from({ length: fleetProcs }, (_, k) => ({ prefix: fleetProcs === 1 ? 'b' : `b${k}`, count: Math.floor(nodes / fleetProcs) + (k < nodes % fleetProcs ? 1 : 0) }));
-    const fleetProcsStarted = slices.map((s, k) => start(fleetProcs === 1 ? 'fleet' : `fleet-${k}`, 'services/node-agent', ['--simulate', String(s.count), '--class', 'bench', '--node-prefix', s.prefix, '--heartbeat-ms', '600000'], { NATS_URL: nats.url, LOG_LEVEL: 'warn' }));
+    const fleetProcsStarted = slices.map((s, k) => start(fleetProcs === 1 ? 'fleet' : `fleet-${k}`, 'services/node-agent', ['--simulate', String(s.count), '--class', 'bench', '--node-prefix', s.prefix, '--heartbeat-ms', '600000', ...(helloRate ? ['--report-rate', String(Math.ceil(helloRate / fleetProcs))] : [])], { NATS_URL: nats.url, LOG_LEVEL: 'warn' }));
     const sql = new pg.Client({ connectionString: db.url });
     sql.on('error', () => undefined); // dropping the database at the end ends this connection
     await sql.connect();

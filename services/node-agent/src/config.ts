@@ -90,6 +90,8 @@ export const AgentConfig = z.object({
   SIM_SLOW_RATE: rate.default(0),
   SIM_FAIL_RATE: rate.default(0),
   SIM_ARM_RATIO: rate.default(0),
+  /** Hellos and heartbeats a second for the whole simulated fleet; 0: unpaced. */
+  SIM_REPORT_RATE: z.coerce.number().int().min(0).max(10_000_000).default(0),
 });
 export type AgentConfig = z.infer<typeof AgentConfig> & { AGENT_SOCKET: string };
 
@@ -102,6 +104,7 @@ const FLAGS: Record<string, string> = {
   'slow-rate': 'SIM_SLOW_RATE',
   'fail-rate': 'SIM_FAIL_RATE',
   'arm-ratio': 'SIM_ARM_RATIO',
+  'report-rate': 'SIM_REPORT_RATE',
   'nats-url': 'NATS_URL',
   'node-id': 'NODE_ID',
   'state-dir': 'AGENT_STATE_DIR',
