@@ -35,10 +35,10 @@ const fleetProcs = Number(value('fleet-procs', String(Math.ceil(nodes / 250_000)
 if (!Number.isInteger(fleetProcs) || fleetProcs < 1 || fleetProcs > Math.min(nodes, 64)) throw new Error('--fleet-procs must be an integer from 1 to min(N, 64)');
 /**
  * `--hello-rate R`: the fleet's hellos (and heartbeats) paced to R a second in all; unpaced up to
- * 200,000 nodes, 3,000 a second above, where an unpaced start says more hellos than the registry
+ * 20,000 nodes, 3,000 a second above, where an unpaced start can say more hellos than the registry
  * reads before NATS drops them as a slow consumer's.
  */
-const helloRate = Number(value('hello-rate', nodes > 200_000 ? '3000' : '0'));
+const helloRate = Number(value('hello-rate', nodes > 20_000 ? '3000' : '0'));
 if (!Number.isInteger(helloRate) || helloRate < 0) throw new Error('--hello-rate must be a non-negative integer');
 /** The target: each rollout within this factor of the protocol floor measured beside it. */
 const FLOOR_TARGET = 3;
