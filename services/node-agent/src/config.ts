@@ -90,12 +90,14 @@ export const AgentConfig = z.object({
   AGENT_FAULT_AT: z.enum(FAULT_POINTS).optional(),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
   // Simulated fleet (`--simulate N`).
-  SIMULATE: z.coerce.number().int().min(0).max(200_000).default(0),
+  SIMULATE: z.coerce.number().int().min(0).max(1_000_000).default(0),
   SIM_NODE_PREFIX: z.string().regex(/^[A-Za-z0-9_-]{1,40}$/).default('sim'),
   SIM_VETO_RATE: rate.default(0),
   SIM_SLOW_RATE: rate.default(0),
   SIM_FAIL_RATE: rate.default(0),
   SIM_ARM_RATIO: rate.default(0),
+  /** Hellos and heartbeats a second for the whole simulated fleet; 0: unpaced. */
+  SIM_REPORT_RATE: z.coerce.number().int().min(0).max(10_000_000).default(0),
 });
 export type AgentConfig = z.infer<typeof AgentConfig> & { AGENT_SOCKET: string };
 
@@ -108,6 +110,7 @@ const FLAGS: Record<string, string> = {
   'slow-rate': 'SIM_SLOW_RATE',
   'fail-rate': 'SIM_FAIL_RATE',
   'arm-ratio': 'SIM_ARM_RATIO',
+  'report-rate': 'SIM_REPORT_RATE',
   'nats-url': 'NATS_URL',
   'node-id': 'NODE_ID',
   'state-dir': 'AGENT_STATE_DIR',

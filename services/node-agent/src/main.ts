@@ -48,6 +48,7 @@ async function main(): Promise<void> {
       agentVersion: config.AGENT_VERSION,
       clusterVersions: config.AGENT_CLUSTER_VERSIONS,
       heartbeatMs: config.AGENT_HEARTBEAT_MS,
+      reportsPerSecond: config.SIM_REPORT_RATE,
       ...(Object.keys(trust.roots).length ? { verifySignature: signatureVerifier(trust, config.AGENT_RETIRED_KEYS) } : {}),
       counters,
       log,

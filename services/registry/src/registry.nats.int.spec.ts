@@ -98,6 +98,29 @@ describe('registry over NATS', () => {
     expect(changes[1]).toEqual({ inventoryDigest: inv.digest, packages: ['billing@1.0.0'] });
   });
 
+  it('writes a storm of hellos larger than one write (a fleet starting): every node enrolled once, a repeated hello after the first', async () => {
+    // More than one append's worth of events (10,000): the write goes in parts.
+    const ids = Array.from({ length: 10_500 }, (_, i) => `storm-${i}`);
+    const before = t.registry.domain.counters.get('registry_agent_reports_total', { report: 'hello' });
+    const later = inventoryOf('billing@1.0.0');
+    // All at once, as a fleet's hellos arrive while a write runs; ten nodes say hello twice, the second time on other packages.
+    await Promise.all([
+      ...ids.map((id) => t.registry.domain.nodes.hello(id, hello(id, 'storm', 'x86_64'))),
+      ...ids.slice(0, 10).map((id) => t.registry.domain.nodes.hello(id, hello(id, 'storm', 'arm64', later))),
+    ]);
+    expect(t.registry.domain.counters.get('registry_agent_reports_total', { report: 'hello' })).toBe(before + 10_510);
+    expect((await t.rpc('get-class', { classId: 'storm' }, ClassRecord)).nodes).toBe(10_500);
+    const twice = (await t.rpc('list-nodes', { nodeIds: ['storm-0', 'storm-10499'] }, ListNodesReply)).nodes;
+    expect(twice.map((n) => [n.nodeId, n.processorType, n.inventory?.digest, n.status])).toEqual([
+      ['storm-0', 'arm64', later.digest, 'active'],
+      ['storm-10499', 'x86_64', inventoryOf().digest, 'active'],
+    ]);
+    for (const id of ['storm-0', 'storm-5000', 'storm-10499']) expect((await t.registry.events.readStream(`node-${id}`)).map((e) => e.type)).toEqual(['node.enrolled']);
+    // Each node's inventory change is in the inventories stream: its first hello's, and the second's for the ten.
+    expect((await inventoryChanges(t, 'storm-0')).map((c) => c.inventoryDigest)).toEqual([inventoryOf().digest, later.digest]);
+    expect(await inventoryChanges(t, 'storm-10499')).toHaveLength(1);
+  });
+
   it('rejects and counts a report whose body names another node than its subject', async () => {
     t.nc.publish(subjects.agent('n-x1', 'hello'), encode(hello('n-evil', 'web', 'x86_64')));
     t.nc.publish(subjects.agent('n-x1', 'heartbeat'), encode({ nodeId: 'n-x1' }));

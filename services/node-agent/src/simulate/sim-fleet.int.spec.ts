@@ -81,6 +81,19 @@ describe('simulated fleet over NATS', () => {
     expect(done.modulesFetched).toBe(2);
   });
 
+  it('paces its hellos when given a report rate, and every node still says hello once', async () => {
+    const seen: string[] = [];
+    const sub = nc.subscribe('changeover.agent.*.hello', { callback: (_e, m) => {
+      const id = m.subject.split('.')[2]!;
+      if (id.startsWith('paced-')) seen.push(id);
+    } });
+    await nc.flush();
+    await startSimFleet(nc, { count: 60, classId: 'paced', prefix: 'paced', vetoRate: 0, slowRate: 0, failRate: 0, armRatio: 0, agentVersion: '1.0.0', clusterVersions: { min: 1, max: 2 }, heartbeatMs: 60_000, counters, log: createLog('silent'), reportsPerSecond: 200 }).then((f) => fleets.push(f));
+    await waitFor('60 paced hellos', () => seen.length >= 60);
+    sub.unsubscribe();
+    expect(new Set(seen).size).toBe(60);
+  });
+
   it('fetches only the changed module on an update and answers a duplicate commit from its record', async () => {
     nc.publish(subjects.class('web', 'propose'), encode({ rolloutId: 'r2', attempt: 0, classId: 'web', packages: [selectedOf(web2)], voteTimeoutMs: 5000 }));
     await waitFor('200 votes', () => votesOf('r2').length === 200);

@@ -25,6 +25,8 @@ export interface SimFleetOptions extends SimRates {
   tracing?: UnitTracer;
   /** The signature check of every node; none by default (a simulated fleet trusts every package). */
   verifySignature?: CoreOptions['verifySignature'];
+  /** Hellos and heartbeats a second for the whole fleet (0 or absent: unpaced). */
+  reportsPerSecond?: number;
 }
 
 export const simNodeId = (prefix: string, i: number) => `${prefix}-${i}`;
@@ -70,7 +72,7 @@ export async function startSimFleet(nc: NatsConnection, opts: SimFleetOptions): 
   const batched = batchedNatsSink(nc, opts.log);
   const cores = createSimCores(opts, opts.sink ?? batched);
   for (const c of cores) await c.start();
-  const fleet = new NatsFleet(nc, cores, { nodeSubjects: 'wildcard', heartbeatMs: opts.heartbeatMs, counters: opts.counters, log: opts.log, flushReports: batched.flush });
+  const fleet = new NatsFleet(nc, cores, { nodeSubjects: 'wildcard', heartbeatMs: opts.heartbeatMs, counters: opts.counters, log: opts.log, flushReports: batched.flush, ...(opts.reportsPerSecond ? { reportsPerSecond: opts.reportsPerSecond } : {}) });
   fleet.start();
   return fleet;
 }

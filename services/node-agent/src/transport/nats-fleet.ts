@@ -18,6 +18,12 @@ export interface FleetOptions {
   maxMessageBytes?: number;
   /** Hands reports still held by a batching sink to the connection; called by `stop`. */
   flushReports?: () => void;
+  /**
+   * Hellos and heartbeats of all local nodes paced to this many a second (0 or absent: as fast as the
+   * event loop goes). A simulated fleet of hundreds of thousands of nodes otherwise says every hello in
+   * a few seconds, more than a registry reads before NATS drops its messages as a slow consumer's.
+   */
+  reportsPerSecond?: number;
 }
 
 export const DEFAULT_MAX_COMMAND_BYTES = 1024 * 1024;
@@ -114,11 +120,21 @@ export class NatsFleet {
   }
 
   private async inSlices(fn: (c: AgentCore) => void): Promise<void> {
+    const rate = this.opts.reportsPerSecond ?? 0;
+    // Paced: a tenth of a second's worth of reports, then the rest of that tenth waited out.
+    const slice = rate > 0 ? Math.max(1, Math.round(rate / 10)) : 1000;
     let i = 0;
+    let sliceStart = performance.now();
     for (const c of this.byNode.values()) {
       if (this.stopped) return;
       fn(c);
-      if (++i % 1000 === 0) await new Promise((r) => setImmediate(r));
+      if (++i % slice !== 0) continue;
+      if (rate > 0) {
+        this.opts.flushReports?.();
+        const wait = sliceStart + 100 - performance.now();
+        await new Promise((r) => (wait > 0 ? setTimeout(r, wait) : setImmediate(r)));
+        sliceStart = performance.now();
+      } else await new Promise((r) => setImmediate(r));
     }
   }
 

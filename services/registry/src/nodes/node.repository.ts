@@ -83,6 +83,62 @@ export class NodeRepository {
     await m.query(`INSERT INTO registry_classes (class_id, updated_at) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [n.classId, now]);
   }
 
+  /** The rows of these nodes, locked in node-id order (as heartbeats and inventories lock them); unknown ones are absent. */
+  async lockMany(m: Sql, nodeIds: readonly string[]): Promise<Map<string, NodeRowData>> {
+    if (nodeIds.length === 0) return new Map();
+    const rows = await m.query<NodeRowData>('SELECT * FROM registry_nodes WHERE node_id = ANY($1::text[]) ORDER BY node_id FOR UPDATE', [nodeIds]);
+    return new Map(rows.map((r) => [r.node_id, r]));
+  }
+
+  /**
+   * `insert` and `updateIdentity` of many hellos in three statements: the new nodes' rows, the
+   * known ones' identities, and each class named once.
+   */
+  async upsertIdentities(m: Sql, fresh: readonly { n: EnrollNodeRequest; now: Date }[], known: readonly EnrollNodeRequest[]): Promise<void> {
+    if (fresh.length) {
+      const chars = new JsonTexts();
+      const c = fresh.map((f) => chars.index(f.n.characteristics));
+      await m.query(
+        `INSERT INTO registry_nodes (node_id, class_id, processor_type, characteristics, enrolled_at, stale)
+         SELECT u.node_id, u.class_id, u.processor_type, $4::jsonb -> u.c, u.at, true
+         FROM unnest($1::text[], $2::text[], $3::text[], $5::int[], $6::timestamptz[]) AS u(node_id, class_id, processor_type, c, at)`,
+        [fresh.map((f) => f.n.nodeId), fresh.map((f) => f.n.classId), fresh.map((f) => f.n.processorType), chars.json(), c, fresh.map((f) => f.now)],
+      );
+    }
+    if (known.length) {
+      const chars = new JsonTexts();
+      const c = known.map((n) => chars.index(n.characteristics));
+      await m.query(
+        `UPDATE registry_nodes n SET class_id = u.class_id, processor_type = u.processor_type, characteristics = $4::jsonb -> u.c, decommissioned_at = NULL
+         FROM unnest($1::text[], $2::text[], $3::text[], $5::int[]) AS u(node_id, class_id, processor_type, c) WHERE n.node_id = u.node_id`,
+        [known.map((n) => n.nodeId), known.map((n) => n.classId), known.map((n) => n.processorType), chars.json(), c],
+      );
+    }
+    const classes = new Map<string, Date>();
+    for (const f of fresh) if (!classes.has(f.n.classId)) classes.set(f.n.classId, f.now);
+    const now = fresh[0]?.now ?? new Date();
+    for (const n of known) if (!classes.has(n.classId)) classes.set(n.classId, now);
+    if (classes.size) {
+      await m.query(`INSERT INTO registry_classes (class_id, updated_at) SELECT * FROM unnest($1::text[], $2::timestamptz[]) ON CONFLICT DO NOTHING`, [[...classes.keys()], [...classes.values()]]);
+    }
+  }
+
+  /** `recordHello` of many nodes in one UPDATE; each distinct inventory and cluster-version range is sent once. */
+  async recordHellos(m: Sql, hellos: readonly { nodeId: string; at: Date; agentVersion: string; clusterVersions: VersionRange; inventory: Inventory }[]): Promise<void> {
+    if (hellos.length === 0) return;
+    const ranges = new JsonTexts();
+    const inventories = new JsonTexts();
+    const cv = hellos.map((h) => ranges.index(h.clusterVersions));
+    const inv = hellos.map((h) => inventories.index(h.inventory));
+    await m.query(
+      `UPDATE registry_nodes n SET last_heartbeat_at = u.at, stale = false, agent_version = u.agent_version, cluster_versions = $5::jsonb -> u.cv,
+         inventory = $7::jsonb -> u.inv, inventory_digest = u.digest, reported_inventory_digest = u.digest, phase = 'idle'
+       FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::int[], $6::int[], $8::text[]) AS u(node_id, at, agent_version, cv, inv, digest)
+       WHERE n.node_id = u.node_id`,
+      [hellos.map((h) => h.nodeId), hellos.map((h) => h.at), hellos.map((h) => h.agentVersion), cv, ranges.json(), inv, inventories.json(), hellos.map((h) => h.inventory.digest)],
+    );
+  }
+
   async recordHello(m: Sql, nodeId: string, h: { at: Date; agentVersion: string; clusterVersions: VersionRange; inventory: Inventory }): Promise<void> {
     await m.query(
       `UPDATE registry_nodes SET last_heartbeat_at = $2, stale = false, agent_version = $3, cluster_versions = $4, inventory = $5, inventory_digest = $6, reported_inventory_digest = $6, phase = 'idle' WHERE node_id = $1`,
@@ -235,4 +291,26 @@ export function toNodeRecord(r: NodeRowData, now: Date, staleAfterMs: number): N
     clusterVersions: r.cluster_versions,
     inventory: r.inventory,
   };
+}
+
+/** Distinct JSON values of a batch, each written out once and named by its position (equal objects first by identity, then by text). */
+class JsonTexts {
+  private readonly byObject = new Map<unknown, number>();
+  private readonly texts = new Map<string, number>();
+
+  index(value: unknown): number {
+    let i = this.byObject.get(value);
+    if (i === undefined) {
+      const text = JSON.stringify(value);
+      i = this.texts.get(text);
+      if (i === undefined) this.texts.set(text, (i = this.texts.size));
+      this.byObject.set(value, i);
+    }
+    return i;
+  }
+
+  /** The values as one JSON array, in index order. */
+  json(): string {
+    return `[${[...this.texts.keys()].join(',')}]`;
+  }
 }

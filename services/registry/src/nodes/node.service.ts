@@ -31,6 +31,11 @@ const INVENTORY_GATHER_MS = 100;
 const INVENTORY_BATCH = 2000;
 const HELLO_GATHER_MS = 20;
 const HELLO_BATCH = 1000;
+/**
+ * Hellos written in one transaction at most: a fleet's start gathers tens of thousands while a write
+ * runs, and their events (one node.enrolled or node.became-active each) must fit one append.
+ */
+const HELLO_CHUNK = 2000;
 
 export interface InventoryStatus {
   nodeId: string;
@@ -89,65 +94,104 @@ export class NodeService {
   }
 
   /**
-   * Writes the gathered hellos in one transaction, each under a savepoint so a refused one is undone
-   * alone, and their events in one append; if that append fails, each hello is written on its own.
+   * Writes the gathered hellos, at most HELLO_CHUNK to a transaction, with a few statements per chunk
+   * (not a few per hello), and their events in one append per chunk; a refused hello changes nothing
+   * and gets its error. If a chunk's transaction fails, each of its hellos is written on its own.
    */
   flushHellos(): Promise<void> {
     const run = async () => {
       if (this.helloTimer) clearTimeout(this.helloTimer);
       this.helloTimer = null;
-      // Node-id order, as heartbeats and inventories lock rows; a node's later hello after its earlier one.
+      // Node-id order, as heartbeats and inventories lock rows; a node's later hello after its earlier one (the sort is stable).
       const batch = this.pendingHellos.splice(0).sort((a, b) => (a.hello.nodeId < b.hello.nodeId ? -1 : a.hello.nodeId > b.hello.nodeId ? 1 : 0));
-      if (batch.length === 0) return;
-      let outcomes: (Error | null)[];
-      try {
-        outcomes = await this.repo.transaction(async (m) => {
-          const events: RegistryEvent[] = [];
-          const changes: InventoryChange[] = [];
-          const out: (Error | null)[] = [];
-          for (const b of batch) {
-            await m.query('SAVEPOINT hello');
-            const mark = changes.length;
-            try {
-              events.push(...(await this.helloIn(m, b.hello, b.now, changes)));
-              await m.query('RELEASE SAVEPOINT hello');
-              out.push(null);
-            } catch (e) {
-              await m.query('ROLLBACK TO SAVEPOINT hello');
-              changes.length = mark;
-              out.push(e instanceof Error ? e : new Error(String(e)));
-            }
-          }
-          await this.events.appendIn(m, [...events, ...inventoryChangeEvents(changes, latest(batch))]);
-          return out;
-        });
-      } catch {
-        for (const b of batch) {
-          await this.repo.transaction(async (m) => {
-            const changes: InventoryChange[] = [];
-            const events = await this.helloIn(m, b.hello, b.now, changes);
-            await this.events.appendIn(m, [...events, ...inventoryChangeEvents(changes, b.now)]);
-          }).then(
-            () => {
-              this.counters.inc('registry_agent_reports_total', 1, { report: 'hello' });
-              b.resolve();
-            },
-            (e: unknown) => b.reject(e),
-          );
-        }
-        return;
-      }
-      let stored = 0;
-      batch.forEach((b, i) => {
-        const e = outcomes[i];
-        if (e) return b.reject(e);
-        stored++;
-        b.resolve();
-      });
-      this.counters.inc('registry_agent_reports_total', stored, { report: 'hello' });
+      for (let i = 0; i < batch.length; i += HELLO_CHUNK) await this.flushHelloChunk(batch.slice(i, i + HELLO_CHUNK));
     };
     this.helloFlushing = this.helloFlushing.then(run, run);
     return this.helloFlushing;
+  }
+
+  private async flushHelloChunk(batch: NodeService['pendingHellos']): Promise<void> {
+    let outcomes: (Error | null)[];
+    try {
+      outcomes = await this.repo.transaction(async (m) => {
+        const events: RegistryEvent[] = [];
+        const changes: InventoryChange[] = [];
+        const out = new Map<(typeof batch)[number], Error | null>();
+        // A node's second hello in the chunk goes in a second round, after its first is written.
+        const rounds: (typeof batch)[] = [];
+        const seen = new Map<string, number>();
+        for (const b of batch) {
+          const round = seen.get(b.hello.nodeId) ?? 0;
+          seen.set(b.hello.nodeId, round + 1);
+          (rounds[round] ??= []).push(b);
+        }
+        for (const round of rounds) {
+          for (const [b, e] of await this.hellosIn(m, round, events, changes)) out.set(b, e);
+        }
+        await this.events.appendIn(m, [...events, ...inventoryChangeEvents(changes, latest(batch))]);
+        return batch.map((b) => out.get(b) ?? null);
+      });
+    } catch {
+      for (const b of batch) {
+        await this.repo.transaction(async (m) => {
+          const changes: InventoryChange[] = [];
+          const events = await this.helloIn(m, b.hello, b.now, changes);
+          await this.events.appendIn(m, [...events, ...inventoryChangeEvents(changes, b.now)]);
+        }).then(
+          () => {
+            this.counters.inc('registry_agent_reports_total', 1, { report: 'hello' });
+            b.resolve();
+          },
+          (e: unknown) => b.reject(e),
+        );
+      }
+      return;
+    }
+    let stored = 0;
+    batch.forEach((b, i) => {
+      const e = outcomes[i];
+      if (e) return b.reject(e);
+      stored++;
+      b.resolve();
+    });
+    this.counters.inc('registry_agent_reports_total', stored, { report: 'hello' });
+  }
+
+  /**
+   * Hellos of distinct nodes inside a transaction, as `helloIn` writes each: the rows locked at once,
+   * each hello decided on its row, then the writes of all accepted ones in a few statements. Returns
+   * each refused hello's error (nothing of it is written).
+   */
+  private async hellosIn(m: Tx, round: NodeService['pendingHellos'], events: RegistryEvent[], changes: InventoryChange[]): Promise<Map<(typeof round)[number], Error>> {
+    const existing = await this.repo.lockMany(m, round.map((b) => b.hello.nodeId));
+    const refused = new Map<(typeof round)[number], Error>();
+    const fresh: { n: HelloReport; now: Date }[] = [];
+    const known: HelloReport[] = [];
+    const accepted: (typeof round)[number][] = [];
+    for (const b of round) {
+      const h = b.hello;
+      const row = existing.get(h.nodeId);
+      if (!row) {
+        if (this.policy.requireEnrollment) {
+          refused.set(b, this.reject('hello', new ChangeoverError('NOT_FOUND', `node ${h.nodeId} is not enrolled`, { nodeId: h.nodeId })));
+          continue;
+        }
+        fresh.push({ n: h, now: b.now });
+        events.push(this.enrolledEvent(h, b.now));
+      } else {
+        if (this.policy.requireEnrollment && row.class_id !== h.classId) {
+          refused.set(b, this.reject('hello', new ChangeoverError('FORBIDDEN', `node ${h.nodeId} is enrolled in class ${row.class_id}, not ${h.classId}`, { nodeId: h.nodeId })));
+          continue;
+        }
+        known.push(h);
+        if (row.stale && row.last_heartbeat_at) events.push(RegistryEvents.event(streams.node(h.nodeId), 'node.became-active', { nodeId: h.nodeId, at: b.now.toISOString() }));
+      }
+      if (row?.inventory_digest !== h.inventory.digest) changes.push({ nodeId: h.nodeId, inventory: h.inventory });
+      accepted.push(b);
+    }
+    await this.repo.upsertIdentities(m, fresh, known);
+    await this.repo.recordHellos(m, accepted.map((b) => ({ nodeId: b.hello.nodeId, at: b.now, agentVersion: b.hello.agentVersion, clusterVersions: b.hello.clusterVersions, inventory: b.hello.inventory })));
+    return refused;
   }
 
   /** One hello inside a transaction; returns the events it makes. */
