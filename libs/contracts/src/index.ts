@@ -7,6 +7,7 @@ export * from './node-protocol.js';
 export * from './groups.js';
 export * from './rollout-api.js';
 export * from './rollout-queries.js';
+export * from './rollout-controls.js';
 export * from './events.js';
 export * from './cloudevents.js';
 export * from './registry-api.js';

@@ -15,7 +15,7 @@ import { LeaseKeeper } from './leases/lease-keeper.js';
 import { natsRegistry, type RegistryPort } from './nats/registry-client.js';
 import { CommandSender } from './nats/command-sender.js';
 import { APPENDED_SUBJECT, startAgentIntake } from './nats/agent-intake.js';
-import { RolloutRunner } from './workflow/rollout.runner.js';
+import { RolloutRunner, type Timers } from './workflow/rollout.runner.js';
 import { RECONCILE_ACTOR, sharedClassLookups, startClassReconcile } from './reconcile/class-reconcile.js';
 import { setRolloutGauges } from './workflow/rollout.metrics.js';
 import { Planner } from './planning/planner.js';
@@ -29,11 +29,13 @@ import { READINESS, readinessOf, type Readiness } from './http/readiness.js';
 import { ClusterVersionController } from './cluster-version/cluster-version.controller.js';
 import { ClusterVersionService } from './cluster-version/cluster-version.service.js';
 import { GroupLogs } from './cluster-version/group-logs.js';
+import { ClassWindowsStore } from './schedules/class-windows.js';
+import { ClassWindowsController } from './schedules/class-windows.controller.js';
 
 @Module({})
 class RolloutHttpModule {
-  static with(api: RolloutCommands, auth: HttpAuth, readiness: Readiness, limits: HttpLimits, cluster: ClusterVersionService): DynamicModule {
-    return { module: RolloutHttpModule, imports: [auth.tokensModule], controllers: [RolloutController, ClusterVersionController], providers: [{ provide: RolloutCommands, useValue: api }, { provide: READINESS, useValue: readiness }, { provide: HTTP_LIMITS, useValue: limits }, { provide: ClusterVersionService, useValue: cluster }] };
+  static with(api: RolloutCommands, auth: HttpAuth, readiness: Readiness, limits: HttpLimits, cluster: ClusterVersionService, windows: ClassWindowsStore): DynamicModule {
+    return { module: RolloutHttpModule, imports: [auth.tokensModule], controllers: [RolloutController, ClusterVersionController, ClassWindowsController], providers: [{ provide: RolloutCommands, useValue: api }, { provide: READINESS, useValue: readiness }, { provide: HTTP_LIMITS, useValue: limits }, { provide: ClusterVersionService, useValue: cluster }, { provide: ClassWindowsStore, useValue: windows }] };
   }
 }
 
@@ -47,7 +49,7 @@ export interface RunningRollout {
 }
 
 /** Starts one rollout-service instance: migrations, NATS intake, lease keeping, REST. */
-export async function startRollout(input: RolloutConfig, opts: { registry?: RegistryPort; clock?: () => Date } = {}): Promise<RunningRollout> {
+export async function startRollout(input: RolloutConfig, opts: { registry?: RegistryPort; clock?: () => Date; timers?: Timers } = {}): Promise<RunningRollout> {
   // Every connection of this service gets a statement_timeout: no query waits for ever.
   const config = { ...input, databaseUrl: withStatementTimeout(input.databaseUrl, input.auth.statementTimeoutMs) };
   const log = createLogger('rollout', { level: config.logLevel });
@@ -74,12 +76,14 @@ export async function startRollout(input: RolloutConfig, opts: { registry?: Regi
     forget: (id) => sender.forget(id),
     providedElsewhere: (req) => registry.providedApis(req),
     clock,
+    ...(opts.timers ? { timers: opts.timers } : {}),
     log,
   });
   const auditLog = new AuditLog(store.pool);
+  const classWindows = new ClassWindowsStore(store.pool, clock);
   const planner = new Planner(registry, (to, body) => sender.publish(to, 'propose', body));
   const keeper = new LeaseKeeper(leases, runner, config.leaseMs, log);
-  const api = new RolloutCommands({ runner, store, registry, planner, acquire: (id) => keeper.acquire(id), list: (q) => table.list(q), audit: (q) => auditLog.list(q), row: (id) => table.get(id), clock });
+  const api = new RolloutCommands({ runner, store, registry, planner, acquire: (id) => keeper.acquire(id), list: (q) => table.list(q), audit: (q) => auditLog.list(q), row: (id) => table.get(id), clock, windows: (classIds) => classWindows.forClasses(classIds) });
   const intake = startAgentIntake(nc, { runner, planner, log, clock, helloRate: config.helloRate });
   if (config.reconcile) {
     intake.push(
@@ -103,7 +107,7 @@ export async function startRollout(input: RolloutConfig, opts: { registry?: Regi
 
   const auth = await openHttpAuth({ service: 'rollout', databaseUrl: config.databaseUrl, config: config.auth, onAuditError: (e) => log.warn({ err: e }, 'audit log write failed'), warn: (m) => log.warn(m) });
   const readiness = readinessOf({ ping: () => store.pool.query('SELECT 1'), natsClosed: () => nc.isClosed(), migrated: () => migrated });
-  const app = await NestFactory.create<NestExpressApplication>(RolloutHttpModule.with(api, auth, readiness, { maxImageBytes: config.maxImageBytes }, cluster), { logger: false, bodyParser: false });
+  const app = await NestFactory.create<NestExpressApplication>(RolloutHttpModule.with(api, auth, readiness, { maxImageBytes: config.maxImageBytes }, cluster, classWindows), { logger: false, bodyParser: false });
   // No body is read before its sender has shown a valid token.
   app.use(authenticateBeforeBody(auth.authenticator, (res, err) => bodyErrors(err, undefined, res, undefined)));
   app.useBodyParser('json', { limit: config.maxBodyBytes });

@@ -144,6 +144,8 @@ export const EVENT_EXAMPLES: Record<EventType, Record<string, unknown>> = {
   'rollout.node-failed': { rolloutId, nodeId, code: 'HEALTH_CHECK_FAILED', message: 'GET /health answered 503', at },
   'rollout.paused': { rolloutId, reason: 'error threshold crossed', failed: 2, committed: 10, at },
   'rollout.resumed': { rolloutId, by: 'alice', at },
+  'rollout.nodes-retried': { rolloutId, by: 'alice', reason: 'disk freed on the node', attempt: 1, nodeIds: [nodeId], at },
+  'rollout.window-wait': { rolloutId, until: '2026-11-24T01:00:00.000Z', classes: [classId], at },
   'rollout.aborted': { rolloutId, reason: 'error threshold crossed', at },
   'rollout.cancelled': { rolloutId, by: 'alice', reason: 'wrong package', at },
   'rollout.regress-requested': { rolloutId, by: 'alice', nodes: [nodeId], to: 'previous', reason: 'latency up', at },

@@ -43,7 +43,7 @@ export function recordAppended(before: RolloutState, after: RolloutState, events
   }
 }
 
-const NO_ROLLOUTS: Record<ActiveState['status'], number> = { created: 0, voting: 0, blocked: 0, applying: 0, paused: 0, verifying: 0, completed: 0, cancelled: 0, aborted: 0, failed: 0 };
+const NO_ROLLOUTS: Record<ActiveState['status'], number> = { scheduled: 0, created: 0, voting: 0, blocked: 0, applying: 0, paused: 0, verifying: 0, completed: 0, cancelled: 0, aborted: 0, failed: 0 };
 
 /** Sets the gauges before a scrape: rollouts by state (shared projection), nodes by phase (rollouts owned here). */
 export function setRolloutGauges(byStatus: Record<string, number>, owned: readonly RolloutState[]): void {
