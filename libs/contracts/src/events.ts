@@ -123,10 +123,12 @@ export const EVENT_SCHEMAS = {
   'class.configuration-changed': z.strictObject({ classId: ClassId, packages: z.array(PackageRef), by: Actor, at: z.string() }),
 
   // cluster aggregate (stream cluster)
-  'cluster-version.adjust-requested': z.strictObject({ adjustmentId: z.string().max(MAX.name), version: z.number().int().positive(), by: Actor, groups: z.array(GroupId), at: z.string() }),
+  /** `reason`: the operator's why (absent in events of earlier versions, and when none was given). */
+  'cluster-version.adjust-requested': z.strictObject({ adjustmentId: z.string().max(MAX.name), version: z.number().int().positive(), by: Actor, groups: z.array(GroupId), reason: Text.optional(), at: z.string() }),
   'cluster-version.adjust-refused': z.strictObject({
     version: z.number().int().positive(),
     by: Actor,
+    reason: Text.optional(),
     blockers: z.array(z.strictObject({ code: z.enum(['NODE_NOT_ACTIVE', 'GROUP_PARTITIONED', 'NODE_INCAPABLE']), nodeId: NodeId.optional(), groupId: GroupId.optional(), range: VersionRange.optional(), members: z.array(z.string()).optional(), message: Text })),
     at: z.string(),
   }),

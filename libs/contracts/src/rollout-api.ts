@@ -55,6 +55,8 @@ export const RegressRequest = z.strictObject({
 export const AdjustClusterVersionRequest = z.strictObject({
   version: z.number().int().positive(),
   dryRun: z.boolean().default(false),
+  /** Why (the audit trail shows it). */
+  reason: Text.default(''),
 });
 export type AdjustClusterVersionRequest = z.infer<typeof AdjustClusterVersionRequest>;
 

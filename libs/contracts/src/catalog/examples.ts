@@ -162,7 +162,7 @@ export const EVENT_EXAMPLES: Record<EventType, Record<string, unknown>> = {
   'node.inventories-changed': { nodes: [{ nodeId, inventory: 0 }], inventories: [{ inventoryDigest: digest, packages: ['billing@2.1.0'] }], at },
   'node.decommissioned': { nodeId, by: 'alice', at },
   'class.configuration-changed': { classId, packages: [ref], by: 'alice', at },
-  'cluster-version.adjust-requested': { adjustmentId: 'adj-7', version: 2, by: 'alice', groups: ['billing-group'], at },
+  'cluster-version.adjust-requested': { adjustmentId: 'adj-7', version: 2, by: 'alice', groups: ['billing-group'], reason: 'leader election for billing', at },
   'cluster-version.adjust-refused': { version: 2, by: 'alice', blockers: [{ code: 'GROUP_PARTITIONED', groupId: 'billing-group', members: ['billing-7'], message: 'billing-7 sees sequence 11, others 12' }], at },
   'cluster-version.member-acknowledged': { adjustmentId: 'adj-7', groupId: 'billing-group', memberId: 'billing-7', at },
   'cluster-version.adjusted': { adjustmentId: 'adj-7', version: 2, groups: 3, at },
