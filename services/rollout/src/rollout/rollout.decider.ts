@@ -174,6 +174,8 @@ function recordVote(c: Extract<RolloutCommand, { type: 'RecordVote' }>, state: A
   // A deferred node answering after the rollout went ahead: it gets a wave of its own.
   if (phase === 'deferred' && (state.status === 'applying' || state.status === 'verifying' || state.status === 'completed')) {
     if (r.decision === 'veto') return [recorded];
+    // Outside its class's window: not now; its next hello inside the window proposes again.
+    if (deferredOutsideWindow(state, r.nodeId, c.now)) return [];
     return [recorded, ...waveStarted(state, [r.nodeId], at)];
   }
   return []; // late vote
@@ -221,6 +223,12 @@ function conclude(state: ActiveState, overlay: Map<string, NodePhase>, vetoes: i
   for (const n of t.excluded) overlay.set(n, 'excluded');
   // Nothing to commit: evolve/verify finish it.
   return [...acceptance(state, t, at), ...startNextWave(state, overlay, now)];
+}
+
+/** A deferred node whose class is outside its maintenance windows now. */
+export function deferredOutsideWindow(state: ActiveState, nodeId: string, now: Date): boolean {
+  const entry = state.nodes.get(nodeId);
+  return entry?.phase === 'deferred' && closedSelections(state, now).has(entry.selection);
 }
 
 /** The selections whose class is outside all of its maintenance windows at the instant. */

@@ -4,7 +4,7 @@ import { decide, type Decision, type RolloutCommand } from '../rollout/rollout.d
 import { fold, initialState, type ActiveState, type RolloutState } from '../rollout/rollout.state.js';
 import type { RolloutEvent } from '../rollout/rollout.events.js';
 import { showSummary } from '../rollout/rollout.view.js';
-import { react, resume } from '../workflow/rollout.workflow.js';
+import { react, resume, whyIgnored } from '../workflow/rollout.workflow.js';
 import { assignment, at, createCommand, progress, selected, vote } from '../testing/fixtures.js';
 
 function given(...history: RolloutCommand[]): { state: RolloutState; when: (c: RolloutCommand) => Decision; then: (c: RolloutCommand) => ReturnType<typeof given> } {
@@ -125,6 +125,16 @@ describe('rollout decider: maintenance windows', () => {
     expect(types(resumed)).toEqual(['rollout.resumed', 'rollout.window-wait']);
     const waiting = paused.then({ type: 'Resume', now: at(4 * HOUR), by: 'alice' });
     expect(waiting.when({ type: 'WindowOpen', now: at(5 * HOUR) })).toEqual([]);
+  });
+
+  it('a deferred node answering outside the window is not committed then; inside it, it gets its wave', () => {
+    const g = given(create({ unreachable: 'defer', waves: { canary: 0, size: '100%' } }), v('w1'), v('w2'), { type: 'VoteTimeout', now: at(30_000), attempt: 0 }, { type: 'WindowOpen', now: at(HOUR) });
+    expect(active(g.state).counts).toMatchObject({ deferred: 1, committing: 2 });
+    const outside: RolloutCommand = { type: 'RecordVote', now: at(4 * HOUR), report: vote('w3') };
+    expect(g.when(outside)).toEqual([]);
+    expect(whyIgnored(outside, g.state)).toBe('outside-window');
+    const inside = g.when({ type: 'RecordVote', now: at(HOUR + 10 * 60_000), report: vote('w3') });
+    expect(types(inside)).toEqual(['rollout.votes-recorded', 'rollout.wave-started']);
   });
 
   it('a selection without a class (nodes named one by one) is not held by any window', () => {

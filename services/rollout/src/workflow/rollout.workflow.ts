@@ -1,5 +1,5 @@
 import type { RolloutEvent } from '../rollout/rollout.events.js';
-import type { RegressTarget, RolloutCommand } from '../rollout/rollout.decider.js';
+import { deferredOutsideWindow, type RegressTarget, type RolloutCommand } from '../rollout/rollout.decider.js';
 import { attemptOf, isTerminal, type ActiveState, type NodePhase, type RolloutState } from '../rollout/rollout.state.js';
 
 /** The deadlines a rollout has: each fires one command, and is re-armed from the state on load. */
@@ -40,7 +40,8 @@ export type IgnoreReason =
   | 'regress-not-requested'
   | 'timer-not-due'
   | 'not-verifying'
-  | 'nothing-pending';
+  | 'nothing-pending'
+  | 'outside-window';
 
 /** What the orchestrator does next; one thin runner carries these out. */
 export type Action =
@@ -235,6 +236,7 @@ export function whyIgnored(command: RolloutCommand, state: RolloutState): Ignore
       const r = command.report;
       if (r.dryRun) return 'dry-run-vote';
       if (r.attempt !== state.attempt) return 'stale-attempt';
+      if (r.decision === 'accept' && deferredOutsideWindow(state, r.nodeId, command.now)) return 'outside-window';
       return state.status === 'voting' ? 'duplicate-vote' : 'late-vote';
     }
     case 'RecordProgress': {
