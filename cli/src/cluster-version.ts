@@ -50,8 +50,9 @@ export function registerClusterVersion(program: Command, deps: { api: () => Rest
     .argument('<version>', 'the target cluster version')
     .option('--dry-run', 'only run the checks; change nothing')
     .option('-w, --wait', 'wait until every member has acknowledged')
+    .option('-r, --reason <text>', 'why (kept in the audit trail)')
     .addOption(json())
-    .action(async (v: string, o: { dryRun?: boolean; wait?: boolean; json?: boolean }) => {
+    .action(async (v: string, o: { dryRun?: boolean; wait?: boolean; json?: boolean; reason?: string }) => {
       const version = Number(v);
       if (!Number.isInteger(version) || version < 1) {
         deps.err('error VALIDATION_FAILED: <version> must be a positive integer');
@@ -59,7 +60,7 @@ export function registerClusterVersion(program: Command, deps: { api: () => Rest
       }
       let r: AdjustClusterVersionReply;
       try {
-        r = await deps.api().request<AdjustClusterVersionReply>('POST', '/cluster-version/adjust', { version, dryRun: !!o.dryRun });
+        r = await deps.api().request<AdjustClusterVersionReply>('POST', '/cluster-version/adjust', { version, dryRun: !!o.dryRun, ...(o.reason ? { reason: o.reason } : {}) });
       } catch (e) {
         const blockers = isChangeoverError(e) ? (e.details?.['blockers'] as Blocker[] | undefined) : undefined;
         if (!blockers?.length) throw e;

@@ -5,6 +5,7 @@ import { ChangeoverError, isChangeoverError, SignedPackage, parse, type PlanResu
 import { RestClient } from './client.js';
 import { registerClusterVersion } from './cluster-version.js';
 import { registerToken } from './token.js';
+import { registerClassWindows } from './class-windows.js';
 import { createRequest, packageRef, type CreateOptions } from './rollout/options.js';
 import { progressLine, renderList, renderPlan, renderSummary } from './rollout/render.js';
 
@@ -92,6 +93,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     .addOption(new Option('--unreachable <what>').choices(['veto', 'defer', 'exclude']))
     .option('--vote-timeout <ms>')
     .option('--changeover-timeout <ms>')
+    .option('--start-at <iso>', 'stay scheduled until this time (ISO 8601 with offset), cancellable meanwhile')
     .option('-w, --watch', 'watch it until it ends')
     .addOption(jsonOpt())
     .action(async (o: CreateOptions & { image?: string; watch?: boolean; json?: boolean }) => {
@@ -103,7 +105,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       } else {
         s = await rolloutApi().request<RolloutSummary>('POST', '/rollouts', createRequest(o, o.file ? JSON.parse(await readFile(o.file, 'utf8')) : undefined));
       }
-      print(!!o.json, s, () => `created rollout ${s.rolloutId} for ${s.nodes} node(s)${s.traceId ? `\ntrace id ${s.traceId}` : ''}`);
+      print(!!o.json, s, () => `${s.status === 'scheduled' ? `scheduled rollout ${s.rolloutId} to start at ${s.startAt}` : 'created rollout ' + s.rolloutId} for ${s.nodes} node(s)${s.traceId ? `\ntrace id ${s.traceId}` : ''}`);
       if (o.watch) code = await watch(s.rolloutId, !!o.json);
     });
 
@@ -157,6 +159,12 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   steer('cancel', 'cancel a rollout', (o) => ({ reason: o['reason'] ?? '' }), (c) => c.option('-r, --reason <text>'));
   steer('revote', 'ask the nodes to vote again', (o) => ({ reason: o['reason'] ?? '' }), (c) => c.option('-r, --reason <text>'));
   steer('pause', 'pause an applying rollout: no new waves, nodes mid-changeover finish', (o) => ({ reason: o['reason'] }), (c) => c.requiredOption('-r, --reason <text>', 'why (kept in the audit trail)'));
+  steer(
+    'retry',
+    'commit failed or timed-out nodes again (all of them, or --node ones); a paused rollout stays paused until resumed',
+    (o) => ({ reason: o['reason'], ...(o['node'] ? { nodeIds: o['node'] } : {}) }),
+    (c) => c.requiredOption('-r, --reason <text>', 'why (kept in the audit trail)').option('-n, --node <id...>', 'only these nodes (each must have failed or timed out)'),
+  );
   steer('resume', 'resume a paused rollout', (o) => ({ reason: o['reason'] ?? '' }), (c) => c.option('-r, --reason <text>'));
   steer(
     'regress',
@@ -170,7 +178,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     .description('operator actions: who did what to which rollout, when and why (newest first)')
     .addOption(jsonOpt())
     .option('--actor <name>', 'who acted')
-    .option('--action <a>', 'comma-separated: create, force, cancel, revote, resume, regress, pause, cluster-version-adjust')
+    .option('--action <a>', 'comma-separated: create, force, cancel, revote, resume, regress, pause, retry, cluster-version-adjust')
     .option('--rollout <id>', 'actions on this rollout')
     .option('--since <iso>', 'at or after this time')
     .option('--until <iso>', 'before this time')
@@ -200,6 +208,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
 
   registerClusterVersion(program, { api: rolloutApi, out: io.out, err: io.err, sleep: io.sleep, setCode: (c) => (code = c) });
   registerToken(program, { api: registryApi, out: io.out });
+  registerClassWindows(program, { api: rolloutApi, out: io.out });
 
   async function watch(id: string, json: boolean): Promise<number> {
     let last = '';

@@ -16,6 +16,7 @@ export interface CreateOptions {
   unreachable?: string;
   voteTimeout?: string;
   changeoverTimeout?: string;
+  startAt?: string;
 }
 
 export function packageRef(spec: string): PackageRef {
@@ -61,5 +62,6 @@ export function createRequest(o: CreateOptions, fileJson?: unknown): CreateRollo
     body = { update: { description: o.description ?? '', targets }, ...(Object.keys(policy).length ? { policy } : {}) };
   }
   if (o.id) body['rolloutId'] = o.id;
+  if (o.startAt) body['startAt'] = o.startAt;
   return parse(CreateRolloutRequest, body, 'rollout');
 }

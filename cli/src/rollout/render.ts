@@ -29,8 +29,11 @@ export function renderSummary(s: RolloutSummary): string {
     `  nodes   ${s.nodes}: ${phaseLine(s.phases)}`,
     `  policy  vote ${s.policy.vote.mode === 'quorum' ? `quorum (tolerates ${s.policy.vote.toleratedVetoes})` : 'atomic'}, unreachable=${s.policy.unreachable}, canary ${s.policy.waves.canary}, waves of ${s.policy.waves.size}, error threshold ${s.policy.errorThreshold} → ${s.policy.onErrorThreshold}`,
   ];
+  if (s.startAt) lines.push(`  start   ${s.startAt}${s.status === 'scheduled' ? ' (scheduled)' : ''}`);
+  if (s.waitingForWindow) lines.push(`  window  waiting for class ${s.waitingForWindow.classes.join(', ')} until ${s.waitingForWindow.until}`);
   for (const w of s.waves) lines.push(`  wave ${w.wave}  ${bar(w.completed + w.failed, w.nodes, 20)} completed ${w.completed}, failed ${w.failed}`);
   if (s.forced) lines.push(`  forced by ${s.forced.by} at ${s.forced.at}: ${s.forced.reason}`);
+  for (const r of s.retries ?? []) lines.push(`  retried ${r.nodes} node(s) (attempt ${r.attempt}) by ${r.by} at ${r.at}: ${r.reason}`);
   if (s.stuck) {
     lines.push('', `WHY IT IS STUCK: ${s.stuck.reason}`);
     if (s.vetoes.length) {

@@ -3,6 +3,7 @@ import { ClassId, GroupId, NodeId, RolloutId } from './ids.js';
 import { Characteristics, Digest, MAX, Name, PackageRef, ProcessorType, SelectedPackage, SemVer, SoftwareUpdate, Text, VersionRange } from './domain.js';
 import { Inventory, ProgressPhase, Verdict } from './node-protocol.js';
 import { RolloutPolicy } from './rollout-api.js';
+import { RolloutWindows } from './rollout-controls.js';
 
 const Actor = z.string().min(1).max(MAX.name);
 
@@ -70,6 +71,10 @@ export const EVENT_SCHEMAS = {
     assignments: z.array(Assignment).max(100_000),
     unsupported: z.array(z.strictObject({ nodeId: NodeId, package: z.string().max(MAX.name), processorType: ProcessorType })).default([]),
     createdBy: Actor,
+    /** A scheduled rollout: proposed at this time, not before. */
+    startAt: z.string().optional(),
+    /** The maintenance windows of the targeted classes as they were at creation: no wave starts outside them. */
+    windows: RolloutWindows.optional(),
     at: z.string(),
   }),
   /** More nodes of selection `selection` of the created rollout (its assignments list them only up to NODE_LIST_CHUNK in all). */
@@ -92,6 +97,10 @@ export const EVENT_SCHEMAS = {
   /** `by`: the operator who paused it (absent when a threshold paused it). */
   'rollout.paused': z.strictObject({ rolloutId: RolloutId, reason: Text, failed: z.number().int().nonnegative(), committed: z.number().int().nonnegative(), by: Actor.optional(), at: z.string() }),
   'rollout.resumed': z.strictObject({ rolloutId: RolloutId, by: Actor, reason: Text.optional(), at: z.string() }),
+  /** An operator commits failed or timed-out nodes again, with a new attempt number for them (their agents answer repeats of older ones from their record). */
+  'rollout.nodes-retried': z.strictObject({ rolloutId: RolloutId, by: Actor, reason: Text, attempt: z.number().int().positive(), nodeIds: z.array(NodeId).min(1).max(NODE_LIST_CHUNK), at: z.string() }),
+  /** No wave may start: the accepted nodes' classes are outside their maintenance windows until `until`. */
+  'rollout.window-wait': z.strictObject({ rolloutId: RolloutId, until: z.string(), classes: z.array(ClassId).max(1000), at: z.string() }),
   'rollout.aborted': z.strictObject({ rolloutId: RolloutId, reason: Text, at: z.string() }),
   'rollout.cancelled': z.strictObject({ rolloutId: RolloutId, by: Actor, reason: Text, at: z.string() }),
   'rollout.regress-requested': z.strictObject({ rolloutId: RolloutId, by: Actor, nodes: z.array(NodeId).min(1).max(NODE_LIST_CHUNK), to: z.string().max(MAX.name), reason: Text, at: z.string() }),
@@ -114,10 +123,12 @@ export const EVENT_SCHEMAS = {
   'class.configuration-changed': z.strictObject({ classId: ClassId, packages: z.array(PackageRef), by: Actor, at: z.string() }),
 
   // cluster aggregate (stream cluster)
-  'cluster-version.adjust-requested': z.strictObject({ adjustmentId: z.string().max(MAX.name), version: z.number().int().positive(), by: Actor, groups: z.array(GroupId), at: z.string() }),
+  /** `reason`: the operator's why (absent in events of earlier versions, and when none was given). */
+  'cluster-version.adjust-requested': z.strictObject({ adjustmentId: z.string().max(MAX.name), version: z.number().int().positive(), by: Actor, groups: z.array(GroupId), reason: Text.optional(), at: z.string() }),
   'cluster-version.adjust-refused': z.strictObject({
     version: z.number().int().positive(),
     by: Actor,
+    reason: Text.optional(),
     blockers: z.array(z.strictObject({ code: z.enum(['NODE_NOT_ACTIVE', 'GROUP_PARTITIONED', 'NODE_INCAPABLE']), nodeId: NodeId.optional(), groupId: GroupId.optional(), range: VersionRange.optional(), members: z.array(z.string()).optional(), message: Text })),
     at: z.string(),
   }),

@@ -8,6 +8,7 @@ export * from './groups.js';
 export * from './rollout-api.js';
 export * from './rollout-queries.js';
 export * from './console-api.js';
+export * from './rollout-controls.js';
 export * from './events.js';
 export * from './cloudevents.js';
 export * from './registry-api.js';

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { MAX, Name, SemVer, SoftwareUpdate, Text } from './domain.js';
 import { NodeId, RolloutId } from './ids.js';
+import { StartAt } from './rollout-controls.js';
 
 /** How a rollout decides and proceeds (DESIGN §3 "Rollout"). */
 export const RolloutPolicy = z.strictObject({
@@ -34,6 +35,8 @@ export const CreateRolloutRequest = z.strictObject({
   policy: RolloutPolicy.default(RolloutPolicy.parse({})),
   /** Client-chosen id for idempotent creation. */
   rolloutId: RolloutId.optional(),
+  /** Stay `scheduled` until this time (ISO, with offset), then propose; cancellable meanwhile. */
+  startAt: StartAt.optional(),
 });
 export type CreateRolloutRequest = z.infer<typeof CreateRolloutRequest>;
 
@@ -52,12 +55,14 @@ export const RegressRequest = z.strictObject({
 export const AdjustClusterVersionRequest = z.strictObject({
   version: z.number().int().positive(),
   dryRun: z.boolean().default(false),
+  /** Why (the audit trail shows it). */
+  reason: Text.default(''),
 });
 export type AdjustClusterVersionRequest = z.infer<typeof AdjustClusterVersionRequest>;
 
 // ── Rollout service answers (REST and CLI) ──
 
-export const ROLLOUT_STATUSES = ['created', 'voting', 'blocked', 'applying', 'paused', 'verifying', 'completed', 'cancelled', 'aborted', 'failed'] as const;
+export const ROLLOUT_STATUSES = ['scheduled', 'created', 'voting', 'blocked', 'applying', 'paused', 'verifying', 'completed', 'cancelled', 'aborted', 'failed'] as const;
 export const RolloutStatus = z.enum(ROLLOUT_STATUSES);
 export type RolloutStatus = z.infer<typeof RolloutStatus>;
 
@@ -95,6 +100,12 @@ export const RolloutSummary = z.strictObject({
   /** Per-node phase, when asked for (`?nodes=true`), at most 10,000. */
   nodePhases: z.record(NodeId, z.string()).optional(),
   failures: z.array(z.strictObject({ nodeId: NodeId, code: z.string(), message: z.string() })).optional(),
+  /** When a scheduled rollout starts (absent: it started when created). */
+  startAt: z.string().optional(),
+  /** Set while accepted nodes wait for their class's maintenance window: when the next one opens. */
+  waitingForWindow: z.strictObject({ until: z.string(), classes: z.array(z.string()) }).nullable().optional(),
+  /** Operator retries of failed or timed-out nodes, oldest first (at most 100 listed). */
+  retries: z.array(z.strictObject({ attempt: z.number().int().nonnegative(), by: z.string(), reason: z.string(), nodes: z.number().int().nonnegative(), at: z.string() })).optional(),
   /** The rollout's trace (W3C trace id, 32 hex digits): search it in Jaeger to see the whole rollout. */
   traceId: z.string().regex(/^[0-9a-f]{32}$/).optional(),
 });

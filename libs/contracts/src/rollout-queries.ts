@@ -84,7 +84,7 @@ export const RolloutList = z.strictObject({ rollouts: z.array(RolloutListItem), 
 export type RolloutList = z.infer<typeof RolloutList>;
 
 /** The operator actions the audit trail records. */
-export const AUDIT_ACTIONS = ['create', 'force', 'cancel', 'revote', 'resume', 'regress', 'pause', 'cluster-version-adjust'] as const;
+export const AUDIT_ACTIONS = ['create', 'force', 'cancel', 'revote', 'resume', 'regress', 'pause', 'retry', 'cluster-version-adjust'] as const;
 export const AuditAction = z.enum(AUDIT_ACTIONS);
 export type AuditAction = z.infer<typeof AuditAction>;
 
@@ -113,7 +113,7 @@ export const AuditEntry = z.strictObject({
   target: z.discriminatedUnion('kind', [z.strictObject({ kind: z.literal('rollout'), rolloutId: RolloutId }), z.strictObject({ kind: z.literal('cluster'), version: z.number().int().positive() })]),
   reason: z.string(),
   outcome: z.enum(['accepted', 'refused']),
-  /** Nodes the action named (force, regress), when it named some. */
+  /** Nodes the action named (force, regress, retry), when it named some. */
   nodes: z.number().int().nonnegative().optional(),
 });
 export type AuditEntry = z.infer<typeof AuditEntry>;

@@ -15,7 +15,7 @@ import { LeaseKeeper } from './leases/lease-keeper.js';
 import { natsRegistry, type RegistryPort } from './nats/registry-client.js';
 import { CommandSender } from './nats/command-sender.js';
 import { APPENDED_SUBJECT, startAgentIntake } from './nats/agent-intake.js';
-import { RolloutRunner } from './workflow/rollout.runner.js';
+import { RolloutRunner, type Timers } from './workflow/rollout.runner.js';
 import { RECONCILE_ACTOR, sharedClassLookups, startClassReconcile } from './reconcile/class-reconcile.js';
 import { ClusterRollouts } from './reconcile/cluster-rollouts.js';
 import { setRolloutGauges } from './workflow/rollout.metrics.js';
@@ -34,11 +34,13 @@ import { CONSOLE, ConsoleController, type ConsoleDeps } from './console/console.
 import { loadConsoleApp } from './console/console.assets.js';
 import { listFleet } from './console/fleet.query.js';
 import { RolloutStreams } from './console/rollout-stream.js';
+import { ClassWindowsStore } from './schedules/class-windows.js';
+import { ClassWindowsController } from './schedules/class-windows.controller.js';
 
 @Module({})
 class RolloutHttpModule {
-  static with(api: RolloutCommands, auth: HttpAuth, readiness: Readiness, limits: HttpLimits, cluster: ClusterVersionService, console: ConsoleDeps): DynamicModule {
-    return { module: RolloutHttpModule, imports: [auth.tokensModule], controllers: [RolloutController, ClusterVersionController, ConsoleController], providers: [{ provide: RolloutCommands, useValue: api }, { provide: READINESS, useValue: readiness }, { provide: HTTP_LIMITS, useValue: limits }, { provide: ClusterVersionService, useValue: cluster }, { provide: CONSOLE, useValue: console }] };
+  static with(api: RolloutCommands, auth: HttpAuth, readiness: Readiness, limits: HttpLimits, cluster: ClusterVersionService, console: ConsoleDeps, windows: ClassWindowsStore): DynamicModule {
+    return { module: RolloutHttpModule, imports: [auth.tokensModule], controllers: [RolloutController, ClusterVersionController, ConsoleController, ClassWindowsController], providers: [{ provide: RolloutCommands, useValue: api }, { provide: READINESS, useValue: readiness }, { provide: HTTP_LIMITS, useValue: limits }, { provide: ClusterVersionService, useValue: cluster }, { provide: CONSOLE, useValue: console }, { provide: ClassWindowsStore, useValue: windows }] };
   }
 }
 
@@ -52,7 +54,7 @@ export interface RunningRollout {
 }
 
 /** Starts one rollout-service instance: migrations, NATS intake, lease keeping, REST. */
-export async function startRollout(input: RolloutConfig, opts: { registry?: RegistryPort; clock?: () => Date } = {}): Promise<RunningRollout> {
+export async function startRollout(input: RolloutConfig, opts: { registry?: RegistryPort; clock?: () => Date; timers?: Timers } = {}): Promise<RunningRollout> {
   // Every connection of this service gets a statement_timeout: no query waits for ever.
   const config = { ...input, databaseUrl: withStatementTimeout(input.databaseUrl, input.auth.statementTimeoutMs) };
   const log = createLogger('rollout', { level: config.logLevel });
@@ -79,12 +81,14 @@ export async function startRollout(input: RolloutConfig, opts: { registry?: Regi
     forget: (id) => sender.forget(id),
     providedElsewhere: (req) => registry.providedApis(req),
     clock,
+    ...(opts.timers ? { timers: opts.timers } : {}),
     log,
   });
   const auditLog = new AuditLog(store.pool);
+  const classWindows = new ClassWindowsStore(store.pool, clock);
   const planner = new Planner(registry, (to, body) => sender.publish(to, 'propose', body));
   const keeper = new LeaseKeeper(leases, runner, config.leaseMs, log);
-  const api = new RolloutCommands({ runner, store, registry, planner, acquire: (id) => keeper.acquire(id), list: (q) => table.list(q), audit: (q) => auditLog.list(q), row: (id) => table.get(id), clock });
+  const api = new RolloutCommands({ runner, store, registry, planner, acquire: (id) => keeper.acquire(id), list: (q) => table.list(q), audit: (q) => auditLog.list(q), row: (id) => table.get(id), clock, windows: (classIds) => classWindows.forClasses(classIds) });
   const intake = startAgentIntake(nc, { runner, planner, log, clock, helloRate: config.helloRate });
   const clusterRollouts = config.reconcile ? new ClusterRollouts(store.pool, config.databaseUrl) : undefined;
   if (clusterRollouts) {
@@ -116,7 +120,7 @@ export async function startRollout(input: RolloutConfig, opts: { registry?: Regi
   const consoleApp = loadConsoleApp();
   if (consoleApp.size === 0) log.warn('the operator console is not built: /console answers without its modules (npx tsc -b services/rollout)');
   const consoleDeps: ConsoleDeps = { app: consoleApp, streams, fleet: (q) => listFleet(nc, config.registryTimeoutMs, q) };
-  const app = await NestFactory.create<NestExpressApplication>(RolloutHttpModule.with(api, auth, readiness, { maxImageBytes: config.maxImageBytes }, cluster, consoleDeps), { logger: false, bodyParser: false });
+  const app = await NestFactory.create<NestExpressApplication>(RolloutHttpModule.with(api, auth, readiness, { maxImageBytes: config.maxImageBytes }, cluster, consoleDeps, classWindows), { logger: false, bodyParser: false });
   // No body is read before its sender has shown a valid token.
   app.use(authenticateBeforeBody(auth.authenticator, (res, err) => bodyErrors(err, undefined, res, undefined)));
   app.useBodyParser('json', { limit: config.maxBodyBytes });

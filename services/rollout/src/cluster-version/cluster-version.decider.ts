@@ -55,9 +55,9 @@ export const fold = (events: ClusterEvent[]) => events.reduce(evolve, initialClu
 
 export type ClusterCommand =
   /** The checks passed: record the target (from then on incapable nodes are refused on join). */
-  | { type: 'Request'; adjustmentId: string; version: number; by: string; groups: string[]; now: Date }
+  | { type: 'Request'; adjustmentId: string; version: number; by: string; groups: string[]; reason?: string; now: Date }
   /** The checks failed before anything was recorded. */
-  | { type: 'Refuse'; version: number; by: string; blockers: Blocker[]; now: Date }
+  | { type: 'Refuse'; version: number; by: string; blockers: Blocker[]; reason?: string; now: Date }
   /** The re-check after recording the target failed: the adjustment ends, the version stays. */
   | { type: 'Abandon'; adjustmentId: string; blockers: Blocker[]; now: Date }
   | { type: 'Acknowledge'; adjustmentId: string; members: { groupId: string; memberId: string }[]; now: Date }
@@ -74,8 +74,9 @@ export function decide(command: ClusterCommand, state: ClusterState): ClusterEve
       if (state.status === 'adjusting') return busy(state.adjustment);
       if (command.version === state.activeVersion) return new ChangeoverError('INVALID_STATE', `the cluster already runs version ${command.version}`, { activeVersion: state.activeVersion });
       if (command.version < state.activeVersion) return new ChangeoverError('INVALID_STATE', `cannot lower the cluster version from ${state.activeVersion} to ${command.version}: groups may already use its functions`, { activeVersion: state.activeVersion });
-      if (command.type === 'Refuse') return [cev('cluster-version.adjust-refused', { version: command.version, by: command.by, blockers: command.blockers, at })];
-      return [cev('cluster-version.adjust-requested', { adjustmentId: command.adjustmentId, version: command.version, by: command.by, groups: command.groups, at })];
+      const why = command.reason ? { reason: command.reason } : {};
+      if (command.type === 'Refuse') return [cev('cluster-version.adjust-refused', { version: command.version, by: command.by, ...why, blockers: command.blockers, at })];
+      return [cev('cluster-version.adjust-requested', { adjustmentId: command.adjustmentId, version: command.version, by: command.by, groups: command.groups, ...why, at })];
     }
     case 'Abandon':
       if (state.status !== 'adjusting' || state.adjustment.adjustmentId !== command.adjustmentId) return [];

@@ -144,13 +144,13 @@ export class ClusterVersionService {
     const { blockers, groups } = await this.check(req.version);
     if (req.dryRun) return { version: req.version, dryRun: true, accepted: blockers.length === 0, adjustmentId: null, groups: groups.length, blockers };
     if (blockers.length) {
-      await this.apply({ type: 'Refuse', version: req.version, by: actor, blockers, now: this.deps.clock() }, actor);
+      await this.apply({ type: 'Refuse', version: req.version, by: actor, blockers, ...(req.reason ? { reason: req.reason } : {}), now: this.deps.clock() }, actor);
       for (const b of blockers) refusals.inc({ code: b.code });
       adjustments.inc({ outcome: 'refused' });
       throw refusal(req.version, blockers);
     }
     const adjustmentId = `adj-${req.version}-${now.getTime().toString(36)}-${randomBytes(3).toString('hex')}`;
-    await this.apply({ type: 'Request', adjustmentId, version: req.version, by: actor, groups: groups.map((g) => g.groupId), now: this.deps.clock() }, actor);
+    await this.apply({ type: 'Request', adjustmentId, version: req.version, by: actor, groups: groups.map((g) => g.groupId), ...(req.reason ? { reason: req.reason } : {}), now: this.deps.clock() }, actor);
     // From here on an agent that cannot run the target refuses joins.
     await this.deps.logs.writeRecord({ activeVersion: state.activeVersion, target: { version: req.version, adjustmentId }, at: this.deps.clock().toISOString() });
     this.deps.log.info({ adjustmentId, version: req.version, by: actor, groups: groups.length }, 'cluster version adjustment recorded');

@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import { MAX_SHOW_WAIT_MS, AdjustClusterVersionReply, AdjustClusterVersionRequest, ClusterVersionStatus, ApiTokenList, ApiTokenRecord, CreatedApiToken, CreateTokenRequest, CancelRequest, CreateRolloutRequest, ErrorBody, ForceRequest, PlanRequest, PlanResult, RegressRequest, ResumeRequest, RevoteRequest, RolloutList, RolloutSummary, AuditList, PauseRequest, MAX_PAGE_LIMIT, ROLLOUT_STATUSES, AUDIT_ACTIONS, FleetPage, WhoAmI, MAX_FLEET_SCAN, NodeStatus, RolloutStreamEntry, RolloutStreamEnd } from '@changeover/contracts';
+import { MAX_SHOW_WAIT_MS, AdjustClusterVersionReply, AdjustClusterVersionRequest, ClusterVersionStatus, ApiTokenList, ApiTokenRecord, CreatedApiToken, CreateTokenRequest, CancelRequest, CreateRolloutRequest, ErrorBody, ForceRequest, PlanRequest, PlanResult, RegressRequest, ResumeRequest, RevoteRequest, RolloutList, RolloutSummary, AuditList, PauseRequest, RetryRequest, NodeRetryRequest, SetClassWindowsRequest, ClassWindows, MAX_PAGE_LIMIT, ROLLOUT_STATUSES, AUDIT_ACTIONS, FleetPage, WhoAmI, MAX_FLEET_SCAN, NodeStatus, RolloutStreamEntry, RolloutStreamEnd } from '@changeover/contracts';
 
 /** 'none': open to probes, no token. */
 type Role = 'viewer' | 'operator' | 'admin' | 'none';
 interface Route {
-  method: 'get' | 'post' | 'delete';
+  method: 'get' | 'post' | 'put' | 'delete';
   path: string;
   summary: string;
   role: Role;
@@ -23,7 +23,7 @@ const STREAM_TEXT = `server-sent events (read with fetch and the Authorization h
 
 /** The paths table: every route, its role, request and answer schemas (the controllers follow it). */
 export const ROUTES: Route[] = [
-  { method: 'post', path: '/rollouts', summary: 'Create a rollout from packages and targets', role: 'operator', request: CreateRolloutRequest, response: RolloutSummary, status: 201 },
+  { method: 'post', path: '/rollouts', summary: 'Create a rollout from packages and targets; with startAt it stays scheduled until then (cancellable); the targeted classes\' maintenance windows are copied into it', role: 'operator', request: CreateRolloutRequest, response: RolloutSummary, status: 201 },
   { method: 'post', path: '/rollouts/from-image', summary: 'Create a rollout from an update image (.tar.gz); query: policy (JSON), rolloutId', role: 'operator', rawBody: 'application/gzip', response: RolloutSummary, status: 201 },
   {
     method: 'get', path: '/rollouts', summary: 'Rollout history, newest first (created time, then id), a page at a time; malformed filters are 400 VALIDATION_FAILED naming the fields', role: 'viewer', response: RolloutList,
@@ -40,7 +40,7 @@ export const ROUTES: Route[] = [
     ],
   },
   {
-    method: 'get', path: '/audit', summary: 'Operator actions (create, force, cancel, revote, resume, regress, pause, cluster-version-adjust): who, when, on what, why; newest first, a page at a time', role: 'operator', response: AuditList,
+    method: 'get', path: '/audit', summary: 'Operator actions (create, force, cancel, revote, resume, regress, pause, retry, cluster-version-adjust): who, when, on what, why; newest first, a page at a time', role: 'operator', response: AuditList,
     query: [
       { name: 'actor', description: 'who acted (token name)', schema: { type: 'string' } },
       { name: 'action', description: `comma-separated actions (${AUDIT_ACTIONS.join(', ')})`, schema: { type: 'string' } },
@@ -52,6 +52,10 @@ export const ROUTES: Route[] = [
     ],
   },
   { method: 'post', path: '/rollouts/{id}/pause', summary: 'Pause an applying rollout: no new waves or commands, nodes mid-changeover finish; resume continues', role: 'operator', request: PauseRequest, response: RolloutSummary },
+  { method: 'post', path: '/rollouts/{id}/nodes/{nodeId}/retry', summary: 'Commit a failed or timed-out node again (a new attempt; the node\'s retry deadline is the changeover timeout); 409 INVALID_STATE for a node in another phase, 404 NOT_FOUND for a node not in the rollout', role: 'operator', request: NodeRetryRequest, response: RolloutSummary },
+  { method: 'post', path: '/rollouts/{id}/retry', summary: 'Commit the named nodes (nodeIds), or every failed and timed-out node, again; all or nothing: one node not retryable refuses the request (409 INVALID_STATE, 404 NOT_FOUND)', role: 'operator', request: RetryRequest, response: RolloutSummary },
+  { method: 'get', path: '/classes/{classId}/windows', summary: 'A class\'s maintenance windows, whether one is open now and when the next opens', role: 'viewer', response: ClassWindows },
+  { method: 'put', path: '/classes/{classId}/windows', summary: 'Set a class\'s weekly maintenance windows (IANA time zone; an end before the start crosses midnight; [] lifts them). Rollouts created afterwards start waves only inside them', role: 'operator', request: SetClassWindowsRequest, response: ClassWindows },
   {
     method: 'get', path: '/rollouts/{id}', summary: 'Show a rollout and why it is stuck; with after and waitMs, a long poll for its next change', role: 'viewer', response: RolloutSummary,
     query: [
@@ -99,9 +103,7 @@ const schema = (s: z.ZodType, io: 'input' | 'output') => z.toJSONSchema(s, { io,
 export function openApiDocument(): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const r of ROUTES) {
-    const params: Record<string, unknown>[] = [];
-    if (r.path.includes('{id}')) params.push({ name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } });
-    if (r.path.includes('{file}')) params.push({ name: 'file', in: 'path', required: true, schema: { type: 'string', pattern: '^[a-z][a-z0-9-]*\\.js$' } });
+    const params: Record<string, unknown>[] = [...r.path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: m[1] === 'file' ? { type: 'string', pattern: '^[a-z][a-z0-9-]*\\.js$' } : { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } }));
     if (r.path.endsWith('/stream')) params.push({ name: 'Last-Event-ID', in: 'header', required: false, description: 'the id of the last event seen: the stream goes on after it', schema: { type: 'string', pattern: '^\\d{1,15}$' } });
     for (const q of r.query ?? []) params.push({ name: q.name, in: 'query', required: false, description: q.description, schema: q.schema });
     paths[r.path] ??= {};
@@ -120,7 +122,7 @@ export function openApiDocument(): Record<string, unknown> {
   }
   return {
     openapi: '3.1.0',
-    info: { title: 'Changeover rollout service', version: '0.1.0', description: 'Create, watch, force, cancel, re-vote, regress and plan rollouts; the operator console at /console.' },
+    info: { title: 'Changeover rollout service', version: '0.1.0', description: 'Create, schedule, watch, force, cancel, re-vote, pause, retry, regress and plan rollouts; maintenance windows of classes; the operator console at /console.' },
     servers: [{ url: 'http://127.0.0.1:7102' }],
     components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
     paths,

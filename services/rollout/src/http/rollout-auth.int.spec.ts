@@ -10,6 +10,7 @@ import { loadConfig } from '../config.js';
 import { fakeAgents, fakeRegistry, manifest, type FakeNode } from '../testing/fake-fleet.js';
 
 // Every route of the rollout REST API against its role: no token 401, a weaker role 403, the role itself passes; audit trail on the events.
+// (The windows rows use class lab: a window on web would hold the rollouts below outside it.)
 
 const fleet: FakeNode[] = [{ id: 'n-1', classId: 'web', arch: 'x86_64' }, { id: 'n-2', classId: 'web', arch: 'x86_64' }];
 const MAX_BODY = 4096;
@@ -73,6 +74,12 @@ const ROUTES: Route[] = [
   { method: 'POST', path: '/rollouts/fixed/revote', role: 'operator', body: () => ({}) },
   { method: 'POST', path: '/rollouts/fixed/resume', role: 'operator', body: () => ({}) },
   { method: 'POST', path: '/rollouts/fixed/regress', role: 'operator', body: () => ({ reason: 'x' }) },
+  { method: 'POST', path: '/rollouts/fixed/pause', role: 'operator', body: () => ({ reason: 'x' }) },
+  { method: 'POST', path: '/rollouts/fixed/retry', role: 'operator', body: () => ({ reason: 'x' }) },
+  { method: 'POST', path: '/rollouts/fixed/nodes/n-1/retry', role: 'operator', body: () => ({ reason: 'x' }) },
+  { method: 'GET', path: '/audit', role: 'operator' },
+  { method: 'GET', path: '/classes/lab/windows', role: 'viewer' },
+  { method: 'PUT', path: '/classes/lab/windows', role: 'operator', body: () => ({ windows: [{ days: ['sat'], start: '22:00', end: '02:00', timeZone: 'UTC' }] }) },
   { method: 'POST', path: '/plans', role: 'operator', body: () => ({ update: create('p').update, voteTimeoutMs: 100 }) },
   { method: 'POST', path: '/rollouts/fixed/force', role: 'admin', body: () => ({ reason: 'x' }) },
   { method: 'GET', path: '/tokens', role: 'admin' },

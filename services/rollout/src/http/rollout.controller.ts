@@ -52,5 +52,7 @@ export class RolloutController {
   @Post('rollouts/:id/resume') @Roles('operator') @HttpCode(200) resume(@Param('id') id: string, @Body() body: unknown, @Caller() p: Principal) { return this.api.resume(id, body, who(p)); }
   @Post('rollouts/:id/pause') @Roles('operator') @HttpCode(200) pause(@Param('id') id: string, @Body() body: unknown, @Caller() p: Principal) { return this.api.pause(id, body, who(p)); }
   @Post('rollouts/:id/regress') @Roles('operator') @HttpCode(200) regress(@Param('id') id: string, @Body() body: unknown, @Caller() p: Principal) { return this.api.regress(id, body, who(p)); }
+  @Post('rollouts/:id/retry') @Roles('operator') @HttpCode(200) retry(@Param('id') id: string, @Body() body: unknown, @Caller() p: Principal) { return this.api.retry(id, body, who(p)); }
+  @Post('rollouts/:id/nodes/:nodeId/retry') @Roles('operator') @HttpCode(200) retryNode(@Param('id') id: string, @Param('nodeId') nodeId: string, @Body() body: unknown, @Caller() p: Principal) { return this.api.retryNode(id, nodeId, body, who(p)); }
   @Post('plans') @Roles('operator') @HttpCode(200) plan(@Body() body: unknown) { return this.api.plan(body); }
 }

@@ -27,9 +27,13 @@ export class RolloutSchema1764100000000 implements MigrationInterface {
   }
 }
 
+/** The operator event types of RolloutQueries1765100000000, as its indexes were created (a migration never changes). */
+const OPERATOR_EVENT_TYPES_V1 = ['rollout.created', 'rollout.forced', 'rollout.cancelled', 'rollout.revote-requested', 'rollout.resumed', 'rollout.regress-requested', 'rollout.paused', 'cluster-version.adjust-requested', 'cluster-version.adjust-refused'] as const;
+const operatorTypes = OPERATOR_EVENT_TYPES_V1.map((t) => `'${t}'`).join(', ');
+
 /** Event types an operator's request appends: the audit query reads only these (DESIGN: the events are the audit trail). */
-export const OPERATOR_EVENT_TYPES = ['rollout.created', 'rollout.forced', 'rollout.cancelled', 'rollout.revote-requested', 'rollout.resumed', 'rollout.regress-requested', 'rollout.paused', 'cluster-version.adjust-requested', 'cluster-version.adjust-refused'] as const;
-const operatorTypes = OPERATOR_EVENT_TYPES.map((t) => `'${t}'`).join(', ');
+export const OPERATOR_EVENT_TYPES = [...OPERATOR_EVENT_TYPES_V1, 'rollout.nodes-retried'] as const;
+const operatorTypesV2 = OPERATOR_EVENT_TYPES.map((t) => `'${t}'`).join(', ');
 
 /**
  * Rollout history and audit queries: who created a rollout, the packages and classes it targets
@@ -65,12 +69,39 @@ export class RolloutQueries1765100000000 implements MigrationInterface {
   }
 }
 
+/**
+ * Rollout controls: the audit indexes cover node retries too (the audit query repeats their
+ * predicate literally), and each class's maintenance windows, which rollouts copy when created.
+ */
+export class RolloutControls1765200000000 implements MigrationInterface {
+  name = 'RolloutControls1765200000000';
+  async up(q: QueryRunner): Promise<void> {
+    await q.query(`DROP INDEX events_operator_actors`);
+    await q.query(`DROP INDEX events_operator_actions`);
+    await q.query(`CREATE INDEX events_operator_actions ON events (global_position DESC) WHERE event_type IN (${operatorTypesV2})`);
+    await q.query(`CREATE INDEX events_operator_actors ON events ((COALESCE(metadata->>'actor', data->>'by', data->>'createdBy')), global_position DESC) WHERE event_type IN (${operatorTypesV2})`);
+    await q.query(`CREATE TABLE class_windows (
+      class_id text PRIMARY KEY,
+      windows jsonb NOT NULL,
+      updated_by text NOT NULL,
+      updated_at timestamptz NOT NULL
+    )`);
+  }
+  async down(q: QueryRunner): Promise<void> {
+    await q.query(`DROP TABLE class_windows`);
+    await q.query(`DROP INDEX events_operator_actors`);
+    await q.query(`DROP INDEX events_operator_actions`);
+    await q.query(`CREATE INDEX events_operator_actions ON events (global_position DESC) WHERE event_type IN (${operatorTypes})`);
+    await q.query(`CREATE INDEX events_operator_actors ON events ((COALESCE(metadata->>'actor', data->>'by', data->>'createdBy')), global_position DESC) WHERE event_type IN (${operatorTypes})`);
+  }
+}
+
 export const ROLLOUT_MIGRATIONS_TABLE = 'rollout_migrations';
 
 /** Event-store migrations, then the rollout tables and query indexes, under an advisory lock so instances can start together. */
 export async function migrateRollout(url: string): Promise<void> {
   await migrateEventStore(url);
-  const ds = new DataSource({ type: 'postgres', ...typeormConnection(url, { connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS }), migrations: [RolloutSchema1764100000000, RolloutQueries1765100000000], migrationsTableName: ROLLOUT_MIGRATIONS_TABLE, migrationsTransactionMode: 'all', logging: false, poolSize: 2 });
+  const ds = new DataSource({ type: 'postgres', ...typeormConnection(url, { connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS }), migrations: [RolloutSchema1764100000000, RolloutQueries1765100000000, RolloutControls1765200000000], migrationsTableName: ROLLOUT_MIGRATIONS_TABLE, migrationsTransactionMode: 'all', logging: false, poolSize: 2 });
   await ds.initialize();
   try {
     await runMigrationsLocked(ds, 'changeover:rollout:migrations');

@@ -11,6 +11,7 @@ const ACTION_TYPES: Record<AuditAction, readonly string[]> = {
   resume: ['rollout.resumed'],
   regress: ['rollout.regress-requested'],
   pause: ['rollout.paused'],
+  retry: ['rollout.nodes-retried'],
   'cluster-version-adjust': ['cluster-version.adjust-requested', 'cluster-version.adjust-refused'],
 };
 const ACTION_OF = new Map(Object.entries(ACTION_TYPES).flatMap(([action, types]) => types.map((t) => [t, action as AuditAction])));
@@ -64,7 +65,7 @@ export class AuditLog {
     const r = await this.pool.query<Row>(
       `SELECT global_position, event_type, stream_id, ${ACTOR} AS actor, metadata->>'actorRole' AS actor_role, metadata->>'actorTokenId' AS actor_token_id,
               data->>'reason' AS reason, (data->>'version')::int AS version,
-              CASE WHEN jsonb_typeof(data->'nodes') = 'array' THEN jsonb_array_length(data->'nodes') END AS nodes, created_at AS at
+              CASE WHEN jsonb_typeof(data->'nodes') = 'array' THEN jsonb_array_length(data->'nodes') WHEN jsonb_typeof(data->'nodeIds') = 'array' THEN jsonb_array_length(data->'nodeIds') END AS nodes, created_at AS at
        FROM events WHERE ${where.join(' AND ')} ORDER BY global_position DESC LIMIT ${arg(limit + 1)}`,
       args,
     );
@@ -89,6 +90,6 @@ function entryOf(row: Row): AuditEntry {
     target: cluster ? { kind: 'cluster', version: row.version ?? 1 } : { kind: 'rollout', rolloutId: row.stream_id.slice('rollout-'.length) },
     reason: row.reason ?? '',
     outcome: row.event_type === 'cluster-version.adjust-refused' ? 'refused' : 'accepted',
-    ...(row.nodes !== null && (action === 'force' || action === 'regress') ? { nodes: row.nodes } : {}),
+    ...(row.nodes !== null && (action === 'force' || action === 'regress' || action === 'retry') ? { nodes: row.nodes } : {}),
   };
 }

@@ -3,6 +3,8 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { createTestDatabase, startNats, waitFor, type TestDatabase, type TestNats, TEST_ADMIN_TOKEN, TEST_AUTH_HEADER } from '@changeover/test-kit';
 import { startRollout, type RunningRollout } from '../app.js';
 import { loadConfig } from '../config.js';
+import { ListNodesRequest, subjects, type NodeRecord } from '@changeover/contracts';
+import { serveRpc } from '@changeover/messaging';
 import { fakeAgents, fakeRegistry, manifest, type FakeNode } from '../testing/fake-fleet.js';
 
 const fleet: FakeNode[] = [
@@ -149,6 +151,27 @@ describe('rollout history and audit (real Postgres and NATS, through the REST AP
     expect(agents.commits.get('edge-2')).toBe(1);
     const audit = (await http('GET', '/audit?rolloutId=p1')).json.entries;
     expect(audit.map((e: Json) => [e.action, e.reason])).toEqual([['resume', 'incident over'], ['pause', 'incident 42'], ['create', '']]);
+  });
+
+  it('a cluster-version adjustment, refused or carried out, is in the audit trail with who and why', async () => {
+    // The registry's node list: one active agent that can run cluster versions 1 to `max`.
+    let max = 1;
+    const node = (): NodeRecord => ({ nodeId: 'web-1', classId: 'web', processorType: 'x86_64', characteristics: { arch: 'x86_64', os: 'linux', memoryMb: 1024, labels: {} }, status: 'active', lastHeartbeatAt: new Date().toISOString(), agentVersion: '1.0.0', clusterVersions: { min: 1, max }, inventory: null });
+    const rpc = serveRpc(nc, subjects.registry('list-nodes'), ListNodesRequest, () => ({ nodes: [node()], next: null }));
+    try {
+      const refused = await http('POST', '/cluster-version/adjust', { version: 2, reason: 'leader election for billing' });
+      expect(refused).toMatchObject({ status: 409, json: { code: 'NODE_INCAPABLE' } });
+      max = 2;
+      expect(await http('POST', '/cluster-version/adjust', { version: 2, reason: 'agents upgraded' })).toMatchObject({ status: 200, json: { accepted: true } });
+      const entries = (await http('GET', '/audit?action=cluster-version-adjust')).json.entries;
+      expect(entries.map((e: Json) => [e.actor, e.actorRole, e.reason, e.outcome, e.target])).toEqual([
+        ['bootstrap-admin', null, 'agents upgraded', 'accepted', { kind: 'cluster', version: 2 }],
+        ['bootstrap-admin', null, 'leader election for billing', 'refused', { kind: 'cluster', version: 2 }],
+      ]);
+      expect((await http('GET', '/audit?actor=bootstrap-admin&action=cluster-version-adjust&limit=1')).json.entries[0].reason).toBe('agents upgraded');
+    } finally {
+      await rpc.stop();
+    }
   });
 
   it('the OpenAPI document lists the history, audit and pause routes', async () => {

@@ -6,7 +6,10 @@ import {
   CreateRolloutRequest,
   ForceRequest,
   ListRolloutsQuery,
+  NodeId,
+  NodeRetryRequest,
   parse,
+  RetryRequest,
   PauseRequest,
   PlanRequest,
   RegressRequest,
@@ -16,6 +19,7 @@ import {
   RolloutPolicy,
   ShowRolloutQuery,
   type AuditList,
+  type RolloutWindows,
   type PlanResult,
   type RolloutList,
   type RolloutSummary,
@@ -54,6 +58,8 @@ export class RolloutCommands {
       /** The projection row of a rollout, with the stream version it was written at. */
       row(rolloutId: string): Promise<{ summary: RolloutSummary; version: number } | undefined>;
       clock: () => Date;
+      /** The maintenance windows of these classes (those that have some). */
+      windows?: (classIds: string[]) => Promise<RolloutWindows>;
     },
   ) {}
 
@@ -82,7 +88,10 @@ export class RolloutCommands {
   private async createFrom(req: CreateRolloutRequest, actor: Actor): Promise<RolloutSummary> {
     const rolloutId = req.rolloutId ?? `r-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
     const { assignments, unsupported } = await resolveTargets(this.deps.registry, req.update);
-    const applied = await this.deps.runner.apply(rolloutId, { type: 'Create', now: this.deps.clock(), rolloutId, update: req.update, policy: req.policy, assignments, unsupported, createdBy: actor.actor }, actor);
+    const classes = assignments.flatMap((a) => (a.classId ? [a.classId] : []));
+    const windows = this.deps.windows ? await this.deps.windows(classes) : [];
+    const schedule = { ...(req.startAt ? { startAt: new Date(req.startAt).toISOString() } : {}), ...(windows.length ? { windows } : {}) };
+    const applied = await this.deps.runner.apply(rolloutId, { type: 'Create', now: this.deps.clock(), rolloutId, update: req.update, policy: req.policy, assignments, unsupported, createdBy: actor.actor, ...schedule }, actor);
     await this.deps.acquire(rolloutId);
     if (applied.state.status === 'initial') throw new ChangeoverError('INTERNAL', 'rollout was not created');
     return this.withTraceId(summarize(applied.state, applied.version));
@@ -111,6 +120,18 @@ export class RolloutCommands {
   pause(id: string, body: unknown, actor: Actor) {
     const r = parse(PauseRequest, body ?? {}, 'pause request');
     return this.command(id, { type: 'Pause', now: this.deps.clock(), by: actor.actor, reason: r.reason }, actor);
+  }
+
+  /** Commits failed or timed-out nodes again: those named, or all of them. */
+  retry(id: string, body: unknown, actor: Actor) {
+    const r = parse(RetryRequest, body ?? {}, 'retry request');
+    return this.command(id, { type: 'Retry', now: this.deps.clock(), by: actor.actor, reason: r.reason, ...(r.nodeIds ? { nodeIds: r.nodeIds } : {}) }, actor);
+  }
+
+  retryNode(id: string, nodeId: string, body: unknown, actor: Actor) {
+    const node = parse(NodeId, nodeId, 'node id');
+    const r = parse(NodeRetryRequest, body ?? {}, 'retry request');
+    return this.command(id, { type: 'Retry', now: this.deps.clock(), by: actor.actor, reason: r.reason, nodeIds: [node] }, actor);
   }
 
   regress(id: string, body: unknown, actor: Actor) {

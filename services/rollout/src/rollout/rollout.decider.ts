@@ -1,9 +1,10 @@
-import { BLOCKED_VETOES_BUDGET, ChangeoverError, MAX, NODE_LIST_CHUNK, type Assignment, type ProgressReport, type RolloutPolicy, type SoftwareUpdate, type Veto, type VoteReport } from '@changeover/contracts';
+import { BLOCKED_VETOES_BUDGET, ChangeoverError, MAX, NODE_LIST_CHUNK, type Assignment, type ProgressReport, type RolloutPolicy, type RolloutWindows, type SoftwareUpdate, type Veto, type VoteReport } from '@changeover/contracts';
 import { checkDependencies, type CheckedNode } from '../dependency-check/dependency-check.js';
 import { tally, type Tally } from '../voting/vote-tally.js';
 import { nextWave, waveSucceeded } from '../waves/wave-plan.js';
 import { ev, type RolloutEvent } from './rollout.events.js';
-import { isDrained, isTerminal, vetoesOf, type ActiveState, type NodePhase, type RolloutState } from './rollout.state.js';
+import { attemptOf, isDrained, isTerminal, nextRetryAttempt, vetoesOf, type ActiveState, type NodePhase, type RolloutState } from './rollout.state.js';
+import { anyOpen, nextOpening } from '../schedules/maintenance-window.js';
 
 export type RegressTarget = { kind: 'previous' } | { kind: 'version'; package: string; version: string };
 
@@ -18,7 +19,18 @@ export type RolloutCommand =
       assignments: Assignment[];
       unsupported: { nodeId: string; package: string; processorType: 'x86_64' | 'arm64' | 'any' }[];
       createdBy: string;
+      /** Propose at this time, not before (ISO). */
+      startAt?: string;
+      /** The targeted classes' maintenance windows now. */
+      windows?: RolloutWindows;
     }
+  /** A scheduled rollout's start time came (a timer). */
+  | { type: 'Start'; now: Date }
+  /** A maintenance window the rollout waits for should be open now (a timer). */
+  | { type: 'WindowOpen'; now: Date }
+  /** Commit failed or timed-out nodes again: the named ones, or all of them. */
+  | { type: 'Retry'; now: Date; by: string; reason: string; nodeIds?: string[] }
+  | { type: 'RetryTimeout'; now: Date; attempt: number }
   | { type: 'RecordVote'; now: Date; report: VoteReport }
   | { type: 'VoteTimeout'; now: Date; attempt: number }
   | { type: 'Force'; now: Date; by: string; reason: string; nodes?: string[] }
@@ -73,8 +85,7 @@ export function decide(command: RolloutCommand, state: RolloutState): Decision {
     case 'Resume': {
       if (state.status !== 'paused') return invalidState(state, 'resume');
       const resumed = ev('rollout.resumed', { rolloutId: state.rolloutId, by: command.by, ...(command.reason ? { reason: command.reason } : {}), at: iso(command.now) });
-      const nodes = state.counts.committing === 0 ? nextWave({ ...state }) : [];
-      return nodes.length ? [resumed, ...waveStarted(state, nodes, iso(command.now))] : [resumed];
+      return state.counts.committing === 0 ? [resumed, ...startNextWave(state, new Map(), command.now)] : [resumed];
     }
     case 'Pause': {
       // Only waves start and commands go out while applying; nodes mid-changeover finish and are recorded.
@@ -82,6 +93,16 @@ export function decide(command: RolloutCommand, state: RolloutState): Decision {
       const committed = state.counts.committing + state.counts.completed + state.counts.failed;
       return [ev('rollout.paused', { rolloutId: state.rolloutId, reason: command.reason, failed: state.counts.failed, committed, by: command.by, at: iso(command.now) })];
     }
+    case 'Start':
+      if (state.status !== 'scheduled' || state.startAt === null || command.now.getTime() < Date.parse(state.startAt)) return [];
+      return [ev('rollout.proposed', { rolloutId: state.rolloutId, attempt: state.attempt, nodes: state.nodes.size, dryRun: false, at: iso(command.now) })];
+    case 'WindowOpen':
+      if (state.status !== 'applying' || state.waitingForWindow === null || command.now.getTime() < Date.parse(state.waitingForWindow.until)) return [];
+      return startNextWave(state, new Map(), command.now);
+    case 'Retry':
+      return retry(command, state);
+    case 'RetryTimeout':
+      return retryTimeout(command, state);
     case 'Verify':
       return verify(command, state);
     case 'Regress':
@@ -101,12 +122,18 @@ function create(c: Extract<RolloutCommand, { type: 'Create' }>, state: RolloutSt
   const nodes = c.assignments.reduce((n, a) => n + a.nodes.length, 0);
   if (nodes === 0) return new ChangeoverError('VALIDATION_FAILED', 'the update targets no node');
   const at = iso(c.now);
-  const created = (assignments: Assignment[]) => ev('rollout.created', { rolloutId: c.rolloutId, update: c.update, policy: c.policy, assignments, unsupported: c.unsupported, createdBy: c.createdBy, at });
-  const proposed = ev('rollout.proposed', { rolloutId: c.rolloutId, attempt: 0, nodes, dryRun: false, at });
-  if (nodes <= NODE_LIST_CHUNK) return [created(c.assignments), proposed];
+  if (c.startAt !== undefined && Number.isNaN(Date.parse(c.startAt))) return new ChangeoverError('VALIDATION_FAILED', 'startAt: not a time');
+  // Only the windows of classes the rollout reaches: those bind its waves.
+  const classes = new Set(c.assignments.flatMap((a) => (a.classId ? [a.classId] : [])));
+  const windows = (c.windows ?? []).filter((w) => classes.has(w.classId) && w.windows.length > 0);
+  const extra = { ...(c.startAt !== undefined ? { startAt: c.startAt } : {}), ...(windows.length ? { windows } : {}) };
+  const created = (assignments: Assignment[]) => ev('rollout.created', { rolloutId: c.rolloutId, update: c.update, policy: c.policy, assignments, unsupported: c.unsupported, createdBy: c.createdBy, ...extra, at });
+  // A start time still to come: scheduled, proposed by the start timer.
+  const proposed = c.startAt !== undefined && Date.parse(c.startAt) > c.now.getTime() ? [] : [ev('rollout.proposed', { rolloutId: c.rolloutId, attempt: 0, nodes, dryRun: false, at })];
+  if (nodes <= NODE_LIST_CHUNK) return [created(c.assignments), ...proposed];
   // A large fleet: the assignments without their nodes, then the nodes in parts.
   const added = c.assignments.flatMap((a, selection) => chunks(a.nodes).map((part) => ev('rollout.nodes-added', { rolloutId: c.rolloutId, selection, nodes: part, at })));
-  return [created(c.assignments.map((a) => ({ ...a, nodes: [] }))), ...added, proposed];
+  return [created(c.assignments.map((a) => ({ ...a, nodes: [] }))), ...added, ...proposed];
 }
 
 /** A node list in parts of at most NODE_LIST_CHUNK ids, each part one event (none for an empty list). */
@@ -142,11 +169,13 @@ function recordVote(c: Extract<RolloutCommand, { type: 'RecordVote' }>, state: A
     const overlay = new Map<string, NodePhase>([[r.nodeId, r.decision === 'accept' ? 'accepted' : 'vetoed']]);
     if (state.counts.voting > 1) return [recorded];
     const vetoes = r.decision === 'veto' ? [...state.vetoes, ...vetoesOf(r.nodeId, r.verdicts)] : state.vetoes;
-    return [recorded, ...conclude(state, overlay, vetoes, at)];
+    return [recorded, ...conclude(state, overlay, vetoes, c.now)];
   }
   // A deferred node answering after the rollout went ahead: it gets a wave of its own.
   if (phase === 'deferred' && (state.status === 'applying' || state.status === 'verifying' || state.status === 'completed')) {
     if (r.decision === 'veto') return [recorded];
+    // Outside its class's window: not now; its next hello inside the window proposes again.
+    if (deferredOutsideWindow(state, r.nodeId, c.now)) return [];
     return [recorded, ...waveStarted(state, [r.nodeId], at)];
   }
   return []; // late vote
@@ -161,7 +190,7 @@ function voteTimeout(c: Extract<RolloutCommand, { type: 'VoteTimeout' }>, state:
   const overlay = new Map<string, NodePhase>(silent.map((n) => [n, phase]));
   const vetoes = treatedAs === 'veto' ? [...state.vetoes, ...silent.map((nodeId) => ({ nodeId, processId: 'agent', reason: 'NO_ANSWER', message: 'no vote before the deadline' }))] : state.vetoes;
   const unreachable = chunks(silent).map((nodeIds) => ev('rollout.node-unreachable', { rolloutId: state.rolloutId, attempt: state.attempt, nodeIds, treatedAs, at }));
-  return [...unreachable, ...conclude(state, overlay, vetoes, at)];
+  return [...unreachable, ...conclude(state, overlay, vetoes, c.now)];
 }
 
 /**
@@ -187,14 +216,53 @@ function acceptance(state: ActiveState, t: Extract<Tally, { outcome: 'accepted' 
 }
 
 /** End of a vote: block, or accept and start the first wave. */
-function conclude(state: ActiveState, overlay: Map<string, NodePhase>, vetoes: import('@changeover/contracts').Veto[], at: string): RolloutEvent[] {
+function conclude(state: ActiveState, overlay: Map<string, NodePhase>, vetoes: import('@changeover/contracts').Veto[], now: Date): RolloutEvent[] {
+  const at = iso(now);
   const t = tally({ policy: state.policy, nodes: state.nodes, overlay, vetoes, unsupported: state.unsupported });
   if (t.outcome === 'blocked') return [blocked(state, t, at)];
   for (const n of t.excluded) overlay.set(n, 'excluded');
-  const accepted = acceptance(state, t, at);
-  const nodes = nextWave({ policy: state.policy, assignments: state.assignments, nodes: state.nodes, overlay, waves: state.waves });
-  if (nodes.length === 0) return accepted; // nothing to commit: evolve/verify finish it
-  return [...accepted, ...waveStarted(state, nodes, at)];
+  // Nothing to commit: evolve/verify finish it.
+  return [...acceptance(state, t, at), ...startNextWave(state, overlay, now)];
+}
+
+/** A deferred node whose class is outside its maintenance windows now. */
+export function deferredOutsideWindow(state: ActiveState, nodeId: string, now: Date): boolean {
+  const entry = state.nodes.get(nodeId);
+  return entry?.phase === 'deferred' && closedSelections(state, now).has(entry.selection);
+}
+
+/** The selections whose class is outside all of its maintenance windows at the instant. */
+function closedSelections(state: ActiveState, now: Date): Set<number> {
+  const closed = new Set<number>();
+  if (state.windows.length === 0) return closed;
+  const byClass = new Map(state.windows.map((w) => [w.classId, w.windows]));
+  state.assignments.forEach((a, i) => {
+    const windows = a.classId ? byClass.get(a.classId) : undefined;
+    if (windows && !anyOpen(windows, now)) closed.add(i);
+  });
+  return closed;
+}
+
+/**
+ * The next wave, of the nodes whose class is inside a maintenance window now. When accepted nodes
+ * are left and all of them wait for a window: one window-wait naming when the first one opens (its
+ * timer asks again then), unless the rollout already waits for that instant.
+ */
+function startNextWave(state: ActiveState, overlay: Map<string, NodePhase>, now: Date): RolloutEvent[] {
+  const closed = closedSelections(state, now);
+  const nodes = nextWave({ policy: state.policy, assignments: state.assignments, nodes: state.nodes, overlay, waves: state.waves, skip: closed });
+  if (nodes.length) return waveStarted(state, nodes, iso(now));
+  if (closed.size === 0) return [];
+  const waiting = new Set<number>();
+  for (const [id, n] of state.nodes) if ((overlay.get(id) ?? n.phase) === 'accepted' && closed.has(n.selection)) waiting.add(n.selection);
+  if (waiting.size === 0) return [];
+  const classes = [...new Set([...waiting].map((i) => state.assignments[i]!.classId!))].sort();
+  const byClass = new Map(state.windows.map((w) => [w.classId, w.windows]));
+  const openings = classes.map((c) => nextOpening(byClass.get(c) ?? [], now)).filter((d): d is Date => d !== null);
+  if (openings.length === 0) return [];
+  const until = iso(new Date(Math.min(...openings.map((d) => d.getTime()))));
+  if (state.waitingForWindow?.until === until) return [];
+  return [ev('rollout.window-wait', { rolloutId: state.rolloutId, until, classes, at: iso(now) })];
 }
 
 function force(c: Extract<RolloutCommand, { type: 'Force' }>, state: ActiveState): Decision {
@@ -218,9 +286,7 @@ function force(c: Extract<RolloutCommand, { type: 'Force' }>, state: ActiveState
   const t = tally({ policy: state.policy, nodes: state.nodes, overlay, vetoes, unsupported });
   if (t.outcome === 'blocked') return [forced, blocked(state, t, at)];
   for (const n of t.excluded) overlay.set(n, 'excluded');
-  const accepted = acceptance(state, t, at);
-  const nodes = nextWave({ policy: state.policy, assignments: state.assignments, nodes: state.nodes, overlay, waves: state.waves });
-  return nodes.length ? [forced, ...accepted, ...waveStarted(state, nodes, at)] : [forced, ...accepted];
+  return [forced, ...acceptance(state, t, at), ...startNextWave(state, overlay, c.now)];
 }
 
 function recordProgress(c: Extract<RolloutCommand, { type: 'RecordProgress' }>, state: ActiveState): Decision {
@@ -232,10 +298,10 @@ function recordProgress(c: Extract<RolloutCommand, { type: 'RecordProgress' }>, 
   const base = { rolloutId: state.rolloutId, nodeId: r.nodeId, at };
   switch (r.phase) {
     case 'completed': {
-      if (entry.phase !== 'committing' || r.attempt !== state.attempt) return []; // duplicate or late
+      if (entry.phase !== 'committing' || r.attempt !== attemptOf(state, entry)) return []; // duplicate or late
       if (!r.inventory) return new ChangeoverError('VALIDATION_FAILED', 'a completed report must carry the inventory');
       const completed = ev('rollout.nodes-completed', { rolloutId: state.rolloutId, nodes: [{ nodeId: r.nodeId, inventory: 0, bytesFetched: r.bytesFetched ?? 0 }], inventories: [r.inventory], at });
-      return [completed, ...afterOutcome(state, r.nodeId, 'completed', at)];
+      return [completed, ...afterOutcome(state, r.nodeId, 'completed', c.now)];
     }
     case 'failed':
     case 'regressed': {
@@ -244,10 +310,10 @@ function recordProgress(c: Extract<RolloutCommand, { type: 'RecordProgress' }>, 
       if (entry.phase === 'regressing' && r.phase === 'failed' && r.attempt === state.attempt) {
         return [ev('rollout.node-failed', { ...base, code: r.error?.code ?? 'FAILED', message: `the regression failed: ${r.error?.message ?? 'no reason given'}`.slice(0, 4000) })];
       }
-      if (entry.phase !== 'committing' || r.attempt !== state.attempt) return [];
+      if (entry.phase !== 'committing' || r.attempt !== attemptOf(state, entry)) return [];
       const code = r.error?.code ?? (r.phase === 'regressed' ? 'REGRESSED' : 'FAILED');
       const message = r.error?.message ?? (r.phase === 'regressed' ? 'the node regressed to its previous modules' : 'the changeover failed');
-      return [ev('rollout.node-failed', { ...base, code, message }), ...afterOutcome(state, r.nodeId, 'failed', at)];
+      return [ev('rollout.node-failed', { ...base, code, message }), ...afterOutcome(state, r.nodeId, 'failed', c.now)];
     }
     case 'fetching':
     case 'preparing':
@@ -265,19 +331,61 @@ function recordProgress(c: Extract<RolloutCommand, { type: 'RecordProgress' }>, 
 function waveTimeout(c: Extract<RolloutCommand, { type: 'WaveTimeout' }>, state: ActiveState): Decision {
   const wave = state.waves[c.wave];
   if (!wave || isTerminal(state) || c.now.getTime() < Date.parse(wave.startedAt) + state.policy.changeoverTimeoutMs) return [];
-  const late = wave.nodes.filter((n) => state.nodes.get(n)?.phase === 'committing');
+  // A retried node keeps its wave but answers to its retry's deadline.
+  const late = wave.nodes.filter((n) => { const e = state.nodes.get(n); return e?.phase === 'committing' && e.attempt === undefined; });
+  return timedOut(state, late, c.now);
+}
+
+function timedOut(state: ActiveState, late: string[], now: Date): RolloutEvent[] {
   if (late.length === 0) return [];
-  const at = iso(c.now);
+  const at = iso(now);
   const failed = late.map((nodeId) => ev('rollout.node-failed', { rolloutId: state.rolloutId, nodeId, code: 'TIMEOUT', message: `no completion within ${state.policy.changeoverTimeoutMs} ms`, at }));
-  return [...failed, ...afterOutcome(state, late, 'failed', at)];
+  return [...failed, ...afterOutcome(state, late, 'failed', now)];
+}
+
+/** Retried nodes still committing when their retry's changeover timeout passed fail with TIMEOUT, as a wave's would. */
+function retryTimeout(c: Extract<RolloutCommand, { type: 'RetryTimeout' }>, state: ActiveState): Decision {
+  const r = state.retries.find((x) => x.attempt === c.attempt);
+  if (!r || isTerminal(state) || c.now.getTime() < Date.parse(r.at) + state.policy.changeoverTimeoutMs) return [];
+  const late = [...state.nodes].filter(([, n]) => n.phase === 'committing' && n.attempt === c.attempt).map(([id]) => id);
+  return timedOut(state, late, c.now);
+}
+
+/** The phases a retry may take a node from: a failed changeover, a timed-out one (failed with TIMEOUT). */
+const RETRYABLE: readonly NodePhase[] = ['failed'];
+const RETRY_STATUSES: readonly string[] = ['applying', 'paused', 'verifying'];
+
+/**
+ * An operator commits failed or timed-out nodes again: they go back to committing with a new
+ * attempt (the agents answer a repeat of the old one from their record, a new one they carry out).
+ * The rollout's status stays (a paused rollout stays paused until resumed); a verifying one applies again.
+ */
+function retry(c: Extract<RolloutCommand, { type: 'Retry' }>, state: ActiveState): Decision {
+  if (!RETRY_STATUSES.includes(state.status)) return invalidState(state, 'retry nodes');
+  let nodes: string[];
+  if (c.nodeIds) {
+    for (const id of c.nodeIds) {
+      const entry = state.nodes.get(id);
+      if (!entry) return new ChangeoverError('NOT_FOUND', `node ${id} is not in rollout ${state.rolloutId}`, { nodeId: id });
+      if (!RETRYABLE.includes(entry.phase)) return new ChangeoverError('INVALID_STATE', `node ${id} is ${entry.phase}: only a failed or timed-out node can be retried`, { nodeId: id, phase: entry.phase });
+    }
+    nodes = [...new Set(c.nodeIds)].sort();
+  } else {
+    nodes = [...state.nodes].filter(([, n]) => RETRYABLE.includes(n.phase)).map(([id]) => id).sort();
+    if (nodes.length === 0) return new ChangeoverError('INVALID_STATE', `no node of rollout ${state.rolloutId} failed or timed out: nothing to retry`, { failed: 0 });
+  }
+  const attempt = nextRetryAttempt(state);
+  const at = iso(c.now);
+  return chunks(nodes).map((nodeIds) => ev('rollout.nodes-retried', { rolloutId: state.rolloutId, by: c.by, reason: c.reason, attempt, nodeIds, at }));
 }
 
 /**
  * After nodes completed or failed: cross the error threshold (pause or abort and regress), or
  * start the next wave once the current one met its success threshold.
  */
-function afterOutcome(state: ActiveState, nodeIds: string | string[], outcome: 'completed' | 'failed', at: string): RolloutEvent[] {
+function afterOutcome(state: ActiveState, nodeIds: string | string[], outcome: 'completed' | 'failed', now: Date): RolloutEvent[] {
   if (state.status !== 'applying') return [];
+  const at = iso(now);
   const ids = typeof nodeIds === 'string' ? [nodeIds] : nodeIds;
   const overlay = new Map<string, NodePhase>(ids.map((n) => [n, outcome]));
   const failed = state.counts.failed + (outcome === 'failed' ? ids.length : 0);
@@ -299,8 +407,7 @@ function afterOutcome(state: ActiveState, nodeIds: string | string[], outcome: '
   const completedNow = current.completed + ids.filter((n) => outcome === 'completed' && state.nodes.get(n)?.wave === state.waves.length - 1).length;
   const failedNow = current.failed + ids.filter((n) => outcome === 'failed' && state.nodes.get(n)?.wave === state.waves.length - 1).length;
   if (waveSucceeded(policy, { nodes: current.nodes, completed: completedNow })) {
-    const nodes = nextWave({ policy, assignments: state.assignments, nodes: state.nodes, overlay, waves: state.waves });
-    if (nodes.length) return waveStarted(state, nodes, at);
+    return startNextWave(state, overlay, now);
   } else if (completedNow + failedNow === current.nodes.length && committing === 0) {
     const reason = `wave ${state.waves.length - 1} finished with ${completedNow} of ${current.nodes.length} nodes completed, below the success threshold ${policy.waves.successThreshold}`;
     return [ev('rollout.paused', { rolloutId: state.rolloutId, reason, failed, committed, at })];

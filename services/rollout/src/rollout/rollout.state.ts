@@ -1,4 +1,4 @@
-import type { Assignment, Discrepancy, Inventory, RolloutPolicy, SoftwareUpdate, Veto } from '@changeover/contracts';
+import type { Assignment, Discrepancy, Inventory, RolloutPolicy, RolloutWindows, SoftwareUpdate, Veto } from '@changeover/contracts';
 import type { RolloutEvent } from './rollout.events.js';
 
 /** Where one node stands in the rollout. Kept tiny: 10,000+ nodes live in one map. */
@@ -23,6 +23,17 @@ export interface NodeEntry {
   selection: number;
   wave?: number;
   forced?: boolean;
+  /** The commit attempt of a retried node (its retry's); absent: the rollout's attempt. */
+  attempt?: number;
+}
+
+/** One operator retry: its attempt number, who, why, how many nodes. */
+export interface Retry {
+  attempt: number;
+  by: string;
+  reason: string;
+  nodes: number;
+  at: string;
 }
 
 export interface Wave {
@@ -54,6 +65,15 @@ export interface RolloutCore {
   failures: { nodeId: string; code: string; message: string }[];
   regressTo: string | null;
   updatedAt: string;
+  /** When a scheduled rollout is proposed (null: at creation). */
+  startAt: string | null;
+  /** Whether nodes were asked to vote (a rollout cancelled while scheduled asked none). */
+  proposed: boolean;
+  /** The targeted classes' maintenance windows, as they were at creation. */
+  windows: RolloutWindows;
+  /** Accepted nodes wait for a window: until when, for which classes. */
+  waitingForWindow: { until: string; classes: string[] } | null;
+  retries: Retry[];
 }
 
 export type RolloutStatus = RolloutState['status'];
@@ -61,6 +81,7 @@ export type RolloutStatus = RolloutState['status'];
 /** The rollout as a tagged union: each status carries what only it needs. */
 export type RolloutState =
   | { status: 'initial' }
+  | (RolloutCore & { status: 'scheduled' })
   | (RolloutCore & { status: 'created' })
   | (RolloutCore & { status: 'voting'; voteDeadline: string })
   | (RolloutCore & { status: 'blocked'; blockedAt: string; /** All vetoes and vetoing nodes; `vetoes` lists the first of them. */ vetoCount: number; vetoingNodes: number })
@@ -93,6 +114,12 @@ function setPhase(core: RolloutCore, nodeId: string, phase: NodePhase, extra?: P
   if (extra) Object.assign(entry, extra);
 }
 
+/** The commit attempt a node's reports carry: its retry's, else the rollout's. */
+export const attemptOf = (state: Pick<RolloutCore, 'attempt'>, entry: NodeEntry | undefined) => entry?.attempt ?? state.attempt;
+
+/** The attempt a new retry gets: above every commit attempt of the rollout. */
+export const nextRetryAttempt = (state: Pick<RolloutCore, 'attempt' | 'retries'>) => Math.max(state.attempt, ...state.retries.map((r) => r.attempt)) + 1;
+
 /** Nothing left to commit or wait for in the waves (deferred nodes do not hold the rollout up). */
 export const isDrained = (core: RolloutCore) => core.counts.accepted === 0 && core.counts.committing === 0;
 
@@ -111,7 +138,7 @@ export function evolve(state: RolloutState, event: RolloutEvent): RolloutState {
     const unsupported = new Map<string, string[]>();
     for (const u of d.unsupported) unsupported.set(u.nodeId, [...(unsupported.get(u.nodeId) ?? []), u.package]);
     return {
-      status: 'created',
+      status: d.startAt ? 'scheduled' : 'created',
       rolloutId: d.rolloutId,
       update: d.update,
       policy: d.policy,
@@ -131,6 +158,11 @@ export function evolve(state: RolloutState, event: RolloutEvent): RolloutState {
       failures: [],
       regressTo: null,
       updatedAt: d.at,
+      startAt: d.startAt ?? null,
+      proposed: false,
+      windows: d.windows ?? [],
+      waitingForWindow: null,
+      retries: [],
     };
   }
   if (state.status === 'initial') return state;
@@ -153,7 +185,7 @@ export function evolve(state: RolloutState, event: RolloutEvent): RolloutState {
     }
     case 'rollout.proposed': {
       if (event.data.dryRun) return keep();
-      return { ...core, status: 'voting', attempt: event.data.attempt, voteDeadline: new Date(Date.parse(event.data.at) + core.policy.voteTimeoutMs).toISOString() };
+      return { ...core, status: 'voting', proposed: true, attempt: event.data.attempt, voteDeadline: new Date(Date.parse(event.data.at) + core.policy.voteTimeoutMs).toISOString() };
     }
     case 'rollout.votes-recorded': {
       const vetoes: Veto[] = [];
@@ -205,7 +237,29 @@ export function evolve(state: RolloutState, event: RolloutEvent): RolloutState {
       // A wave in parts: later parts add their nodes (copies, never the events' own lists).
       const earlier = (event.data.part ?? 0) > 0 ? core.waves[wave] : undefined;
       core.waves[wave] = earlier ? { ...earlier, nodes: [...earlier.nodes, ...event.data.nodes] } : { nodes: [...event.data.nodes], startedAt: event.data.at, completed: 0, failed: 0 };
+      core.waitingForWindow = null;
       return keep();
+    }
+    case 'rollout.window-wait':
+      return { ...core, waitingForWindow: { until: event.data.until, classes: [...event.data.classes] } } as RolloutState;
+    case 'rollout.nodes-retried': {
+      const d = event.data;
+      const retried = new Set(d.nodeIds);
+      for (const id of d.nodeIds) {
+        const entry = core.nodes.get(id);
+        if (!entry || entry.phase !== 'failed') continue;
+        if (entry.wave !== undefined && core.waves[entry.wave]) {
+          core.waves = [...core.waves];
+          core.waves[entry.wave] = { ...core.waves[entry.wave]!, failed: Math.max(0, core.waves[entry.wave]!.failed - 1) };
+        }
+        setPhase(core, id, 'committing', { attempt: d.attempt });
+      }
+      // A failure retried is no longer the node's latest word.
+      core.failures = core.failures.filter((f) => !retried.has(f.nodeId));
+      // A bulk retry of a large fleet is several events of one attempt: one entry.
+      const last = core.retries.at(-1);
+      core.retries = last?.attempt === d.attempt ? [...core.retries.slice(0, -1), { ...last, nodes: last.nodes + d.nodeIds.length }] : [...core.retries, { attempt: d.attempt, by: d.by, reason: d.reason, nodes: d.nodeIds.length, at: d.at }];
+      return state.status === 'verifying' ? { ...core, status: 'applying' } : keep();
     }
     case 'rollout.node-progressed':
       return keep();

@@ -22,6 +22,9 @@ export function summarize(state: ActiveState, version: number, opts: { nodes?: b
     discrepancies: state.discrepancies.slice(0, 1000),
     stuck: stuck(state),
   };
+  if (state.startAt !== null) out.startAt = state.startAt;
+  if (state.waitingForWindow && state.status === 'applying') out.waitingForWindow = { until: state.waitingForWindow.until, classes: [...state.waitingForWindow.classes] };
+  if (state.retries.length) out.retries = state.retries.slice(-100).map((r) => ({ ...r }));
   if (opts.nodes) out.nodePhases = Object.fromEntries([...state.nodes].slice(0, 10_000).map(([id, n]) => [id, n.phase]));
   return out;
 }
@@ -48,7 +51,15 @@ function stuck(state: ActiveState): RolloutSummary['stuck'] {
   }
   if (state.status === 'paused') {
     const reason = state.by ? `paused by operator ${state.by}: ${state.reason}` : state.reason;
-    return { reason, nodes: state.by ? [] : firstIn(state, 'failed'), processes: [], hint: `changeover rollout resume ${id}   (or: changeover rollout regress ${id}, changeover rollout cancel ${id})` };
+    const retry = state.counts.failed > 0 ? `changeover rollout retry ${id} --reason "<why>", ` : '';
+    return { reason, nodes: state.by ? [] : firstIn(state, 'failed'), processes: [], hint: `changeover rollout resume ${id}   (or: ${retry}changeover rollout regress ${id}, changeover rollout cancel ${id})` };
+  }
+  if (state.status === 'scheduled') {
+    return { reason: `scheduled: starts at ${state.startAt}`, nodes: [], processes: [], hint: `changeover rollout cancel ${id}   (to call it off before it starts)` };
+  }
+  if (state.status === 'applying' && state.waitingForWindow && state.counts.committing === 0) {
+    const w = state.waitingForWindow;
+    return { reason: `outside the maintenance window of class ${w.classes.join(', ')}: waits until ${w.until}`, nodes: [], processes: [], hint: `changeover class windows show ${w.classes[0] ?? '<class>'}   (or: changeover rollout cancel ${id})` };
   }
   if (state.status === 'voting') {
     return { reason: `waiting for ${state.counts.voting} vote(s) until ${state.voteDeadline}`, nodes: firstIn(state, 'voting'), processes: [], hint: `changeover rollout watch ${id}` };

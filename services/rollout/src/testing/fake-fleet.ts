@@ -66,6 +66,10 @@ export interface AgentBehaviour {
   silent?: Set<string>;
   /** Nodes that take a commit and finish it only when the test calls `release(nodeId)` (a node mid-changeover). */
   hold?: Set<string>;
+  /** Nodes whose first changeover fails; a later attempt succeeds. */
+  failFirst?: Set<string>;
+  /** Nodes that say nothing to their first commit (it times out); a later attempt succeeds. */
+  stallFirst?: Set<string>;
 }
 
 /** Agents played in a few lines: they vote, change over, regress, and keep their own record of commits. */
@@ -104,7 +108,9 @@ export function fakeAgents(nc: NatsConnection, nodes: FakeNode[], behaviour: Age
             done.add(key);
             commits.set(n.id, (commits.get(n.id) ?? 0) + 1);
           }
-          if (behaviour.fail?.has(n.id)) {
+          const first = commits.get(n.id) === 1;
+          if (first && behaviour.stallFirst?.has(n.id)) continue;
+          if (behaviour.fail?.has(n.id) || (first && behaviour.failFirst?.has(n.id))) {
             report(n.id, 'progress', { nodeId: n.id, rolloutId: cmd.rolloutId, attempt: cmd.attempt, phase: 'failed', error: { code: 'HEALTH_CHECK', message: 'unhealthy' } });
             continue;
           }
@@ -128,6 +134,8 @@ export function fakeAgents(nc: NatsConnection, nodes: FakeNode[], behaviour: Age
   ];
   return {
     commits,
+    /** Commit attempts each node was sent, in order (repeats of one attempt once). */
+    attempts: () => [...done].map((k) => k.split('/')).reduce((m, [node, , attempt]) => m.set(node!, [...(m.get(node!) ?? []), Number(attempt)]), new Map<string, number[]>()),
     /** Whether a held node has a commit waiting; `release` finishes it. */
     holding: (nodeId: string) => held.has(nodeId),
     release(nodeId: string) {

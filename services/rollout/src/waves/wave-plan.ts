@@ -46,14 +46,16 @@ export interface NextWaveInput {
   nodes: ReadonlyMap<string, NodeEntry>;
   overlay?: ReadonlyMap<string, NodePhase>;
   waves: readonly Wave[];
+  /** Selections left out for now (their class is outside its maintenance window). */
+  skip?: ReadonlySet<number>;
 }
 
 /** The nodes of the next wave: accepted nodes ordered by API tier then id, cut at a tier boundary. */
-export function nextWave({ policy, assignments, nodes, overlay, waves }: NextWaveInput): string[] {
+export function nextWave({ policy, assignments, nodes, overlay, waves, skip }: NextWaveInput): string[] {
   const tiers = apiTiers(assignments);
   const candidates: { id: string; tier: number }[] = [];
   for (const [id, entry] of nodes) {
-    if ((overlay?.get(id) ?? entry.phase) === 'accepted') candidates.push({ id, tier: tiers[entry.selection] ?? 0 });
+    if ((overlay?.get(id) ?? entry.phase) === 'accepted' && !skip?.has(entry.selection)) candidates.push({ id, tier: tiers[entry.selection] ?? 0 });
   }
   if (candidates.length === 0) return [];
   candidates.sort((a, b) => a.tier - b.tier || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));

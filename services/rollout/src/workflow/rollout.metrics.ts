@@ -1,8 +1,10 @@
-import { changeoverMetrics } from '@changeover/telemetry';
+import { changeoverMetrics, metrics } from '@changeover/telemetry';
 import type { RolloutEvent } from '../rollout/rollout.events.js';
 import { NODE_PHASE_LIST, vetoesOf, type ActiveState, type NodePhase, type RolloutState } from '../rollout/rollout.state.js';
 
 const m = changeoverMetrics;
+const nodesRetried = metrics.counter({ name: 'changeover_rollout_nodes_retried_total', help: 'Failed or timed-out nodes an operator had committed again' });
+const windowWaits = metrics.counter({ name: 'changeover_rollout_window_waits_total', help: 'Times a rollout had to wait for a maintenance window before its next wave' });
 const seconds = (from: number, to: string) => Math.max(0, (Date.parse(to) - from) / 1000);
 
 /**
@@ -31,19 +33,28 @@ export function recordAppended(before: RolloutState, after: RolloutState, events
         if (after.status === 'initial') break;
         // The commit went out when the node's wave started.
         for (const n of e.data.nodes) {
-          const wave = after.nodes.get(n.nodeId)?.wave;
-          const started = wave === undefined ? undefined : after.waves[wave]?.startedAt;
+          const entry = after.nodes.get(n.nodeId);
+          const wave = entry?.wave;
+          // A retried node's commit went out with its retry.
+          const retried = entry?.attempt === undefined ? undefined : after.retries.find((r) => r.attempt === entry.attempt)?.at;
+          const started = retried ?? (wave === undefined ? undefined : after.waves[wave]?.startedAt);
           if (started) m.changeoverLatency.observe(seconds(Date.parse(started), e.data.at));
         }
         break;
       }
+      case 'rollout.nodes-retried':
+        nodesRetried.inc(e.data.nodeIds.length);
+        break;
+      case 'rollout.window-wait':
+        windowWaits.inc();
+        break;
       default:
         break;
     }
   }
 }
 
-const NO_ROLLOUTS: Record<ActiveState['status'], number> = { created: 0, voting: 0, blocked: 0, applying: 0, paused: 0, verifying: 0, completed: 0, cancelled: 0, aborted: 0, failed: 0 };
+const NO_ROLLOUTS: Record<ActiveState['status'], number> = { scheduled: 0, created: 0, voting: 0, blocked: 0, applying: 0, paused: 0, verifying: 0, completed: 0, cancelled: 0, aborted: 0, failed: 0 };
 
 /** Sets the gauges before a scrape: rollouts by state (shared projection), nodes by phase (rollouts owned here). */
 export function setRolloutGauges(byStatus: Record<string, number>, owned: readonly RolloutState[]): void {

@@ -6,7 +6,7 @@ import { unprovidedApis } from '../dependency-check/dependency-check.js';
 import { coalesce } from '../rollout/rollout.coalesce.js';
 import { rolloutStreamId, type RolloutEvent } from '../rollout/rollout.events.js';
 import { evolve, fold, initialState, isTerminal, type ActiveState, type RolloutState } from '../rollout/rollout.state.js';
-import { needsOwner, onHello, react, resume, whyIgnored, type Action } from './rollout.workflow.js';
+import { needsOwner, onHello, react, resume, timerCommand, whyIgnored, type Action } from './rollout.workflow.js';
 import { recordAppended } from './rollout.metrics.js';
 import { rolloutTraceContext, traceDecisions, traceSend, traceStep } from './rollout.tracing.js';
 
@@ -28,8 +28,24 @@ export interface RunnerDeps {
   /** The `api@version` active nodes outside a rollout provide (the registry's inventories), for the inter-node check. */
   providedElsewhere(req: { consumes: string[]; excludeClasses: string[]; excludeNodes: string[] }): Promise<string[]>;
   clock: () => Date;
+  /** Where deadlines wait (default: the process's timers); a test passes a clock it moves by hand. */
+  timers?: Timers;
   log: Logger;
 }
+
+/** Timers on the rollout clock: `at` is a time on it in ms, the callback runs once it has passed. */
+export interface Timers {
+  at(ms: number, fn: () => void): { cancel(): void };
+}
+
+/** The process's timers against the wall clock. */
+export const realTimers: Timers = {
+  at(ms, fn) {
+    const t = setTimeout(fn, Math.max(0, Math.min(ms - Date.now(), 2 ** 31 - 1)));
+    t.unref?.();
+    return { cancel: () => clearTimeout(t) };
+  },
+};
 
 export interface Applied {
   state: RolloutState;
@@ -55,7 +71,7 @@ interface Owned {
   version: number;
   queue: Job[];
   draining: boolean;
-  timers: Map<string, NodeJS.Timeout>;
+  timers: Map<string, { cancel(): void }>;
   dropped: boolean;
   /** The rollout's trace (from its first event): parent of every step span. */
   trace: Context;
@@ -79,6 +95,10 @@ export class RolloutRunner {
   private closed = false;
 
   constructor(private readonly deps: RunnerDeps) {}
+
+  private now(): number {
+    return this.deps.clock().getTime();
+  }
 
   ownedIds(): string[] {
     return [...this.owned.keys()];
@@ -130,7 +150,7 @@ export class RolloutRunner {
     const o = this.owned.get(id);
     if (!o) return;
     o.dropped = true;
-    for (const t of o.timers.values()) clearTimeout(t);
+    for (const t of o.timers.values()) t.cancel();
     this.owned.delete(id);
     this.deps.forget(id);
     this.wake(o);
@@ -435,8 +455,7 @@ export class RolloutRunner {
           await traceSend(o.trace, state, a, () => this.send(o, state, a));
           break;
         case 'schedule': {
-          const key = a.timer.name === 'vote' ? `vote:${a.timer.attempt}` : `wave:${a.timer.wave}`;
-          const command: RolloutCommand = a.timer.name === 'vote' ? { type: 'VoteTimeout', attempt: a.timer.attempt, now: new Date(0) } : { type: 'WaveTimeout', wave: a.timer.wave, now: new Date(0) };
+          const { key, command } = timerCommand(a.timer);
           this.schedule(o, key, Date.parse(a.at), command);
           break;
         }
@@ -465,7 +484,7 @@ export class RolloutRunner {
     } catch (e) {
       // The registry or NATS may be down for a moment: try again later; agents answer repeats from their record.
       this.deps.log.warn({ err: e, rolloutId: o.id, action: a.kind, tries }, 'sending a node command failed; retrying');
-      if (tries < 20) this.schedule(o, `retry:${a.kind}:${tries}:${Math.random()}`, Date.now() + 1000 * Math.min(2 ** tries, 30), null, () => this.send(o, o.state as ActiveState, a, tries + 1));
+      if (tries < 20) this.schedule(o, `retry:${a.kind}:${tries}:${Math.random()}`, this.now() + 1000 * Math.min(2 ** tries, 30), null, () => this.send(o, o.state as ActiveState, a, tries + 1));
     }
   }
 
@@ -479,7 +498,7 @@ export class RolloutRunner {
    * refusal by the domain means the rollout has moved on, and another decide action brings the next Verify.
    */
   private verify(o: Owned, tries = 0): void {
-    const retry = () => this.schedule(o, `retry:verify:${tries}`, Date.now() + 1000 * Math.min(2 ** tries, 30), null, async () => this.verify(o, tries + 1));
+    const retry = () => this.schedule(o, `retry:verify:${tries}`, this.now() + 1000 * Math.min(2 ** tries, 30), null, async () => this.verify(o, tries + 1));
     void traceStep(o.trace, 'rollout.verify', o.id, async () => {
       const state = o.state;
       if (o.dropped || state.status === 'initial') return;
@@ -509,8 +528,7 @@ export class RolloutRunner {
   /** A timer is an event-derived deadline; re-armed from the state on every load. */
   private schedule(o: Owned, key: string, at: number, command: RolloutCommand | null, fn?: () => Promise<void>): void {
     if (o.timers.has(key) || o.dropped) return;
-    const delay = Math.max(0, Math.min(at - Date.now(), 2 ** 31 - 1));
-    const t = setTimeout(() => {
+    const t = (this.deps.timers ?? realTimers).at(at, () => {
       o.timers.delete(key);
       if (o.dropped) return;
       if (fn) void fn();
@@ -518,11 +536,10 @@ export class RolloutRunner {
         void this.submit(o.id, { ...command, now: this.deps.clock() }).catch((e) => {
           // A deadline must not be lost to a transient failure (Postgres restart): try again shortly.
           this.deps.log.warn({ err: e, rolloutId: o.id, key }, 'timer command failed; retrying');
-          if (!isChangeoverError(e) || e.code === 'VERSION_CONFLICT' || e.code === 'UNAVAILABLE') this.schedule(o, key, Date.now() + 1000, command);
+          if (!isChangeoverError(e) || e.code === 'VERSION_CONFLICT' || e.code === 'UNAVAILABLE') this.schedule(o, key, this.now() + 1000, command);
         });
       }
-    }, delay);
-    t.unref?.();
+    });
     o.timers.set(key, t);
   }
 

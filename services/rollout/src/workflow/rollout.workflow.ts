@@ -1,6 +1,30 @@
 import type { RolloutEvent } from '../rollout/rollout.events.js';
-import type { RegressTarget, RolloutCommand } from '../rollout/rollout.decider.js';
-import { isTerminal, type ActiveState, type NodePhase, type RolloutState } from '../rollout/rollout.state.js';
+import { deferredOutsideWindow, type RegressTarget, type RolloutCommand } from '../rollout/rollout.decider.js';
+import { attemptOf, isTerminal, type ActiveState, type NodePhase, type RolloutState } from '../rollout/rollout.state.js';
+
+/** The deadlines a rollout has: each fires one command, and is re-armed from the state on load. */
+export type Timer = { name: 'vote'; attempt: number } | { name: 'wave'; wave: number } | { name: 'start' } | { name: 'window'; until: string } | { name: 'retry'; attempt: number };
+
+/** The timer's key (one timer per key) and the command it fires (its `now` is set when it fires). */
+export function timerCommand(t: Timer): { key: string; command: RolloutCommand } {
+  const now = new Date(0);
+  switch (t.name) {
+    case 'vote':
+      return { key: `vote:${t.attempt}`, command: { type: 'VoteTimeout', attempt: t.attempt, now } };
+    case 'wave':
+      return { key: `wave:${t.wave}`, command: { type: 'WaveTimeout', wave: t.wave, now } };
+    case 'start':
+      return { key: 'start', command: { type: 'Start', now } };
+    case 'window':
+      return { key: `window:${t.until}`, command: { type: 'WindowOpen', now } };
+    case 'retry':
+      return { key: `node-retry:${t.attempt}`, command: { type: 'RetryTimeout', attempt: t.attempt, now } };
+    default: {
+      const never: never = t;
+      return never;
+    }
+  }
+}
 
 /** Who a command goes to: one message to a whole class, or one per node (same payload). */
 export type Recipients = { kind: 'class'; classId: string } | { kind: 'nodes'; nodeIds: string[] };
@@ -16,7 +40,8 @@ export type IgnoreReason =
   | 'regress-not-requested'
   | 'timer-not-due'
   | 'not-verifying'
-  | 'nothing-pending';
+  | 'nothing-pending'
+  | 'outside-window';
 
 /** What the orchestrator does next; one thin runner carries these out. */
 export type Action =
@@ -24,7 +49,7 @@ export type Action =
   | { kind: 'commit'; selection: number; to: Recipients; attempt: number; forced: boolean }
   | { kind: 'abort'; to: Recipients; attempt: number; reason: string }
   | { kind: 'regress'; to: Recipients; attempt: number; target: RegressTarget; reason: string }
-  | { kind: 'schedule'; timer: { name: 'vote'; attempt: number } | { name: 'wave'; wave: number }; at: string }
+  | { kind: 'schedule'; timer: Timer; at: string }
   | { kind: 'decide'; command: 'Verify' }
   | { kind: 'ignore'; reason: IgnoreReason }
   | { kind: 'complete' };
@@ -54,6 +79,19 @@ export const parseRegressTarget = (to: string): RegressTarget => {
 };
 
 const waveDeadline = (state: ActiveState, wave: number) => new Date(Date.parse(state.waves[wave]!.startedAt) + state.policy.changeoverTimeoutMs).toISOString();
+const retryDeadline = (state: ActiveState, at: string) => new Date(Date.parse(at) + state.policy.changeoverTimeoutMs).toISOString();
+
+/** Committing nodes by their commit attempt (retried nodes carry their retry's). */
+function committingByAttempt(state: ActiveState): Map<number, string[]> {
+  const out = new Map<number, string[]>();
+  for (const [id, n] of state.nodes) {
+    if (n.phase !== 'committing') continue;
+    const a = attemptOf(state, n);
+    if (!out.has(a)) out.set(a, []);
+    out.get(a)!.push(id);
+  }
+  return out;
+}
 
 /** react(state after the event, event) → what to do about it. */
 export function react(state: RolloutState, event: RolloutEvent): Action[] {
@@ -73,7 +111,21 @@ export function react(state: RolloutState, event: RolloutEvent): Action[] {
       out.push({ kind: 'schedule', timer: { name: 'wave', wave: event.data.wave }, at: waveDeadline(state, event.data.wave) });
       break;
     }
+    case 'rollout.created':
+      if (state.status === 'scheduled' && state.startAt) out.push({ kind: 'schedule', timer: { name: 'start' }, at: state.startAt });
+      break;
+    case 'rollout.window-wait':
+      if (state.waitingForWindow) out.push({ kind: 'schedule', timer: { name: 'window', until: state.waitingForWindow.until }, at: state.waitingForWindow.until });
+      break;
+    case 'rollout.nodes-retried': {
+      const retried = event.data.nodeIds.filter((n) => state.nodes.get(n)?.phase === 'committing');
+      for (const r of recipients(state, retried)) out.push({ kind: 'commit', ...r, attempt: event.data.attempt, forced: state.forced !== null });
+      out.push({ kind: 'schedule', timer: { name: 'retry', attempt: event.data.attempt }, at: retryDeadline(state, event.data.at) });
+      break;
+    }
     case 'rollout.cancelled': {
+      // A rollout cancelled while scheduled asked no node anything.
+      if (!state.proposed) break;
       const inFlight = nodesIn(state, 'voting', 'accepted', 'committing', 'deferred');
       for (const r of recipients(state, inFlight)) out.push({ kind: 'abort', to: r.to, attempt: state.attempt, reason: `cancelled by ${event.data.by}: ${event.data.reason}` });
       break;
@@ -81,7 +133,6 @@ export function react(state: RolloutState, event: RolloutEvent): Action[] {
     case 'rollout.regress-requested':
       for (const r of recipients(state, event.data.nodes)) out.push({ kind: 'regress', to: r.to, attempt: state.attempt, target: parseRegressTarget(event.data.to), reason: event.data.reason });
       break;
-    case 'rollout.created':
     case 'rollout.nodes-added':
     case 'rollout.votes-recorded':
     case 'rollout.node-unreachable':
@@ -123,15 +174,20 @@ export function needsOwner(state: RolloutState): boolean {
 export function resume(state: RolloutState): Action[] {
   if (state.status === 'initial') return [];
   const out: Action[] = [];
+  if (state.status === 'scheduled' && state.startAt) out.push({ kind: 'schedule', timer: { name: 'start' }, at: state.startAt });
   if (state.status === 'voting') {
     for (const r of recipients(state, nodesIn(state, 'voting'))) out.push({ kind: 'propose', ...r, attempt: state.attempt });
     out.push({ kind: 'schedule', timer: { name: 'vote', attempt: state.attempt }, at: state.voteDeadline });
   }
   if (!isTerminal(state)) {
-    for (const r of recipients(state, nodesIn(state, 'committing'))) out.push({ kind: 'commit', ...r, attempt: state.attempt, forced: state.forced !== null });
+    for (const [attempt, nodes] of committingByAttempt(state)) for (const r of recipients(state, nodes)) out.push({ kind: 'commit', ...r, attempt, forced: state.forced !== null });
     state.waves.forEach((w, i) => {
-      if (w.nodes.some((n) => state.nodes.get(n)?.phase === 'committing')) out.push({ kind: 'schedule', timer: { name: 'wave', wave: i }, at: waveDeadline(state, i) });
+      if (w.nodes.some((n) => { const e = state.nodes.get(n); return e?.phase === 'committing' && e.attempt === undefined; })) out.push({ kind: 'schedule', timer: { name: 'wave', wave: i }, at: waveDeadline(state, i) });
     });
+    for (const r of state.retries) {
+      if ([...state.nodes.values()].some((n) => n.phase === 'committing' && n.attempt === r.attempt)) out.push({ kind: 'schedule', timer: { name: 'retry', attempt: r.attempt }, at: retryDeadline(state, r.at) });
+    }
+    if (state.status === 'applying' && state.waitingForWindow) out.push({ kind: 'schedule', timer: { name: 'window', until: state.waitingForWindow.until }, at: state.waitingForWindow.until });
   }
   if (state.regressTo !== null) {
     for (const r of recipients(state, nodesIn(state, 'regressing'))) out.push({ kind: 'regress', to: r.to, attempt: state.attempt, target: parseRegressTarget(state.regressTo), reason: 'resumed' });
@@ -154,7 +210,7 @@ export function onHello(state: RolloutState, nodeId: string): Action[] {
     case 'deferred':
       return isTerminal(state) && state.status !== 'completed' ? [{ kind: 'ignore', reason: 'nothing-pending' }] : [{ kind: 'propose', selection, to, attempt: state.attempt }];
     case 'committing':
-      return isTerminal(state) ? [{ kind: 'ignore', reason: 'nothing-pending' }] : [{ kind: 'commit', selection, to, attempt: state.attempt, forced: state.forced !== null }];
+      return isTerminal(state) ? [{ kind: 'ignore', reason: 'nothing-pending' }] : [{ kind: 'commit', selection, to, attempt: attemptOf(state, entry), forced: state.forced !== null }];
     case 'regressing':
       return [{ kind: 'regress', to, attempt: state.attempt, target: parseRegressTarget(state.regressTo ?? 'previous'), reason: 'resent on hello' }];
     case 'accepted':
@@ -180,17 +236,23 @@ export function whyIgnored(command: RolloutCommand, state: RolloutState): Ignore
       const r = command.report;
       if (r.dryRun) return 'dry-run-vote';
       if (r.attempt !== state.attempt) return 'stale-attempt';
+      if (r.decision === 'accept' && deferredOutsideWindow(state, r.nodeId, command.now)) return 'outside-window';
       return state.status === 'voting' ? 'duplicate-vote' : 'late-vote';
     }
     case 'RecordProgress': {
       const r = command.report;
-      const phase = state.nodes.get(r.nodeId)?.phase;
-      if (r.phase === 'completed') return phase === 'completed' ? 'duplicate-completion' : r.attempt !== state.attempt ? 'stale-attempt' : 'unexpected-progress';
-      if (r.phase === 'failed' || r.phase === 'regressed') return r.attempt !== state.attempt ? 'stale-attempt' : phase === 'regressed' ? 'regress-not-requested' : 'unexpected-progress';
+      const entry = state.nodes.get(r.nodeId);
+      const phase = entry?.phase;
+      const attempt = attemptOf(state, entry);
+      if (r.phase === 'completed') return phase === 'completed' ? 'duplicate-completion' : r.attempt !== attempt ? 'stale-attempt' : 'unexpected-progress';
+      if (r.phase === 'failed' || r.phase === 'regressed') return r.attempt !== attempt ? 'stale-attempt' : phase === 'regressed' ? 'regress-not-requested' : 'unexpected-progress';
       return 'live-progress';
     }
     case 'VoteTimeout':
     case 'WaveTimeout':
+    case 'RetryTimeout':
+    case 'Start':
+    case 'WindowOpen':
       return 'timer-not-due';
     case 'Verify':
       return 'not-verifying';
