@@ -162,14 +162,24 @@ async function makeServer(name: string, binDir: string, dir: string, port: numbe
     async kill(signal = 'SIGKILL') {
       const p = pid();
       if (p === undefined) return;
-      const family = signal === 'SIGKILL' ? [p, ...childrenOf(p)] : [p];
-      for (const q of family) {
+      const send = (q: number, sig: NodeJS.Signals) => {
         try {
-          process.kill(q, signal);
+          process.kill(q, sig);
         } catch {
           // already gone
         }
+      };
+      let family = [p];
+      if (signal === 'SIGKILL') {
+        // A crash, as of a machine: the postmaster and every backend stop at the same instant. Killed one by
+        // one, a backend outliving the postmaster for a moment sees it gone, ends a commit's wait for the
+        // synchronous standby and makes the commit visible locally, unreplicated: a failover then loses a
+        // transaction another session (the relay) has already read.
+        send(p, 'SIGSTOP'); // forks nothing more
+        family = [p, ...childrenOf(p)];
+        for (const q of family) send(q, 'SIGSTOP');
       }
+      for (const q of family) send(q, signal);
       const watched = signal === 'SIGKILL' ? family : [p, ...childrenOf(p)];
       await waitFor(`${name} (postmaster ${p}) and its backends to exit`, () => watched.every((q) => !alive(q)), { timeoutMs: 60_000, intervalMs: 50 });
     },
