@@ -6,9 +6,10 @@ import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import pg from 'pg';
-import { STREAMS, type RolloutSummary } from '@changeover/contracts';
+import type { RolloutSummary } from '@changeover/contracts';
 import { freePort, multiHostUrl, startNats, startPostgresServer, waitFor, type TestNats, type TestPostgresServer } from '@changeover/test-kit';
 import { healthy, http, isRunning, kill9, startService, type Child } from './testing/processes.js';
+import { relayedAgainstStored } from './testing/event-checks.js';
 
 // The built registry, rollout service and a simulated fleet on a Postgres of the test's own: a primary
 // and a synchronous streaming replica, both hosts in DATABASE_URL (target_session_attrs=read-write).
@@ -63,21 +64,10 @@ async function completes(id: string): Promise<void> {
 
 /** Every event in Postgres is on CHANGEOVER_EVENTS, once, and nothing else is. */
 async function relayedExactlyOnce(): Promise<void> {
-  const stored = (await onPrimary<{ event_id: string }>(`SELECT event_id FROM events ORDER BY global_position`)).map((r) => r.event_id);
-  expect(new Set(stored).size).toBe(stored.length);
-  const ids = await waitFor('every stored event on CHANGEOVER_EVENTS', async () => {
-    const info = await jsm.streams.info(STREAMS.events);
-    if (info.state.messages < stored.length) return undefined;
-    const got: string[] = [];
-    for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq += 100) {
-      const batch = await Promise.all(Array.from({ length: Math.min(100, info.state.last_seq - seq + 1) }, (_, i) => jsm.streams.getMessage(STREAMS.events, { seq: seq + i })));
-      for (const m of batch) if (m) got.push(m.header.get('Nats-Msg-Id'));
-    }
-    return got;
-  }, { timeoutMs: 60_000, intervalMs: 250 });
-  expect(new Set(ids).size).toBe(ids.length);
-  expect(ids.filter((id) => !stored.includes(id))).toEqual([]);
-  expect(stored.filter((id) => !ids.includes(id))).toEqual([]);
+  const check = await relayedAgainstStored(jsm, async () => (await onPrimary<{ event_id: string }>(`SELECT event_id FROM events ORDER BY global_position`)).map((r) => r.event_id));
+  expect(new Set(check.stored).size).toBe(check.stored.length);
+  expect(check.repeated).toEqual([]);
+  expect(check.notStored).toEqual([]);
 }
 
 beforeAll(async () => {

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { JetStreamManager } from '@nats-io/jetstream';
 import { STREAMS } from '@changeover/contracts';
 import type pg from 'pg';
+import { waitFor } from '@changeover/test-kit';
 
 // What end-to-end tests of several instances check: Postgres events against CHANGEOVER_EVENTS, and
 // what a webhook receiver got.
@@ -16,6 +17,22 @@ export async function jetStreamEventIds(jsm: JetStreamManager): Promise<string[]
     for (const m of batch) if (m) ids.push(m.header.get('Nats-Msg-Id'));
   }
   return ids;
+}
+
+/**
+ * Postgres against CHANGEOVER_EVENTS while the fleet may still append: waits until every event stored at the
+ * call is on the stream, then answers the stream's ids, those of them on the stream more than once, and those
+ * not in the table as read after the stream (an older snapshot would miss events appended meanwhile).
+ */
+export async function relayedAgainstStored(jsm: JetStreamManager, storedIds: () => Promise<string[]>, timeoutMs = 60_000) {
+  const stored = await storedIds();
+  const onStream = await waitFor('every stored event on CHANGEOVER_EVENTS', async () => {
+    const got = await jetStreamEventIds(jsm);
+    const on = new Set(got);
+    return stored.every((id) => on.has(id)) ? got : undefined;
+  }, { timeoutMs, intervalMs: 250 });
+  const later = new Set(await storedIds());
+  return { stored, onStream, repeated: onStream.filter((id, i) => onStream.indexOf(id) !== i), notStored: onStream.filter((id) => !later.has(id)) };
 }
 
 export interface StoredEventRow {
