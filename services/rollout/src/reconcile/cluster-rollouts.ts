@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { PG_CONNECT_TIMEOUT_MS } from '@changeover/event-store';
+import { PG_CONNECT_TIMEOUT_MS, pgConnection, survivesRestarts } from '@changeover/event-store';
 import { rolloutStreamId } from '../rollout/rollout.events.js';
 import { TERMINAL_STATUSES } from '../rollout/rollout.state.js';
 
@@ -21,9 +21,9 @@ export class ClusterRollouts {
     private readonly pool: pg.Pool,
     databaseUrl: string,
   ) {
-    // Own connections: a lock held while a rollout is created must not take one the append needs.
-    this.locks = new pg.Pool({ connectionString: databaseUrl, max: LOCK_CONNECTIONS, idleTimeoutMillis: 30_000, connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS });
-    this.locks.on('error', () => undefined);
+    // Own connections: a lock held while a rollout is created must not take one the append needs. Built like
+    // every other pool (a multi-host DATABASE_URL follows the primary; a dropped connection crashes nothing).
+    this.locks = survivesRestarts(new pg.Pool({ ...pgConnection(databaseUrl), max: LOCK_CONNECTIONS, idleTimeoutMillis: 30_000, connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS }));
   }
 
   /** The id of an unfinished rollout (of any instance) that has the node, else null. */
