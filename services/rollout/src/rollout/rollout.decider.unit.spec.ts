@@ -1,24 +1,13 @@
 import { describe, expect, it } from '@jest/globals';
-import { ChangeoverError, EVENT_SCHEMAS, type EventData } from '@changeover/contracts';
-import { decide, scopeOf, type Decision, type RolloutCommand } from './rollout.decider.js';
-import { fold, initialState, type ActiveState, type RolloutState } from './rollout.state.js';
+import { EVENT_SCHEMAS, type EventData } from '@changeover/contracts';
+import { scopeOf, type RolloutCommand } from './rollout.decider.js';
+import { fold, type ActiveState } from './rollout.state.js';
 import type { RolloutEvent } from './rollout.events.js';
 import { react, whyIgnored } from '../workflow/rollout.workflow.js';
 import { assignment, at, createCommand, inventory, progress, selected, vote } from '../testing/fixtures.js';
+import { given, types } from '../testing/decider.js';
 
 /** Given the events these commands produce, when `command`, then the returned decision. */
-function given(...history: RolloutCommand[]): { state: RolloutState; events: RolloutEvent[]; when: (c: RolloutCommand) => Decision } {
-  let state = initialState();
-  const events: RolloutEvent[] = [];
-  for (const c of history) {
-    const d = decide(c, state);
-    if (d instanceof ChangeoverError) throw d;
-    events.push(...d);
-    state = fold(d, state);
-  }
-  return { state, events, when: (c) => decide(c, state) };
-}
-const types = (d: Decision) => (d instanceof ChangeoverError ? d.code : d.map((e) => e.type));
 const three = () => createCommand([assignment(['n1', 'n2', 'n3'])]);
 const v = (report: ReturnType<typeof vote>, ms = 10): RolloutCommand => ({ type: 'RecordVote', now: at(ms), report });
 const p = (report: ReturnType<typeof progress>, ms = 20): RolloutCommand => ({ type: 'RecordProgress', now: at(ms), report });

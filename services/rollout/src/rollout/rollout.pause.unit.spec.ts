@@ -1,21 +1,11 @@
 import { describe, expect, it } from '@jest/globals';
-import { ChangeoverError, EVENT_SCHEMAS } from '@changeover/contracts';
-import { decide, type Decision, type RolloutCommand } from './rollout.decider.js';
-import { fold, initialState, type RolloutState } from './rollout.state.js';
+import { EVENT_SCHEMAS } from '@changeover/contracts';
+import type { RolloutCommand } from './rollout.decider.js';
 import type { RolloutEvent } from './rollout.events.js';
 import { showSummary } from './rollout.view.js';
 import { assignment, at, createCommand, progress, vote } from '../testing/fixtures.js';
+import { given, types } from '../testing/decider.js';
 
-function given(...history: RolloutCommand[]): { state: RolloutState; when: (c: RolloutCommand) => Decision } {
-  let state = initialState();
-  for (const c of history) {
-    const d = decide(c, state);
-    if (d instanceof ChangeoverError) throw d;
-    state = fold(d, state);
-  }
-  return { state, when: (c) => decide(c, state) };
-}
-const types = (d: Decision) => (d instanceof ChangeoverError ? d.code : d.map((e) => e.type));
 const v = (n: string): RolloutCommand => ({ type: 'RecordVote', now: at(10), report: vote(n) });
 const p = (report: ReturnType<typeof progress>, ms = 20): RolloutCommand => ({ type: 'RecordProgress', now: at(ms), report });
 // Canary n1, then waves of 2: after the votes, n1 is mid-changeover.

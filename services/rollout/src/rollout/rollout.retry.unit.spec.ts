@@ -1,26 +1,13 @@
 import { describe, expect, it } from '@jest/globals';
 import { ChangeoverError, EVENT_SCHEMAS } from '@changeover/contracts';
-import { decide, type Decision, type RolloutCommand } from './rollout.decider.js';
-import { fold, initialState, type ActiveState, type RolloutState } from './rollout.state.js';
+import type { RolloutCommand } from './rollout.decider.js';
+import { fold } from './rollout.state.js';
 import type { RolloutEvent } from './rollout.events.js';
 import { showSummary } from './rollout.view.js';
 import { react, resume } from '../workflow/rollout.workflow.js';
 import { assignment, at, createCommand, progress, vote } from '../testing/fixtures.js';
+import { active, given, types } from '../testing/decider.js';
 
-function given(...history: RolloutCommand[]): { state: RolloutState; when: (c: RolloutCommand) => Decision; then: (c: RolloutCommand) => ReturnType<typeof given> } {
-  let state = initialState();
-  for (const c of history) {
-    const d = decide(c, state);
-    if (d instanceof ChangeoverError) throw d;
-    state = fold(d, state);
-  }
-  return { state, when: (c) => decide(c, state), then: (c) => given(...history, c) };
-}
-const active = (s: RolloutState): ActiveState => {
-  if (s.status === 'initial') throw new Error('not created');
-  return s;
-};
-const types = (d: Decision) => (d instanceof ChangeoverError ? d.code : d.map((e) => e.type));
 const v = (n: string): RolloutCommand => ({ type: 'RecordVote', now: at(10), report: vote(n) });
 const p = (report: ReturnType<typeof progress>, ms = 20): RolloutCommand => ({ type: 'RecordProgress', now: at(ms), report });
 const nodes = ['n1', 'n2', 'n3', 'n4'];

@@ -1,26 +1,13 @@
 import { describe, expect, it } from '@jest/globals';
-import { ChangeoverError, EVENT_SCHEMAS, type RolloutWindows } from '@changeover/contracts';
-import { decide, type Decision, type RolloutCommand } from '../rollout/rollout.decider.js';
-import { fold, initialState, type ActiveState, type RolloutState } from '../rollout/rollout.state.js';
+import { EVENT_SCHEMAS, type RolloutWindows } from '@changeover/contracts';
+import { decide, type RolloutCommand } from '../rollout/rollout.decider.js';
+import { fold, initialState } from '../rollout/rollout.state.js';
 import type { RolloutEvent } from '../rollout/rollout.events.js';
 import { showSummary } from '../rollout/rollout.view.js';
 import { react, resume, whyIgnored } from '../workflow/rollout.workflow.js';
 import { assignment, at, createCommand, progress, selected, vote } from '../testing/fixtures.js';
+import { active, given, types } from '../testing/decider.js';
 
-function given(...history: RolloutCommand[]): { state: RolloutState; when: (c: RolloutCommand) => Decision; then: (c: RolloutCommand) => ReturnType<typeof given> } {
-  let state = initialState();
-  for (const c of history) {
-    const d = decide(c, state);
-    if (d instanceof ChangeoverError) throw d;
-    state = fold(d, state);
-  }
-  return { state, when: (c) => decide(c, state), then: (c) => given(...history, c) };
-}
-const active = (s: RolloutState): ActiveState => {
-  if (s.status === 'initial') throw new Error('not created');
-  return s;
-};
-const types = (d: Decision) => (d instanceof ChangeoverError ? d.code : d.map((e) => e.type));
 const v = (n: string, ms = 10): RolloutCommand => ({ type: 'RecordVote', now: at(ms), report: vote(n) });
 const p = (report: ReturnType<typeof progress>, ms: number): RolloutCommand => ({ type: 'RecordProgress', now: at(ms), report });
 const HOUR = 3_600_000;
