@@ -1,7 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
@@ -9,6 +8,7 @@ import { EventStore } from '@changeover/event-store';
 import { createTestDatabase, freePort, startNats, waitFor, type TestDatabase, type TestNats } from '@changeover/test-kit';
 import type { ClusterVersionStatus, RolloutSummary } from '@changeover/contracts';
 import { healthy, http, kill9, REPO_ROOT, startService, type Child } from '../testing/processes.js';
+import { fetchText, publishPackage, traffic } from '../testing/module-probe.js';
 
 // A new agent version that comes up and crashes a few seconds later, inside the launcher's probation:
 // the launcher kills nothing but it, starts the version that ran before, which adopts the module
@@ -47,45 +47,6 @@ function running(file: string): string[] {
       return false;
     }
   });
-}
-
-function fetchText(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    get({ host: '127.0.0.1', port, path, agent: false, timeout: 5000 }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString('utf8')));
-      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`status ${res.statusCode}`))));
-    })
-      .on('timeout', function (this: { destroy(e: Error): void }) {
-        this.destroy(new Error('timeout'));
-      })
-      .on('error', reject);
-  });
-}
-
-/** A request loop (bounded to 20,000 requests): every request must be answered 200. */
-function traffic() {
-  const stats = { ok: 0, failed: 0, errors: [] as string[] };
-  let running = true;
-  const loop = (async () => {
-    while (running && stats.ok + stats.failed < 20_000) {
-      try {
-        await fetchText('/');
-        stats.ok++;
-      } catch (e) {
-        stats.failed++;
-        if (stats.errors.length < 5) stats.errors.push(String(e));
-      }
-      // Paced, so the loop spans the whole rollback on a busy machine without using up its bound.
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  })();
-  return { stats, stop: async () => ((running = false), await loop) };
-}
-
-async function publish(manifest: Record<string, unknown>, blob: Buffer): Promise<void> {
-  const digest = ((manifest['modules'] as { digest: string }[])[0]!).digest;
-  expect([200, 201]).toContain((await http('POST', `${registryBase}/packages`, { package: { manifest }, blobs: { [digest]: blob.toString('base64') } })).status);
 }
 
 async function create(rolloutId: string, packages: { name: string; version: string }[]): Promise<void> {
@@ -155,10 +116,10 @@ describe('a new agent version that crashes during its probation', () => {
   it('is rolled back: the old agent adopts the running module, no request fails, the rollout records AGENT_UPGRADE_PROBATION_FAILED', async () => {
     const run = { command: 'node', args: ['{module}'], env: {}, listen: { port, host: '127.0.0.1' }, healthCheck: { type: 'http', path: '/health', timeoutMs: 2000 }, restartOnChange: false, stopTimeoutMs: 10_000 };
     const greeter = { name: 'greeter', version: '1.0.0', description: 'greeter', modules: [{ name: 'greeter-svc', version: '1.0.0', processorType: 'any', size: GREETER.length, digest: digestOf(GREETER), dependsOn: [], requires: {}, run }], requires: {}, provides: [], consumes: [] };
-    await publish(greeter, GREETER);
+    await publishPackage(registryBase, greeter, GREETER);
     await create('greeter-1', [{ name: 'greeter', version: '1.0.0' }]);
     await waitFor('greeter-1 completed', async () => (await http<RolloutSummary>('GET', `${base}/rollouts/greeter-1`)).body.status === 'completed', { timeoutMs: 90_000, intervalMs: 300 });
-    await waitFor('v1 serving', async () => (await fetchText('/version').catch(() => '')) === 'v1');
+    await waitFor('v1 serving', async () => (await fetchText(port, '/version').catch(() => '')) === 'v1');
     const greeterPid = pidOf('greeter-svc@1.0.0');
 
     // "Version 2.0.0" is the real agent, which exits with 70 three seconds after it wrote its ready file.
@@ -173,10 +134,10 @@ describe('a new agent version that crashes during its probation', () => {
         '',
       ].join('\n'),
     );
-    await publish({ name: 'changeover-agent', version: '2.0.0', description: 'node agent', modules: [{ name: 'node-agent', version: '2.0.0', processorType: 'any', size: crashing.length, digest: digestOf(crashing), dependsOn: [], requires: {} }], requires: {}, provides: [], consumes: [] }, crashing);
+    await publishPackage(registryBase, { name: 'changeover-agent', version: '2.0.0', description: 'node agent', modules: [{ name: 'node-agent', version: '2.0.0', processorType: 'any', size: crashing.length, digest: digestOf(crashing), dependsOn: [], requires: {} }], requires: {}, provides: [], consumes: [] }, crashing);
     const crashingFile = join(dir, 'p1', 'modules', digestOf(crashing).replace(/^sha256:/, ''));
 
-    const t = traffic();
+    const t = traffic(port, { max: 20_000, paceMs: 5 });
     await waitFor('traffic flowing', () => t.stats.ok > 20);
     await create('agent-2-crashing', [{ name: 'greeter', version: '1.0.0' }, { name: 'changeover-agent', version: '2.0.0' }]);
     // The new version comes up (it reports 2.0.0 in its heartbeats) and adopts the greeter …
@@ -199,7 +160,7 @@ describe('a new agent version that crashes during its probation', () => {
     await t.stop();
     expect(t.stats.errors).toEqual([]);
     expect(t.stats.failed).toBe(0);
-    expect(await fetchText('/version')).toBe('v1');
+    expect(await fetchText(port, '/version')).toBe('v1');
 
     // The typed failure is the rollout's event, and the node's store no longer names 2.0.0 active.
     const store = await EventStore.connect({ url: db.url });
@@ -219,9 +180,9 @@ describe('a new agent version that crashes during its probation', () => {
     const greeterPid = pidOf('greeter-svc@1.0.0');
     // "Version 3.0.0" says it is up (its pid in the ready file) but never answers /health/ready.
     const mute = Buffer.from(`'use strict';\nrequire('node:fs').writeFileSync(require('node:path').join(process.env.AGENT_STATE_DIR, 'agent.ready'), String(process.pid));\nsetInterval(() => undefined, 1000);\n`);
-    await publish({ name: 'changeover-agent', version: '3.0.0', description: 'node agent', modules: [{ name: 'node-agent', version: '3.0.0', processorType: 'any', size: mute.length, digest: digestOf(mute), dependsOn: [], requires: {} }], requires: {}, provides: [], consumes: [] }, mute);
+    await publishPackage(registryBase, { name: 'changeover-agent', version: '3.0.0', description: 'node agent', modules: [{ name: 'node-agent', version: '3.0.0', processorType: 'any', size: mute.length, digest: digestOf(mute), dependsOn: [], requires: {} }], requires: {}, provides: [], consumes: [] }, mute);
     const muteFile = join(dir, 'p1', 'modules', digestOf(mute).replace(/^sha256:/, ''));
-    const t = traffic();
+    const t = traffic(port, { max: 20_000, paceMs: 5 });
     await waitFor('traffic flowing', () => t.stats.ok > 20);
     await create('agent-3-unhealthy', [{ name: 'greeter', version: '1.0.0' }, { name: 'changeover-agent', version: '3.0.0' }]);
     await waitFor('the mute version started', () => running(muteFile).length === 1, { timeoutMs: 60_000 });

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { createTestDatabase, freePort, startNats, waitFor, type TestDatabase, type TestNats } from '@changeover/test-kit';
 import type { ClusterVersionStatus, RolloutSummary } from '@changeover/contracts';
 import { healthy, http, kill9, REPO_ROOT, startService, type Child } from '../testing/processes.js';
+import { publishPackage } from '../testing/module-probe.js';
 
 // A new agent version that never comes up: the launcher kills it at its deadline and starts the
 // version that ran before, which reports the node's part of the upgrade failed (AGENT_UPGRADE_FAILED)
@@ -76,7 +77,7 @@ describe('a failing new agent version', () => {
     const broken = Buffer.from(`'use strict';\nsetInterval(() => undefined, 1000);\n`);
     const digest = `sha256:${createHash('sha256').update(broken).digest('hex')}`;
     const manifest = { name: 'changeover-agent', version: '2.0.0', description: 'node agent', modules: [{ name: 'node-agent', version: '2.0.0', processorType: 'any', size: broken.length, digest, dependsOn: [], requires: {} }], requires: {}, provides: [], consumes: [] };
-    expect([200, 201]).toContain((await http('POST', `${registryBase}/packages`, { package: { manifest }, blobs: { [digest]: broken.toString('base64') } })).status);
+    await publishPackage(registryBase, manifest, broken);
     const brokenFile = join(dir, 'r1', 'modules', digest.replace(/^sha256:/, ''));
 
     const created = await http<RolloutSummary>('POST', `${base}/rollouts`, {

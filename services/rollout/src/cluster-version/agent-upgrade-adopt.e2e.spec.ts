@@ -1,13 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { createTestDatabase, freePort, startNats, waitFor, type TestDatabase, type TestNats } from '@changeover/test-kit';
 import type { ClusterVersionStatus, RolloutSummary } from '@changeover/contracts';
 import { healthy, http, kill9, REPO_ROOT, startService, type Child } from '../testing/processes.js';
+import { fetchText, publishPackage, traffic } from '../testing/module-probe.js';
 
 // An agent upgrade leaves the node's module processes running: the old agent hands them (and their
 // listening sockets, through the launcher) to the new version, which adopts them. A TCP service
@@ -33,25 +33,6 @@ let launcher: ChildProcess | undefined;
 const digestOf = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const status = async () => (await http<ClusterVersionStatus>('GET', `${base}/cluster-version`)).body;
 
-function fetchText(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    get({ host: '127.0.0.1', port, path, agent: false, timeout: 5000 }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString('utf8')));
-      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`status ${res.statusCode}`))));
-    })
-      .on('timeout', function (this: { destroy(e: Error): void }) {
-        this.destroy(new Error('timeout'));
-      })
-      .on('error', reject);
-  });
-}
-
-async function publish(manifest: Record<string, unknown>, blob: Buffer): Promise<void> {
-  const digest = ((manifest['modules'] as { digest: string }[])[0]!).digest;
-  expect([200, 201]).toContain((await http('POST', `${registryBase}/packages`, { package: { manifest }, blobs: { [digest]: blob.toString('base64') } })).status);
-}
-
 function greeter(version: string, code: string, api: string): { manifest: Record<string, unknown>; blob: Buffer } {
   const blob = Buffer.from(code);
   const run = { command: 'node', args: ['{module}'], env: {}, listen: { port, host: '127.0.0.1' }, healthCheck: { type: 'http', path: '/health', timeoutMs: 2000 }, restartOnChange: false, stopTimeoutMs: 10_000 };
@@ -71,24 +52,6 @@ async function rollout(rolloutId: string, packages: { name: string; version: str
     if (['failed', 'aborted', 'cancelled', 'blocked'].includes(s.status)) throw new Error(`rollout ${s.status}: ${JSON.stringify(s.stuck ?? s.failures ?? s.vetoes)}`);
     return s.status === 'completed';
   }, { timeoutMs: 90_000, intervalMs: 300 });
-}
-
-/** A bounded request loop: every request must be answered 200. */
-function traffic() {
-  const stats = { ok: 0, failed: 0, errors: [] as string[] };
-  let running = true;
-  const loop = (async () => {
-    while (running) {
-      try {
-        await fetchText('/');
-        stats.ok++;
-      } catch (e) {
-        stats.failed++;
-        if (stats.errors.length < 5) stats.errors.push(String(e));
-      }
-    }
-  })();
-  return { stats, stop: async () => ((running = false), await loop) };
 }
 
 const pidOf = (processId: string) => (JSON.parse(readFileSync(join(dir, 'u1', 'run', `${processId}.json`), 'utf8')) as { pid: number }).pid;
@@ -143,18 +106,18 @@ afterAll(async () => {
 describe('agent upgrade with running modules', () => {
   it('keeps a TCP service answering every request through the agent upgrade, and the new agent adopts it', async () => {
     const v1 = greeter('1.0.0', GREETER, '1.0.0');
-    await publish(v1.manifest, v1.blob);
+    await publishPackage(registryBase, v1.manifest, v1.blob);
     // A consumer linking the SDK: it is told of every changeover of the greeter through the local API.
     const clientRun = { command: 'node', args: ['{module}'], env: { AGENT_SDK, CHANGES_FILE: join(dir, 'changes.jsonl'), CONSUMER_VETO: 'none', GREETER_URL: `http://127.0.0.1:${port}` }, restartOnChange: false, stopTimeoutMs: 5000 };
-    await publish({ name: 'client', version: '1.0.0', description: 'consumer', modules: [{ name: 'client-proc', version: '1.0.0', processorType: 'any', size: CONSUMER.length, digest: digestOf(CONSUMER), dependsOn: ['greeter-svc'], requires: {}, run: clientRun }], requires: {}, provides: [], consumes: ['greeter-api@^1'] }, CONSUMER);
+    await publishPackage(registryBase, { name: 'client', version: '1.0.0', description: 'consumer', modules: [{ name: 'client-proc', version: '1.0.0', processorType: 'any', size: CONSUMER.length, digest: digestOf(CONSUMER), dependsOn: ['greeter-svc'], requires: {}, run: clientRun }], requires: {}, provides: [], consumes: ['greeter-api@^1'] }, CONSUMER);
     await rollout('greeter-1', [{ name: 'greeter', version: '1.0.0' }, { name: 'client', version: '1.0.0' }]);
-    await waitFor('v1 serving', async () => (await fetchText('/version').catch(() => '')) === 'v1');
+    await waitFor('v1 serving', async () => (await fetchText(port, '/version').catch(() => '')) === 'v1');
     const pidBefore = pidOf('greeter-svc@1.0.0');
     const clientPid = pidOf('client-proc@1.0.0');
 
     const shim = Buffer.from(`'use strict';\nprocess.env.AGENT_VERSION = '2.0.0';\nimport(${JSON.stringify(join(REPO_ROOT, 'services/node-agent/dist/main.js'))});\n`);
-    await publish({ name: 'changeover-agent', version: '2.0.0', description: 'node agent', modules: [{ name: 'node-agent', version: '2.0.0', processorType: 'any', size: shim.length, digest: digestOf(shim), dependsOn: [], requires: {} }], requires: {}, provides: [], consumes: [] }, shim);
-    const t = traffic();
+    await publishPackage(registryBase, { name: 'changeover-agent', version: '2.0.0', description: 'node agent', modules: [{ name: 'node-agent', version: '2.0.0', processorType: 'any', size: shim.length, digest: digestOf(shim), dependsOn: [], requires: {} }], requires: {}, provides: [], consumes: [] }, shim);
+    const t = traffic(port);
     await waitFor('traffic flowing', () => t.stats.ok > 20);
     await rollout('agent-2', [{ name: 'greeter', version: '1.0.0' }, { name: 'client', version: '1.0.0' }, { name: 'changeover-agent', version: '2.0.0' }]);
     await waitFor('agent 2.0.0 active', async () => (await status()).nodes.some((n) => n.nodeId === 'u1' && n.status === 'active' && n.agentVersion === '2.0.0'), { timeoutMs: 30_000, intervalMs: 200 });
@@ -174,11 +137,11 @@ describe('agent upgrade with running modules', () => {
 
     // A changeover under the new agent: the handed-over socket is shared by old and new, nothing is refused.
     const v2 = greeter('2.0.0', GREETER.replace("const VERSION = 'v1';", "const VERSION = 'v2';"), '1.1.0');
-    await publish(v2.manifest, v2.blob);
-    const t2 = traffic();
+    await publishPackage(registryBase, v2.manifest, v2.blob);
+    const t2 = traffic(port);
     await waitFor('traffic flowing again', () => t2.stats.ok > 20);
     await rollout('greeter-2', [{ name: 'greeter', version: '2.0.0' }, { name: 'client', version: '1.0.0' }, { name: 'changeover-agent', version: '2.0.0' }]);
-    await waitFor('v2 serving', async () => (await fetchText('/version').catch(() => '')) === 'v2');
+    await waitFor('v2 serving', async () => (await fetchText(port, '/version').catch(() => '')) === 'v2');
     await t2.stop();
     expect(t2.stats.errors).toEqual([]);
     expect(t2.stats.failed).toBe(0);
