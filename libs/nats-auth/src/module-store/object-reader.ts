@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { ClosedConnectionError, type NatsConnection } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { ChangeoverError, MODULE_BUCKET } from '@changeover/contracts';
 
@@ -25,6 +25,11 @@ export interface ReadObjectOptions {
   timeoutMs?: number;
   /** Refuse (TOO_LARGE) an object whose metadata says it is bigger, before reading a chunk. */
   maxBytes?: number;
+  /**
+   * How long one request is asked again while it gets no answer or JetStream's "unavailable" (a server
+   * of the cluster down, the stream electing a leader), before it fails UNAVAILABLE; default 15 s.
+   */
+  failoverMs?: number;
 }
 
 /**
@@ -53,20 +58,31 @@ export async function* readObjectChunks(nc: NatsConnection, name: string, opts: 
   const bucket = opts.bucket ?? MODULE_BUCKET;
   const api = `$JS.API.STREAM.MSG.GET.OBJ_${bucket}`;
   const label = JSON.stringify(name.slice(0, 120));
+  const failoverMs = opts.failoverMs ?? 15_000;
+  // A message get reads by sequence, so asking again is safe: a request that got no answer, or JetStream's
+  // 503 while a server is down or the stream elects a leader, is asked again until `failoverMs` has passed.
   const get = async (query: Record<string, unknown>) => {
-    let raw: unknown;
-    try {
-      raw = (await nc.request(api, JSON.stringify(query), { timeout: opts.timeoutMs ?? 5_000 })).json();
-    } catch (e) {
-      throw new ChangeoverError('UNAVAILABLE', `object store ${bucket}: ${e instanceof Error ? e.message : String(e)}`);
+    const deadline = Date.now() + failoverMs;
+    for (let attempt = 1; ; attempt++) {
+      let raw: unknown;
+      let transient: string;
+      try {
+        raw = (await nc.request(api, JSON.stringify(query), { timeout: opts.timeoutMs ?? 5_000 })).json();
+        const reply = MsgGetReply.safeParse(raw);
+        if (!reply.success) throw new ChangeoverError('INTERNAL', `object store ${bucket}: unexpected reply`);
+        if (!('error' in reply.data)) return { seq: reply.data.message.seq, data: Buffer.from(reply.data.message.data ?? '', 'base64') };
+        if (reply.data.error.code === 404) return null;
+        transient = `${reply.data.error.description ?? reply.data.error.code}`;
+        if (reply.data.error.code !== 503) throw new ChangeoverError('UNAVAILABLE', `object store ${bucket}: ${transient}`);
+      } catch (e) {
+        if (e instanceof ChangeoverError) throw e;
+        if (e instanceof ClosedConnectionError) throw new ChangeoverError('UNAVAILABLE', `object store ${bucket}: the NATS connection is closed`);
+        transient = e instanceof Error ? e.message : String(e);
+      }
+      const pause = Math.min(200 * attempt, 1000);
+      if (Date.now() + pause > deadline) throw new ChangeoverError('UNAVAILABLE', `object store ${bucket}: ${transient} (${attempt} attempts in ${failoverMs} ms)`, { attempts: attempt });
+      await new Promise((r) => setTimeout(r, pause));
     }
-    const reply = MsgGetReply.safeParse(raw);
-    if (!reply.success) throw new ChangeoverError('INTERNAL', `object store ${bucket}: unexpected reply`);
-    if ('error' in reply.data) {
-      if (reply.data.error.code === 404) return null;
-      throw new ChangeoverError('UNAVAILABLE', `object store ${bucket}: ${reply.data.error.description ?? reply.data.error.code}`);
-    }
-    return { seq: reply.data.message.seq, data: Buffer.from(reply.data.message.data ?? '', 'base64') };
   };
 
   const metaMsg = await get({ last_by_subj: `$O.${bucket}.M.${encodeName(name)}` });
