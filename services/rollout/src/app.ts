@@ -4,10 +4,10 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readFileSync } from 'node:fs';
-import { connect, credsAuthenticator } from '@nats-io/transport-node';
+import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
 import { EventStore, startOutboxRelay } from '@changeover/event-store';
 import { encode, RolloutPolicy } from '@changeover/contracts';
-import { changeoverMetrics, createLogger, metricsHandler } from '@changeover/telemetry';
+import { changeoverMetrics, createLogger, metricsHandler, type Logger } from '@changeover/telemetry';
 import type { RolloutConfig } from './config.js';
 import { migrateRollout } from './infra/rollout.migration.js';
 import { LeaseStore } from './leases/lease-store.js';
@@ -51,6 +51,19 @@ export interface RunningRollout {
   close(): Promise<void>;
   /** Stops at once without handing leases back, as a killed process would (for takeover tests). */
   crash(): Promise<void>;
+}
+
+/**
+ * After a reconnect (a NATS server of the cluster went down under this instance), the agents' reports
+ * sent meanwhile are lost: once the subscriptions are back on the server (the flush), each owned rollout
+ * sends again what its nodes still owe. Ends with the connection.
+ */
+async function resendOnReconnect(nc: NatsConnection, runner: RolloutRunner, log: Logger): Promise<void> {
+  for await (const s of nc.status()) {
+    if (s.type !== 'reconnect') continue;
+    log.info({ server: s.server }, 'NATS reconnected; re-sending what owned rollouts are owed');
+    await nc.flush().then(() => runner.resendOwed('reconnect')).catch((e: unknown) => log.warn({ err: e }, 're-sending after a reconnect failed'));
+  }
 }
 
 /** Starts one rollout-service instance: migrations, NATS intake, lease keeping, REST. */
@@ -106,6 +119,7 @@ export async function startRollout(input: RolloutConfig, opts: { registry?: Regi
     );
   }
   await nc.flush();
+  void resendOnReconnect(nc, runner, log);
   // Cluster infrastructure version (DESIGN §6): resumes an adjustment a previous process was killed in.
   const cluster = new ClusterVersionService({ store, pool: store.pool, nc, logs: await GroupLogs.open(nc, config.streamReplicas), registryTimeoutMs: config.registryTimeoutMs, validateTimeoutMs: config.validateTimeoutMs, clock, log, ...(config.faultAt ? { faultAt: config.faultAt } : {}) });
   cluster.start();

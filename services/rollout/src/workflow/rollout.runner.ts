@@ -6,7 +6,7 @@ import { unprovidedApis } from '../dependency-check/dependency-check.js';
 import { coalesce } from '../rollout/rollout.coalesce.js';
 import { rolloutStreamId, type RolloutEvent } from '../rollout/rollout.events.js';
 import { evolve, fold, initialState, isTerminal, type ActiveState, type RolloutState } from '../rollout/rollout.state.js';
-import { needsOwner, onHello, react, resume, timerCommand, whyIgnored, type Action } from './rollout.workflow.js';
+import { needsOwner, onHello, owedSends, react, resume, timerCommand, whyIgnored, type Action } from './rollout.workflow.js';
 import { recordAppended } from './rollout.metrics.js';
 import { rolloutTraceContext, traceDecisions, traceSend, traceStep } from './rollout.tracing.js';
 
@@ -81,6 +81,7 @@ interface Owned {
 
 const ignored = metrics.counter({ name: 'changeover_rollout_reports_ignored_total', help: 'Agent reports and timers that changed nothing, by reason', labelNames: ['reason'] as const });
 const refused = metrics.counter({ name: 'changeover_rollout_commands_refused_total', help: 'Rollout commands refused by the domain, by error code', labelNames: ['code'] as const });
+const resent = metrics.counter({ name: 'changeover_rollout_commands_resent_total', help: 'Node commands (propose, commit, regress) sent again to nodes that owed an answer, by why (reconnect: reports to this instance may have been lost)', labelNames: ['reason'] as const });
 const verifyFailures = metrics.counter({ name: 'changeover_rollout_verify_failures_total', help: 'Verify steps (the check once every node finished) that failed, by error code; transient ones are retried', labelNames: ['code'] as const });
 
 const toRolloutEvents = (stored: StoredEvent[]) => stored.map((e) => ({ type: e.type, data: e.data }) as RolloutEvent);
@@ -256,6 +257,22 @@ export class RolloutRunner {
     for (const o of this.owned.values()) {
       if (o.state.status === 'initial') continue;
       await this.run(o, onHello(o.state, nodeId));
+    }
+  }
+
+  /**
+   * This instance's NATS connection came back: the reports agents sent while it was away reached no
+   * one (core NATS keeps nothing for a subscriber that is gone), so every owned rollout sends again what
+   * its nodes still owe an answer to. Answers to the first send are ignored as duplicates.
+   */
+  async resendOwed(reason: 'reconnect'): Promise<void> {
+    for (const o of [...this.owned.values()]) {
+      if (o.dropped || o.state.status === 'initial') continue;
+      const sends = owedSends(o.state);
+      if (sends.length === 0) continue;
+      resent.inc({ reason }, sends.length);
+      this.deps.log.info({ rolloutId: o.id, reason, sends: sends.map((a) => a.kind) }, 'sending what the nodes are owed again');
+      await this.run(o, sends);
     }
   }
 

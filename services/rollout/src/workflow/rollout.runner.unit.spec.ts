@@ -176,3 +176,36 @@ describe('the Verify after the last completion', () => {
     runner.drop('r1');
   });
 });
+
+describe('after a reconnect', () => {
+  it('sends again only what the nodes still owe an answer to: the proposal to a node that has not voted, the commit to a node not finished, nothing once done', async () => {
+    const store = await created();
+    const sent: string[] = [];
+    const runner = memoryRunner(store, sent);
+    const resent = async () => (await registry.getSingleMetric('changeover_rollout_commands_resent_total')!.get()).values.find((v) => v.labels['reason'] === 'reconnect')?.value ?? 0;
+    const before = await resent();
+    const phases = () => {
+      const { state } = runner.stateOf('r1')!;
+      return state.status === 'initial' ? {} : Object.fromEntries([...state.nodes].map(([id, n]) => [id, n.phase]));
+    };
+    await runner.adopt('r1');
+    await runner.submit('r1', { type: 'RecordVote', now: new Date(), report: vote('n1') });
+    sent.length = 0;
+    // n2's vote was lost while this instance was away from NATS: it is asked again (one proposal, to n2 alone).
+    await runner.resendOwed('reconnect');
+    expect(sent).toEqual(['propose']);
+    await runner.submit('r1', { type: 'RecordVote', now: new Date(), report: vote('n2') });
+    await runner.submit('r1', { type: 'RecordProgress', now: new Date(), report: progress('n1', 'completed') });
+    expect(phases()).toEqual({ n1: 'completed', n2: 'committing' });
+    sent.length = 0;
+    await runner.resendOwed('reconnect');
+    expect(sent).toEqual(['commit']);
+    await runner.submit('r1', { type: 'RecordProgress', now: new Date(), report: progress('n2', 'completed') });
+    await waitFor('the rollout completed', () => !runner.isOwned('r1') || runner.stateOf('r1')!.state.status === 'completed');
+    sent.length = 0;
+    await runner.resendOwed('reconnect');
+    expect(sent).toEqual([]);
+    expect(await resent()).toBe(before + 2);
+    runner.drop('r1');
+  });
+});

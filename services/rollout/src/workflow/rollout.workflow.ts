@@ -197,6 +197,16 @@ export function resume(state: RolloutState): Action[] {
   return out;
 }
 
+/**
+ * What the nodes are still owed an answer to: the proposal to nodes that have not voted, the commit to
+ * nodes not finished, the regress to nodes regressing (resume's sends, without its timers). Sent again
+ * when reports to this instance may have been lost (its NATS connection came back); agents answer a
+ * repeat from their record.
+ */
+export function owedSends(state: RolloutState): Action[] {
+  return resume(state).filter((a) => a.kind === 'propose' || a.kind === 'commit' || a.kind === 'regress');
+}
+
 /** A node said hello: it gets whatever it is still owed (reconcile), since nothing is durable per node. */
 export function onHello(state: RolloutState, nodeId: string): Action[] {
   if (state.status === 'initial') return [];
