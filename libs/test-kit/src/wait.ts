@@ -1,10 +1,14 @@
 import { createServer } from 'node:net';
 
-/** Polls `probe` until it returns a truthy value or the deadline passes; the error says what was awaited. */
-export async function waitFor<T>(what: string, probe: () => T | Promise<T>, { timeoutMs = 20_000, intervalMs = 25 } = {}): Promise<NonNullable<T>> {
+/**
+ * Polls `probe` until it returns a truthy value or the deadline passes; the error says what was awaited.
+ * An aborted `signal` ends the wait at its next poll (a test's teardown stopping waits still running).
+ */
+export async function waitFor<T>(what: string, probe: () => T | Promise<T>, { timeoutMs = 20_000, intervalMs = 25, signal }: { timeoutMs?: number; intervalMs?: number; signal?: AbortSignal } = {}): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
+    if (signal?.aborted) throw new Error(`stopped waiting for ${what}: ${String(signal.reason)}`);
     try {
       const value = await probe();
       if (value) return value as NonNullable<T>;

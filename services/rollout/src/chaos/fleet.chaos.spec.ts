@@ -22,6 +22,8 @@ jest.setTimeout(900_000);
 
 const SEED = Number(process.env['CHAOS_SEED'] ?? Math.floor(Math.random() * 2 ** 31));
 const SIMULATED = 10;
+/** The services' and agents' log level (CHAOS_LOG_LEVEL=info or debug for a post-mortem of a replayed seed). */
+const LOG_LEVEL = process.env['CHAOS_LOG_LEVEL'] ?? 'warn';
 const VERSIONS = ['1.0.0', '2.0.0', '3.0.0', '4.0.0'];
 /** Faults per chaos rollout at most; every kind of fault is among the first ones. */
 const MAX_FAULTS = 40;
@@ -58,6 +60,8 @@ const unexpectedExits: string[] = [];
 const killedOnPurpose = new WeakSet<Child>();
 const faults: string[] = [];
 let stopping = false;
+/** Aborted at teardown: ends the waits a failed run leaves polling. */
+const over = new AbortController();
 /** Rejects at the first process death the schedule did not cause: the run stops there instead of waiting out its deadlines. */
 let died: (e: Error) => void = () => undefined;
 const deaths = new Promise<never>((_, reject) => (died = reject));
@@ -95,7 +99,7 @@ async function baseOf(kind: Kind): Promise<string> {
       if ((await fetch(`${s.base}${s.healthPath}`, { signal: AbortSignal.timeout(2000) }).catch(() => null))?.ok) return s.base;
     }
     return undefined;
-  }, { timeoutMs: 90_000, intervalMs: 100 });
+  }, { timeoutMs: 90_000, intervalMs: 100, signal: over.signal });
 }
 
 /** JSON over HTTP to a kind of service, retried on another instance while instances or Postgres restart. */
@@ -104,7 +108,7 @@ async function call<T>(kind: Kind, method: string, path: string, body?: unknown,
     const r = await http<T>(method, `${await baseOf(kind)}${path}`, body, 10_000).catch(() => null);
     if (r && r.status < 500 && !ok(r.status)) throw new Error(`${method} ${path} refused: ${r.status} ${JSON.stringify(r.body)}`);
     return r && ok(r.status) ? r : undefined;
-  }, { timeoutMs: 120_000, intervalMs: 250 });
+  }, { timeoutMs: 120_000, intervalMs: 250, signal: over.signal });
 }
 
 const summary = (id: string) => call<RolloutSummary & { nodePhases?: Record<string, string> }>('rollout', 'GET', `/rollouts/${id}?nodes=true`);
@@ -161,6 +165,34 @@ async function fault(kind: Kind, random: () => number, current: string): Promise
   appendFileSync(join(logDir, 'faults.log'), `${new Date().toISOString()} ${faults.at(-1)}\n`);
 }
 
+/**
+ * What a failed run leaves for its post-mortem, printed and kept in <logDir>/postmortem.txt: the
+ * faults so far, each rollout instance's view of the rollout with its node phases, its events and
+ * the lease rows. Each part is read once and may be missing (the thing it asks may be down).
+ */
+async function postMortem(current: string, error: unknown): Promise<string> {
+  const lines = [`chaos seed ${SEED} failed during ${current}: ${error instanceof Error ? error.message : String(error)}`, 'faults:', ...faults.map((f) => `  ${f}`)];
+  const part = async (title: string, read: () => Promise<string[]>) => {
+    lines.push(`${title}:`);
+    try {
+      lines.push(...(await read()).map((l) => `  ${l}`));
+    } catch (e) {
+      lines.push(`  (unreadable: ${e instanceof Error ? e.message : String(e)})`);
+    }
+  };
+  for (const s of services.filter((x) => x.kind === 'rollout')) {
+    await part(`${s.name} (${isRunning(s.child) ? 'running' : 'down'}) GET /rollouts/${current}`, async () => {
+      const r = await http<RolloutSummary & { nodePhases?: Record<string, string> }>('GET', `${s.base}/rollouts/${current}?nodes=true`, undefined, 5000);
+      return [`status ${r.body.status}, phases ${JSON.stringify(r.body.phases)}`, `nodes ${JSON.stringify(r.body.nodePhases)}`];
+    });
+  }
+  await part(`events of ${current}`, async () => (await sql.query<{ stream_position: string; event_type: string; created_at: Date; data: string }>(`SELECT stream_position, event_type, created_at, left(data::text, 240) AS data FROM events WHERE stream_id = $1 ORDER BY stream_position`, [`rollout-${current}`])).rows.map((e) => `${e.stream_position} ${e.created_at.toISOString()} ${e.event_type} ${e.data}`));
+  await part('leases', async () => (await sql.query<{ rollout_id: string; owner: string; expires_at: Date }>(`SELECT rollout_id, owner, expires_at FROM rollout_leases ORDER BY rollout_id`)).rows.map((l) => `${l.rollout_id} ${l.owner} until ${l.expires_at.toISOString()}`));
+  const text = lines.join('\n');
+  appendFileSync(join(logDir, 'postmortem.txt'), `${text}\n`);
+  return text;
+}
+
 beforeAll(async () => {
   logDir = mkdtempSync(join(tmpdir(), 'changeover-chaos-'));
   [pgServer, cluster, hook] = await Promise.all([startPostgresServer({ name: 'chaos-pg' }), startNatsCluster(3), startWebhookReceiver(10)]);
@@ -169,7 +201,7 @@ beforeAll(async () => {
   sql.on('error', () => undefined); // idle connections die with each Postgres kill
   nc = await connect({ servers: cluster.urls, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
   [probePort, edgePort] = await Promise.all([freePort(), freePort()]);
-  const common = { DATABASE_URL: databaseUrl, NATS_URL: cluster.url, NATS_STREAM_REPLICAS: '3', LOG_LEVEL: 'warn' };
+  const common = { DATABASE_URL: databaseUrl, NATS_URL: cluster.url, NATS_STREAM_REPLICAS: '3', LOG_LEVEL };
 
   for (const x of ['a', 'b']) await service(`notifier-${x}`, 'notifier', 'services/notifier', (port) => ({ ...common, NOTIFIER_HTTP_PORT: String(port), NOTIFIER_HTTP_TIMEOUT_MS: '2000', NOTIFIER_BACKOFF_BASE_MS: '100', NOTIFIER_BACKOFF_MAX_MS: '1000', NOTIFIER_MAX_ATTEMPTS: '50', NOTIFIER_POLL_INTERVAL_MS: '100' }), [], '/health/live');
   for (const x of ['a', 'b']) await service(`registry-${x}`, 'registry', 'services/registry', (port) => ({ ...common, REGISTRY_HTTP_PORT: String(port), REGISTRY_HTTP_HOST: '127.0.0.1', REGISTRY_STALE_AFTER_MS: '600000', REGISTRY_TRUST_ROOTS: signer.trustRoots }));
@@ -186,7 +218,7 @@ beforeAll(async () => {
   }
 
   const fleetHealth = await freePort();
-  const fleet: Service = { name: 'fleet', kind: 'agent', base: '', healthPath: '', start: () => startService('fleet', 'services/node-agent', ['--simulate', String(SIMULATED), '--class', 'web', '--node-prefix', 's', '--heartbeat-ms', '1000'], { NATS_URL: cluster.url, AGENT_HEALTH_PORT: String(fleetHealth), LOG_LEVEL: 'warn' }, logDir), ready: async () => undefined };
+  const fleet: Service = { name: 'fleet', kind: 'agent', base: '', healthPath: '', start: () => startService('fleet', 'services/node-agent', ['--simulate', String(SIMULATED), '--class', 'web', '--node-prefix', 's', '--heartbeat-ms', '1000'], { NATS_URL: cluster.url, AGENT_HEALTH_PORT: String(fleetHealth), LOG_LEVEL }, logDir), ready: async () => undefined };
   watch(fleet);
   const agent = (nodeId: string, classId: string): Service => {
     const dir = join(logDir, nodeId);
@@ -196,7 +228,7 @@ beforeAll(async () => {
       kind: 'agent',
       base: '',
       healthPath: '',
-      start: () => startService(`agent-${nodeId}`, 'services/node-agent', [], { NATS_URL: cluster.url, NODE_ID: nodeId, NODE_CLASS: classId, AGENT_STATE_DIR: join(dir, 'state'), AGENT_TRUST_ROOTS: signer.trustRoots, AGENT_HEARTBEAT_MS: '1000', AGENT_MIN_FREE_DISK_MB: '1', LOG_LEVEL: 'warn' }, logDir),
+      start: () => startService(`agent-${nodeId}`, 'services/node-agent', [], { NATS_URL: cluster.url, NODE_ID: nodeId, NODE_CLASS: classId, AGENT_STATE_DIR: join(dir, 'state'), AGENT_TRUST_ROOTS: signer.trustRoots, AGENT_HEARTBEAT_MS: '1000', AGENT_MIN_FREE_DISK_MB: '1', LOG_LEVEL }, logDir),
       ready: () => waitFor(`${nodeId} saying hello`, async () => (await http<{ status: string }>('GET', `${await baseOf('registry')}/nodes/${nodeId}`).catch(() => null))?.body?.status === 'active', { timeoutMs: 60_000, intervalMs: 200 }).then(() => undefined),
     };
   };
@@ -213,6 +245,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   stopping = true;
+  over.abort('the run is over');
   for (const c of started) await kill9(c);
   await nc?.close();
   await sql?.end();
@@ -241,15 +274,22 @@ describe('chaos: kill -9 and restart of services, an agent, a NATS server and Po
     const next = (): Kind => order[drawn++] ?? KINDS[Math.floor(random() * KINDS.length)]!;
     const rollouts = VERSIONS.slice(1).map((v, i) => ({ id: `chaos-${i + 2}`, version: v }));
     for (const r of rollouts) {
-      await createRollout(r.id, r.version);
-      let done = false;
-      const completed = waitFor(`${r.id} completed`, async () => (await summary(r.id)).body.status === 'completed', { timeoutMs: 300_000, intervalMs: 250 }).then(() => (done = true));
-      // Faults one at a time while the rollout runs; the last rollout also waits for every kind to have been hit.
-      for (let k = 0; k < MAX_FAULTS && (!done || (r === rollouts.at(-1) && drawn < KINDS.length)); k++) {
-        await Promise.race([fault(next(), random, r.id), deaths]);
-        await new Promise((res) => setTimeout(res, 200 + Math.round(random() * 1500))); // time between faults, from the seed
+      try {
+        await createRollout(r.id, r.version);
+        let done = false;
+        // Stops polling once the run is over, whatever its outcome (a failed run must not leave it polling).
+        const completed = waitFor(`${r.id} completed`, async () => (await summary(r.id)).body.status === 'completed', { timeoutMs: 300_000, intervalMs: 250, signal: over.signal }).then(() => (done = true));
+        completed.catch(() => undefined); // awaited below, unless a fault fails first
+        // Faults one at a time while the rollout runs; the last rollout also waits for every kind to have been hit.
+        for (let k = 0; k < MAX_FAULTS && (!done || (r === rollouts.at(-1) && drawn < KINDS.length)); k++) {
+          await Promise.race([fault(next(), random, r.id), deaths]);
+          await new Promise((res) => setTimeout(res, 200 + Math.round(random() * 1500))); // time between faults, from the seed
+        }
+        await Promise.race([completed, deaths]);
+      } catch (e) {
+        console.log(await postMortem(r.id, e));
+        throw e;
       }
-      await Promise.race([completed, deaths]);
     }
     await traffic.stop();
     console.log(`faults (${faults.length}):\n${faults.map((f, i) => `  ${i + 1}. ${f}`).join('\n')}`);
