@@ -38,10 +38,22 @@ export interface Timers {
   at(ms: number, fn: () => void): { cancel(): void };
 }
 
-/** The process's timers against the wall clock. */
+/**
+ * The process's timers against the wall clock. A timeout runs on the monotonic clock and may fire a
+ * millisecond before Date.now() reaches `ms` (or long before, past setTimeout's 24.8-day range): it
+ * waits again for what is left, as a command stamped before its deadline is decided as not due and
+ * nothing would fire it again (a vote deadline that never passed left a rollout voting for ever).
+ */
 export const realTimers: Timers = {
   at(ms, fn) {
-    const t = setTimeout(fn, Math.max(0, Math.min(ms - Date.now(), 2 ** 31 - 1)));
+    let t: ReturnType<typeof setTimeout>;
+    const arm = () => {
+      const left = ms - Date.now();
+      if (left <= 0) return fn();
+      t = setTimeout(arm, Math.min(left, 2 ** 31 - 1));
+      t.unref?.();
+    };
+    t = setTimeout(arm, Math.max(0, Math.min(ms - Date.now(), 2 ** 31 - 1)));
     t.unref?.();
     return { cancel: () => clearTimeout(t) };
   },

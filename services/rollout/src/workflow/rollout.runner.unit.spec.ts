@@ -1,8 +1,8 @@
-import { describe, expect, it } from '@jest/globals';
+import { describe, expect, it, jest } from '@jest/globals';
 import { isChangeoverError } from '@changeover/contracts';
 import { waitFor } from '@changeover/test-kit';
 import { createLogger, registry } from '@changeover/telemetry';
-import type { EventLog } from './rollout.runner.js';
+import { realTimers, type EventLog } from './rollout.runner.js';
 import { assignment, createCommand, progress, vote } from '../testing/fixtures.js';
 import { memoryLog, memoryRunner } from '../testing/memory-log.js';
 
@@ -207,5 +207,27 @@ describe('after a reconnect', () => {
     expect(sent).toEqual([]);
     expect(await resent()).toBe(before + 2);
     runner.drop('r1');
+  });
+});
+
+describe('the process timers', () => {
+  it('run a callback only once Date.now() has reached its time, when the timeout fires before the wall clock gets there', async () => {
+    const real = Date.now.bind(Date);
+    let lag = 0;
+    const spy = jest.spyOn(Date, 'now').mockImplementation(() => real() - lag);
+    try {
+      const at = Date.now() + 20;
+      let ranAt = 0;
+      realTimers.at(at, () => (ranAt = Date.now()));
+      // The wall clock falls behind the timer's clock: when the 20 ms timeout fires, it is 20 ms short of `at`.
+      lag = 40;
+      await new Promise((r) => setTimeout(r, 35));
+      expect(ranAt).toBe(0);
+      lag = 0;
+      await waitFor('the callback ran', () => ranAt > 0, { timeoutMs: 2000 });
+      expect(ranAt).toBeGreaterThanOrEqual(at);
+    } finally {
+      spy.mockRestore();
+    }
   });
 });
