@@ -29,6 +29,10 @@ export async function createTestDatabase(prefix = 't'): Promise<TestDatabase> {
       const c = new pg.Client({ connectionString: TEST_DATABASE_ADMIN_URL });
       await c.connect();
       try {
+        // Connections the test just ended may still be closing: a backend terminated by FORCE under a
+        // client that is mid-close sends it a FATAL nobody listens for any more. Let them go first (3 s at most).
+        const deadline = Date.now() + 3000;
+        while (Date.now() < deadline && Number((await c.query(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1`, [name])).rows[0].n) > 0) await new Promise((r) => setTimeout(r, 50));
         await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
       } finally {
         await c.end();
