@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { randomBytes } from 'node:crypto';
+import { waitFor } from './wait.js';
 
 /** The server the tests use: DATABASE_URL, or the local one CI starts. */
 export const TEST_DATABASE_ADMIN_URL = process.env['TEST_DATABASE_URL'] ?? process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -31,8 +32,7 @@ export async function createTestDatabase(prefix = 't'): Promise<TestDatabase> {
       try {
         // Connections the test just ended may still be closing: a backend terminated by FORCE under a
         // client that is mid-close sends it a FATAL nobody listens for any more. Let them go first (3 s at most).
-        const deadline = Date.now() + 3000;
-        while (Date.now() < deadline && Number((await c.query(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1`, [name])).rows[0].n) > 0) await new Promise((r) => setTimeout(r, 50));
+        await waitFor(`connections to ${name} closed`, async () => Number((await c.query(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1`, [name])).rows[0].n) === 0, { timeoutMs: 3000, intervalMs: 50 }).catch(() => undefined);
         await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
       } finally {
         await c.end();

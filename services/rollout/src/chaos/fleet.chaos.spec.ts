@@ -59,8 +59,7 @@ const started: Child[] = [];
 const unexpectedExits: string[] = [];
 const killedOnPurpose = new WeakSet<Child>();
 const faults: string[] = [];
-let stopping = false;
-/** Aborted at teardown: ends the waits a failed run leaves polling. */
+/** Aborted at teardown: exits then are not unexpected, and the waits a failed run leaves polling end. */
 const over = new AbortController();
 /** Rejects at the first process death the schedule did not cause: the run stops there instead of waiting out its deadlines. */
 let died: (e: Error) => void = () => undefined;
@@ -72,7 +71,7 @@ function watch(s: Service): Child {
   s.child = child;
   started.push(child);
   child.proc.once('exit', (code, signal) => {
-    if (killedOnPurpose.has(child) || stopping) return;
+    if (killedOnPurpose.has(child) || over.signal.aborted) return;
     unexpectedExits.push(`${s.name} exited (${code ?? signal}); see ${child.log}`);
     died(new Error(unexpectedExits.join('; ')));
   });
@@ -111,7 +110,8 @@ async function call<T>(kind: Kind, method: string, path: string, body?: unknown,
   }, { timeoutMs: 120_000, intervalMs: 250, signal: over.signal });
 }
 
-const summary = (id: string) => call<RolloutSummary & { nodePhases?: Record<string, string> }>('rollout', 'GET', `/rollouts/${id}?nodes=true`);
+type Summary = RolloutSummary & { nodePhases?: Record<string, string> };
+const summary = (id: string) => call<Summary>('rollout', 'GET', `/rollouts/${id}?nodes=true`);
 
 async function createRollout(id: string, version: string): Promise<void> {
   const body = {
@@ -182,7 +182,7 @@ async function postMortem(current: string, error: unknown): Promise<string> {
   };
   for (const s of services.filter((x) => x.kind === 'rollout')) {
     await part(`${s.name} (${isRunning(s.child) ? 'running' : 'down'}) GET /rollouts/${current}`, async () => {
-      const r = await http<RolloutSummary & { nodePhases?: Record<string, string> }>('GET', `${s.base}/rollouts/${current}?nodes=true`, undefined, 5000);
+      const r = await http<Summary>('GET', `${s.base}/rollouts/${current}?nodes=true`, undefined, 5000);
       return [`status ${r.body.status}, phases ${JSON.stringify(r.body.phases)}`, `nodes ${JSON.stringify(r.body.nodePhases)}`];
     });
   }
@@ -244,7 +244,6 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
-  stopping = true;
   over.abort('the run is over');
   for (const c of started) await kill9(c);
   await nc?.close();

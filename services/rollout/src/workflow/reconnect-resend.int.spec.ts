@@ -1,10 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { createTestDatabase, startNatsCluster, waitFor, type TestDatabase, type TestNatsCluster, TEST_ADMIN_TOKEN, TEST_AUTH_HEADER } from '@changeover/test-kit';
+import { createTestDatabase, startNatsCluster, waitFor, type TestDatabase, type TestNatsCluster, TEST_ADMIN_TOKEN } from '@changeover/test-kit';
+import type { RolloutSummary } from '@changeover/contracts';
 import { registry } from '@changeover/telemetry';
 import { startRollout, type RunningRollout } from '../app.js';
 import { loadConfig } from '../config.js';
 import { fakeAgents, fakeRegistry, manifest, type FakeNode } from '../testing/fake-fleet.js';
+import { http } from '../testing/processes.js';
 
 // The owning instance's NATS server dies while a node's vote is on its way: core NATS keeps nothing for
 // a subscriber that is gone, so that vote reaches no one, and the node (on another server, still
@@ -25,12 +27,8 @@ let agents: ReturnType<typeof fakeAgents>;
 // b-1's vote to the first proposal is the one lost: it stays silent until the owner's server is gone.
 const silent = new Set(['b-1']);
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- HTTP answers are checked field by field below
-type Json = any;
-async function http(method: string, path: string, body?: unknown): Promise<{ status: number; json: Json }> {
-  const res = await fetch(`http://127.0.0.1:${service.httpPort}${path}`, { method, headers: { ...TEST_AUTH_HEADER, 'content-type': 'application/json' }, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
-  return { status: res.status, json: await res.json() };
-}
+const rollout = <T>(method: string, path: string, body?: unknown) => http<T>(method, `http://127.0.0.1:${service.httpPort}${path}`, body);
+type Shown = RolloutSummary & { nodePhases?: Record<string, string> };
 const resent = async () => (await registry.getSingleMetric('changeover_rollout_commands_resent_total')?.get())?.values.find((v) => v.labels['reason'] === 'reconnect')?.value ?? 0;
 
 beforeAll(async () => {
@@ -54,17 +52,17 @@ afterAll(async () => {
 describe('a rollout whose owner reconnects to another NATS server (real cluster and Postgres, simulated nodes)', () => {
   it('proposes again to the node whose vote was lost, and completes well before the vote deadline', async () => {
     const before = await resent();
-    const created = await http('POST', '/rollouts', { rolloutId: 'rc', update: { targets: [{ classes: ['web'], packages: [{ name: 'app', version: '1.0.0' }] }] }, policy: { voteTimeoutMs: 90_000, changeoverTimeoutMs: 90_000, waves: { canary: 0, size: '100%' } } });
+    const created = await rollout('POST', '/rollouts', { rolloutId: 'rc', update: { targets: [{ classes: ['web'], packages: [{ name: 'app', version: '1.0.0' }] }] }, policy: { voteTimeoutMs: 90_000, changeoverTimeoutMs: 90_000, waves: { canary: 0, size: '100%' } } });
     expect(created.status).toBe(201);
     await waitFor('a-1 voted', () => agents.proposals.includes('a-1'), { timeoutMs: 20_000 });
-    await waitFor('a-1 vote recorded', async () => (await http('GET', '/rollouts/rc?nodes=true')).json.nodePhases?.['a-1'] === 'accepted', { timeoutMs: 20_000 });
+    await waitFor('a-1 vote recorded', async () => (await rollout<Shown>('GET', '/rollouts/rc?nodes=true')).body.nodePhases?.['a-1'] === 'accepted', { timeoutMs: 20_000 });
     expect(agents.proposals).toEqual(['a-1']);
 
     // The owner's server dies; from now on b-1 would answer, but it has nothing to answer to unless asked again.
     await cluster.kill('n1');
     silent.delete('b-1');
     const done = await waitFor('rc completed', async () => {
-      const s = (await http('GET', '/rollouts/rc')).json;
+      const s = (await rollout<Shown>('GET', '/rollouts/rc')).body;
       return s.status === 'completed' ? s : null;
     }, { timeoutMs: 45_000, intervalMs: 200 });
     expect(done).toMatchObject({ status: 'completed', phases: { completed: 2 } });

@@ -47,14 +47,12 @@ export interface Timers {
 export const realTimers: Timers = {
   at(ms, fn) {
     let t: ReturnType<typeof setTimeout>;
-    const arm = () => {
-      const left = ms - Date.now();
-      if (left <= 0) return fn();
-      t = setTimeout(arm, Math.min(left, 2 ** 31 - 1));
+    const wait = () => {
+      t = setTimeout(due, Math.max(0, Math.min(ms - Date.now(), 2 ** 31 - 1)));
       t.unref?.();
     };
-    t = setTimeout(arm, Math.max(0, Math.min(ms - Date.now(), 2 ** 31 - 1)));
-    t.unref?.();
+    const due = () => (Date.now() >= ms ? fn() : wait());
+    wait();
     return { cancel: () => clearTimeout(t) };
   },
 };
